@@ -1,0 +1,10 @@
+"""AESOP: Auto-Encoded Supervision for Perceptual Image Super-Resolution, as a BasicSR plugin.
+
+Importing this package makes ``basicsr==1.4.2`` work on current PyTorch (:mod:`aesop.compat`)
+and registers the archs, losses and models of the method under basicsr's registries.
+"""
+
+from aesop import compat  # noqa: F401  (first: fixes basicsr before anything else imports it)
+from aesop import archs, losses, models, official  # noqa: F401  (registration)
+
+__version__ = '0.1.0'

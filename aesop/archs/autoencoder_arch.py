@@ -1,0 +1,134 @@
+"""The auto-encoder ψ = D∘E of AESOP (Sec. 4.1, App. A)."""
+
+from __future__ import annotations
+
+import math
+from copy import deepcopy
+
+import torch
+from basicsr.archs import build_network
+from basicsr.archs.arch_util import default_init_weights, make_layer
+from basicsr.archs.rrdbnet_arch import RRDB
+from basicsr.utils.registry import ARCH_REGISTRY
+from torch import nn
+from torch.nn import functional as F
+
+SCALES = (2, 4, 8)
+ENCODERS = ('learned', 'bicubic')
+_ENCODER_PREFIXES = ('conv_first.', 'body.', 'conv_last.', 'encoder.')
+
+
+class BicubicDownsample(nn.Module):
+    """Antialiased bicubic downscaling by ``1/scale``: the encoder of ablation Tab. 3(a).
+
+    Matches the official ``AntialiasBicubicDown_x4`` (``F.interpolate``, ``antialias=True``).
+    """
+
+    def __init__(self, *, scale: int) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) → (N, C, H/scale, W/scale)."""
+        return F.interpolate(x, scale_factor=1 / self.scale, mode='bicubic', align_corners=False, antialias=True)
+
+
+@ARCH_REGISTRY.register()
+class AesopAutoEncoder(nn.Module):
+    """ψ = D∘E: an HR → LR-sized encoder E and an SR decoder D (Sec. 4.1, App. A).
+
+    Encoder E (``encoder='learned'``): fromRGB (3×3 conv 3 → nf/s², 3×3 conv nf/s² → nf/s²),
+    ``log2(s)`` pixel-unshuffles by 2 (giving nf channels at LR size), ``num_block`` RRDB blocks
+    (nf, grow ``num_grow_ch``), toRGB (3×3 conv nf → nf, 3×3 conv nf → 3). No activations outside
+    the RRDBs, no global skip, as in the official code. ``encoder='bicubic'`` replaces E by
+    antialiased bicubic downscaling (Tab. 3(a)).
+
+    Decoder D: any registered SR arch of the same scale (``decoder`` options, ``RRDBNet`` by
+    default; ``MSRResNet`` for Tab. 5(a)), initialised from PSNR-oriented weights by the AE model.
+    basicsr's RRDBNet and MSRResNet stop at ×4: for ×8 use e.g. ``EDSR`` or ``SwinIR``.
+
+    State-dict layout: the encoder's modules are registered twice, as ``conv_first``, ``body``,
+    ``conv_last`` and as ``encoder.{0,2,3}`` (index 1 is the parameter-free unshuffle), exactly as
+    the official ``AutoEncoder_RRDBNet``, so official checkpoints load strictly and ours load in
+    the official code. Parameters are shared, so optimisers and EMA see each one once.
+
+    Args:
+        decoder: options of the decoder arch (``type`` defaults to ``RRDBNet``).
+        scale: downscaling factor of E; must equal the decoder's upscaling factor.
+        encoder: ``'learned'`` (the method) or ``'bicubic'`` (ablation Tab. 3(a)).
+        num_feat: encoder width nf (default: the decoder's ``num_feat``, else 64).
+        num_block: RRDB blocks in the encoder.
+        num_grow_ch: RRDB growth channels (default: the decoder's ``num_grow_ch``, else 32).
+        num_in_ch: image channels.
+    """
+
+    def __init__(
+        self,
+        *,
+        decoder: dict,
+        scale: int = 4,
+        encoder: str = 'learned',
+        num_feat: int | None = None,
+        num_block: int = 2,
+        num_grow_ch: int | None = None,
+        num_in_ch: int = 3,
+    ) -> None:
+        super().__init__()
+        if scale not in SCALES:
+            raise ValueError(f'AesopAutoEncoder: scale must be one of {SCALES}, got {scale}')
+        if encoder not in ENCODERS:
+            raise ValueError(f'AesopAutoEncoder: encoder must be one of {ENCODERS}, got {encoder!r}')
+        decoder = {'type': 'RRDBNet', **deepcopy(dict(decoder))}
+        num_feat = num_feat or decoder.get('num_feat', 64)
+        num_grow_ch = num_grow_ch or decoder.get('num_grow_ch', 32)
+        if num_feat % scale**2:
+            raise ValueError(f'AesopAutoEncoder: num_feat ({num_feat}) must be divisible by scale² ({scale**2})')
+        self.scale = scale
+        self.encoder_type = encoder
+
+        self.decoder = build_network(decoder)
+        decoder_scale = getattr(self.decoder, 'scale', getattr(self.decoder, 'upscale', scale))
+        if decoder_scale != scale:
+            raise ValueError(f'AesopAutoEncoder: decoder {decoder["type"]} upscales ×{decoder_scale}, encoder ×{scale}')
+
+        if encoder == 'bicubic':
+            self.encoder = BicubicDownsample(scale=scale)
+            self._register_load_state_dict_pre_hook(self._drop_unused_encoder_keys)
+            return
+        mid = num_feat // scale**2
+        self.conv_first = nn.Sequential(nn.Conv2d(num_in_ch, mid, 3, 1, 1), nn.Conv2d(mid, mid, 3, 1, 1))
+        self.down = nn.Sequential(*[nn.PixelUnshuffle(2) for _ in range(int(math.log2(scale)))])
+        self.body = make_layer(RRDB, num_block, num_feat=num_feat, num_grow_ch=num_grow_ch)
+        self.conv_last = nn.Sequential(nn.Conv2d(num_feat, num_feat, 3, 1, 1), nn.Conv2d(num_feat, num_in_ch, 3, 1, 1))
+        default_init_weights([self.conv_first, self.conv_last], 0.1)
+        self.encoder = nn.Sequential(self.conv_first, self.down, self.body, self.conv_last)
+
+    @staticmethod
+    def _drop_unused_encoder_keys(state_dict, prefix, *args) -> None:
+        """Official bicubic-encoder checkpoints still carry the unused learned encoder."""
+        for key in [k for k in state_dict if k.startswith(tuple(prefix + p for p in _ENCODER_PREFIXES))]:
+            del state_dict[key]
+
+    def encode(self, hr: torch.Tensor) -> torch.Tensor:
+        """E: (N, 3, H, W) HR → (N, 3, H/s, W/s) LR estimate (the bottleneck, Eq. 4)."""
+        return self.encoder(hr)
+
+    def decode(self, lr: torch.Tensor) -> torch.Tensor:
+        """D: (N, 3, h, w) → (N, 3, h·s, w·s)."""
+        return self.decoder(lr)
+
+    def forward(self, hr: torch.Tensor, return_bottleneck: bool = False):
+        """ψ(hr) = D(E(hr)), (N, 3, H, W) → (N, 3, H, W); H and W multiples of ``scale``.
+
+        With ``return_bottleneck`` returns ``(ψ(hr), E(hr))`` as the official module does.
+        """
+        if hr.shape[-1] % self.scale or hr.shape[-2] % self.scale:
+            raise ValueError(f'AesopAutoEncoder: input {tuple(hr.shape[-2:])} is not a multiple of scale {self.scale}')
+        bottleneck = self.encode(hr)
+        decoded = self.decode(bottleneck)
+        if decoded.shape != hr.shape:  # e.g. RRDBNet(scale=8) silently upscales ×4
+            raise ValueError(
+                f'AesopAutoEncoder: decoder {type(self.decoder).__name__} maps {tuple(bottleneck.shape[-2:])} to '
+                f'{tuple(decoded.shape[-2:])}, expected {tuple(hr.shape[-2:])} (×{self.scale})'
+            )
+        return (decoded, bottleneck) if return_bottleneck else decoded

@@ -1,0 +1,182 @@
+"""Fixes that make ``basicsr==1.4.2`` run on today's PyTorch, on CPU and GPU alike.
+
+Importing :mod:`aesop` applies them, in this order, before anything else imports basicsr.
+Each fix is small, named after what it repairs, and tested in ``tests/test_compat.py``:
+
+1. ``torchvision.transforms.functional_tensor`` was removed from torchvision (0.17); basicsr's
+   ``degradations.py`` imports ``rgb_to_grayscale`` from it. We alias the module to
+   ``torchvision.transforms.functional``, which has the same function.
+2. ``init_dist`` always used NCCL and ``torch.cuda.set_device``: we use gloo without CUDA and
+   pick the device from ``LOCAL_RANK`` (torchrun) rather than the global rank.
+3. ``BaseModel.model_to_device`` passed ``device_ids=[torch.cuda.current_device()]`` to DDP,
+   which fails on CPU.
+4. ``BaseModel.load_network`` used ``torch.load`` without ``weights_only`` and printed
+   mismatches instead of failing clearly: we load through :func:`aesop.weights.load_weights`.
+5. ``basicsr.train.load_resume_state`` called ``torch.cuda.current_device()`` (fails on CPU)
+   and looked for ``--auto_resume`` states under the *working directory*; ours looks in the
+   experiment's ``training_states`` folder, loads with ``weights_only=True`` and skips a
+   corrupt newest state with a warning.
+6. ``VGGFeatureExtractor`` read ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` relative to
+   the working directory and otherwise downloaded ImageNet weights via the removed
+   ``pretrained=`` argument: see :class:`OfflineVGGZoo`.
+7. ``parse_options``: accepts ``--local-rank`` (``torch.distributed.launch`` in PyTorch ≥ 2.0)
+   and then normalises the options (:func:`aesop.options.normalize_options`).
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import logging
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+
+def install_functional_tensor_alias() -> None:
+    """Fix 1: alias the removed ``torchvision.transforms.functional_tensor`` module."""
+    name = 'torchvision.transforms.functional_tensor'
+    if name in sys.modules or importlib.util.find_spec(name) is not None:
+        return
+    from torchvision.transforms import functional
+
+    sys.modules[name] = functional
+
+
+install_functional_tensor_alias()
+
+import basicsr.archs.vgg_arch as _vgg_arch  # noqa: E402
+import basicsr.test as _bsr_test  # noqa: E402
+import basicsr.train as _bsr_train  # noqa: E402
+import basicsr.utils.options as _bsr_options  # noqa: E402
+from basicsr.models.base_model import BaseModel  # noqa: E402
+from basicsr.utils.misc import check_resume  # noqa: E402
+from torch.nn.parallel import DistributedDataParallel  # noqa: E402
+
+from aesop.errors import AesopError  # noqa: E402
+from aesop.utils import find_pretrained_file, random_backbones  # noqa: E402
+from aesop.weights import load_weights, read_checkpoint  # noqa: E402
+
+logger = logging.getLogger('basicsr')
+
+# Training states hold basicsr's MultiStepRestartLR, whose milestones are a Counter.
+torch.serialization.add_safe_globals([collections.Counter])
+
+
+def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
+    """Fix 2: NCCL on GPUs, gloo on CPU; the GPU is chosen by ``LOCAL_RANK``."""
+    if launcher not in ('pytorch', 'slurm'):
+        raise AesopError(f"unknown --launcher {launcher!r}; use one of: none, pytorch, slurm")
+    cuda = torch.cuda.is_available()
+    backend = backend or ('nccl' if cuda else 'gloo')
+    if launcher == 'slurm':
+        from basicsr.utils.dist_util import _init_dist_slurm
+
+        if cuda:
+            _init_dist_slurm(backend, **kwargs)
+            return
+        raise AesopError('--launcher slurm needs GPUs; on CPU use torchrun with --launcher pytorch')
+    if cuda:
+        local_rank = int(os.environ.get('LOCAL_RANK', os.environ.get('RANK', '0')))
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+    dist.init_process_group(backend=backend, **kwargs)
+
+
+def model_to_device(self: BaseModel, net: torch.nn.Module) -> torch.nn.Module:
+    """Fix 3: DDP without ``device_ids`` on CPU."""
+    net = net.to(self.device)
+    if self.opt['dist']:
+        device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
+        net = DistributedDataParallel(
+            net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False)
+        )
+    elif self.opt['num_gpu'] > 1:
+        net = torch.nn.DataParallel(net)
+    return net
+
+
+def load_network(self: BaseModel, net: torch.nn.Module, load_path: str, strict: bool = True, param_key='params'):
+    """Fix 4: ``weights_only=True``, and a clear error for a checkpoint that doesn't fit."""
+    net = self.get_bare_model(net)
+    logger.info(f'Loading {type(net).__name__} model from {load_path}, with param key: [{param_key}].')
+    load_weights(net, load_path, param_key=param_key, strict=strict, fallback=True)
+
+
+def load_resume_state(opt: dict):
+    """Fix 5: resume on CPU, auto-resume from the experiment folder, skip a corrupt newest state."""
+    if opt['auto_resume']:
+        state_dir = Path(opt['path']['training_states'])
+        states = sorted(state_dir.glob('*.state'), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
+        for path in reversed(states):
+            try:
+                state = read_checkpoint(path, option='--auto_resume')
+            except AesopError as err:
+                logger.warning(f'skipping training state: {err}')
+                print(f'aesop: warning: skipping training state: {err}', file=sys.stderr)
+                continue
+            opt['path']['resume_state'] = str(path)
+            break
+        else:
+            return None
+    elif opt['path'].get('resume_state'):
+        state = read_checkpoint(opt['path']['resume_state'], option='path.resume_state')
+    else:
+        return None
+    check_resume(opt, state['iter'])
+    return state
+
+
+class OfflineVGGZoo:
+    """Fix 6: stands in for ``torchvision.models.vgg`` inside ``basicsr.archs.vgg_arch``.
+
+    ``vgg19(pretrained=True)`` loads the ImageNet file (``vgg19-dcbb9e9d.pth``) from the first of
+    :func:`aesop.utils.pretrained_search_dirs` holding it (``$AESOP_PRETRAINED_DIR``, the
+    project's ``experiments/pretrained_models/``, torch's hub cache), never downloads, and names
+    the missing file otherwise. With ``AESOP_RANDOM_BACKBONES=1`` the weights stay random.
+    """
+
+    def __getattr__(self, name: str):
+        from torchvision.models import vgg as tv_vgg
+
+        builder = getattr(tv_vgg, name)
+
+        def build(pretrained: bool = False) -> torch.nn.Module:
+            net = builder(weights=None)
+            if pretrained and random_backbones():
+                logger.warning(f'{name}: random weights (AESOP_RANDOM_BACKBONES is set)')
+            elif pretrained:
+                url = getattr(tv_vgg, f'{name.upper()}_Weights').IMAGENET1K_V1.url
+                path = find_pretrained_file(url.rsplit('/', 1)[-1], url=url, what=f'{name.upper()} (perceptual loss)')
+                net.load_state_dict(read_checkpoint(path))
+            return net
+
+        return build
+
+
+def parse_options(root_path: str, is_train: bool = True):
+    """Fix 7: accept ``--local-rank``, then normalise the options."""
+    from aesop.options import normalize_options
+
+    sys.argv = normalize_argv(sys.argv)
+    opt, args = _basicsr_parse_options(root_path, is_train=is_train)
+    normalize_options(opt, root_path=root_path)
+    return opt, args
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """``--local-rank`` (``torch.distributed.launch``) → ``--local_rank`` (basicsr's flag)."""
+    return [a.replace('--local-rank', '--local_rank', 1) if a.startswith('--local-rank') else a for a in argv]
+
+
+_basicsr_parse_options = _bsr_options.parse_options
+_bsr_options.init_dist = init_dist
+BaseModel.model_to_device = model_to_device
+BaseModel.load_network = load_network
+_bsr_train.load_resume_state = load_resume_state
+_bsr_train.parse_options = parse_options
+_bsr_test.parse_options = parse_options
+_vgg_arch.vgg = OfflineVGGZoo()
+_vgg_arch.VGG_PRETRAIN_PATH = ''  # never look relative to the working directory

@@ -1,0 +1,73 @@
+"""A small paired ×s dataset from the photos bundled with scikit-image (no download)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from basicsr.utils.matlab_functions import imresize
+
+DEMO_TRAIN = ('astronaut', 'chelsea', 'hubble_deep_field', 'immunohistochemistry', 'brick', 'grass')
+DEMO_VAL = ('coffee', 'rocket')
+
+
+def skimage_photo(name: str) -> np.ndarray:
+    """A bundled ``skimage.data`` photo as an (H, W, 3) uint8 RGB array."""
+    import skimage.data
+
+    img = getattr(skimage.data, name)()
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def make_demo_dataset(
+    root: str | Path,
+    *,
+    scale: int = 4,
+    train: Sequence[str] = DEMO_TRAIN,
+    val: Sequence[str] = DEMO_VAL,
+    sub_size: int = 192,
+    val_crop: int | None = None,
+) -> Path:
+    """Write ``root/{train,val}/{HR,LR_bicubic/X<scale>}/*.png``; existing files are kept.
+
+    Training photos are cut into ``sub_size`` sub-images, as BasicSR prepares DF2K (small files
+    load fast); validation photos stay whole (or a centred ``val_crop`` square), cropped to a
+    multiple of ``scale``. LR is MATLAB-style bicubic downscaling of HR (basicsr's ``imresize``,
+    antialiased, as the paper's DIV2K/DF2K LR), rounded to 8 bit.
+    """
+    root = Path(root)
+    for split, names in (('train', train), ('val', val)):
+        hr_dir, lr_dir = root / split / 'HR', root / split / 'LR_bicubic' / f'X{scale}'
+        hr_dir.mkdir(parents=True, exist_ok=True)
+        lr_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            photo = skimage_photo(name)
+            crops = _sub_images(photo, name, sub_size) if split == 'train' else {name: _centre_crop(photo, val_crop)}
+            for crop_name, hr in crops.items():
+                if (lr_dir / f'{crop_name}.png').is_file():
+                    continue
+                hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
+                lr = imresize(hr.astype(np.float64) / 255.0, 1 / scale)
+                lr = np.clip(np.round(lr * 255.0), 0, 255).astype(np.uint8)
+                cv2.imwrite(str(hr_dir / f'{crop_name}.png'), cv2.cvtColor(hr, cv2.COLOR_RGB2BGR))
+                cv2.imwrite(str(lr_dir / f'{crop_name}.png'), cv2.cvtColor(lr, cv2.COLOR_RGB2BGR))
+    return root
+
+
+def _sub_images(img: np.ndarray, name: str, size: int) -> dict[str, np.ndarray]:
+    """Non-overlapping ``size`` × ``size`` crops named ``<name>_s<index>`` (index from 001)."""
+    h, w = img.shape[:2]
+    tops, lefts = range(0, h - size + 1, size), range(0, w - size + 1, size)
+    crops = [img[t : t + size, s : s + size] for t in tops for s in lefts]
+    return {f'{name}_s{i:03d}': crop for i, crop in enumerate(crops, 1)}
+
+
+def _centre_crop(img: np.ndarray, size: int | None) -> np.ndarray:
+    if not size:
+        return img
+    top, left = max((img.shape[0] - size) // 2, 0), max((img.shape[1] - size) // 2, 0)
+    return img[top : top + size, left : left + size]

@@ -1,0 +1,9 @@
+"""The one exception type that entry points turn into a one-line message."""
+
+
+class AesopError(Exception):
+    """A problem with the user's options, files or data, stated in one line.
+
+    ``aesop/train.py`` and ``aesop/test.py`` print it as ``aesop: error: <message>`` and exit
+    with status 2. Set ``AESOP_TRACEBACK=1`` to get the full traceback instead.
+    """

@@ -1,0 +1,6 @@
+"""Models registered in basicsr's ``MODEL_REGISTRY``."""
+
+from aesop.models.ae_model import AesopAEModel
+from aesop.models.gan_model import FIDELITY_TERMS, AesopGANModel, AesopSRModel
+
+__all__ = ['FIDELITY_TERMS', 'AesopAEModel', 'AesopGANModel', 'AesopSRModel']

@@ -1,0 +1,125 @@
+"""Auto-encoder pretraining (Sec. 4.1): L_AE = L_LR (Eq. 4) + L_HR (Eq. 5)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, defaultdict
+from os import path as osp
+
+import torch
+from basicsr.losses import build_loss
+from basicsr.metrics import calculate_metric
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import imwrite, tensor2img
+from basicsr.utils.registry import MODEL_REGISTRY
+from tqdm import tqdm
+
+from aesop.models.metric_table import MetricTableMixin
+from aesop.weights import load_weights
+
+
+@MODEL_REGISTRY.register()
+class AesopAEModel(MetricTableMixin, SRModel):
+    """Pretrains ψ = D∘E (``network_g``, e.g. ``AesopAutoEncoder``) on HR images.
+
+    Data: ``gt`` is the HR input and the target of D∘E; ``lq`` (the bicubic LR) is the target
+    of the bottleneck E(HR). Losses: ``train.pixel_opt`` is L_HR (Eq. 5), ``train.pixel_at_LR_opt``
+    is L_LR (Eq. 4); leave the latter out (or weight 0) for ablation Tab. 3(b).
+
+    Options beyond SRModel's:
+        path.pretrain_network_decoder / param_key_decoder / strict_load_decoder: PSNR-oriented
+            weights for D (ignored when ``pretrain_network_g`` loads the whole AE, e.g. on resume).
+        train.freeze_decoder: D is frozen for iterations ≤ N (0: never; > total_iter: always).
+
+    Validation reports each ``val.metrics`` entry on the reconstruction ψ(HR) vs HR (its name)
+    and on the LR estimate E(HR) vs LR (its name + ``_lr``, border ``crop_border // scale``).
+    """
+
+    def __init__(self, opt):
+        self.freeze_decoder_iters = int(opt.get('train', {}).get('freeze_decoder', 0) or 0)
+        if opt['is_train'] and opt['dist'] and self.freeze_decoder_iters > 0:
+            opt['find_unused_parameters'] = True  # D gets no gradient while frozen
+        super().__init__(opt)
+
+    @property
+    def decoder(self) -> torch.nn.Module:
+        return self.get_bare_model(self.net_g).decoder
+
+    def init_training_settings(self):
+        path = self.opt['path']
+        if path.get('pretrain_network_decoder') and not path.get('pretrain_network_g'):
+            load_weights(
+                self.decoder,
+                path['pretrain_network_decoder'],
+                param_key=path.get('param_key_decoder', 'params'),
+                strict=path.get('strict_load_decoder', True),
+                fallback=True,
+                option='path.pretrain_network_decoder',
+            )
+        super().init_training_settings()  # EMA copy, L_HR, optimiser over all of ψ, scheduler
+        lr_opt = self.opt['train'].get('pixel_at_LR_opt')
+        self.cri_pix_at_lr = build_loss(lr_opt).to(self.device) if lr_opt else None
+        self.set_decoder_frozen(self.freeze_decoder_iters > 0)
+
+    def set_decoder_frozen(self, frozen: bool) -> None:
+        for param in self.decoder.parameters():
+            param.requires_grad_(not frozen)
+
+    def feed_data(self, data):
+        if 'gt' in data:
+            self.gt = data['gt'].to(self.device)
+            if 'lq' in data:
+                self.lq = data['lq'].to(self.device)
+        else:  # SingleImageDataset: the HR images come as 'lq'
+            self.gt = data['lq'].to(self.device)
+
+    def optimize_parameters(self, current_iter):
+        if self.freeze_decoder_iters and current_iter == self.freeze_decoder_iters + 1:
+            self.set_decoder_frozen(False)
+        self.optimizer_g.zero_grad()
+        self.output, self.bottleneck = self.net_g(self.gt, return_bottleneck=True)
+        loss_dict = OrderedDict()
+        l_total = 0
+        if self.cri_pix:
+            loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)  # Eq. 5
+            l_total += loss_dict['l_pix']
+        if self.cri_pix_at_lr:
+            loss_dict['l_pix_at_LR'] = self.cri_pix_at_lr(self.bottleneck, self.lq)  # Eq. 4
+            l_total += loss_dict['l_pix_at_LR']
+        l_total.backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def test(self):
+        net = getattr(self, 'net_g_ema', self.net_g)
+        net.eval()
+        with torch.no_grad():
+            self.output, self.bottleneck = net(self.gt, return_bottleneck=True)
+        self.net_g.train()
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        dataset_name = dataloader.dataset.opt['name']
+        metrics = self.opt['val'].get('metrics') or {}
+        scale = self.get_bare_model(self.net_g).scale
+        totals = defaultdict(float)
+        count = 0
+        for data in tqdm(dataloader, unit='image', desc=f'AE {dataset_name}', disable=not self.opt['val'].get('pbar')):
+            img_name = osp.splitext(osp.basename((data.get('gt_path') or data['lq_path'])[0]))[0]
+            self.feed_data(data)
+            self.test()
+            images = {'': (tensor2img(self.output), tensor2img(self.gt))}
+            if hasattr(self, 'lq'):
+                images['_lr'] = (tensor2img(self.bottleneck), tensor2img(self.lq))
+            for tag, (img, ref) in images.items():
+                for name, metric_opt in metrics.items():
+                    crop = metric_opt.get('crop_border', 0) // (scale if tag else 1)
+                    totals[name + tag] += calculate_metric({'img': img, 'img2': ref}, {**metric_opt, 'crop_border': crop})
+                if save_img:
+                    imwrite(img, str(self.image_path(img_name, dataset_name, current_iter, tag)))
+            for attr in ('gt', 'lq', 'output', 'bottleneck'):
+                self.__dict__.pop(attr, None)
+            count += 1
+        if metrics:
+            self.metric_results = {name: value / max(count, 1) for name, value in totals.items()}
+            self._log_validation_metric_values(current_iter, dataset_name, tb_logger)

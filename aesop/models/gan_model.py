@@ -1,0 +1,128 @@
+"""One GAN SR model for ESRGAN, LDL and AESOP (Eq. 3 and Eq. 9): they differ only in options."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch
+from basicsr.losses import build_loss
+from basicsr.losses.loss_util import get_refined_artifact_map
+from basicsr.models.sr_model import SRModel
+from basicsr.models.srgan_model import SRGANModel
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from aesop.errors import AesopError
+from aesop.models.metric_table import MetricTableMixin
+
+# Fidelity terms: option key in ``train`` → loss-dict key. Any subset may be set.
+FIDELITY_TERMS = {
+    'pixel_opt': 'l_g_pix',  # L1 (ESRGAN; LDL with weight 0.01)
+    'aesop_opt': 'l_g_aesop',  # L_AESOP, Eq. 8 (weight 1, Eq. 9)
+    'lr_opt': 'l_g_lr',  # LR-consistency (seed paper 002)
+    'lowpass_opt': 'l_g_lowpass',  # low-pass L1 (Tab. 5(b))
+}
+ARTIFACT_WINDOW = 7  # LDL's local-variance window
+
+
+@MODEL_REGISTRY.register()
+class AesopSRModel(MetricTableMixin, SRModel):
+    """BasicSR's SRModel plus the metric table: for testing any SR network."""
+
+
+@MODEL_REGISTRY.register()
+class AesopGANModel(MetricTableMixin, SRGANModel):
+    """GAN SR training: L = Σ fidelity + λ_percep L_percep + λ_adv L_adv + λ_art L_art.
+
+    - fidelity terms (:data:`FIDELITY_TERMS`): ``pixel_opt`` for ESRGAN/LDL (Eq. 3),
+      ``aesop_opt`` (``AesopLoss``) for AESOP (Eq. 9), or the baselines ``lr_opt``/``lowpass_opt``;
+    - ``perceptual_opt``: basicsr's VGG19 ``PerceptualLoss``;
+    - ``gan_opt``: basicsr's ``GANLoss`` in ESRGAN's relativistic-average form;
+    - ``artifacts_opt``: LDL's artifact loss, ``L1(M ⊙ SR, M ⊙ HR)`` with ``M`` basicsr's
+      ``get_refined_artifact_map`` from the residuals of G and its EMA copy (window 7); needs
+      ``ema_decay > 0`` (0.999 in the paper);
+    - ``net_d_iters`` / ``net_d_init_iters`` as in BasicSR. The discriminator loads with
+      ``path.param_key_d`` (the official code used the generator's key).
+
+    Work that needs no gradient runs without a graph: the EMA forward, D on the real image in
+    the G step and D on the fake image in the D step's relativistic mean.
+    """
+
+    def init_training_settings(self):
+        train_opt = self.opt['train']
+        if not train_opt.get('gan_opt'):
+            raise AesopError(f'{type(self).__name__} needs train.gan_opt (the adversarial loss)')
+        super().init_training_settings()
+        self.cri_fidelity = {
+            key: build_loss(train_opt[opt_key]).to(self.device)
+            for opt_key, key in FIDELITY_TERMS.items()
+            if train_opt.get(opt_key)
+        }
+        self.cri_pix = None  # built by SRGANModel; it is the 'pixel_opt' fidelity term above
+        artifacts_opt = train_opt.get('artifacts_opt')
+        self.cri_artifacts = build_loss(artifacts_opt).to(self.device) if artifacts_opt else None
+        if self.cri_artifacts is not None and self.ema_decay <= 0:
+            raise AesopError('train.artifacts_opt (LDL) needs the EMA generator: set train.ema_decay, e.g. 0.999')
+        if hasattr(self, 'net_g_ema'):
+            for param in self.net_g_ema.parameters():
+                param.requires_grad_(False)
+
+    def generator_losses(self) -> tuple[torch.Tensor, OrderedDict]:
+        """All G losses for the current batch (``self.output`` has a graph)."""
+        losses = OrderedDict()
+        for key, cri in self.cri_fidelity.items():
+            target = self.lq if getattr(cri, 'target', 'hr') == 'lq' else self.gt
+            losses[key] = cri(self.output, target)
+        if self.cri_artifacts is not None:
+            with torch.no_grad():
+                output_ema = self.net_g_ema(self.lq)
+            weight = get_refined_artifact_map(self.gt, self.output, output_ema, ARTIFACT_WINDOW)
+            losses['l_g_artifacts'] = self.cri_artifacts(weight * self.output, weight * self.gt)
+        if self.cri_perceptual is not None:
+            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
+            if l_percep is not None:
+                losses['l_g_percep'] = l_percep
+            if l_style is not None:
+                losses['l_g_style'] = l_style
+        # relativistic average GAN (ESRGAN)
+        with torch.no_grad():
+            real_d_pred = self.net_d(self.gt)
+        fake_g_pred = self.net_d(self.output)
+        l_g_real = self.cri_gan(real_d_pred - torch.mean(fake_g_pred), False, is_disc=False)
+        l_g_fake = self.cri_gan(fake_g_pred - torch.mean(real_d_pred), True, is_disc=False)
+        losses['l_g_gan'] = (l_g_real + l_g_fake) / 2
+        return sum(losses.values()), losses
+
+    def optimize_parameters(self, current_iter):
+        for p in self.net_d.parameters():
+            p.requires_grad = False
+        self.optimizer_g.zero_grad()
+        self.output = self.net_g(self.lq)
+        loss_dict = OrderedDict()
+        if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
+            l_g_total, loss_dict = self.generator_losses()
+            l_g_total.backward()
+            self.optimizer_g.step()
+
+        for p in self.net_d.parameters():
+            p.requires_grad = True
+        self.optimizer_d.zero_grad()
+        fake = self.output.detach()
+        # real (relativistic: against the mean fake score, no graph needed for it)
+        with torch.no_grad():
+            fake_d_mean = torch.mean(self.net_d(fake))
+        real_d_pred = self.net_d(self.gt)
+        l_d_real = self.cri_gan(real_d_pred - fake_d_mean, True, is_disc=True) * 0.5
+        l_d_real.backward()
+        # fake
+        fake_d_pred = self.net_d(fake)
+        l_d_fake = self.cri_gan(fake_d_pred - torch.mean(real_d_pred.detach()), False, is_disc=True) * 0.5
+        l_d_fake.backward()
+        self.optimizer_d.step()
+
+        loss_dict['l_d_real'] = l_d_real
+        loss_dict['l_d_fake'] = l_d_fake
+        loss_dict['out_d_real'] = torch.mean(real_d_pred.detach())
+        loss_dict['out_d_fake'] = torch.mean(fake_d_pred.detach())
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)

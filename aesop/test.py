@@ -1,0 +1,24 @@
+"""Test (evaluate) a model from an option file (BasicSR conventions).
+
+    python aesop/test.py -opt options/test_rrdb.yml
+"""
+
+import sys
+from os import path as osp
+
+if __name__ == '__main__' and not __package__:  # run as a file: import the package, not its folder
+    _here = osp.dirname(osp.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if osp.abspath(p or '.') != _here]
+    sys.path.insert(0, osp.dirname(_here))
+
+
+def main() -> None:
+    import aesop  # noqa: F401  (compat fixes and registries)
+    from aesop.cli import run
+    from basicsr.test import test_pipeline
+
+    run(test_pipeline)
+
+
+if __name__ == '__main__':
+    main()

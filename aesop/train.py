@@ -1,0 +1,25 @@
+"""Train a model from an option file (BasicSR conventions).
+
+    python aesop/train.py -opt options/train_ae.yml [--auto_resume] [--debug] [--force_yml k=v]
+    torchrun --nproc_per_node=4 aesop/train.py -opt options/train_aesop_rrdb.yml --launcher pytorch
+"""
+
+import sys
+from os import path as osp
+
+if __name__ == '__main__' and not __package__:  # run as a file: import the package, not its folder
+    _here = osp.dirname(osp.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if osp.abspath(p or '.') != _here]
+    sys.path.insert(0, osp.dirname(_here))
+
+
+def main() -> None:
+    import aesop  # noqa: F401  (compat fixes and registries)
+    from aesop.cli import run
+    from basicsr.train import train_pipeline
+
+    run(train_pipeline)
+
+
+if __name__ == '__main__':
+    main()

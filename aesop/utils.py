@@ -1,0 +1,64 @@
+"""Small helpers shared by the package: the project root and pretrained-file lookup."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from aesop.errors import AesopError
+
+RANDOM_BACKBONES_ENV = 'AESOP_RANDOM_BACKBONES'
+ROOT_ENV = 'AESOP_ROOT'
+PRETRAINED_DIR_ENV = 'AESOP_PRETRAINED_DIR'
+
+
+def project_root() -> Path:
+    """The folder that ``experiments/`` and ``results/`` go under (BasicSR's ``root_path``).
+
+    ``$AESOP_ROOT`` if set; else a clone of the repository (the package sits next to
+    ``options/``); else, for an installed package, the working directory.
+    """
+    if os.environ.get(ROOT_ENV):
+        return Path(os.environ[ROOT_ENV]).expanduser().resolve()
+    clone = Path(__file__).resolve().parent.parent
+    if (clone / 'options').is_dir() and (clone / 'pyproject.toml').is_file():
+        return clone
+    return Path.cwd()
+
+
+def random_backbones() -> bool:
+    """Whether ImageNet backbones (VGG19 of the perceptual loss) are left randomly initialised.
+
+    Set ``AESOP_RANDOM_BACKBONES=1`` where nothing can be downloaded (the tests and the demo).
+    Training with a random VGG is a smoke test, not the paper's recipe.
+    """
+    return os.environ.get(RANDOM_BACKBONES_ENV, '') not in ('', '0', 'false', 'False')
+
+
+def pretrained_search_dirs() -> list[Path]:
+    """Folders searched for pretrained backbone files, in order."""
+    dirs = []
+    if os.environ.get(PRETRAINED_DIR_ENV):
+        dirs.append(Path(os.environ[PRETRAINED_DIR_ENV]).expanduser())
+    dirs.append(project_root() / 'experiments' / 'pretrained_models')
+    dirs.append(Path(torch.hub.get_dir()) / 'checkpoints')
+    return dirs
+
+
+def find_pretrained_file(filename: str, *, url: str, what: str) -> Path:
+    """Return the first existing ``filename`` in :func:`pretrained_search_dirs`.
+
+    Raises:
+        AesopError: naming the file, the download address and the folders searched.
+    """
+    dirs = pretrained_search_dirs()
+    for folder in dirs:
+        if (folder / filename).is_file():
+            return folder / filename
+    raise AesopError(
+        f'{what} weights {filename!r} not found: download {url} into one of '
+        f'{", ".join(str(d) for d in dirs)} (or set {PRETRAINED_DIR_ENV}; '
+        f'{RANDOM_BACKBONES_ENV}=1 uses random weights for smoke tests)'
+    )

@@ -1,0 +1,134 @@
+"""Loading weights: one place for reading checkpoint files and for the frozen auto-encoder.
+
+Everything here loads with ``weights_only=True`` (no arbitrary unpickling) onto the CPU first,
+and turns the usual failures (missing file, missing key, tensors that don't fit the arch) into
+one-line :class:`~aesop.errors.AesopError` messages that name the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections.abc import Mapping
+from copy import deepcopy
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from aesop.errors import AesopError
+
+logger = logging.getLogger('basicsr')
+
+
+def read_checkpoint(path: str | Path, *, option: str | None = None) -> dict:
+    """Read a ``.pth`` file safely (``weights_only=True``, mapped to the CPU).
+
+    Args:
+        path: checkpoint file.
+        option: the option key that named the file, quoted in error messages.
+    """
+    where = f' (option {option})' if option else ''
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise AesopError(f'checkpoint not found: {path}{where}')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise AesopError(
+            f'refused to load {path}{where}: it needs arbitrary unpickling, which weights_only=True '
+            f'forbids ({first})'
+        ) from err
+    except Exception as err:  # torch raises many types for a truncated or garbage file
+        raise AesopError(f'cannot read checkpoint {path}{where}: truncated or corrupt file ({err})') from err
+
+
+def select_state_dict(
+    checkpoint: Mapping, *, path: str | Path, param_key: str | None, fallback: bool = False
+) -> dict[str, torch.Tensor]:
+    """Pick the state dict under ``param_key`` (``None``: the checkpoint itself).
+
+    With ``fallback``, a missing ``params_ema`` falls back to ``params`` as BasicSR does.
+    Strips a DDP ``module.`` prefix.
+    """
+    if param_key is not None:
+        if param_key not in checkpoint and fallback and param_key == 'params_ema' and 'params' in checkpoint:
+            logger.info(f'{path}: params_ema does not exist, use params.')
+            param_key = 'params'
+        if param_key not in checkpoint:
+            keys = ', '.join(str(k) for k in checkpoint.keys())
+            raise AesopError(f'checkpoint {path} has no key {param_key!r}; it has: {keys}')
+        checkpoint = checkpoint[param_key]
+    if not isinstance(checkpoint, Mapping) or not all(torch.is_tensor(v) for v in checkpoint.values()):
+        raise AesopError(f'checkpoint {path} (key {param_key!r}) is not a state dict of tensors')
+    return {k.removeprefix('module.'): v for k, v in checkpoint.items()}
+
+
+def check_shapes(net: nn.Module, state_dict: Mapping[str, torch.Tensor], *, path: str | Path) -> None:
+    """Raise on the first tensor whose shape differs from ``net``'s, naming both shapes."""
+    own = net.state_dict()
+    for key, value in state_dict.items():
+        if key in own and own[key].shape != value.shape:
+            raise AesopError(
+                f'weights in {path} do not fit {type(net).__name__}: {key} has shape '
+                f'{tuple(value.shape)} in the file but {tuple(own[key].shape)} in the network'
+            )
+
+
+def load_weights(
+    net: nn.Module,
+    path: str | Path,
+    *,
+    param_key: str | None = 'params',
+    strict: bool = True,
+    fallback: bool = False,
+    option: str | None = None,
+) -> None:
+    """Load ``path[param_key]`` into ``net``; clear errors for missing/mismatching tensors.
+
+    Non-strict loading skips tensors whose shapes differ, as BasicSR does.
+    """
+    state_dict = select_state_dict(read_checkpoint(path, option=option), path=path, param_key=param_key, fallback=fallback)
+    if strict:
+        check_shapes(net, state_dict, path=path)
+    else:
+        own = net.state_dict()
+        state_dict = {k: v for k, v in state_dict.items() if k not in own or own[k].shape == v.shape}
+    result = net.load_state_dict(state_dict, strict=False)
+    if strict and (result.missing_keys or result.unexpected_keys):
+        missing, unexpected = result.missing_keys, result.unexpected_keys
+        detail = f'missing {missing[0]}' if missing else f'unexpected {unexpected[0]}'
+        raise AesopError(
+            f'weights in {path} do not fit {type(net).__name__}: {detail} '
+            f'({len(missing)} missing, {len(unexpected)} unexpected keys)'
+        )
+
+
+def freeze(net: nn.Module) -> nn.Module:
+    """Eval mode and ``requires_grad=False`` for every parameter; returns ``net``."""
+    net.eval()
+    for param in net.parameters():
+        param.requires_grad_(False)
+    return net
+
+
+def load_frozen_autoencoder(
+    arch_opt: Mapping, path: str | Path, *, param_key: str = 'params_ema', option: str | None = None
+) -> nn.Module:
+    """Build ψ = D∘E from arch options, load it strictly and freeze it (Sec. 4.2, Eq. 8).
+
+    Used by the AESOP loss, the AE-PSNR metric and the tools, so that the auto-encoder is
+    built, loaded and frozen the same way everywhere.
+
+    Args:
+        arch_opt: ``network_g``-style options with ``type`` (e.g. ``AesopAutoEncoder``).
+        path: checkpoint written by AE pretraining (or an official AESOP checkpoint).
+        param_key: ``params_ema`` (default, as the paper) or ``params``.
+        option: option key naming ``path``, for error messages.
+    """
+    from basicsr.archs import build_network
+
+    net = build_network(deepcopy(dict(arch_opt)))
+    load_weights(net, path, param_key=param_key, strict=True, option=option)
+    return freeze(net)

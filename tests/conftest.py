@@ -1,0 +1,65 @@
+"""Shared fixtures: offline backbones, a tiny paired dataset, option files, entry-point runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from copy import deepcopy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+os.environ['AESOP_RANDOM_BACKBONES'] = '1'  # no ImageNet weights can be downloaded in tests
+
+import aesop  # noqa: E402,F401
+
+REPO = Path(__file__).resolve().parent.parent
+TINY_RRDB = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, 'num_block': 1, 'num_grow_ch': 8}
+TINY_AE = {'type': 'AesopAutoEncoder', 'scale': 4, 'decoder': TINY_RRDB, 'num_block': 1}
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tmp_path_factory) -> Path:
+    """A paired ×4 dataset: 2 photos cut into 128-px sub-images, 1 held-out 64-px crop."""
+    from aesop.data import make_demo_dataset
+
+    return make_demo_dataset(
+        tmp_path_factory.mktemp('data'), train=('astronaut', 'chelsea'), val=('coffee',), sub_size=128, val_crop=64
+    )
+
+
+def load_yaml(path: str | Path) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def write_yaml(opt: dict, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(deepcopy(opt), sort_keys=False))
+    return path
+
+
+def point_at(opt: dict, data: Path) -> dict:
+    """Point every dataset of ``opt`` at the tiny dataset (train split for train, val otherwise)."""
+    for phase, dataset in opt['datasets'].items():
+        split = 'train' if phase == 'train' else 'val'
+        dataset['dataroot_gt'] = str(data / split / 'HR')
+        dataset['dataroot_lq'] = str(data / split / 'LR_bicubic' / 'X4')
+    return opt
+
+
+def run_entry(script: str, opt_file: Path, root: Path, *args: str, check: bool = True, launcher=None):
+    """Run ``aesop/<script>.py -opt <opt_file>`` (or under ``launcher``) with experiments under ``root``."""
+    env = {**os.environ, 'AESOP_ROOT': str(root), 'OMP_NUM_THREADS': '1'}
+    cmd = [*(launcher or [sys.executable]), str(REPO / 'aesop' / f'{script}.py'), '-opt', str(opt_file), *args]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
+    return proc

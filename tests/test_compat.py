@@ -1,0 +1,105 @@
+"""basicsr 1.4.2 on today's torch/torchvision: each fix of aesop.compat."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torchvision.models import vgg as tv_vgg
+
+from aesop import compat
+from aesop.errors import AesopError
+from aesop.weights import read_checkpoint
+
+
+def test_basicsr_imports_on_this_torchvision_in_a_fresh_interpreter():
+    code = 'import aesop, basicsr.data.degradations as d; print(d.rgb_to_grayscale.__module__)'
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == 'torchvision.transforms.functional'
+
+
+def test_registries_hold_ours_and_the_official_names():
+    from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, MODEL_REGISTRY
+
+    for name in ('AesopAutoEncoder', 'AutoEncoder_RRDBNet', 'BicubicDown_RRDBNet', 'VGGStyleDiscriminator256'):
+        assert name in ARCH_REGISTRY
+    for name in ('AesopLoss', 'AesopLRConsistencyLoss', 'AesopLowPassLoss', 'AutoEncoderLoss', 'LRL1Loss'):
+        assert name in LOSS_REGISTRY
+    for name in ('AesopAEModel', 'AesopGANModel', 'AEModel', 'AesopESRGANArtifactsDisModel', 'ESRGANArtifactsDisModel'):
+        assert name in MODEL_REGISTRY
+
+
+def test_local_rank_spellings():
+    argv = ['train.py', '-opt', 'x.yml', '--local-rank=1', '--local-rank', '2', '--local_rank=3']
+    assert compat.normalize_argv(argv) == ['train.py', '-opt', 'x.yml', '--local_rank=1', '--local_rank', '2', '--local_rank=3']
+
+
+def test_offline_vgg_names_the_missing_file(monkeypatch, tmp_path):
+    monkeypatch.setenv('AESOP_RANDOM_BACKBONES', '0')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    monkeypatch.setenv('AESOP_ROOT', str(tmp_path))
+    with pytest.raises(AesopError, match=r"vgg19-dcbb9e9d\.pth.*download\.pytorch\.org/models/vgg19-dcbb9e9d\.pth"):
+        compat.OfflineVGGZoo().vgg19(pretrained=True)
+
+
+def test_offline_vgg_loads_a_local_file_into_the_perceptual_loss(monkeypatch, tmp_path):
+    from basicsr.losses.basic_loss import PerceptualLoss
+
+    reference = tv_vgg.vgg19(weights=None)
+    torch.save(reference.state_dict(), tmp_path / 'vgg19-dcbb9e9d.pth')
+    monkeypatch.setenv('AESOP_RANDOM_BACKBONES', '0')
+    monkeypatch.setenv('AESOP_PRETRAINED_DIR', str(tmp_path))
+    loss = PerceptualLoss(layer_weights={'conv1_2': 1.0})
+    assert torch.equal(loss.vgg.vgg_net.conv1_1.weight, reference.features[0].weight)
+
+
+def test_resume_state_loads_on_cpu_from_the_experiment_folder_and_skips_a_corrupt_one(tmp_path, monkeypatch):
+    from basicsr.models.lr_scheduler import MultiStepRestartLR
+
+    net = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.Adam(net.parameters())
+    scheduler = MultiStepRestartLR(optimizer, milestones=[10])
+    states = tmp_path / 'exp' / 'training_states'
+    states.mkdir(parents=True)
+    state = {'epoch': 0, 'iter': 4, 'optimizers': [optimizer.state_dict()], 'schedulers': [scheduler.state_dict()]}
+    torch.save(state, states / '4.state')
+    (states / '8.state').write_bytes(b'truncated')
+    monkeypatch.chdir(tmp_path)  # not the experiment folder: basicsr looked under ./experiments
+    opt = {
+        'auto_resume': True,
+        'path': {'training_states': str(states), 'models': str(tmp_path / 'exp' / 'models'), 'resume_state': None},
+    }
+    resumed = compat.load_resume_state(opt)
+    assert resumed['iter'] == 4 and opt['path']['resume_state'].endswith('4.state')
+
+
+def test_a_pickled_callable_is_refused_and_never_runs(tmp_path):
+    marker = tmp_path / 'ran'
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), 'w'))
+
+    torch.save({'params': Payload()}, tmp_path / 'evil.pth')
+    with pytest.raises(AesopError, match='arbitrary unpickling'):
+        read_checkpoint(tmp_path / 'evil.pth')
+    assert not marker.exists()
+
+
+def test_ddp_wrapping_works_on_cpu():
+    """model_to_device: DDP without device_ids on CPU (gloo, world size 1)."""
+    import torch.distributed as dist
+    from basicsr.models.base_model import BaseModel
+
+    if not dist.is_available():
+        pytest.skip('torch.distributed unavailable')
+    dist.init_process_group('gloo', init_method='tcp://127.0.0.1:0', rank=0, world_size=1)
+    try:
+        model = BaseModel({'num_gpu': 0, 'is_train': True, 'dist': True})
+        net = model.model_to_device(torch.nn.Linear(2, 2))
+        assert isinstance(net, torch.nn.parallel.DistributedDataParallel)
+        net(torch.ones(1, 2)).sum().backward()
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,149 @@
+"""One optimisation step of each model on CPU: what changes, what must not, and the loss terms."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+
+import pytest
+import torch
+from basicsr.archs import build_network
+from basicsr.losses.loss_util import get_refined_artifact_map
+from basicsr.models import build_model
+from conftest import TINY_AE, TINY_RRDB
+
+from aesop.errors import AesopError
+from aesop.models import FIDELITY_TERMS
+
+DISC = {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'num_feat': 4, 'input_size': 128}
+ADAM = {'type': 'Adam', 'lr': 1e-3, 'betas': [0.9, 0.99]}
+SCHEDULER = {'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5}
+PERCEPTUAL = {'type': 'PerceptualLoss', 'layer_weights': {'conv1_2': 0.1, 'conv2_2': 1.0}, 'vgg_type': 'vgg19'}
+GAN = {'type': 'GANLoss', 'gan_type': 'vanilla', 'loss_weight': 5e-3}
+
+
+def base_opt(tmp_path, **train) -> dict:
+    return {
+        'name': 'unit', 'is_train': True, 'dist': False, 'num_gpu': 0, 'rank': 0, 'world_size': 1, 'scale': 4,
+        'path': {'models': str(tmp_path), 'training_states': str(tmp_path)},
+        'train': {'optim_g': dict(ADAM), 'optim_d': dict(ADAM), 'scheduler': dict(SCHEDULER), **train},
+    }
+
+
+@pytest.fixture
+def ae_ckpt(tmp_path):
+    ae = build_network(TINY_AE)
+    torch.save({'params_ema': ae.state_dict()}, tmp_path / 'ae.pth')
+    return tmp_path / 'ae.pth'
+
+
+def gan_opt(tmp_path, fidelity: dict, **extra) -> dict:
+    opt = base_opt(tmp_path, perceptual_opt=PERCEPTUAL, gan_opt=GAN, ema_decay=0.9, **fidelity, **extra)
+    return {**opt, 'model_type': 'AesopGANModel', 'network_g': TINY_RRDB, 'network_d': DISC}
+
+
+def batch():
+    return {'lq': torch.rand(2, 3, 32, 32), 'gt': torch.rand(2, 3, 128, 128)}
+
+
+def params(net):
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def changed(before, net):
+    return {k for k, v in net.state_dict().items() if not torch.equal(before[k], v)}
+
+
+def test_ae_model_step_trains_encoder_and_decoder_with_eq4_and_eq5(tmp_path):
+    opt = base_opt(tmp_path, pixel_opt={'type': 'L1Loss'}, pixel_at_LR_opt={'type': 'L1Loss'}, ema_decay=0.9)
+    model = build_model({**opt, 'model_type': 'AesopAEModel', 'network_g': TINY_AE})
+    before = params(model.net_g)
+    model.feed_data({'lq': torch.rand(2, 3, 8, 8), 'gt': torch.rand(2, 3, 32, 32)})
+    model.optimize_parameters(1)
+    assert set(model.log_dict) == {'l_pix', 'l_pix_at_LR'}
+    diff = changed(before, model.net_g)
+    assert any(k.startswith('decoder.') for k in diff) and any(k.startswith('encoder.') for k in diff)
+    # Eq. 4 compares the bottleneck E(HR) with the LR image
+    with torch.no_grad():
+        recon, bottleneck = model.net_g(model.gt, return_bottleneck=True)
+    assert bottleneck.shape == model.lq.shape
+
+
+def test_ae_model_loads_the_decoder_and_freezes_it_until_iteration_n(tmp_path):
+    decoder = build_network(TINY_RRDB)
+    torch.save({'params': decoder.state_dict()}, tmp_path / 'psnr.pth')
+    opt = base_opt(tmp_path, pixel_opt={'type': 'L1Loss'}, freeze_decoder=2)  # no pixel_at_LR_opt: Tab. 3(b)
+    opt['path'].update(pretrain_network_decoder=str(tmp_path / 'psnr.pth'), param_key_decoder='params_ema')
+    model = build_model({**opt, 'model_type': 'AesopAEModel', 'network_g': TINY_AE})
+    assert torch.equal(model.net_g.decoder.conv_first.weight, decoder.conv_first.weight)  # params_ema → params
+    data = {'lq': torch.rand(1, 3, 8, 8), 'gt': torch.rand(1, 3, 32, 32)}
+    for it in (1, 2):
+        before = params(model.net_g)
+        model.feed_data(data)
+        model.optimize_parameters(it)
+        diff = changed(before, model.net_g)
+        assert diff and not any(k.startswith('decoder.') for k in diff)
+    assert set(model.log_dict) == {'l_pix'}
+    model.optimize_parameters(3)
+    assert any(k.startswith('decoder.') for k in changed(before, model.net_g))
+
+
+@pytest.mark.parametrize('slot', sorted(FIDELITY_TERMS))
+def test_each_fidelity_option_changes_only_the_fidelity_term(tmp_path, ae_ckpt, slot):
+    losses = {
+        'pixel_opt': {'type': 'L1Loss', 'loss_weight': 0.01},
+        'aesop_opt': {'type': 'AesopLoss', 'autoencoder': TINY_AE, 'pretrained': str(ae_ckpt)},
+        'lr_opt': {'type': 'AesopLRConsistencyLoss', 'scale': 4, 'target': 'lq'},
+        'lowpass_opt': {'type': 'AesopLowPassLoss', 'sigma': 1.0},
+    }
+    model = build_model(gan_opt(tmp_path, {slot: losses[slot]}, artifacts_opt={'type': 'L1Loss'}))
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    common = {'l_g_percep', 'l_g_gan', 'l_g_artifacts', 'l_d_real', 'l_d_fake', 'out_d_real', 'out_d_fake'}
+    assert set(model.log_dict) == common | {FIDELITY_TERMS[slot]}
+
+
+def test_aesop_gan_step_updates_g_and_d_and_never_psi(tmp_path, ae_ckpt):
+    aesop = {'type': 'AesopLoss', 'autoencoder': TINY_AE, 'pretrained': str(ae_ckpt)}
+    model = build_model(gan_opt(tmp_path, {'aesop_opt': aesop}, artifacts_opt={'type': 'L1Loss'}))
+    psi = model.cri_fidelity['l_g_aesop'].autoencoder
+    g, d, ema, psi_before = params(model.net_g), params(model.net_d), params(model.net_g_ema), params(psi)
+    for it in (1, 2):
+        model.feed_data(batch())
+        model.optimize_parameters(it)
+    assert changed(g, model.net_g) and changed(d, model.net_d) and changed(ema, model.net_g_ema)
+    assert not changed(psi_before, psi)
+    optimised = {id(p) for o in model.optimizers for group in o.param_groups for p in group['params']}
+    assert not optimised & {id(p) for p in psi.parameters()}
+    model.save(0, 2)
+    saved = torch.load(tmp_path / 'net_g_2.pth', weights_only=True)
+    assert set(saved) == {'params', 'params_ema'} and not any('autoencoder' in k for k in saved['params'])
+
+
+def test_ldl_artifact_loss_equals_basicsr_map_applied_by_hand(tmp_path):
+    model = build_model(gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss', 'loss_weight': 0.01}}, artifacts_opt={'type': 'L1Loss'}))
+    model.feed_data(batch())
+    model.output = model.net_g(model.lq)
+    _, losses = model.generator_losses()
+    with torch.no_grad():
+        weight = get_refined_artifact_map(model.gt, model.output, model.net_g_ema(model.lq), 7)
+        expected = (weight * model.output - weight * model.gt).abs().mean()
+    assert torch.allclose(losses['l_g_artifacts'], expected)
+    assert torch.allclose(losses['l_g_pix'], 0.01 * (model.output - model.gt).abs().mean())
+
+
+def test_discriminator_loads_with_its_own_param_key(tmp_path):
+    disc = build_network(DISC)
+    torch.save({'params': build_network(DISC).state_dict(), 'params_d': disc.state_dict()}, tmp_path / 'd.pth')
+    opt = gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss'}})
+    opt['path'].update(pretrain_network_d=str(tmp_path / 'd.pth'), param_key_d='params_d', param_key_g='params')
+    model = build_model(opt)
+    assert torch.equal(model.net_d.conv0_0.weight, disc.conv0_0.weight)
+
+
+def test_config_mistakes_fail_clearly(tmp_path):
+    with pytest.raises(AesopError, match='gan_opt'):
+        build_model({**gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss'}}), 'train': {**base_opt(tmp_path)['train'], 'pixel_opt': {'type': 'L1Loss'}}})
+    no_ema = gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss'}}, artifacts_opt={'type': 'L1Loss'})
+    no_ema['train']['ema_decay'] = 0
+    with pytest.raises(AesopError, match='ema_decay'):
+        build_model(deepcopy(no_ema))
