@@ -4,7 +4,9 @@ Importing this package makes ``basicsr==1.4.2`` work on current PyTorch (:mod:`a
 and registers the archs, losses and models of the method under basicsr's registries.
 """
 
+# isort: off
 from aesop import compat  # noqa: F401  (first: fixes basicsr before anything else imports it)
 from aesop import archs, losses, models, official  # noqa: F401  (registration)
+# isort: on
 
 __version__ = '0.1.0'

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+
+from aesop.errors import AesopError
+from aesop.utils import project_root
 
 TRACEBACK_ENV = 'AESOP_TRACEBACK'
 
 
-def run(pipeline: Callable[[str], None]) -> None:
-    """Run a BasicSR pipeline (``train_pipeline`` / ``test_pipeline``) on the project root.
+def run(stage: str) -> None:
+    """Run BasicSR's ``train_pipeline`` or ``test_pipeline`` (``stage``) on the project root.
 
-    An :class:`~aesop.errors.AesopError` is printed as ``aesop: error: …`` with exit status 2;
-    ``AESOP_TRACEBACK=1`` re-raises it with the full traceback.
+    Importing this module imported :mod:`aesop`, so basicsr is already fixed and our names
+    registered. An :class:`~aesop.errors.AesopError` is printed as ``aesop: error: …`` with exit
+    status 2; ``AESOP_TRACEBACK=1`` re-raises it with the full traceback.
     """
-    from aesop.errors import AesopError
-    from aesop.utils import project_root
-
+    if stage == 'train':
+        from basicsr.train import train_pipeline as pipeline
+    elif stage == 'test':
+        from basicsr.test import test_pipeline as pipeline
+    else:
+        raise ValueError(f"stage must be 'train' or 'test', got {stage!r}")
     try:
         pipeline(str(project_root()))
     except AesopError as err:

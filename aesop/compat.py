@@ -69,7 +69,7 @@ torch.serialization.add_safe_globals([collections.Counter])
 def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
     """Fix 2: NCCL on GPUs, gloo on CPU; the GPU is chosen by ``LOCAL_RANK``."""
     if launcher not in ('pytorch', 'slurm'):
-        raise AesopError(f"unknown --launcher {launcher!r}; use one of: none, pytorch, slurm")
+        raise AesopError(f'unknown --launcher {launcher!r}; use one of: none, pytorch, slurm')
     cuda = torch.cuda.is_available()
     backend = backend or ('nccl' if cuda else 'gloo')
     if launcher == 'slurm':

@@ -36,7 +36,9 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
             path = root / path
         container[name] = str(path)
         if kind == 'dir' and not path.is_dir():
-            raise AesopError(f'dataset folder not found: {path} (option {key}): edit the option file to point at your data')
+            raise AesopError(
+                f'dataset folder not found: {path} (option {key}): edit the option file to point at your data'
+            )
         if kind == 'file' and not path.is_file():
             raise AesopError(f'file not found: {path} (option {key}): edit the option file or put the file there')
     return opt
@@ -62,5 +64,7 @@ def _loss_files(node: dict, prefix: str) -> Iterator[tuple[str, dict, str, str]]
     for name, value in node.items():
         if isinstance(value, dict):
             yield from _loss_files(value, f'{prefix}.{name}')
-        elif isinstance(value, str) and (name == 'pretrained' or (name == 'path' and prefix.endswith('autoencoder_load'))):
+        elif isinstance(value, str) and (
+            name == 'pretrained' or (name == 'path' and prefix.endswith('autoencoder_load'))
+        ):
             yield f'{prefix}.{name}', node, name, 'file'

@@ -1,6 +1,6 @@
 """Test (evaluate) a model from an option file (BasicSR conventions).
 
-    python aesop/test.py -opt options/test_rrdb.yml
+python aesop/test.py -opt options/test_rrdb.yml
 """
 
 import sys
@@ -13,11 +13,9 @@ if __name__ == '__main__' and not __package__:  # run as a file: import the pack
 
 
 def main() -> None:
-    import aesop  # noqa: F401  (compat fixes and registries)
     from aesop.cli import run
-    from basicsr.test import test_pipeline
 
-    run(test_pipeline)
+    run('test')
 
 
 if __name__ == '__main__':

@@ -1,7 +1,7 @@
 """Train a model from an option file (BasicSR conventions).
 
-    python aesop/train.py -opt options/train_ae.yml [--auto_resume] [--debug] [--force_yml k=v]
-    torchrun --nproc_per_node=4 aesop/train.py -opt options/train_aesop_rrdb.yml --launcher pytorch
+python aesop/train.py -opt options/train_ae.yml [--auto_resume] [--debug] [--force_yml k=v]
+torchrun --nproc_per_node=4 aesop/train.py -opt options/train_aesop_rrdb.yml --launcher pytorch
 """
 
 import sys
@@ -14,11 +14,9 @@ if __name__ == '__main__' and not __package__:  # run as a file: import the pack
 
 
 def main() -> None:
-    import aesop  # noqa: F401  (compat fixes and registries)
     from aesop.cli import run
-    from basicsr.train import train_pipeline
 
-    run(train_pipeline)
+    run('train')
 
 
 if __name__ == '__main__':

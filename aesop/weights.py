@@ -37,8 +37,7 @@ def read_checkpoint(path: str | Path, *, option: str | None = None) -> dict:
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise AesopError(
-            f'refused to load {path}{where}: it needs arbitrary unpickling, which weights_only=True '
-            f'forbids ({first})'
+            f'refused to load {path}{where}: it needs arbitrary unpickling, which weights_only=True forbids ({first})'
         ) from err
     except Exception as err:  # torch raises many types for a truncated or garbage file
         raise AesopError(f'cannot read checkpoint {path}{where}: truncated or corrupt file ({err})') from err
@@ -89,7 +88,9 @@ def load_weights(
 
     Non-strict loading skips tensors whose shapes differ, as BasicSR does.
     """
-    state_dict = select_state_dict(read_checkpoint(path, option=option), path=path, param_key=param_key, fallback=fallback)
+    state_dict = select_state_dict(
+        read_checkpoint(path, option=option), path=path, param_key=param_key, fallback=fallback
+    )
     if strict:
         check_shapes(net, state_dict, path=path)
     else:

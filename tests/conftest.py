@@ -61,5 +61,7 @@ def run_entry(script: str, opt_file: Path, root: Path, *args: str, check: bool =
     cmd = [*(launcher or [sys.executable]), str(REPO / 'aesop' / f'{script}.py'), '-opt', str(opt_file), *args]
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     if check and proc.returncode != 0:
-        raise AssertionError(f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
+        raise AssertionError(
+            f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'
+        )
     return proc

@@ -72,8 +72,14 @@ def test_official_checkpoint_round_trip(tmp_path):
     dec_opt = {k: v for k, v in TINY_RRDB.items() if k != 'type'}
     official = OfficialLayout(16, 8, dec_opt)
     keys = set(official.state_dict())
-    assert {'conv_first.0.weight', 'body.1.rdb3.conv5.bias', 'encoder.0.1.weight', 'encoder.2.0.rdb1.conv1.weight',
-            'encoder.3.1.bias', 'decoder.conv_first.weight'} <= keys
+    assert {
+        'conv_first.0.weight',
+        'body.1.rdb3.conv5.bias',
+        'encoder.0.1.weight',
+        'encoder.2.0.rdb1.conv1.weight',
+        'encoder.3.1.bias',
+        'decoder.conv_first.weight',
+    } <= keys
     assert not any(k.startswith('encoder.1.') for k in keys)
     state = official.state_dict()
     torch.save({'params': state, 'params_ema': state}, tmp_path / 'official.pth')

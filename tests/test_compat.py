@@ -33,14 +33,22 @@ def test_registries_hold_ours_and_the_official_names():
 
 def test_local_rank_spellings():
     argv = ['train.py', '-opt', 'x.yml', '--local-rank=1', '--local-rank', '2', '--local_rank=3']
-    assert compat.normalize_argv(argv) == ['train.py', '-opt', 'x.yml', '--local_rank=1', '--local_rank', '2', '--local_rank=3']
+    assert compat.normalize_argv(argv) == [
+        'train.py',
+        '-opt',
+        'x.yml',
+        '--local_rank=1',
+        '--local_rank',
+        '2',
+        '--local_rank=3',
+    ]
 
 
 def test_offline_vgg_names_the_missing_file(monkeypatch, tmp_path):
     monkeypatch.setenv('AESOP_RANDOM_BACKBONES', '0')
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
     monkeypatch.setenv('AESOP_ROOT', str(tmp_path))
-    with pytest.raises(AesopError, match=r"vgg19-dcbb9e9d\.pth.*download\.pytorch\.org/models/vgg19-dcbb9e9d\.pth"):
+    with pytest.raises(AesopError, match=r'vgg19-dcbb9e9d\.pth.*download\.pytorch\.org/models/vgg19-dcbb9e9d\.pth'):
         compat.OfflineVGGZoo().vgg19(pretrained=True)
 
 

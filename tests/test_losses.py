@@ -57,10 +57,17 @@ def test_gradients_reach_sr_and_never_the_autoencoder(ae_checkpoint):
 
 def test_official_autoencoder_loss_options(ae_checkpoint):
     path, ae = ae_checkpoint
-    official = build_loss({
-        'type': 'AutoEncoderLoss', 'criterion': 'l1', 'loss_weight': 1.0, 'reduction': 'mean', 'as_loss_map': False,
-        'autoencoder_arch': TINY_AE, 'autoencoder_load': {'path': str(path), 'key': 'params_ema'},
-    })
+    official = build_loss(
+        {
+            'type': 'AutoEncoderLoss',
+            'criterion': 'l1',
+            'loss_weight': 1.0,
+            'reduction': 'mean',
+            'as_loss_map': False,
+            'autoencoder_arch': TINY_AE,
+            'autoencoder_load': {'path': str(path), 'key': 'params_ema'},
+        }
+    )
     sr, hr = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     assert torch.allclose(official(sr, hr), aesop_loss(path)(sr, hr))
 
@@ -72,7 +79,9 @@ def test_loading_errors_name_the_file_and_the_problem(ae_checkpoint, tmp_path):
     torch.save({'params': ae.state_dict()}, tmp_path / 'no_ema.pth')
     with pytest.raises(AesopError, match="no key 'params_ema'; it has: params"):
         aesop_loss(tmp_path / 'no_ema.pth')
-    with pytest.raises(AesopError, match=r'decoder.conv_first.weight has shape \(16, 3, 3, 3\) in the file but \(8, 3, 3, 3\)'):
+    with pytest.raises(
+        AesopError, match=r'decoder.conv_first.weight has shape \(16, 3, 3, 3\) in the file but \(8, 3, 3, 3\)'
+    ):
         aesop_loss(path, autoencoder={**TINY_AE, 'decoder': {**TINY_AE['decoder'], 'num_feat': 8}, 'num_feat': 16})
 
 
@@ -101,4 +110,3 @@ def test_low_pass_l1_matches_scipy_gaussian_filter():
 def test_bad_values_are_value_errors(bad):
     with pytest.raises(ValueError, match='must be'):
         build_loss({'type': 'AesopLowPassLoss', **bad})
-

@@ -23,7 +23,13 @@ GAN = {'type': 'GANLoss', 'gan_type': 'vanilla', 'loss_weight': 5e-3}
 
 def base_opt(tmp_path, **train) -> dict:
     return {
-        'name': 'unit', 'is_train': True, 'dist': False, 'num_gpu': 0, 'rank': 0, 'world_size': 1, 'scale': 4,
+        'name': 'unit',
+        'is_train': True,
+        'dist': False,
+        'num_gpu': 0,
+        'rank': 0,
+        'world_size': 1,
+        'scale': 4,
         'path': {'models': str(tmp_path), 'training_states': str(tmp_path)},
         'train': {'optim_g': dict(ADAM), 'optim_d': dict(ADAM), 'scheduler': dict(SCHEDULER), **train},
     }
@@ -120,7 +126,9 @@ def test_aesop_gan_step_updates_g_and_d_and_never_psi(tmp_path, ae_ckpt):
 
 
 def test_ldl_artifact_loss_equals_basicsr_map_applied_by_hand(tmp_path):
-    model = build_model(gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss', 'loss_weight': 0.01}}, artifacts_opt={'type': 'L1Loss'}))
+    model = build_model(
+        gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss', 'loss_weight': 0.01}}, artifacts_opt={'type': 'L1Loss'})
+    )
     model.feed_data(batch())
     model.output = model.net_g(model.lq)
     _, losses = model.generator_losses()
@@ -142,7 +150,12 @@ def test_discriminator_loads_with_its_own_param_key(tmp_path):
 
 def test_config_mistakes_fail_clearly(tmp_path):
     with pytest.raises(AesopError, match='gan_opt'):
-        build_model({**gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss'}}), 'train': {**base_opt(tmp_path)['train'], 'pixel_opt': {'type': 'L1Loss'}}})
+        build_model(
+            {
+                **gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss'}}),
+                'train': {**base_opt(tmp_path)['train'], 'pixel_opt': {'type': 'L1Loss'}},
+            }
+        )
     no_ema = gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss'}}, artifacts_opt={'type': 'L1Loss'})
     no_ema['train']['ema_decay'] = 0
     with pytest.raises(AesopError, match='ema_decay'):

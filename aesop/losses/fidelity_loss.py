@@ -127,7 +127,9 @@ class AesopLRConsistencyLoss(TransformedFidelityLoss):
         self.antialias = antialias
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, scale_factor=1 / self.scale, mode='bicubic', align_corners=False, antialias=self.antialias)
+        return F.interpolate(
+            x, scale_factor=1 / self.scale, mode='bicubic', align_corners=False, antialias=self.antialias
+        )
 
     def transform_target(self, target: torch.Tensor) -> torch.Tensor:
         return target if self.target == 'lq' else self.transform(target)

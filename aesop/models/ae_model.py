@@ -114,7 +114,9 @@ class AesopAEModel(MetricTableMixin, SRModel):
             for tag, (img, ref) in images.items():
                 for name, metric_opt in metrics.items():
                     crop = metric_opt.get('crop_border', 0) // (scale if tag else 1)
-                    totals[name + tag] += calculate_metric({'img': img, 'img2': ref}, {**metric_opt, 'crop_border': crop})
+                    totals[name + tag] += calculate_metric(
+                        {'img': img, 'img2': ref}, {**metric_opt, 'crop_border': crop}
+                    )
                 if save_img:
                     imwrite(img, str(self.image_path(img_name, dataset_name, current_iter, tag)))
             for attr in ('gt', 'lq', 'output', 'bottleneck'):

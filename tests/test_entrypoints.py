@@ -1,0 +1,125 @@
+"""The real entry points, as subprocesses: AE → AESOP GAN → test, resume, DDP, one-line errors."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, run_entry, write_yaml
+
+DEMO = REPO / 'options' / 'demo'
+
+
+def tiny(opt: dict, name: str, data: Path, iters: int) -> dict:
+    """A demo option file shrunk to a few iterations of tiny networks on the tiny dataset."""
+    opt = point_at(opt, data)
+    opt['name'] = name
+    if 'network_g' in opt:
+        opt['network_g'] = TINY_AE if opt['network_g']['type'] == 'AesopAutoEncoder' else TINY_RRDB
+    if 'network_d' in opt:
+        opt['network_d']['num_feat'] = 4
+    if 'train' in opt:
+        opt['train']['total_iter'] = iters
+        opt['val']['val_freq'] = iters
+        opt['logger'].update(print_freq=1, save_checkpoint_freq=iters)
+        opt['datasets']['train'].update(batch_size_per_gpu=1, dataset_enlarge_ratio=1)
+        if 'aesop_opt' in opt['train']:
+            opt['train']['aesop_opt']['autoencoder'] = TINY_AE
+        if 'perceptual_opt' in opt['train']:
+            opt['train']['perceptual_opt']['layer_weights'] = {'conv1_2': 0.1, 'conv2_2': 0.1}
+    return opt
+
+
+@pytest.fixture(scope='module')
+def pipeline(tiny_data, tmp_path_factory):
+    """AE pretraining (3 it) → AESOP GAN (2 it, ψ from the AE) → aesop/test.py, all via the CLI."""
+    root = tmp_path_factory.mktemp('root')
+    ae = tiny(load_yaml(DEMO / 'train_ae.yml'), 'e2e_ae', tiny_data, 3)
+    ae['path']['pretrain_network_decoder'] = None
+    ae['train']['freeze_decoder'] = 1
+    run_entry('train', write_yaml(ae, root / 'ae.yml'), root)
+
+    gan = tiny(load_yaml(DEMO / 'train_aesop.yml'), 'e2e_aesop', tiny_data, 2)
+    gan['path']['pretrain_network_g'] = None
+    gan['train']['aesop_opt']['pretrained'] = 'experiments/e2e_ae/models/net_g_latest.pth'  # relative to the root
+    run_entry('train', write_yaml(gan, root / 'gan.yml'), root)
+
+    test = tiny(load_yaml(DEMO / 'test_aesop.yml'), 'e2e_test', tiny_data, 0)
+    test['path']['pretrain_network_g'] = str(root / 'experiments' / 'e2e_aesop' / 'models' / 'net_g_latest.pth')
+    run_entry('test', write_yaml(test, root / 'test.yml'), root)
+    return root, gan, tiny_data
+
+
+def test_training_writes_checkpoints_logs_and_tensorboard(pipeline):
+    root = pipeline[0]
+    for name, files in (('e2e_ae', ['net_g_3.pth', 'net_g_latest.pth']), ('e2e_aesop', ['net_g_2.pth', 'net_d_2.pth'])):
+        exp = root / 'experiments' / name
+        assert all((exp / 'models' / f).is_file() for f in files)
+        assert (exp / 'training_states').glob('*.state')
+        log = next(exp.glob('train_*.log')).read_text()
+        assert 'End of training' in log
+        assert any((root / 'tb_logger' / name).iterdir())
+    log = next((root / 'experiments' / 'e2e_aesop').glob('train_*.log')).read_text()
+    assert 'l_g_aesop' in log and 'l_g_artifacts' in log and 'l_pix' not in log
+
+
+def test_test_writes_images_and_the_metric_table(pipeline):
+    root = pipeline[0]
+    results = root / 'results' / 'e2e_test'
+    assert (results / 'visualization' / 'demo_val' / 'coffee_e2e_test.png').is_file()
+    csv = (results / 'metrics.csv').read_text().splitlines()
+    assert csv[0] == 'method,dataset,psnr,ssim'
+    assert csv[1].startswith('e2e_test,demo_val,')
+    # independent reference: PSNR on BT.601 Y (MATLAB's rgb2ycbcr), border 4, of the saved image
+    sr = cv2.imread(str(results / 'visualization' / 'demo_val' / 'coffee_e2e_test.png'))[..., ::-1].astype(np.float64)
+    hr = cv2.imread(str(pipeline[2] / 'val' / 'HR' / 'coffee.png'))[..., ::-1].astype(np.float64)
+    y = lambda img: (16 + img @ np.array([65.481, 128.553, 24.966]) / 255)[4:-4, 4:-4]  # noqa: E731
+    expected = 10 * np.log10(255**2 / np.mean((y(sr) - y(hr)) ** 2))
+    assert float(csv[1].split(',')[2]) == pytest.approx(expected, abs=1e-3)
+    assert '| e2e_test | demo_val |' in (results / 'metrics.md').read_text()
+
+
+def test_auto_resume_continues_from_the_last_state(pipeline):
+    root, gan = pipeline[:2]
+    gan = {**gan, 'name': 'e2e_resume'}
+    gan['train']['total_iter'] = 2
+    gan['logger']['save_checkpoint_freq'] = 1
+    opt_file = write_yaml(gan, root / 'resume.yml')
+    run_entry('train', opt_file, root)
+    gan['train']['total_iter'] = 3
+    write_yaml(gan, opt_file)
+    proc = run_entry('train', opt_file, root, '--auto_resume')
+    assert 'Resuming training from epoch' in proc.stderr + proc.stdout
+    assert 'iter: 2.' in proc.stderr + proc.stdout
+    assert (root / 'experiments' / 'e2e_resume' / 'models' / 'net_g_3.pth').is_file()
+
+
+def test_bad_input_is_one_line_without_traceback(pipeline, tmp_path):
+    root, gan = pipeline[:2]
+    gan = {**gan, 'name': 'e2e_bad'}
+    gan['train']['aesop_opt']['pretrained'] = 'experiments/nowhere/ae.pth'
+    proc = run_entry('train', write_yaml(gan, tmp_path / 'bad.yml'), root, check=False)
+    assert proc.returncode == 2
+    assert 'Traceback' not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'aesop: error: file not found: {root}/experiments/nowhere/ae.pth (option train.aesop_opt.pretrained): '
+        'edit the option file or put the file there'
+    )
+
+
+@pytest.mark.ddp
+def test_torchrun_two_cpu_processes(tiny_data, tmp_path):
+    """``torchrun --nproc_per_node=2 aesop/train.py … --launcher pytorch`` with gloo on CPU."""
+    torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
+    opt = tiny(load_yaml(DEMO / 'train_ae.yml'), 'e2e_ddp', tiny_data, 2)
+    opt['path']['pretrain_network_decoder'] = None
+    launcher = [torchrun, '--nproc_per_node=2', '--master_port=0', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0']
+    run_entry('train', write_yaml(opt, tmp_path / 'ddp.yml'), tmp_path, '--launcher', 'pytorch', launcher=launcher)
+    exp = tmp_path / 'experiments' / 'e2e_ddp'
+    assert (exp / 'models' / 'net_g_latest.pth').is_file()
+    log = next(exp.glob('train_*.log')).read_text()
+    assert 'World size (gpu number): 2' in log

@@ -1,0 +1,93 @@
+"""Every option file is parsed, its networks and losses built (tiny overrides), its model created."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from basicsr.archs import build_network
+from basicsr.models import build_model
+from basicsr.utils.options import ordered_yaml
+from conftest import REPO
+
+from aesop.errors import AesopError
+from aesop.options import normalize_options
+
+OPTION_FILES = sorted((REPO / 'options').rglob('*.yml'))
+TINY = {'num_feat': 16, 'num_block': 1, 'num_grow_ch': 8, 'embed_dim': 12, 'depths': [1], 'num_heads': [2]}
+
+
+def load(path: Path) -> dict:
+    with open(path) as f:
+        return yaml.load(f, Loader=ordered_yaml()[0])
+
+
+def shrink(arch: dict) -> dict:
+    """Same arch, tiny sizes: every size key the arch has is overridden."""
+    arch = {**arch, **{k: v for k, v in TINY.items() if k in arch}}
+    if 'decoder' in arch:
+        arch['decoder'] = shrink(arch['decoder'])
+    return arch
+
+
+PAPER_FILES = """train_ae train_aesop_rrdb train_aesop_rrdb256 train_aesop_swinir train_ldl_rrdb train_esrgan_rrdb
+    train_ae_bicubic_encoder train_ae_no_lr_loss train_ae_srresnet train_lpf_rrdb train_lr_consistency_rrdb
+    test_rrdb test_swinir test_ae demo/train_psnr demo/train_ae demo/train_aesop demo/test_aesop""".split()
+
+
+def test_the_paper_option_files_exist():
+    names = {p.relative_to(REPO / 'options').as_posix() for p in OPTION_FILES}
+    assert {f'{n}.yml' for n in PAPER_FILES} <= names
+
+
+@pytest.mark.parametrize('path', OPTION_FILES, ids=lambda p: p.relative_to(REPO / 'options').as_posix())
+def test_option_file_builds(path, tmp_path):
+    opt = load(path)
+    assert opt['scale'] == 4 and opt['name']
+    for key in ('network_g', 'network_d'):
+        if key in opt:
+            opt[key] = shrink(opt[key])
+    is_train = 'train' in opt
+    for loss in (opt.get('train') or {}).values():
+        if isinstance(loss, dict) and loss.get('type') == 'AesopLoss':
+            loss['autoencoder'] = shrink(loss['autoencoder'])
+            torch.save({'params_ema': build_network(deepcopy(loss['autoencoder'])).state_dict()}, tmp_path / 'ae.pth')
+            loss['pretrained'] = str(tmp_path / 'ae.pth')
+    opt['path'] = {k: v for k, v in opt['path'].items() if not k.startswith(('pretrain_network', 'resume'))}
+    opt['path'].update(models=str(tmp_path), training_states=str(tmp_path), results_root=str(tmp_path))
+    opt.update(is_train=is_train, dist=False, num_gpu=0, rank=0, world_size=1)
+    model = build_model(opt)
+
+    lq = torch.rand(1, 3, 16, 16)
+    if opt['model_type'] == 'AesopAEModel':
+        model.feed_data({'gt': torch.rand(1, 3, 64, 64), 'lq': lq})
+        model.test()
+        assert model.output.shape == (1, 3, 64, 64) and model.bottleneck.shape == lq.shape
+        return
+    model.feed_data({'lq': lq})
+    model.test()
+    assert model.output.shape == (1, 3, 64, 64)
+    if is_train and 'network_d' in opt:
+        size = opt['network_d']['input_size']
+        assert model.net_d(torch.rand(2, 3, size, size)).shape == (2, 1)
+
+
+@pytest.mark.parametrize('name', ['train_aesop_rrdb.yml', 'test_rrdb.yml', 'train_ae.yml'])
+def test_placeholder_paths_say_which_option_to_edit(name, tmp_path):
+    opt = load(REPO / 'options' / name)
+    opt.update(is_train=True, dist=False)
+    with pytest.raises(
+        AesopError, match=r'dataset folder not found: .*(DF2K|DIV2K|Set14).* \(option datasets\.\w+\.dataroot_gt\)'
+    ):
+        normalize_options(opt, root_path=tmp_path)
+
+
+def test_official_option_names_are_translated(tmp_path):
+    (tmp_path / 'hr').mkdir()
+    opt = {'datasets': {'train': {'dataroot_gt': 'hr', 'use_flip': True}}, 'path': {}, 'num_gpu': 1}
+    normalize_options(opt, root_path=tmp_path)
+    assert opt['datasets']['train'] == {'dataroot_gt': str(tmp_path / 'hr'), 'use_hflip': True}
+    assert opt['num_gpu'] == (1 if torch.cuda.is_available() else 0)
