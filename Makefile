@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(PY) scripts/demo.py
 
-test: venv
+test: venv lint
 	$(PY) -m pytest -q
 
 lint: venv

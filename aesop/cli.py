@@ -29,5 +29,7 @@ def run(stage: str) -> None:
     except AesopError as err:
         if os.environ.get(TRACEBACK_ENV):
             raise
-        print(f'aesop: error: {err}', file=sys.stderr)
+        # raised in a DataLoader worker, the message carries the worker's traceback: keep its last line
+        message = str(err).strip().splitlines()[-1].removeprefix(f'{AesopError.__module__}.AesopError: ')
+        print(f'aesop: error: {message}', file=sys.stderr)
         sys.exit(2)

@@ -21,6 +21,13 @@ Each fix is small, named after what it repairs, and tested in ``tests/test_compa
    ``pretrained=`` argument: see :class:`OfflineVGGZoo`.
 7. ``parse_options``: accepts ``--local-rank`` (``torch.distributed.launch`` in PyTorch ≥ 2.0)
    and then normalises the options (:func:`aesop.options.normalize_options`).
+8. ``save_network`` / ``save_training_state`` wrote in place (a kill mid-write left a truncated
+   file that auto-resume then picked) and ignored write errors: ours write atomically
+   (:func:`aesop.weights.atomic_save`) and fail loudly.
+9. A NaN or inf loss went on training and got saved: ``reduce_loss_dict`` now stops the run,
+   naming the iteration and the loss term, before the next checkpoint.
+10. ``PairedImageDataset`` failed on a corrupt image or an LR/GT pair of the wrong sizes with an
+    ``AttributeError`` or a bare ``ValueError``: now one line naming the files and sizes.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import collections
 import importlib.util
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -52,13 +60,16 @@ import basicsr.archs.vgg_arch as _vgg_arch  # noqa: E402
 import basicsr.test as _bsr_test  # noqa: E402
 import basicsr.train as _bsr_train  # noqa: E402
 import basicsr.utils.options as _bsr_options  # noqa: E402
+import cv2  # noqa: E402
+from basicsr.data.paired_image_dataset import PairedImageDataset  # noqa: E402
 from basicsr.models.base_model import BaseModel  # noqa: E402
+from basicsr.utils.dist_util import master_only  # noqa: E402
 from basicsr.utils.misc import check_resume  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
 from aesop.errors import AesopError  # noqa: E402
 from aesop.utils import find_pretrained_file, random_backbones  # noqa: E402
-from aesop.weights import load_weights, read_checkpoint  # noqa: E402
+from aesop.weights import atomic_save, load_weights, read_checkpoint  # noqa: E402
 
 logger = logging.getLogger('basicsr')
 
@@ -102,7 +113,8 @@ def load_network(self: BaseModel, net: torch.nn.Module, load_path: str, strict: 
     """Fix 4: ``weights_only=True``, and a clear error for a checkpoint that doesn't fit."""
     net = self.get_bare_model(net)
     logger.info(f'Loading {type(net).__name__} model from {load_path}, with param key: [{param_key}].')
-    load_weights(net, load_path, param_key=param_key, strict=strict, fallback=True)
+    option = next((f'path.{k}' for k, v in self.opt['path'].items() if v == load_path), None)
+    load_weights(net, load_path, param_key=param_key, strict=strict, fallback=True, option=option)
 
 
 def load_resume_state(opt: dict):
@@ -156,6 +168,81 @@ class OfflineVGGZoo:
         return build
 
 
+@master_only
+def save_network(self: BaseModel, net, net_label: str, current_iter, param_key='params') -> None:
+    """Fix 8: ``models/<net_label>_<iter>.pth`` with one state dict per ``param_key``, atomically."""
+    nets = net if isinstance(net, list) else [net]
+    keys = param_key if isinstance(param_key, list) else [param_key]
+    checkpoint = {
+        key: {k.removeprefix('module.'): v.cpu() for k, v in self.get_bare_model(n).state_dict().items()}
+        for n, key in zip(nets, keys, strict=True)
+    }
+    label = 'latest' if current_iter == -1 else current_iter
+    atomic_save(checkpoint, Path(self.opt['path']['models']) / f'{net_label}_{label}.pth')
+
+
+@master_only
+def save_training_state(self: BaseModel, epoch: int, current_iter: int) -> None:
+    """Fix 8: ``training_states/<iter>.state`` (optimisers, schedulers), atomically."""
+    if current_iter == -1:
+        return
+    state = {
+        'epoch': epoch,
+        'iter': current_iter,
+        'optimizers': [o.state_dict() for o in self.optimizers],
+        'schedulers': [s.state_dict() for s in self.schedulers],
+    }
+    atomic_save(state, Path(self.opt['path']['training_states']) / f'{current_iter}.state')
+
+
+def update_learning_rate(self: BaseModel, current_iter: int, warmup_iter: int = -1) -> None:
+    """Remembers the iteration for fix 9 (BasicSR's loop calls this once per iteration)."""
+    self.current_iter = current_iter
+    _basicsr_update_learning_rate(self, current_iter, warmup_iter)
+
+
+def reduce_loss_dict(self: BaseModel, loss_dict):
+    """Fix 9: stop on a non-finite loss before anything containing it is saved."""
+    log_dict = _basicsr_reduce_loss_dict(self, loss_dict)
+    for name, value in log_dict.items():
+        if not math.isfinite(value):
+            raise AesopError(
+                f'loss {name} is {value} at iteration {getattr(self, "current_iter", "?")}: training stopped, '
+                f'the last checkpoint in {self.opt["path"].get("models")} is the latest good one'
+            )
+    return log_dict
+
+
+def paired_getitem(self: PairedImageDataset, index: int) -> dict:
+    """Fix 10: name the unreadable file, or the LR/GT pair whose sizes don't fit ``scale``."""
+    paths = self.paths[index]
+    try:
+        item = _basicsr_paired_getitem(self, index)
+    except Exception as err:
+        shapes = {}
+        for key in ('gt_path', 'lq_path'):
+            img = cv2.imread(paths[key], cv2.IMREAD_UNCHANGED)
+            if img is None:
+                raise AesopError(f'cannot read image {paths[key]}: missing, unreadable or corrupt') from err
+            shapes[key] = img.shape[:2]
+        if shapes:
+            _check_pair_sizes(paths, shapes['gt_path'], shapes['lq_path'], self.opt)
+        raise
+    _check_pair_sizes(paths, tuple(item['gt'].shape[-2:]), tuple(item['lq'].shape[-2:]), self.opt)
+    return item
+
+
+def _check_pair_sizes(paths: dict, gt: tuple, lq: tuple, opt: dict) -> None:
+    """GT must be exactly ``scale`` × LR (after BasicSR's validation crop) and fit ``gt_size``."""
+    scale = opt['scale']
+    pair = f'{paths["gt_path"]} ({gt[0]}×{gt[1]}) and {paths["lq_path"]} ({lq[0]}×{lq[1]})'
+    if tuple(gt) != (lq[0] * scale, lq[1] * scale):
+        raise AesopError(f'GT/LR sizes do not match scale {scale}: {pair}')
+    gt_size = opt.get('gt_size') if opt['phase'] == 'train' else None
+    if gt_size and min(gt) < gt_size:
+        raise AesopError(f'images smaller than gt_size {gt_size}: {pair}')
+
+
 def parse_options(root_path: str, is_train: bool = True):
     """Fix 7: accept ``--local-rank``, then normalise the options."""
     from aesop.options import normalize_options
@@ -172,6 +259,9 @@ def normalize_argv(argv: list[str]) -> list[str]:
 
 
 _basicsr_parse_options = _bsr_options.parse_options
+_basicsr_update_learning_rate = BaseModel.update_learning_rate
+_basicsr_reduce_loss_dict = BaseModel.reduce_loss_dict
+_basicsr_paired_getitem = PairedImageDataset.__getitem__
 _bsr_options.init_dist = init_dist
 BaseModel.model_to_device = model_to_device
 BaseModel.load_network = load_network
@@ -180,3 +270,8 @@ _bsr_train.parse_options = parse_options
 _bsr_test.parse_options = parse_options
 _vgg_arch.vgg = OfflineVGGZoo()
 _vgg_arch.VGG_PRETRAIN_PATH = ''  # never look relative to the working directory
+BaseModel.save_network = save_network
+BaseModel.save_training_state = save_training_state
+BaseModel.update_learning_rate = update_learning_rate
+BaseModel.reduce_loss_dict = reduce_loss_dict
+PairedImageDataset.__getitem__ = paired_getitem

@@ -7,3 +7,7 @@ class AesopError(Exception):
     ``aesop/train.py`` and ``aesop/test.py`` print it as ``aesop: error: <message>`` and exit
     with status 2. Set ``AESOP_TRACEBACK=1`` to get the full traceback instead.
     """
+
+
+class OptionValueError(AesopError, ValueError):
+    """A bad value for a component's option (a ``ValueError`` naming the allowed values)."""

@@ -21,11 +21,14 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
     - without CUDA, ``num_gpu`` becomes 0 so the run happens on the CPU;
     - relative data and weight paths are resolved against the project root (BasicSR resolves
       them against the working directory, so a run started elsewhere silently missed them);
-    - every data folder and weight file the run needs must exist (resume states excepted).
+    - every ``type`` must be registered and take the options given (:func:`check_components`);
+    - every data folder and weight file the run needs must exist and not be empty (resume
+      states excepted).
     """
     from aesop.official import translate_options
 
     translate_options(opt)
+    check_components(opt)
     if not torch.cuda.is_available():
         opt['num_gpu'] = 0
     root = Path(root_path)
@@ -39,6 +42,8 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
             raise AesopError(
                 f'dataset folder not found: {path} (option {key}): edit the option file to point at your data'
             )
+        if kind == 'dir' and next(path.iterdir(), None) is None:
+            raise AesopError(f'dataset folder is empty: {path} (option {key})')
         if kind == 'file' and not path.is_file():
             raise AesopError(f'file not found: {path} (option {key}): edit the option file or put the file there')
     return opt
@@ -68,3 +73,78 @@ def _loss_files(node: dict, prefix: str) -> Iterator[tuple[str, dict, str, str]]
             name == 'pretrained' or (name == 'path' and prefix.endswith('autoencoder_load'))
         ):
             yield f'{prefix}.{name}', node, name, 'file'
+
+
+def check_components(opt: dict) -> None:
+    """Every ``type`` names a registered component and every option is one it takes.
+
+    Raises an :class:`AesopError` naming the option key, with the closest registered names
+    for an unknown type and the accepted options for an unknown key. Also checks that an
+    auto-encoder's scale is the run's ``scale``.
+    """
+    from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+    if 'model_type' in opt:
+        _lookup(MODEL_REGISTRY, opt['model_type'], 'model_type')
+    for key, value in opt.items():
+        if key.startswith('network_') and isinstance(value, dict):
+            _check_arch(value, key, opt.get('scale'))
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        _lookup(DATASET_REGISTRY, dataset.get('type'), f'datasets.{phase}.type')
+    for key, value in (opt.get('train') or {}).items():
+        if key.endswith('_opt') and isinstance(value, dict) and 'type' in value:
+            _check_kwargs(_lookup(LOSS_REGISTRY, value['type'], f'train.{key}.type'), value, f'train.{key}')
+            for arch_key in ('autoencoder', 'autoencoder_arch'):
+                if isinstance(value.get(arch_key), dict):
+                    _check_arch(value[arch_key], f'train.{key}.{arch_key}', opt.get('scale'))
+    for key, value in ((opt.get('val') or {}).get('metrics') or {}).items():
+        _lookup(METRIC_REGISTRY, value.get('type'), f'val.metrics.{key}.type')
+
+
+AUTOENCODER_SCALES = {'AesopAutoEncoder': None, 'AutoEncoder_RRDBNet': 4, 'BicubicDown_RRDBNet': 4}
+
+
+def _check_arch(arch: dict, key: str, scale: int | None) -> None:
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    _check_kwargs(_lookup(ARCH_REGISTRY, arch.get('type'), f'{key}.type'), arch, key)
+    for name, value in arch.items():
+        if isinstance(value, dict) and 'type' in value:
+            _check_arch(value, f'{key}.{name}', None)
+    if arch['type'] in AUTOENCODER_SCALES and scale is not None:
+        ae_scale = AUTOENCODER_SCALES[arch['type']] or arch.get('scale', 4)
+        if ae_scale != scale:
+            raise AesopError(f'the auto-encoder at {key} works at ×{ae_scale} but scale is {scale}')
+
+
+def _lookup(registry, name, key: str):
+    import difflib
+
+    if name in registry:
+        return registry.get(name)
+    close = difflib.get_close_matches(str(name), list(registry.keys()), n=3, cutoff=0.5)
+    hint = f'; did you mean {", ".join(close)}?' if close else ''
+    raise AesopError(f'unknown {registry._name} type {name!r} (option {key}){hint}')
+
+
+def _check_kwargs(component, options: dict, key: str) -> None:
+    import difflib
+    import inspect
+
+    try:
+        params = inspect.signature(component).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != 'self']
+    for name in options:
+        if name != 'type' and name not in accepted:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            hint = f'did you mean {close[0]!r}? ' if close else ''
+            raise AesopError(
+                f'unknown option {name!r} for {options["type"]} (option {key}): {hint}it takes {", ".join(accepted)}'
+            )
+    missing = [n for n in accepted if params[n].default is inspect.Parameter.empty and n not in options]
+    if missing:
+        raise AesopError(f'{options["type"]} (option {key}) needs {", ".join(missing)}')

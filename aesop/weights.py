@@ -8,7 +8,9 @@ one-line :class:`~aesop.errors.AesopError` messages that name the file.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
+import re
 from collections.abc import Mapping
 from copy import deepcopy
 from pathlib import Path
@@ -35,12 +37,32 @@ def read_checkpoint(path: str | Path, *, option: str | None = None) -> dict:
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
+        what = f' (it references {found.group(1)})' if found else ''
         raise AesopError(
-            f'refused to load {path}{where}: it needs arbitrary unpickling, which weights_only=True forbids ({first})'
+            f'refused to load {path}{where}: it needs arbitrary unpickling{what}, which weights_only=True forbids; '
+            'if you trust the file, re-save its tensors with torch.save(state_dict)'
         ) from err
     except Exception as err:  # torch raises many types for a truncated or garbage file
         raise AesopError(f'cannot read checkpoint {path}{where}: truncated or corrupt file ({err})') from err
+
+
+def atomic_save(obj, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
+
+    A kill at any moment leaves either the previous file or the complete new one, never a
+    truncated checkpoint.
+    """
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
+    try:
+        with open(tmp, 'wb') as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def select_state_dict(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from copy import deepcopy
 from pathlib import Path
 
 import cv2
@@ -19,7 +20,7 @@ def tiny(opt: dict, name: str, data: Path, iters: int) -> dict:
     opt = point_at(opt, data)
     opt['name'] = name
     if 'network_g' in opt:
-        opt['network_g'] = TINY_AE if opt['network_g']['type'] == 'AesopAutoEncoder' else TINY_RRDB
+        opt['network_g'] = deepcopy(TINY_AE if opt['network_g']['type'] == 'AesopAutoEncoder' else TINY_RRDB)
     if 'network_d' in opt:
         opt['network_d']['num_feat'] = 4
     if 'train' in opt:
@@ -28,7 +29,7 @@ def tiny(opt: dict, name: str, data: Path, iters: int) -> dict:
         opt['logger'].update(print_freq=1, save_checkpoint_freq=iters)
         opt['datasets']['train'].update(batch_size_per_gpu=1, dataset_enlarge_ratio=1)
         if 'aesop_opt' in opt['train']:
-            opt['train']['aesop_opt']['autoencoder'] = TINY_AE
+            opt['train']['aesop_opt']['autoencoder'] = deepcopy(TINY_AE)
         if 'perceptual_opt' in opt['train']:
             opt['train']['perceptual_opt']['layer_weights'] = {'conv1_2': 0.1, 'conv2_2': 0.1}
     return opt

@@ -93,6 +93,15 @@ def test_ae_model_loads_the_decoder_and_freezes_it_until_iteration_n(tmp_path):
     assert any(k.startswith('decoder.') for k in changed(before, model.net_g))
 
 
+def test_ae_model_resumed_after_the_freeze_trains_the_decoder(tmp_path):
+    opt = base_opt(tmp_path, pixel_opt={'type': 'L1Loss'}, freeze_decoder=2)
+    model = build_model({**opt, 'model_type': 'AesopAEModel', 'network_g': TINY_AE})
+    before = params(model.net_g)
+    model.feed_data({'lq': torch.rand(1, 3, 8, 8), 'gt': torch.rand(1, 3, 32, 32)})
+    model.optimize_parameters(5)  # the first iteration after resuming at 4
+    assert any(k.startswith('decoder.') for k in changed(before, model.net_g))
+
+
 @pytest.mark.parametrize('slot', sorted(FIDELITY_TERMS))
 def test_each_fidelity_option_changes_only_the_fidelity_term(tmp_path, ae_ckpt, slot):
     losses = {

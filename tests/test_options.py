@@ -87,7 +87,16 @@ def test_placeholder_paths_say_which_option_to_edit(name, tmp_path):
 
 def test_official_option_names_are_translated(tmp_path):
     (tmp_path / 'hr').mkdir()
-    opt = {'datasets': {'train': {'dataroot_gt': 'hr', 'use_flip': True}}, 'path': {}, 'num_gpu': 1}
+    (tmp_path / 'hr' / 'a.png').touch()
+    opt = {
+        'datasets': {'train': {'type': 'PairedImageDataset', 'dataroot_gt': 'hr', 'use_flip': True}},
+        'path': {},
+        'num_gpu': 1,
+    }
     normalize_options(opt, root_path=tmp_path)
-    assert opt['datasets']['train'] == {'dataroot_gt': str(tmp_path / 'hr'), 'use_hflip': True}
+    assert opt['datasets']['train'] == {
+        'type': 'PairedImageDataset',
+        'dataroot_gt': str(tmp_path / 'hr'),
+        'use_hflip': True,
+    }
     assert opt['num_gpu'] == (1 if torch.cuda.is_available() else 0)

@@ -13,6 +13,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from aesop.errors import OptionValueError
+
 SCALES = (2, 4, 8)
 ENCODERS = ('learned', 'bicubic')
 _ENCODER_PREFIXES = ('conv_first.', 'body.', 'conv_last.', 'encoder.')
@@ -75,21 +77,23 @@ class AesopAutoEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if scale not in SCALES:
-            raise ValueError(f'AesopAutoEncoder: scale must be one of {SCALES}, got {scale}')
+            raise OptionValueError(f'AesopAutoEncoder: scale must be one of {SCALES}, got {scale}')
         if encoder not in ENCODERS:
-            raise ValueError(f'AesopAutoEncoder: encoder must be one of {ENCODERS}, got {encoder!r}')
+            raise OptionValueError(f'AesopAutoEncoder: encoder must be one of {ENCODERS}, got {encoder!r}')
         decoder = {'type': 'RRDBNet', **deepcopy(dict(decoder))}
         num_feat = num_feat or decoder.get('num_feat', 64)
         num_grow_ch = num_grow_ch or decoder.get('num_grow_ch', 32)
         if num_feat % scale**2:
-            raise ValueError(f'AesopAutoEncoder: num_feat ({num_feat}) must be divisible by scale² ({scale**2})')
+            raise OptionValueError(f'AesopAutoEncoder: num_feat ({num_feat}) must be divisible by scale² ({scale**2})')
         self.scale = scale
         self.encoder_type = encoder
 
         self.decoder = build_network(decoder)
         decoder_scale = getattr(self.decoder, 'scale', getattr(self.decoder, 'upscale', scale))
         if decoder_scale != scale:
-            raise ValueError(f'AesopAutoEncoder: decoder {decoder["type"]} upscales ×{decoder_scale}, encoder ×{scale}')
+            raise OptionValueError(
+                f'AesopAutoEncoder: decoder {decoder["type"]} upscales ×{decoder_scale}, encoder ×{scale}'
+            )
 
         if encoder == 'bicubic':
             self.encoder = BicubicDownsample(scale=scale)
@@ -123,11 +127,13 @@ class AesopAutoEncoder(nn.Module):
         With ``return_bottleneck`` returns ``(ψ(hr), E(hr))`` as the official module does.
         """
         if hr.shape[-1] % self.scale or hr.shape[-2] % self.scale:
-            raise ValueError(f'AesopAutoEncoder: input {tuple(hr.shape[-2:])} is not a multiple of scale {self.scale}')
+            raise OptionValueError(
+                f'AesopAutoEncoder: input {tuple(hr.shape[-2:])} is not a multiple of scale {self.scale}'
+            )
         bottleneck = self.encode(hr)
         decoded = self.decode(bottleneck)
         if decoded.shape != hr.shape:  # e.g. RRDBNet(scale=8) silently upscales ×4
-            raise ValueError(
+            raise OptionValueError(
                 f'AesopAutoEncoder: decoder {type(self.decoder).__name__} maps {tuple(bottleneck.shape[-2:])} to '
                 f'{tuple(decoded.shape[-2:])}, expected {tuple(hr.shape[-2:])} (×{self.scale})'
             )

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.transforms.functional import gaussian_blur
 
+from aesop.errors import OptionValueError
 from aesop.weights import load_frozen_autoencoder
 
 CRITERIA = {'l1': l1_loss, 'l2': mse_loss, 'mse': mse_loss, 'charbonnier': charbonnier_loss}
@@ -34,9 +35,11 @@ class TransformedFidelityLoss(nn.Module):
     def __init__(self, *, criterion: str = 'l1', loss_weight: float = 1.0, reduction: str = 'mean') -> None:
         super().__init__()
         if criterion not in CRITERIA:
-            raise ValueError(f'{type(self).__name__}: criterion must be one of {tuple(CRITERIA)}, got {criterion!r}')
+            raise OptionValueError(
+                f'{type(self).__name__}: criterion must be one of {tuple(CRITERIA)}, got {criterion!r}'
+            )
         if reduction not in REDUCTIONS:
-            raise ValueError(f'{type(self).__name__}: reduction must be one of {REDUCTIONS}, got {reduction!r}')
+            raise OptionValueError(f'{type(self).__name__}: reduction must be one of {REDUCTIONS}, got {reduction!r}')
         self.criterion = CRITERIA[criterion]
         self.loss_weight = loss_weight
         self.reduction = reduction
@@ -121,7 +124,7 @@ class AesopLRConsistencyLoss(TransformedFidelityLoss):
     ) -> None:
         super().__init__(criterion=criterion, loss_weight=loss_weight, reduction=reduction)
         if target not in TARGETS:
-            raise ValueError(f'AesopLRConsistencyLoss: target must be one of {TARGETS}, got {target!r}')
+            raise OptionValueError(f'AesopLRConsistencyLoss: target must be one of {TARGETS}, got {target!r}')
         self.scale = scale
         self.target = target
         self.antialias = antialias
@@ -155,11 +158,11 @@ class AesopLowPassLoss(TransformedFidelityLoss):
     ) -> None:
         super().__init__(criterion=criterion, loss_weight=loss_weight, reduction=reduction)
         if sigma <= 0:
-            raise ValueError(f'AesopLowPassLoss: sigma must be > 0, got {sigma}')
+            raise OptionValueError(f'AesopLowPassLoss: sigma must be > 0, got {sigma}')
         self.sigma = sigma
         self.kernel_size = kernel_size or 2 * math.ceil(3 * sigma) + 1
         if self.kernel_size % 2 == 0:
-            raise ValueError(f'AesopLowPassLoss: kernel_size must be odd, got {self.kernel_size}')
+            raise OptionValueError(f'AesopLowPassLoss: kernel_size must be odd, got {self.kernel_size}')
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return gaussian_blur(x, [self.kernel_size, self.kernel_size], [self.sigma, self.sigma])

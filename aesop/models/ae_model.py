@@ -58,11 +58,15 @@ class AesopAEModel(MetricTableMixin, SRModel):
         super().init_training_settings()  # EMA copy, L_HR, optimiser over all of ψ, scheduler
         lr_opt = self.opt['train'].get('pixel_at_LR_opt')
         self.cri_pix_at_lr = build_loss(lr_opt).to(self.device) if lr_opt else None
+        self.decoder_frozen = None
         self.set_decoder_frozen(self.freeze_decoder_iters > 0)
 
     def set_decoder_frozen(self, frozen: bool) -> None:
-        for param in self.decoder.parameters():
-            param.requires_grad_(not frozen)
+        """Freeze (or unfreeze) D; the optimiser was built over all of ψ, so D resumes later."""
+        if frozen != self.decoder_frozen:
+            for param in self.decoder.parameters():
+                param.requires_grad_(not frozen)
+            self.decoder_frozen = frozen
 
     def feed_data(self, data):
         if 'gt' in data:
@@ -73,8 +77,7 @@ class AesopAEModel(MetricTableMixin, SRModel):
             self.gt = data['lq'].to(self.device)
 
     def optimize_parameters(self, current_iter):
-        if self.freeze_decoder_iters and current_iter == self.freeze_decoder_iters + 1:
-            self.set_decoder_frozen(False)
+        self.set_decoder_frozen(current_iter <= self.freeze_decoder_iters)  # also right after a resume
         self.optimizer_g.zero_grad()
         self.output, self.bottleneck = self.net_g(self.gt, return_bottleneck=True)
         loss_dict = OrderedDict()

@@ -1,0 +1,226 @@
+"""Bad input through the real entry points: one line, no traceback, exit 2; crash-safe resume."""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from copy import deepcopy
+
+import basicsr.utils.logger
+import pytest
+import torch
+from basicsr.archs import build_network
+from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, write_yaml
+
+import aesop.train
+
+DEMO = REPO / 'options' / 'demo'
+
+
+def gan_opt(data, root):
+    """A tiny AESOP GAN option file whose ψ checkpoint exists under ``root``."""
+    opt = point_at(load_yaml(DEMO / 'train_aesop.yml'), data)
+    opt['name'] = 'bad'
+    opt['network_g'], opt['path']['pretrain_network_g'] = deepcopy(TINY_RRDB), None
+    opt['network_d']['num_feat'] = 4
+    ae = build_network(TINY_AE)
+    torch.save({'params': ae.state_dict(), 'params_ema': ae.state_dict()}, root / 'ae.pth')
+    opt['train']['aesop_opt'].update(autoencoder=deepcopy(TINY_AE), pretrained=str(root / 'ae.pth'))
+    opt['train']['total_iter'] = 1
+    opt['datasets']['train']['batch_size_per_gpu'] = 1
+    return opt
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging(monkeypatch):
+    """BasicSR sets up its logger (and the root one) once per process, on the stderr of that time."""
+    for name in ('basicsr', None):
+        monkeypatch.setattr(logging.getLogger(name), 'handlers', [])
+    monkeypatch.setattr(basicsr.utils.logger, 'initialized_logger', {})
+
+
+def run_main(opt, root, monkeypatch, capsys) -> str:
+    """``aesop/train.py -opt …`` in this process; returns its one-line error."""
+    monkeypatch.setenv('AESOP_ROOT', str(root))
+    monkeypatch.setattr(sys, 'argv', ['aesop/train.py', '-opt', str(write_yaml(opt, root / 'opt.yml'))])
+    with pytest.raises(SystemExit) as exit_info:
+        aesop.train.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith('aesop: error: ') and not any('Traceback' in line for line in err), '\n'.join(err)
+    return err[-1].removeprefix('aesop: error: ')
+
+
+def _missing_ae(opt, root, data):
+    opt['train']['aesop_opt']['pretrained'] = 'experiments/none/ae.pth'
+
+
+def _mismatch(opt, root, data):
+    other = build_network({**TINY_AE, 'num_feat': 16, 'decoder': {**TINY_RRDB, 'num_feat': 8}})
+    torch.save({'params_ema': other.state_dict()}, root / 'ae.pth')
+
+
+def _no_ema_key(opt, root, data):
+    torch.save({'params': build_network(TINY_AE).state_dict()}, root / 'ae.pth')
+
+
+def _empty_dataset(opt, root, data):
+    (root / 'empty').mkdir()
+    opt['datasets']['train']['dataroot_gt'] = str(root / 'empty')
+
+
+def _corrupt_image(opt, root, data):
+    copy = shutil.copytree(data, root / 'data')
+    for png in (copy / 'train' / 'HR').glob('*.png'):
+        png.write_bytes(b'not a png')
+    point_at(opt, copy)
+
+
+def _size_mismatch(opt, root, data):
+    copy = shutil.copytree(data, root / 'data')
+    for png in (copy / 'train' / 'LR_bicubic' / 'X4').glob('*.png'):
+        shutil.copy(copy / 'val' / 'LR_bicubic' / 'X4' / 'coffee.png', png)  # 16×16 LR for 128×128 GT
+    point_at(opt, copy)
+
+
+def _unknown_type(opt, root, data):
+    opt['network_g']['type'] = 'RRDBNett'
+
+
+def _unknown_key(opt, root, data):
+    opt['network_g'] = {**TINY_RRDB, 'num_blocks': 2}
+
+
+def _unknown_loss_key(opt, root, data):
+    opt['train']['aesop_opt']['weight'] = 1.0
+
+
+def _ae_scale(opt, root, data):
+    opt['train']['aesop_opt']['autoencoder'] = {**TINY_AE, 'scale': 2, 'decoder': {**TINY_RRDB, 'scale': 2}}
+
+
+def _pickled_code(opt, root, data):
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(root / 'pwned'), 'w'))
+
+    torch.save({'params': Payload()}, root / 'evil.pth')
+    opt['path']['pretrain_network_g'] = str(root / 'evil.pth')
+
+
+CASES = {
+    'missing AE checkpoint': (
+        _missing_ae,
+        r'file not found: .*experiments/none/ae\.pth \(option train\.aesop_opt\.pretrained\)',
+    ),
+    'tensors do not fit': (
+        _mismatch,
+        r'weights in .*ae\.pth do not fit AesopAutoEncoder: '
+        r'decoder\.conv_first\.weight has shape \(8, 3, 3, 3\) in the file but \(16, 3, 3, 3\)',
+    ),
+    'missing params_ema': (_no_ema_key, r"checkpoint .*ae\.pth has no key 'params_ema'; it has: params$"),
+    'empty dataset folder': (
+        _empty_dataset,
+        r'dataset folder is empty: .*empty \(option datasets\.train\.dataroot_gt\)',
+    ),
+    'corrupt image': (_corrupt_image, r'cannot read image .*train/HR/\w+\.png: missing, unreadable or corrupt'),
+    'LR/GT size mismatch': (
+        _size_mismatch,
+        r'GT/LR sizes do not match scale 4: .*HR/\w+\.png \(128×128\) and .*X4/\w+\.png \(16×16\)',
+    ),
+    'unknown type': (_unknown_type, r"unknown arch type 'RRDBNett' \(option network_g\.type\); did you mean RRDBNet"),
+    'unknown arch option': (
+        _unknown_key,
+        r"unknown option 'num_blocks' for RRDBNet \(option network_g\): did you mean 'num_block'\?",
+    ),
+    'unknown loss option': (
+        _unknown_loss_key,
+        r"unknown option 'weight' for AesopLoss \(option train\.aesop_opt\): did you mean 'loss_weight'\?",
+    ),
+    'AE scale != scale': (_ae_scale, r'the auto-encoder at train\.aesop_opt\.autoencoder works at ×2 but scale is 4'),
+    'pickled code': (
+        _pickled_code,
+        r'refused to load .*evil\.pth \(option path\.pretrain_network_g\): it needs arbitrary unpickling',
+    ),
+}
+
+
+@pytest.mark.parametrize('case', list(CASES))
+def test_bad_input_is_one_clear_line(case, tiny_data, tmp_path, monkeypatch, capsys):
+    mutate, expected = CASES[case]
+    opt = gan_opt(tiny_data, tmp_path)
+    mutate(opt, tmp_path, tiny_data)
+    assert __import__('re').search(expected, run_main(opt, tmp_path, monkeypatch, capsys))
+    assert not (tmp_path / 'pwned').exists()
+
+
+def test_placeholder_path_of_a_paper_option_file(tmp_path, monkeypatch, capsys):
+    message = run_main(load_yaml(REPO / 'options' / 'train_aesop_rrdb.yml'), tmp_path, monkeypatch, capsys)
+    assert message == (
+        f'dataset folder not found: {tmp_path}/datasets/DF2K/DF2K_HR_sub (option datasets.train.dataroot_gt): '
+        'edit the option file to point at your data'
+    )
+
+
+def ae_opt(data, name, total_iter, save_freq):
+    opt = point_at(load_yaml(DEMO / 'train_ae.yml'), data)
+    opt.update(name=name)
+    opt['network_g'] = deepcopy(TINY_AE)
+    opt['path']['pretrain_network_decoder'] = None
+    opt['train'].update(total_iter=total_iter, freeze_decoder=0)
+    opt['datasets']['train'].update(batch_size_per_gpu=1)
+    opt['val']['val_freq'] = 10**6
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=save_freq, use_tb_logger=False)
+    return opt
+
+
+def launch(opt_file, root, *args, **kw):
+    env = {'AESOP_ROOT': str(root), 'OMP_NUM_THREADS': '1', 'PATH': '/usr/bin:/bin'}
+    cmd = [sys.executable, str(REPO / 'aesop' / 'train.py'), '-opt', str(opt_file), *args]
+    return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_kill_9_then_auto_resume_finishes_from_the_last_complete_state(tiny_data, tmp_path):
+    opt_file = write_yaml(ae_opt(tiny_data, 'killed', 400, 2), tmp_path / 'ae.yml')
+    proc = launch(opt_file, tmp_path)
+    states = tmp_path / 'experiments' / 'killed' / 'training_states'
+    deadline = time.time() + 120
+    while len(list(states.glob('*.state'))) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    last = max(int(p.stem) for p in states.glob('*.state'))
+    models = tmp_path / 'experiments' / 'killed' / 'models'
+    before = torch.load(models / f'net_g_{last}.pth', weights_only=True)
+
+    opt = ae_opt(tiny_data, 'killed', last + 2, 2)
+    out = launch(write_yaml(opt, opt_file), tmp_path, '--auto_resume').communicate(timeout=120)[0]
+    assert f'Resuming training from epoch: 0, iter: {last}.' in out
+    assert f'iter:{last + 1:8,d}' in out and 'End of training' in out
+    after = torch.load(models / f'net_g_{last + 2}.pth', weights_only=True)
+    assert set(after) == {'params', 'params_ema'} and not torch.equal(
+        after['params_ema']['decoder.conv_last.weight'], before['params_ema']['decoder.conv_last.weight']
+    )
+    assert not list(models.glob('.*tmp*'))
+
+
+def test_a_nan_loss_stops_training_and_saves_nothing(tiny_data, tmp_path):
+    opt_file = write_yaml(ae_opt(tiny_data, 'nan', 2, 1), tmp_path / 'ae.yml')
+    assert launch(opt_file, tmp_path).wait(timeout=120) == 0
+    opt = ae_opt(tiny_data, 'nan', 4, 1)
+    opt['train']['pixel_opt']['loss_weight'] = math.nan
+    proc = launch(write_yaml(opt, opt_file), tmp_path, '--auto_resume')
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 2
+    errors = [line for line in out.splitlines() if line.startswith('aesop: error: ')]
+    assert errors == [errors[0]] and errors[0].startswith(
+        'aesop: error: loss l_pix is nan at iteration 3: training stopped'
+    )
+    exp = tmp_path / 'experiments' / 'nan'
+    assert sorted(p.name for p in (exp / 'models').iterdir()) == ['net_g_1.pth', 'net_g_2.pth', 'net_g_latest.pth']
+    assert sorted(p.name for p in (exp / 'training_states').iterdir()) == ['1.state', '2.state']
