@@ -247,10 +247,29 @@ def parse_options(root_path: str, is_train: bool = True):
     """Fix 7: accept ``--local-rank``, then normalise the options."""
     from aesop.options import normalize_options
 
+    global _CPU_ONLY
     sys.argv = normalize_argv(sys.argv)
+    _CPU_ONLY = requested_num_gpu(sys.argv) == 0
     opt, args = _basicsr_parse_options(root_path, is_train=is_train)
     normalize_options(opt, root_path=root_path)
     return opt, args
+
+
+def requested_num_gpu(argv: list[str]):
+    """``num_gpu`` of the option file named by ``-opt`` (or of ``--force_yml num_gpu=…``)."""
+    import yaml
+
+    value = None
+    if '-opt' in argv[:-1]:
+        try:
+            with open(argv[argv.index('-opt') + 1]) as f:
+                value = (yaml.safe_load(f) or {}).get('num_gpu')
+        except (OSError, yaml.YAMLError, AttributeError):
+            return None  # basicsr's parser reports it
+    for arg in argv:
+        if arg.replace(' ', '').startswith('num_gpu='):
+            value = arg.split('=', 1)[1].strip()
+    return 0 if str(value) == '0' else value
 
 
 def normalize_argv(argv: list[str]) -> list[str]:

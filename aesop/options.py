@@ -6,6 +6,8 @@ key that holds it, not an hour into training.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +31,9 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
 
     translate_options(opt)
     check_components(opt)
+    if not opt.get('is_train', True) and 'val' in opt:
+        opt['val'].setdefault('suffix', None)  # basicsr's SRModel reads both in test mode
+        opt['val'].setdefault('save_img', False)
     if not torch.cuda.is_available():
         opt['num_gpu'] = 0
     root = Path(root_path)
@@ -57,9 +62,13 @@ def file_options(opt: dict) -> Iterator[tuple[str, dict, str, str]]:
                 yield f'datasets.{phase}.{name}', dataset, name, 'dir'
         if dataset.get('meta_info_file') is not None:
             yield f'datasets.{phase}.meta_info_file', dataset, 'meta_info_file', 'file'
-    for name, value in opt.get('path', {}).items():
-        if value is not None and name.startswith('pretrain_network'):
-            yield f'path.{name}', opt['path'], name, 'file'
+    paths = opt.get('path', {})
+    for name, value in paths.items():
+        if value is None or not name.startswith(('pretrain_network', 'resume_state')):
+            continue
+        if name == 'pretrain_network_decoder' and paths.get('pretrain_network_g'):
+            continue  # ignored when the whole auto-encoder is loaded (e.g. on resume)
+        yield f'path.{name}', paths, name, 'file'
     for section in ('train', 'val'):
         yield from _loss_files(opt.get(section) or {}, section)
 
@@ -84,14 +93,18 @@ def check_components(opt: dict) -> None:
     """
     from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
-    if 'model_type' in opt:
-        _lookup(MODEL_REGISTRY, opt['model_type'], 'model_type')
+    model = _lookup(MODEL_REGISTRY, opt['model_type'], 'model_type') if 'model_type' in opt else None
+    readable = getattr(model, 'LOSS_OPTIONS', None)  # the loss entries the model reads, if it says
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, dict):
             _check_arch(value, key, opt.get('scale'))
     for phase, dataset in (opt.get('datasets') or {}).items():
         _lookup(DATASET_REGISTRY, dataset.get('type'), f'datasets.{phase}.type')
     for key, value in (opt.get('train') or {}).items():
+        if readable is not None and key.endswith('_opt') and key not in readable:
+            close = difflib.get_close_matches(key, readable, n=1)
+            hint = f'did you mean {close[0]!r}? ' if close else ''
+            raise AesopError(f'{opt["model_type"]} does not read train.{key}: {hint}it reads {", ".join(readable)}')
         if key.endswith('_opt') and isinstance(value, dict) and 'type' in value:
             _check_kwargs(_lookup(LOSS_REGISTRY, value['type'], f'train.{key}.type'), value, f'train.{key}')
             for arch_key in ('autoencoder', 'autoencoder_arch'):
@@ -109,7 +122,7 @@ def _check_arch(arch: dict, key: str, scale: int | None) -> None:
 
     _check_kwargs(_lookup(ARCH_REGISTRY, arch.get('type'), f'{key}.type'), arch, key)
     for name, value in arch.items():
-        if isinstance(value, dict) and 'type' in value:
+        if isinstance(value, dict) and 'type' in value and name != 'enc_opt':  # official enc_opt: ignored
             _check_arch(value, f'{key}.{name}', None)
     if arch['type'] in AUTOENCODER_SCALES and scale is not None:
         ae_scale = AUTOENCODER_SCALES[arch['type']] or arch.get('scale', 4)
@@ -118,8 +131,6 @@ def _check_arch(arch: dict, key: str, scale: int | None) -> None:
 
 
 def _lookup(registry, name, key: str):
-    import difflib
-
     if name in registry:
         return registry.get(name)
     close = difflib.get_close_matches(str(name), list(registry.keys()), n=3, cutoff=0.5)
@@ -128,9 +139,6 @@ def _lookup(registry, name, key: str):
 
 
 def _check_kwargs(component, options: dict, key: str) -> None:
-    import difflib
-    import inspect
-
     try:
         params = inspect.signature(component).parameters
     except (TypeError, ValueError):

@@ -38,6 +38,7 @@ STAGES = (
     ),
 )
 ITER = re.compile(r', iter:\s*(\d+)')  # BasicSR's log line: [epoch:  0, iter:     20, lr:...]
+IMAGES = re.compile(r'(\d+)/(\d+) \[')  # BasicSR's validation progress bar: 1/2 [00:01<...
 
 
 def run_stage(title: str, script: str, option_file: str, extra: tuple[str, ...], root: Path) -> float:
@@ -47,18 +48,19 @@ def run_stage(title: str, script: str, option_file: str, extra: tuple[str, ...],
     cmd = [sys.executable, str(REPO / 'aesop' / f'{script}.py'), '-opt', str(REPO / option_file), *extra]
     start, log = time.time(), []
     with subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        with tqdm(total=total, desc=f'stage {title}', unit='it', disable=total is None) as bar:
-            for line in proc.stdout:
+        with tqdm(total=total, desc=f'stage {title}', unit='it' if total else 'image') as bar:
+            for line in proc.stdout:  # universal newlines: the child's tqdm updates ('\r') come as lines
                 log.append(line)
                 if total and (m := ITER.search(line)):
+                    bar.update(int(m.group(1)) - bar.n)
+                elif not total and (m := IMAGES.search(line)):
+                    bar.total = int(m.group(2))
                     bar.update(int(m.group(1)) - bar.n)
             if total and proc.wait() == 0:
                 bar.update(total - bar.n)
     if proc.returncode != 0:
         sys.stdout.write(''.join(log[-40:]))
         sys.exit(f'demo: stage {title} failed (exit {proc.returncode}): {" ".join(cmd)}')
-    if total is None:
-        print(f'stage {title}: done in {time.time() - start:.0f}s')
     return time.time() - start
 
 

@@ -106,3 +106,5 @@ def test_bicubic_encoder_is_antialiased_bicubic_and_takes_official_checkpoints(t
     torch.save({'params_ema': state}, tmp_path / 'bicubic.pth')
     load_weights(ae, tmp_path / 'bicubic.pth', param_key='params_ema', strict=True)
     assert torch.equal(ae.decoder.conv_first.weight, official.decoder.conv_first.weight)
+    assert set(ae.state_dict()) == set(state)  # and ours load strictly in the official code
+    assert {n for n, p in ae.named_parameters() if p.requires_grad} == {n for n in state if n.startswith('decoder.')}

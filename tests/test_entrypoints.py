@@ -60,12 +60,12 @@ def test_training_writes_checkpoints_logs_and_tensorboard(pipeline):
     for name, files in (('e2e_ae', ['net_g_3.pth', 'net_g_latest.pth']), ('e2e_aesop', ['net_g_2.pth', 'net_d_2.pth'])):
         exp = root / 'experiments' / name
         assert all((exp / 'models' / f).is_file() for f in files)
-        assert (exp / 'training_states').glob('*.state')
+        assert any((exp / 'training_states').glob('*.state'))
         log = next(exp.glob('train_*.log')).read_text()
         assert 'End of training' in log
         assert any((root / 'tb_logger' / name).iterdir())
     log = next((root / 'experiments' / 'e2e_aesop').glob('train_*.log')).read_text()
-    assert 'l_g_aesop' in log and 'l_g_artifacts' in log and 'l_pix' not in log
+    assert 'l_g_aesop' in log and 'l_g_artifacts' in log and 'l_g_pix' not in log
 
 
 def test_test_writes_images_and_the_metric_table(pipeline):
@@ -118,6 +118,7 @@ def test_torchrun_two_cpu_processes(tiny_data, tmp_path):
     torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
     opt = tiny(load_yaml(DEMO / 'train_ae.yml'), 'e2e_ddp', tiny_data, 2)
     opt['path']['pretrain_network_decoder'] = None
+    opt['num_gpu'] = 0  # gloo on CPU even where CUDA is visible
     launcher = [torchrun, '--nproc_per_node=2', '--master_port=0', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0']
     run_entry('train', write_yaml(opt, tmp_path / 'ddp.yml'), tmp_path, '--launcher', 'pytorch', launcher=launcher)
     exp = tmp_path / 'experiments' / 'e2e_ddp'

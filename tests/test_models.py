@@ -63,15 +63,17 @@ def test_ae_model_step_trains_encoder_and_decoder_with_eq4_and_eq5(tmp_path):
     opt = base_opt(tmp_path, pixel_opt={'type': 'L1Loss'}, pixel_at_LR_opt={'type': 'L1Loss'}, ema_decay=0.9)
     model = build_model({**opt, 'model_type': 'AesopAEModel', 'network_g': TINY_AE})
     before = params(model.net_g)
-    model.feed_data({'lq': torch.rand(2, 3, 8, 8), 'gt': torch.rand(2, 3, 32, 32)})
+    data = {'lq': torch.rand(2, 3, 8, 8), 'gt': torch.rand(2, 3, 32, 32)}
+    with torch.no_grad():  # Eq. 5: ‖D(E(HR)) − HR‖₁; Eq. 4: ‖E(HR) − LR‖₁, before the step
+        expected = {
+            'l_pix': (model.net_g(data['gt']) - data['gt']).abs().mean().item(),
+            'l_pix_at_LR': (model.net_g.encode(data['gt']) - data['lq']).abs().mean().item(),
+        }
+    model.feed_data(data)
     model.optimize_parameters(1)
-    assert set(model.log_dict) == {'l_pix', 'l_pix_at_LR'}
+    assert model.log_dict == pytest.approx(expected, rel=1e-5)
     diff = changed(before, model.net_g)
     assert any(k.startswith('decoder.') for k in diff) and any(k.startswith('encoder.') for k in diff)
-    # Eq. 4 compares the bottleneck E(HR) with the LR image
-    with torch.no_grad():
-        recon, bottleneck = model.net_g(model.gt, return_bottleneck=True)
-    assert bottleneck.shape == model.lq.shape
 
 
 def test_ae_model_loads_the_decoder_and_freezes_it_until_iteration_n(tmp_path):
@@ -134,16 +136,32 @@ def test_aesop_gan_step_updates_g_and_d_and_never_psi(tmp_path, ae_ckpt):
     assert set(saved) == {'params', 'params_ema'} and not any('autoencoder' in k for k in saved['params'])
 
 
-def test_ldl_artifact_loss_equals_basicsr_map_applied_by_hand(tmp_path):
+def artifact_map(gt, sr, ema, k=7):
+    """LDL's refined artifact map (Liang et al. 2022, Eq. 6–8), written out from the paper."""
+    res_sr = (gt - sr).abs().sum(1, keepdim=True)
+    res_ema = (gt - ema).abs().sum(1, keepdim=True)
+    patch = res_sr.flatten(1).var(dim=1, unbiased=True).view(-1, 1, 1, 1) ** 0.2
+    padded = torch.nn.functional.pad(res_sr, [k // 2] * 4, mode='reflect')
+    windows = padded.unfold(2, k, 1).unfold(3, k, 1).flatten(-2)
+    local = windows.var(dim=-1, unbiased=True)
+    return torch.where(res_sr < res_ema, torch.zeros_like(local), patch * local)
+
+
+def test_ldl_artifact_loss_equals_the_map_applied_by_hand(tmp_path):
     model = build_model(
         gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss', 'loss_weight': 0.01}}, artifacts_opt={'type': 'L1Loss'})
     )
+    with torch.no_grad():  # make the EMA copy differ from G so the mask res_SR < res_EMA matters
+        for p in model.net_g_ema.parameters():
+            p.add_(0.05 * torch.randn_like(p))
     model.feed_data(batch())
     model.output = model.net_g(model.lq)
     _, losses = model.generator_losses()
     with torch.no_grad():
-        weight = get_refined_artifact_map(model.gt, model.output, model.net_g_ema(model.lq), 7)
+        weight = artifact_map(model.gt, model.output, model.net_g_ema(model.lq))
         expected = (weight * model.output - weight * model.gt).abs().mean()
+        assert 0 < (weight == 0).float().mean() < 1
+        assert torch.allclose(weight, get_refined_artifact_map(model.gt, model.output, model.net_g_ema(model.lq), 7))
     assert torch.allclose(losses['l_g_artifacts'], expected)
     assert torch.allclose(losses['l_g_pix'], 0.01 * (model.output - model.gt).abs().mean())
 
@@ -169,3 +187,30 @@ def test_config_mistakes_fail_clearly(tmp_path):
     no_ema['train']['ema_decay'] = 0
     with pytest.raises(AesopError, match='ema_decay'):
         build_model(deepcopy(no_ema))
+    per_pixel = gan_opt(tmp_path, {'pixel_opt': {'type': 'AesopLowPassLoss', 'reduction': 'none'}})
+    with pytest.raises(AesopError, match='reduction none'):
+        build_model(per_pixel)
+
+
+def test_swinir_inputs_are_padded_to_the_window(tmp_path):
+    swinir = {
+        'type': 'SwinIR',
+        'upscale': 4,
+        'img_size': 16,
+        'window_size': 4,
+        'img_range': 1.0,
+        'depths': [1],
+        'embed_dim': 8,
+        'num_heads': [2],
+        'mlp_ratio': 2,
+        'upsampler': 'pixelshuffle',
+    }
+    model = build_model({**base_opt(tmp_path), 'is_train': False, 'model_type': 'AesopSRModel', 'network_g': swinir})
+    lq = torch.rand(1, 3, 10, 7)
+    model.feed_data({'lq': lq})
+    model.test()
+    assert model.output.shape == (1, 3, 40, 28) and torch.equal(model.lq, lq)
+    padded = torch.cat([lq, lq.flip(2)], 2)[..., :12, :]
+    padded = torch.cat([padded, padded.flip(3)], 3)[..., :8]
+    with torch.no_grad():
+        assert torch.allclose(model.output, model.net_g(padded)[..., :40, :28])

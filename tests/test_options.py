@@ -61,15 +61,15 @@ def test_option_file_builds(path, tmp_path):
     opt.update(is_train=is_train, dist=False, num_gpu=0, rank=0, world_size=1)
     model = build_model(opt)
 
-    lq = torch.rand(1, 3, 16, 16)
+    lq = torch.rand(1, 3, 20, 12)  # not a multiple of SwinIR's window: the model pads
     if opt['model_type'] == 'AesopAEModel':
-        model.feed_data({'gt': torch.rand(1, 3, 64, 64), 'lq': lq})
+        model.feed_data({'gt': torch.rand(1, 3, 80, 48), 'lq': lq})
         model.test()
-        assert model.output.shape == (1, 3, 64, 64) and model.bottleneck.shape == lq.shape
+        assert model.output.shape == (1, 3, 80, 48) and model.bottleneck.shape == lq.shape
         return
     model.feed_data({'lq': lq})
     model.test()
-    assert model.output.shape == (1, 3, 64, 64)
+    assert model.output.shape == (1, 3, 80, 48)
     if is_train and 'network_d' in opt:
         size = opt['network_d']['input_size']
         assert model.net_d(torch.rand(2, 3, size, size)).shape == (2, 1)
@@ -81,6 +81,15 @@ def test_placeholder_paths_say_which_option_to_edit(name, tmp_path):
     opt.update(is_train=True, dist=False)
     with pytest.raises(
         AesopError, match=r'dataset folder not found: .*(DF2K|DIV2K|Set14).* \(option datasets\.\w+\.dataroot_gt\)'
+    ):
+        normalize_options(opt, root_path=tmp_path)
+
+
+def test_a_loss_entry_the_model_does_not_read_is_an_error(tmp_path):
+    opt = load(REPO / 'options' / 'train_aesop_rrdb.yml')
+    opt['train']['artifact_opt'] = opt['train'].pop('artifacts_opt')
+    with pytest.raises(
+        AesopError, match=r"AesopGANModel does not read train\.artifact_opt: did you mean 'artifacts_opt'"
     ):
         normalize_options(opt, root_path=tmp_path)
 

@@ -17,7 +17,6 @@ from aesop.errors import OptionValueError
 
 SCALES = (2, 4, 8)
 ENCODERS = ('learned', 'bicubic')
-_ENCODER_PREFIXES = ('conv_first.', 'body.', 'conv_last.', 'encoder.')
 
 
 class BicubicDownsample(nn.Module):
@@ -52,7 +51,9 @@ class AesopAutoEncoder(nn.Module):
     State-dict layout: the encoder's modules are registered twice, as ``conv_first``, ``body``,
     ``conv_last`` and as ``encoder.{0,2,3}`` (index 1 is the parameter-free unshuffle), exactly as
     the official ``AutoEncoder_RRDBNet``, so official checkpoints load strictly and ours load in
-    the official code. Parameters are shared, so optimisers and EMA see each one once.
+    the official code. Parameters are shared, so optimisers and EMA see each one once. With
+    ``encoder='bicubic'`` the learned modules exist (frozen, unused) but ``encoder`` holds no
+    parameters, as the official ``BicubicDown_RRDBNet``.
 
     Args:
         decoder: options of the decoder arch (``type`` defaults to ``RRDBNet``).
@@ -95,23 +96,18 @@ class AesopAutoEncoder(nn.Module):
                 f'AesopAutoEncoder: decoder {decoder["type"]} upscales ×{decoder_scale}, encoder ×{scale}'
             )
 
-        if encoder == 'bicubic':
-            self.encoder = BicubicDownsample(scale=scale)
-            self._register_load_state_dict_pre_hook(self._drop_unused_encoder_keys)
-            return
         mid = num_feat // scale**2
         self.conv_first = nn.Sequential(nn.Conv2d(num_in_ch, mid, 3, 1, 1), nn.Conv2d(mid, mid, 3, 1, 1))
         self.down = nn.Sequential(*[nn.PixelUnshuffle(2) for _ in range(int(math.log2(scale)))])
         self.body = make_layer(RRDB, num_block, num_feat=num_feat, num_grow_ch=num_grow_ch)
         self.conv_last = nn.Sequential(nn.Conv2d(num_feat, num_feat, 3, 1, 1), nn.Conv2d(num_feat, num_in_ch, 3, 1, 1))
         default_init_weights([self.conv_first, self.conv_last], 0.1)
-        self.encoder = nn.Sequential(self.conv_first, self.down, self.body, self.conv_last)
-
-    @staticmethod
-    def _drop_unused_encoder_keys(state_dict, prefix, *args) -> None:
-        """Official bicubic-encoder checkpoints still carry the unused learned encoder."""
-        for key in [k for k in state_dict if k.startswith(tuple(prefix + p for p in _ENCODER_PREFIXES))]:
-            del state_dict[key]
+        if encoder == 'learned':
+            self.encoder = nn.Sequential(self.conv_first, self.down, self.body, self.conv_last)
+        else:  # the official bicubic variant keeps (and saves) the unused learned encoder, frozen here
+            self.encoder = BicubicDownsample(scale=scale)
+            for module in (self.conv_first, self.body, self.conv_last):
+                module.requires_grad_(False)
 
     def encode(self, hr: torch.Tensor) -> torch.Tensor:
         """E: (N, 3, H, W) HR → (N, 3, H/s, W/s) LR estimate (the bottleneck, Eq. 4)."""

@@ -30,14 +30,16 @@ def make_demo_dataset(
     train: Sequence[str] = DEMO_TRAIN,
     val: Sequence[str] = DEMO_VAL,
     sub_size: int = 192,
+    max_sub_images: int = 8,
     val_crop: int | None = None,
 ) -> Path:
     """Write ``root/{train,val}/{HR,LR_bicubic/X<scale>}/*.png``; existing files are kept.
 
     Training photos are cut into ``sub_size`` sub-images, as BasicSR prepares DF2K (small files
-    load fast); validation photos stay whole (or a centred ``val_crop`` square), cropped to a
-    multiple of ``scale``. LR is MATLAB-style bicubic downscaling of HR (basicsr's ``imresize``,
-    antialiased, as the paper's DIV2K/DF2K LR), rounded to 8 bit.
+    load fast), at most ``max_sub_images`` per photo, evenly spread; validation photos stay
+    whole (or a centred ``val_crop`` square), cropped to a multiple of ``scale``. LR is
+    MATLAB-style bicubic downscaling of HR (basicsr's ``imresize``, antialiased, as the paper's
+    DIV2K/DF2K LR), rounded to 8 bit.
     """
     root = Path(root)
     for split, names in (('train', train), ('val', val)):
@@ -46,7 +48,11 @@ def make_demo_dataset(
         lr_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
             photo = skimage_photo(name)
-            crops = _sub_images(photo, name, sub_size) if split == 'train' else {name: _centre_crop(photo, val_crop)}
+            crops = (
+                _sub_images(photo, name, sub_size, max_sub_images)
+                if split == 'train'
+                else {name: _centre_crop(photo, val_crop)}
+            )
             for crop_name, hr in crops.items():
                 if (lr_dir / f'{crop_name}.png').is_file():
                     continue
@@ -58,11 +64,12 @@ def make_demo_dataset(
     return root
 
 
-def _sub_images(img: np.ndarray, name: str, size: int) -> dict[str, np.ndarray]:
-    """Non-overlapping ``size`` × ``size`` crops named ``<name>_s<index>`` (index from 001)."""
+def _sub_images(img: np.ndarray, name: str, size: int, most: int) -> dict[str, np.ndarray]:
+    """Up to ``most`` non-overlapping ``size`` × ``size`` crops named ``<name>_s<index>``."""
     h, w = img.shape[:2]
     tops, lefts = range(0, h - size + 1, size), range(0, w - size + 1, size)
     crops = [img[t : t + size, s : s + size] for t in tops for s in lefts]
+    crops = [crops[i] for i in np.linspace(0, len(crops) - 1, min(most, len(crops))).round().astype(int)]
     return {f'{name}_s{i:03d}': crop for i, crop in enumerate(crops, 1)}
 
 

@@ -13,12 +13,12 @@ from basicsr.utils import imwrite, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from tqdm import tqdm
 
-from aesop.models.metric_table import MetricTableMixin
+from aesop.models.validation import ValidationMixin
 from aesop.weights import load_weights
 
 
 @MODEL_REGISTRY.register()
-class AesopAEModel(MetricTableMixin, SRModel):
+class AesopAEModel(ValidationMixin, SRModel):
     """Pretrains ψ = D∘E (``network_g``, e.g. ``AesopAutoEncoder``) on HR images.
 
     Data: ``gt`` is the HR input and the target of D∘E; ``lq`` (the bicubic LR) is the target
@@ -33,6 +33,8 @@ class AesopAEModel(MetricTableMixin, SRModel):
     Validation reports each ``val.metrics`` entry on the reconstruction ψ(HR) vs HR (its name)
     and on the LR estimate E(HR) vs LR (its name + ``_lr``, border ``crop_border // scale``).
     """
+
+    LOSS_OPTIONS = ('pixel_opt', 'pixel_at_LR_opt', 'perceptual_opt')
 
     def __init__(self, opt):
         self.freeze_decoder_iters = int(opt.get('train', {}).get('freeze_decoder', 0) or 0)
@@ -96,10 +98,11 @@ class AesopAEModel(MetricTableMixin, SRModel):
 
     def test(self):
         net = getattr(self, 'net_g_ema', self.net_g)
+        was_training = net.training
         net.eval()
         with torch.no_grad():
             self.output, self.bottleneck = net(self.gt, return_bottleneck=True)
-        self.net_g.train()
+        net.train(was_training)
 
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
         dataset_name = dataloader.dataset.opt['name']

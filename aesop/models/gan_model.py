@@ -12,7 +12,7 @@ from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from aesop.errors import AesopError
-from aesop.models.metric_table import MetricTableMixin
+from aesop.models.validation import ValidationMixin
 
 # Fidelity terms: option key in ``train`` → loss-dict key. Any subset may be set.
 FIDELITY_TERMS = {
@@ -25,12 +25,14 @@ ARTIFACT_WINDOW = 7  # LDL's local-variance window
 
 
 @MODEL_REGISTRY.register()
-class AesopSRModel(MetricTableMixin, SRModel):
-    """BasicSR's SRModel plus the metric table: for testing any SR network."""
+class AesopSRModel(ValidationMixin, SRModel):
+    """BasicSR's SRModel plus window padding and the metric table: trains/tests any SR network."""
+
+    LOSS_OPTIONS = ('pixel_opt', 'perceptual_opt')
 
 
 @MODEL_REGISTRY.register()
-class AesopGANModel(MetricTableMixin, SRGANModel):
+class AesopGANModel(ValidationMixin, SRGANModel):
     """GAN SR training: L = Σ fidelity + λ_percep L_percep + λ_adv L_adv + λ_art L_art.
 
     - fidelity terms (:data:`FIDELITY_TERMS`): ``pixel_opt`` for ESRGAN/LDL (Eq. 3),
@@ -47,6 +49,8 @@ class AesopGANModel(MetricTableMixin, SRGANModel):
     the G step and D on the fake image in the D step's relativistic mean.
     """
 
+    LOSS_OPTIONS = (*FIDELITY_TERMS, 'perceptual_opt', 'gan_opt', 'artifacts_opt')
+
     def init_training_settings(self):
         train_opt = self.opt['train']
         if not train_opt.get('gan_opt'):
@@ -58,6 +62,9 @@ class AesopGANModel(MetricTableMixin, SRGANModel):
             if train_opt.get(opt_key)
         }
         self.cri_pix = None  # built by SRGANModel; it is the 'pixel_opt' fidelity term above
+        for key, cri in self.cri_fidelity.items():
+            if getattr(cri, 'reduction', 'mean') == 'none':
+                raise AesopError(f'{key}: reduction none gives a loss map; training needs mean or sum')
         artifacts_opt = train_opt.get('artifacts_opt')
         self.cri_artifacts = build_loss(artifacts_opt).to(self.device) if artifacts_opt else None
         if self.cri_artifacts is not None and self.ema_decay <= 0:

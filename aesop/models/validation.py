@@ -1,21 +1,38 @@
-"""Validation helpers shared by the AESOP models: the metric table and image paths."""
+"""Validation helpers shared by the AESOP models: window padding, the metric table, image paths."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
 
+import torch
 from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 
 
-class MetricTableMixin:
-    """Writes the validation metrics of a test run as ``metrics.csv`` and ``metrics.md``.
+class ValidationMixin:
+    """Validation and testing additions for BasicSR's ``SRModel`` family.
 
-    Rows are ``(method, dataset)``, columns the metrics, as the paper's tables. Files go to
-    the results folder (``results/<name>/``); during training BasicSR logs them and tensorboard
-    gets them under ``metrics/<dataset>/<metric>``.
+    - :meth:`test` pads the LR input to the generator's ``window_size`` (SwinIR, which in
+      basicsr 1.4.2 does not pad itself) and crops the output back;
+    - the metrics of a test run go to ``metrics.csv`` and ``metrics.md`` in the results folder
+      (rows ``(method, dataset)``, columns the metrics, as the paper's tables); during training
+      BasicSR logs them and tensorboard gets them under ``metrics/<dataset>/<metric>``.
     """
+
+    def test(self):
+        window = self.opt['network_g'].get('window_size')  # as basicsr's SwinIRModel
+        h, w = self.lq.shape[-2:]
+        if not window or (h % window == 0 and w % window == 0):
+            return super().test()
+        lq = self.lq
+        self.lq = pad_to_multiple(lq, window)
+        try:
+            super().test()
+        finally:
+            self.lq = lq
+        scale = self.opt['scale']
+        self.output = self.output[..., : h * scale, : w * scale]
 
     def _log_validation_metric_values(self, current_iter, dataset_name, tb_logger):
         super()._log_validation_metric_values(current_iter, dataset_name, tb_logger)
@@ -31,6 +48,13 @@ class MetricTableMixin:
             return vis / img_name / f'{img_name}{tag}_{current_iter}.png'
         suffix = self.opt['val'].get('suffix') or self.opt['name']
         return vis / dataset_name / f'{img_name}{tag}_{suffix}.png'
+
+
+def pad_to_multiple(img: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Mirror-pad (N, C, H, W) at the bottom/right to multiples of ``multiple``, as SwinIR's tests do."""
+    h, w = img.shape[-2:]
+    img = torch.cat([img, torch.flip(img, [2])], 2)[..., : h + (-h) % multiple, :]
+    return torch.cat([img, torch.flip(img, [3])], 3)[..., : w + (-w) % multiple]
 
 
 @master_only
