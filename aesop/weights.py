@@ -141,8 +141,8 @@ def load_frozen_autoencoder(
 ) -> nn.Module:
     """Build ψ = D∘E from arch options, load it strictly and freeze it (Sec. 4.2, Eq. 8).
 
-    Used by the AESOP loss, the AE-PSNR metric and the tools, so that the auto-encoder is
-    built, loaded and frozen the same way everywhere.
+    The one place that builds, loads and freezes ψ: the AESOP loss uses it, and so should any
+    metric or tool that needs the auto-encoder.
 
     Args:
         arch_opt: ``network_g``-style options with ``type`` (e.g. ``AesopAutoEncoder``).

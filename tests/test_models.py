@@ -129,6 +129,8 @@ def test_aesop_gan_step_updates_g_and_d_and_never_psi(tmp_path, ae_ckpt):
         model.optimize_parameters(it)
     assert changed(g, model.net_g) and changed(d, model.net_d) and changed(ema, model.net_g_ema)
     assert not changed(psi_before, psi)
+    on_disk = torch.load(ae_ckpt, weights_only=True)['params_ema']
+    assert all(torch.equal(on_disk[k], v) for k, v in psi.state_dict().items())  # bit-identical to the file
     optimised = {id(p) for o in model.optimizers for group in o.param_groups for p in group['params']}
     assert not optimised & {id(p) for p in psi.parameters()}
     model.save(0, 2)

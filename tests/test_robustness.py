@@ -18,6 +18,8 @@ from basicsr.archs import build_network
 from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, write_yaml
 
 import aesop.train
+from aesop.errors import AesopError
+from aesop.weights import atomic_save, read_checkpoint
 
 DEMO = REPO / 'options' / 'demo'
 
@@ -157,6 +159,32 @@ def test_bad_input_is_one_clear_line(case, tiny_data, tmp_path, monkeypatch, cap
     mutate(opt, tmp_path, tiny_data)
     assert __import__('re').search(expected, run_main(opt, tmp_path, monkeypatch, capsys))
     assert not (tmp_path / 'pwned').exists()
+
+
+def test_the_traceback_is_there_when_asked_for(tiny_data, tmp_path, monkeypatch):
+    opt = gan_opt(tiny_data, tmp_path)
+    _unknown_type(opt, tmp_path, tiny_data)
+    monkeypatch.setenv('AESOP_TRACEBACK', '1')
+    monkeypatch.setenv('AESOP_ROOT', str(tmp_path))
+    monkeypatch.setattr(sys, 'argv', ['aesop/train.py', '-opt', str(write_yaml(opt, tmp_path / 'opt.yml'))])
+    with pytest.raises(AesopError, match="unknown arch type 'RRDBNett'"):
+        aesop.train.main()
+
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / 'net_g_latest.pth'
+    atomic_save({'params': {'w': torch.ones(2)}}, path)
+
+    def dies_midway(obj, f):
+        f.write(b'half a checkpoint')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, 'save', dies_midway)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_save({'params': {'w': torch.zeros(2)}}, path)
+    monkeypatch.undo()
+    assert torch.equal(read_checkpoint(path)['params']['w'], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ['net_g_latest.pth']
 
 
 def test_placeholder_path_of_a_paper_option_file(tmp_path, monkeypatch, capsys):
