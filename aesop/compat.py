@@ -6,8 +6,9 @@ Each fix is small, named after what it repairs, and tested in ``tests/test_compa
 1. ``torchvision.transforms.functional_tensor`` was removed from torchvision (0.17); basicsr's
    ``degradations.py`` imports ``rgb_to_grayscale`` from it. We alias the module to
    ``torchvision.transforms.functional``, which has the same function.
-2. ``init_dist`` always used NCCL and ``torch.cuda.set_device``: we use gloo without CUDA and
-   pick the device from ``LOCAL_RANK`` (torchrun) rather than the global rank.
+2. ``init_dist`` always used NCCL and ``torch.cuda.set_device``: we use gloo without CUDA or
+   with ``num_gpu: 0`` (read from the option file before basicsr initialises the process
+   group) and pick the GPU from ``LOCAL_RANK`` (torchrun) rather than the global rank.
 3. ``BaseModel.model_to_device`` passed ``device_ids=[torch.cuda.current_device()]`` to DDP,
    which fails on CPU.
 4. ``BaseModel.load_network`` used ``torch.load`` without ``weights_only`` and printed
@@ -77,12 +78,15 @@ logger = logging.getLogger('basicsr')
 torch.serialization.add_safe_globals([collections.Counter])
 
 
+_CPU_ONLY = False  # set by parse_options from the option file's num_gpu, before init_dist runs
+
+
 def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
-    """Fix 2: NCCL on GPUs, gloo on CPU; the GPU is chosen by ``LOCAL_RANK``."""
+    """Fix 2: NCCL on GPUs, gloo on CPU (no CUDA, or ``num_gpu: 0``); GPU chosen by ``LOCAL_RANK``."""
     if launcher not in ('pytorch', 'slurm'):
         raise AesopError(f'unknown --launcher {launcher!r}; use one of: none, pytorch, slurm')
-    cuda = torch.cuda.is_available()
-    backend = backend or ('nccl' if cuda else 'gloo')
+    cuda = torch.cuda.is_available() and not _CPU_ONLY
+    backend = backend if cuda and backend else ('nccl' if cuda else 'gloo')
     if launcher == 'slurm':
         from basicsr.utils.dist_util import _init_dist_slurm
 

@@ -44,6 +44,15 @@ def test_local_rank_spellings():
     ]
 
 
+def test_num_gpu_is_read_before_the_process_group_starts(tmp_path):
+    opt = tmp_path / 'o.yml'
+    opt.write_text('name: x\nnum_gpu: 0\ntrain:\n  lr: !!float 1e-4\n')
+    assert compat.requested_num_gpu(['t.py', '-opt', str(opt)]) == 0
+    opt.write_text('name: x\nnum_gpu: auto\n')
+    assert compat.requested_num_gpu(['t.py', '-opt', str(opt)]) == 'auto'
+    assert compat.requested_num_gpu(['t.py', '-opt', str(opt), '--force_yml', 'num_gpu=0']) == 0
+
+
 def test_offline_vgg_names_the_missing_file(monkeypatch, tmp_path):
     monkeypatch.setenv('AESOP_RANDOM_BACKBONES', '0')
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
