@@ -168,6 +168,17 @@ def test_ldl_artifact_loss_equals_the_map_applied_by_hand(tmp_path):
     assert torch.allclose(losses['l_g_pix'], 0.01 * (model.output - model.gt).abs().mean())
 
 
+def test_net_d_init_iters_trains_only_d_first(tmp_path):
+    model = build_model(gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss'}}, net_d_init_iters=1))
+    g, d = params(model.net_g), params(model.net_d)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    assert not changed(g, model.net_g) and changed(d, model.net_d)
+    assert set(model.log_dict) == {'l_d_real', 'l_d_fake', 'out_d_real', 'out_d_fake'}
+    model.optimize_parameters(2)
+    assert changed(g, model.net_g) and 'l_g_gan' in model.log_dict
+
+
 def test_discriminator_loads_with_its_own_param_key(tmp_path):
     disc = build_network(DISC)
     torch.save({'params': build_network(DISC).state_dict(), 'params_d': disc.state_dict()}, tmp_path / 'd.pth')

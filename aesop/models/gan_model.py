@@ -103,9 +103,11 @@ class AesopGANModel(ValidationMixin, SRGANModel):
         for p in self.net_d.parameters():
             p.requires_grad = False
         self.optimizer_g.zero_grad()
-        self.output = self.net_g(self.lq)
+        g_step = current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
+        with torch.set_grad_enabled(g_step):  # D-only iterations need no graph through G
+            self.output = self.net_g(self.lq)
         loss_dict = OrderedDict()
-        if current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters:
+        if g_step:
             l_g_total, loss_dict = self.generator_losses()
             l_g_total.backward()
             self.optimizer_g.step()
