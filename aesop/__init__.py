@@ -6,7 +6,7 @@ and registers the archs, losses and models of the method under basicsr's registr
 
 # isort: off
 from aesop import compat  # noqa: F401  (first: fixes basicsr before anything else imports it)
-from aesop import archs, losses, models, official  # noqa: F401  (registration)
+from aesop import archs, losses, metrics, models, official  # noqa: F401  (registration)
 # isort: on
 
 __version__ = '0.1.0'

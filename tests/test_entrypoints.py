@@ -51,6 +51,10 @@ def pipeline(tiny_data, tmp_path_factory):
 
     test = tiny(load_yaml(DEMO / 'test_aesop.yml'), 'e2e_test', tiny_data, 0)
     test['path']['pretrain_network_g'] = str(root / 'experiments' / 'e2e_aesop' / 'models' / 'net_g_latest.pth')
+    test['val']['metrics']['ae_psnr'].update(
+        autoencoder=deepcopy(TINY_AE), pretrained=gan['train']['aesop_opt']['pretrained']
+    )
+    test['val']['metrics']['dists'] = {'type': 'calculate_dists', 'crop_border': 0, 'better': 'lower'}
     run_entry('test', write_yaml(test, root / 'test.yml'), root)
     return root, gan, tiny_data
 
@@ -68,20 +72,24 @@ def test_training_writes_checkpoints_logs_and_tensorboard(pipeline):
     assert 'l_g_aesop' in log and 'l_g_artifacts' in log and 'l_g_pix' not in log
 
 
-def test_test_writes_images_and_the_metric_table(pipeline):
+def test_test_writes_images_and_the_metric_tables(pipeline):
     root = pipeline[0]
     results = root / 'results' / 'e2e_test'
     assert (results / 'visualization' / 'demo_val' / 'coffee_e2e_test.png').is_file()
-    csv = (results / 'metrics.csv').read_text().splitlines()
-    assert csv[0] == 'method,dataset,psnr,ssim'
-    assert csv[1].startswith('e2e_test,demo_val,')
+    names = ['psnr', 'ssim', 'lpips', 'lr_psnr', 'ae_psnr', 'dists']
+    summary = (results / 'metrics.csv').read_text().splitlines()
+    assert summary[0] == 'method,dataset,' + ','.join(names) and summary[1].startswith('e2e_test,demo_val,')
+    assert '| e2e_test | demo_val |' in (results / 'metrics.md').read_text()
+    per_image = [line.split(',') for line in (results / 'demo_val.csv').read_text().splitlines()]
+    assert per_image[0] == ['image', *names] and [r[0] for r in per_image[1:]] == ['coffee', 'mean']
     # independent reference: PSNR on BT.601 Y (MATLAB's rgb2ycbcr), border 4, of the saved image
     sr = cv2.imread(str(results / 'visualization' / 'demo_val' / 'coffee_e2e_test.png'))[..., ::-1].astype(np.float64)
     hr = cv2.imread(str(pipeline[2] / 'val' / 'HR' / 'coffee.png'))[..., ::-1].astype(np.float64)
     y = lambda img: (16 + img @ np.array([65.481, 128.553, 24.966]) / 255)[4:-4, 4:-4]  # noqa: E731
     expected = 10 * np.log10(255**2 / np.mean((y(sr) - y(hr)) ** 2))
-    assert float(csv[1].split(',')[2]) == pytest.approx(expected, abs=1e-3)
-    assert '| e2e_test | demo_val |' in (results / 'metrics.md').read_text()
+    assert float(per_image[1][1]) == pytest.approx(expected, abs=1e-5)
+    assert float(summary[1].split(',')[2]) == pytest.approx(expected, abs=1e-4)
+    assert all(0 <= float(v) for v in per_image[1][1:])  # ae_psnr is inf here: the tiny nets output ~0
 
 
 def test_auto_resume_continues_from_the_last_state(pipeline):

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict, defaultdict
-from os import path as osp
+from collections import OrderedDict
 
 import torch
 from basicsr.losses import build_loss
-from basicsr.metrics import calculate_metric
 from basicsr.models.sr_model import SRModel
-from basicsr.utils import imwrite, tensor2img
+from basicsr.utils import tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
-from tqdm import tqdm
 
 from aesop.models.validation import ValidationMixin
 from aesop.weights import load_weights
@@ -104,30 +101,14 @@ class AesopAEModel(ValidationMixin, SRModel):
             self.output, self.bottleneck = net(self.gt, return_bottleneck=True)
         net.train(was_training)
 
-    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
-        dataset_name = dataloader.dataset.opt['name']
-        metrics = self.opt['val'].get('metrics') or {}
-        scale = self.get_bare_model(self.net_g).scale
-        totals = defaultdict(float)
-        count = 0
-        for data in tqdm(dataloader, unit='image', desc=f'AE {dataset_name}', disable=not self.opt['val'].get('pbar')):
-            img_name = osp.splitext(osp.basename((data.get('gt_path') or data['lq_path'])[0]))[0]
-            self.feed_data(data)
-            self.test()
-            images = {'': (tensor2img(self.output), tensor2img(self.gt))}
-            if hasattr(self, 'lq'):
-                images['_lr'] = (tensor2img(self.bottleneck), tensor2img(self.lq))
-            for tag, (img, ref) in images.items():
-                for name, metric_opt in metrics.items():
-                    crop = metric_opt.get('crop_border', 0) // (scale if tag else 1)
-                    totals[name + tag] += calculate_metric(
-                        {'img': img, 'img2': ref}, {**metric_opt, 'crop_border': crop}
-                    )
-                if save_img:
-                    imwrite(img, str(self.image_path(img_name, dataset_name, current_iter, tag)))
-            for attr in ('gt', 'lq', 'output', 'bottleneck'):
-                self.__dict__.pop(attr, None)
-            count += 1
-        if metrics:
-            self.metric_results = {name: value / max(count, 1) for name, value in totals.items()}
-            self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+    def validation_pairs(self):
+        """ψ(HR) vs HR, and (tag ``_lr``) the LR estimate E(HR) vs the LR image when there is one."""
+        lq = tensor2img(self.lq) if hasattr(self, 'lq') else None
+        yield '', tensor2img(self.output), tensor2img(self.gt), lq
+        yield '_lr', tensor2img(self.bottleneck), lq, None
+
+    def metric_options(self, metric_opt: dict, tag: str) -> dict:
+        """At LR size the border shrinks by the scale."""
+        if not tag:
+            return metric_opt
+        return {**metric_opt, 'crop_border': metric_opt.get('crop_border', 0) // self.get_bare_model(self.net_g).scale}

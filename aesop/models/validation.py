@@ -1,23 +1,37 @@
-"""Validation helpers shared by the AESOP models: window padding, the metric table, image paths."""
+"""Validation and testing shared by the AESOP models: one loop, per-image metrics, tables."""
 
 from __future__ import annotations
 
 import csv
+import inspect
+from collections.abc import Iterator
+from os import path as osp
 from pathlib import Path
 
+import numpy as np
 import torch
-from basicsr.utils import get_root_logger
+from basicsr.metrics import calculate_metric
+from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import master_only
+from basicsr.utils.registry import METRIC_REGISTRY
+from tqdm import tqdm
+
+from aesop.metrics import metric_device
 
 
 class ValidationMixin:
-    """Validation and testing additions for BasicSR's ``SRModel`` family.
+    """Validation for BasicSR's ``SRModel`` family, replacing its ``nondist_validation``.
 
-    - :meth:`test` pads the LR input to the generator's ``window_size`` (SwinIR, which in
+    - :meth:`test` mirror-pads the LR input to the generator's ``window_size`` (SwinIR, which in
       basicsr 1.4.2 does not pad itself) and crops the output back;
-    - the metrics of a test run go to ``metrics.csv`` and ``metrics.md`` in the results folder
-      (rows ``(method, dataset)``, columns the metrics, as the paper's tables); during training
-      BasicSR logs them and tensorboard gets them under ``metrics/<dataset>/<metric>``.
+    - metric networks run on the model's device (:func:`aesop.metrics.metric_device`) and get
+      the LR image too (``lq``, for LR-PSNR);
+    - per image, each ``val.metrics`` entry is computed on every pair :meth:`validation_pairs`
+      yields (SR vs HR here; the AE model adds its LR estimate, suffix ``_lr``);
+    - a test run writes ``<dataset>.csv`` (``image,<metric>,…`` and a last ``mean`` row, the
+      evaluator's format) and ``metrics.csv``/``metrics.md`` (rows ``(method, dataset)``,
+      columns the metric means, as the paper's tables) to ``results/<name>/``; training logs
+      the means and sends them to tensorboard (``metrics/<dataset>/<metric>``) as BasicSR does.
     """
 
     def test(self):
@@ -34,12 +48,51 @@ class ValidationMixin:
         scale = self.opt['scale']
         self.output = self.output[..., : h * scale, : w * scale]
 
-    def _log_validation_metric_values(self, current_iter, dataset_name, tb_logger):
-        super()._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+    def validation_pairs(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        """``(tag, image, reference, lq)`` to save and score after :meth:`test` (8-bit BGR)."""
+        gt = tensor2img(self.gt) if hasattr(self, 'gt') else None
+        yield '', tensor2img(self.output), gt, tensor2img(self.lq)
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        dataset_name = dataloader.dataset.opt['name']
+        metrics = self.opt['val'].get('metrics') or {}
+        if metrics:
+            self._initialize_best_metric_results(dataset_name)
+        rows: dict[str, dict[str, float]] = {}
+        pbar = tqdm(dataloader, unit='image', desc=dataset_name, disable=not self.opt['val'].get('pbar'))
+        with metric_device(self.device):
+            for data in pbar:
+                img_name = osp.splitext(osp.basename(data['lq_path'][0]))[0]
+                self.feed_data(data)
+                self.test()
+                row = rows.setdefault(img_name, {})
+                for tag, img, ref, lq in self.validation_pairs():
+                    if save_img:
+                        imwrite(img, str(self.image_path(img_name, dataset_name, current_iter, tag)))
+                    for name, metric_opt in metrics.items() if ref is not None else ():
+                        row[name + tag] = score(img, ref, lq, self.metric_options(metric_opt, tag))
+                for attr in ('gt', 'lq', 'output', 'bottleneck'):
+                    self.__dict__.pop(attr, None)
+        if not rows or not metrics:
+            return
+        names = list(next(iter(rows.values())))
+        self.metric_results = {name: float(np.mean([row[name] for row in rows.values()])) for name in names}
+        record = self.best_metric_results[dataset_name]
+        for name, value in self.metric_results.items():
+            if name not in record:  # a tagged pair (e.g. psnr_lr) is better in the same direction
+                better = record[max((m for m in record if name.startswith(m)), key=len)]['better']
+                record[name] = {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
+            self._update_best_metric_result(dataset_name, name, value, current_iter)
+        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
         if not self.opt['is_train']:
-            self._metric_rows = getattr(self, '_metric_rows', {})
-            self._metric_rows[dataset_name] = dict(self.metric_results)
-            write_metric_table(Path(self.opt['path']['results_root']), self.opt['name'], self._metric_rows)
+            folder = Path(self.opt['path']['results_root'])
+            write_image_table(folder / f'{dataset_name}.csv', rows, self.metric_results)
+            self._metric_rows = {**getattr(self, '_metric_rows', {}), dataset_name: dict(self.metric_results)}
+            write_metric_table(folder, self.opt['name'], self._metric_rows)
+
+    def metric_options(self, metric_opt: dict, tag: str) -> dict:
+        """Options of a metric for the pair ``tag`` (the AE model shrinks the border at LR size)."""
+        return metric_opt
 
     def image_path(self, img_name: str, dataset_name: str, current_iter, tag: str = '') -> Path:
         """Where BasicSR saves a validation image (training: per image; test: per dataset)."""
@@ -50,11 +103,30 @@ class ValidationMixin:
         return vis / dataset_name / f'{img_name}{tag}_{suffix}.png'
 
 
+def score(img: np.ndarray, ref: np.ndarray, lq: np.ndarray | None, metric_opt: dict) -> float:
+    """basicsr's ``calculate_metric``, also passing the LR image to metrics that take it."""
+    params = inspect.signature(METRIC_REGISTRY.get(metric_opt['type'])).parameters
+    takes_lq = 'lq' in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    data = {'img': img, 'img2': ref, **({'lq': lq} if takes_lq and lq is not None else {})}
+    return float(calculate_metric(data, metric_opt))
+
+
 def pad_to_multiple(img: torch.Tensor, multiple: int) -> torch.Tensor:
     """Mirror-pad (N, C, H, W) at the bottom/right to multiples of ``multiple``, as SwinIR's tests do."""
     h, w = img.shape[-2:]
     img = torch.cat([img, torch.flip(img, [2])], 2)[..., : h + (-h) % multiple, :]
     return torch.cat([img, torch.flip(img, [3])], 3)[..., : w + (-w) % multiple]
+
+
+@master_only
+def write_image_table(path: Path, rows: dict[str, dict[str, float]], means: dict[str, float]) -> None:
+    """``image,<metric>,…`` with one row per image and a last ``mean`` row (the evaluator's CSV)."""
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['image', *means])
+        for image, row in rows.items():
+            writer.writerow([image, *(f'{row[m]:.6f}' for m in means)])
+        writer.writerow(['mean', *(f'{v:.6f}' for v in means.values())])
 
 
 @master_only

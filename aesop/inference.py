@@ -1,0 +1,497 @@
+"""Super-resolve user images with a trained generator: any size, tiled, 8/16-bit, grey and alpha.
+
+The command line is ``scripts/infer.py`` (:func:`main`)::
+
+    python scripts/infer.py -i photos/ -o results/sr --opt options/test_rrdb.yml --tile 256
+    python scripts/infer.py -i lr.png -o out/ --weights net_g.pth \\
+        --arch '{type: RRDBNet, num_in_ch: 3, num_out_ch: 3, num_feat: 64, num_block: 23}'
+
+The core is :func:`upscale` (a tensor in, a tensor out): the input is mirror-padded to what the
+arch needs (SwinIR's ``window_size``), optionally cut into overlapping tiles so that the memory
+the network needs does not grow with the image (as Real-ESRGAN's ``tile_process``), and the
+output is cropped back to ``(H * scale, W * scale)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from copy import deepcopy
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from aesop.errors import AesopError
+from aesop.models.validation import pad_to_multiple
+from aesop.utils import project_root
+from aesop.weights import freeze, load_weights
+
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma of R, G, B (as cv2's RGB2GRAY)
+
+
+class ImageReadError(AesopError):
+    """An input image that cannot be decoded (or has an unsupported pixel type): skipped, not fatal."""
+
+
+@dataclass(frozen=True)
+class Generator:
+    """A loaded SR network and what inference needs to know about it.
+
+    Attributes:
+        net: the network, in eval mode, frozen, on its device.
+        scale: upscaling factor: (N, 3, H, W) in, (N, C, H * scale, W * scale) out.
+        window: H and W of the input must be multiples of this (SwinIR's ``window_size``);
+            ``None``: any size.
+        name: the arch's ``type``, for messages.
+    """
+
+    net: nn.Module
+    scale: int
+    window: int | None
+    name: str
+
+
+def default_device() -> torch.device:
+    """The first CUDA device if there is one, else the CPU."""
+    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+
+def input_multiple(arch: Mapping) -> int | None:
+    """What H and W of the input must be multiples of for the arch ``arch`` (``None``: anything).
+
+    SwinIR needs multiples of its ``window_size``; RRDBNet at ×2 / ×1 pixel-unshuffles its
+    input by 2 / 4 first.
+    """
+    needs = []
+    if arch.get('window_size'):
+        needs.append(int(arch['window_size']))
+    if arch.get('type') == 'RRDBNet':
+        needs.append({1: 4, 2: 2}.get(int(arch.get('scale', 4)), 1))
+    multiple = math.lcm(*needs) if needs else 1
+    return multiple if multiple > 1 else None
+
+
+def load_generator(
+    arch: Mapping,
+    weights: str | Path,
+    *,
+    scale: int,
+    param_key: str | None = 'params',
+    option: str | None = None,
+    device: torch.device | None = None,
+) -> Generator:
+    """Build ``arch`` with basicsr's registry, load ``weights[param_key]`` strictly and freeze it.
+
+    Args:
+        arch: ``network_g``-style options with ``type``; takes RGB input (3 channels).
+        weights: checkpoint file (BasicSR's ``{'params': …, 'params_ema': …}``).
+        scale: the arch's upscaling factor (checked here on a small zero input).
+        param_key: key of the state dict in the checkpoint; a missing ``params_ema`` falls back
+            to ``params``; ``None``: the checkpoint is the state dict itself.
+        option: the option key that named ``weights``, for error messages.
+        device: where the network runs; default :func:`default_device`.
+
+    Raises:
+        AesopError: unknown arch type or option, missing/unreadable checkpoint, missing key,
+            tensors that don't fit, a network that does not take RGB or does not upscale by ``scale``.
+    """
+    from basicsr.archs import build_network
+
+    from aesop.options import check_components
+
+    arch = deepcopy(dict(arch))
+    if 'type' not in arch:
+        raise AesopError(f'the arch options need a type, e.g. {{type: RRDBNet, …}}; got {arch}')
+    if scale < 1:
+        raise AesopError(f'scale must be a positive integer, got {scale}')
+    check_components({'network_g': arch, 'scale': scale})
+    in_channels = arch.get('num_in_ch', arch.get('in_chans', 3))
+    if in_channels != 3:
+        raise AesopError(f'inference needs a network with 3 input channels (RGB); {arch["type"]} has {in_channels}')
+    try:
+        net = build_network(deepcopy(arch))
+    except (TypeError, ValueError, KeyError) as err:
+        raise AesopError(f'cannot build {arch["type"]} from {arch}: {err}') from err
+    load_weights(net, weights, param_key=param_key, strict=True, fallback=True, option=option)
+    net = freeze(net).to(device or default_device())
+    window = input_multiple(arch)
+    probe = torch.zeros(1, 3, window or 8, window or 8)  # a wrong scale fails here, before any image is read
+    _forward(net, probe, scale=scale, window=window, half=False)
+    return Generator(net=net, scale=scale, window=window, name=arch['type'])
+
+
+def generator_from_options(
+    option_file: str | Path,
+    *,
+    weights: str | Path | None = None,
+    param_key: str | None = None,
+    scale: int | None = None,
+    device: torch.device | None = None,
+) -> Generator:
+    """The ``network_g`` of a BasicSR option file, with its ``path.pretrain_network_g`` weights.
+
+    Args:
+        option_file: a test or train option file (YAML); ``scale``, ``network_g`` and
+            ``path.pretrain_network_g`` / ``path.param_key_g`` (default ``params``) are read.
+            A relative weights path is relative to the project root (:func:`aesop.utils.project_root`).
+        weights: use this checkpoint instead of ``path.pretrain_network_g``.
+        param_key: use this key instead of ``path.param_key_g``.
+        scale: must equal the file's ``scale`` if given.
+        device: where the network runs; default :func:`default_device`.
+    """
+    option_file = Path(option_file).expanduser()
+    try:
+        opt = yaml.safe_load(option_file.read_text())
+    except OSError as err:
+        raise AesopError(f'cannot read option file {option_file}: {err.strerror or err}') from err
+    except yaml.YAMLError as err:
+        raise AesopError(f'option file {option_file} is not valid YAML: {" ".join(str(err).split())}') from err
+    if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict):
+        raise AesopError(f'option file {option_file} has no network_g')
+    file_scale = opt.get('scale', 4)
+    if scale is not None and scale != file_scale:
+        raise AesopError(f'--scale {scale} differs from scale: {file_scale} in {option_file}')
+    paths = opt.get('path') or {}
+    option = None
+    if weights is None:
+        weights, option = paths.get('pretrain_network_g'), 'path.pretrain_network_g'
+        if not weights:
+            raise AesopError(f'option file {option_file} sets no path.pretrain_network_g: pass --weights')
+        weights = Path(weights).expanduser()
+        weights = weights if weights.is_absolute() else project_root() / weights
+    if param_key is None:
+        param_key = paths.get('param_key_g', 'params')
+    return load_generator(
+        opt['network_g'], weights, scale=int(file_scale), param_key=param_key, option=option, device=device
+    )
+
+
+def _device_of(net: nn.Module, default: torch.device) -> torch.device:
+    param = next(net.parameters(), None)
+    return param.device if param is not None else default
+
+
+def tile_spans(size: int, tile: int) -> list[tuple[int, int]]:
+    """Cut ``range(size)`` into ``ceil(size / tile)`` near-equal ``(start, stop)`` spans (no thin last tile)."""
+    count = max(1, -(-size // tile))
+    edges = [round(i * size / count) for i in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def _context(start: int, stop: int, size: int, pad: int, multiple: int) -> tuple[int, int]:
+    """``[start, stop)`` widened by ``pad`` each side and up to a multiple of ``multiple``, inside ``[0, size)``.
+
+    Growing into real neighbouring pixels is better than mirror-padding the tile: only a tile
+    that is the whole image dimension and still too small gets padded in :func:`_forward`.
+    """
+    lo, hi = max(start - pad, 0), min(stop + pad, size)
+    need = -(hi - lo) % multiple
+    grow = min(need, size - hi)
+    hi, need = hi + grow, need - grow
+    return lo - min(need, lo), hi
+
+
+def _forward(net: nn.Module, img: Tensor, *, scale: int, window: int | None, half: bool) -> Tensor:
+    """Run ``net`` on (N, C, h, w) on its device; pad for ``window``; return (N, C', h*s, w*s) float32 in [0, 1]."""
+    device = _device_of(net, img.device)
+    h, w = img.shape[-2:]
+    x = img.to(device, torch.float32)
+    while window and (x.shape[-2] % window or x.shape[-1] % window):  # a mirror doubles at most: repeat for tiny inputs
+        x = pad_to_multiple(x, window)
+    with torch.no_grad(), torch.autocast(device.type, dtype=_half_dtype(device), enabled=half):
+        out = net(x)
+    expected = (x.shape[-2] * scale, x.shape[-1] * scale)
+    if tuple(out.shape[-2:]) != expected:
+        raise AesopError(
+            f'{type(net).__name__} turned a {x.shape[-2]}x{x.shape[-1]} input into {out.shape[-2]}x{out.shape[-1]}, '
+            f'not x{scale}: set the scale (--scale or scale: in the option file) to what the network does'
+        )
+    return out[..., : h * scale, : w * scale].float().clamp(0, 1).to(img.device)
+
+
+def _half_dtype(device: torch.device) -> torch.dtype:
+    """fp16 autocast on GPUs, bf16 on the CPU (which has no fast fp16 convolutions)."""
+    return torch.bfloat16 if device.type == 'cpu' else torch.float16
+
+
+def upscale(
+    net: nn.Module,
+    img: Tensor,
+    *,
+    scale: int,
+    tile: int = 0,
+    tile_pad: int = 16,
+    window: int | None = None,
+    half: bool = False,
+) -> Tensor:
+    """Super-resolve ``img`` with ``net``, whole or tile by tile.
+
+    With ``tile > 0``, the image is cut into tiles of at most ``tile`` x ``tile`` px; each is run
+    with ``tile_pad`` px of the surrounding image as context (plus what ``window`` needs) and
+    only the output of its own area is kept. Where ``tile_pad`` covers the network's receptive
+    field the result equals the untiled one; otherwise it differs only near tile seams. The
+    network sees one tile at a time on its own device; the result is assembled on ``img``'s.
+
+    Args:
+        net: SR network taking (N, C, h, w) to (N, C', h * scale, w * scale), in eval mode.
+        img: (N, C, H, W) in [0, 1], any H and W, on any device.
+        scale: the network's upscaling factor (checked on its output).
+        tile: tile size in input px; 0: the whole image at once.
+        tile_pad: context px around each tile.
+        window: pad each input so H and W are multiples of this (SwinIR's ``window_size``);
+            ``None``: any size.
+        half: autocast, fp16 on CUDA and bf16 on the CPU.
+
+    Returns:
+        (N, C', H * scale, W * scale) float32 in [0, 1], on ``img``'s device.
+
+    Raises:
+        AesopError: the network's output is not ``scale`` times its input.
+    """
+    if tile < 0 or tile_pad < 0:
+        raise ValueError(f'tile and tile_pad must be >= 0, got {tile} and {tile_pad}')
+    if img.dim() != 4:
+        raise ValueError(f'img must be (N, C, H, W), got shape {tuple(img.shape)}')
+    n, _, h, w = img.shape
+    if tile == 0 or (h <= tile and w <= tile):
+        return _forward(net, img, scale=scale, window=window, half=half)
+    multiple, out = window or 1, None
+    for y0, y1 in tile_spans(h, tile):
+        cy0, cy1 = _context(y0, y1, h, tile_pad, multiple)
+        for x0, x1 in tile_spans(w, tile):
+            cx0, cx1 = _context(x0, x1, w, tile_pad, multiple)
+            res = _forward(net, img[..., cy0:cy1, cx0:cx1], scale=scale, window=window, half=half)
+            if out is None:
+                out = img.new_empty((n, res.shape[1], h * scale, w * scale), dtype=torch.float32)
+            ry, rx = (y0 - cy0) * scale, (x0 - cx0) * scale
+            out[..., y0 * scale : y1 * scale, x0 * scale : x1 * scale] = res[
+                ..., ry : ry + (y1 - y0) * scale, rx : rx + (x1 - x0) * scale
+            ]
+    return out
+
+
+def read_image(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read an 8- or 16-bit image (PNG, JPEG, TIFF, BMP, WebP), grey, RGB or RGBA.
+
+    JPEGs are turned upright by their EXIF orientation.
+
+    Returns:
+        (H, W, C) float32 in [0, 1] with C = 1 (grey), 3 (RGB) or 4 (RGBA), and the bit depth (8 or 16).
+
+    Raises:
+        ImageReadError: the file cannot be read or decoded, or holds another pixel type.
+    """
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: that fails silently on some paths
+    except OSError as err:
+        raise ImageReadError(f'cannot read: {err.strerror or err}') from err
+    if data.size == 0:
+        raise ImageReadError('empty file')
+    is_jpeg = data[:2].tobytes() == b'\xff\xd8'  # never has alpha; IMREAD_UNCHANGED would ignore EXIF rotation
+    image = cv2.imdecode(data, cv2.IMREAD_ANYCOLOR if is_jpeg else cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageReadError('not an image or corrupt')
+    if image.dtype == np.uint8:
+        depth, image = 8, image.astype(np.float32) / 255
+    elif image.dtype == np.uint16:
+        depth, image = 16, image.astype(np.float32) / 65535
+    else:
+        raise ImageReadError(f'unsupported pixel type {image.dtype} (8- or 16-bit images only)')
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    elif image.shape[2] != 1:
+        raise ImageReadError(f'unsupported number of channels: {image.shape[2]}')
+    return image, depth
+
+
+def write_image(path: str | Path, image: np.ndarray, *, bit_depth: int) -> None:
+    """Write (H, W, C) in [0, 1] (C = 1, 3 RGB or 4 RGBA) as an 8- or 16-bit PNG.
+
+    Raises:
+        OSError: the file cannot be written.
+    """
+    if bit_depth not in (8, 16):
+        raise ValueError(f'bit_depth must be 8 or 16, got {bit_depth}')
+    peak, dtype = (255, np.uint8) if bit_depth == 8 else (65535, np.uint16)
+    image = np.clip(image, 0, 1)
+    if image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
+    ok, buf = cv2.imencode('.png', np.round(image * peak).astype(dtype))
+    if not ok:
+        raise OSError(f'cannot encode {path} as PNG')
+    Path(path).write_bytes(buf.tobytes())
+
+
+def upscale_image(
+    gen: Generator, image: np.ndarray, *, tile: int = 0, tile_pad: int = 16, half: bool = False
+) -> np.ndarray:
+    """Super-resolve one image as read by :func:`read_image`.
+
+    Grey is run as 3 channels and turned back into grey (BT.601 luma); the RGB of RGBA goes
+    through the network and its alpha is upscaled with bicubic interpolation.
+
+    Args:
+        gen: the loaded network.
+        image: (H, W, C) float32 in [0, 1], C = 1, 3 or 4.
+        tile: tile size in input px (0: whole image); see :func:`upscale`.
+        tile_pad: context px around each tile.
+        half: fp16 (CUDA) / bf16 (CPU) autocast.
+
+    Returns:
+        (H * scale, W * scale, C) float32 in [0, 1].
+    """
+    h, w, channels = image.shape
+    rgb = np.repeat(image, 3, axis=2) if channels == 1 else image[..., :3]
+    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+    out = upscale(gen.net, x, scale=gen.scale, tile=tile, tile_pad=tile_pad, window=gen.window, half=half)
+    out = out[0].permute(1, 2, 0).numpy()
+    if channels == 1:
+        return (out[..., :3] @ np.asarray(GRAY_WEIGHTS, dtype=np.float32))[..., None]
+    if channels == 4:
+        size = (w * gen.scale, h * gen.scale)
+        alpha = cv2.resize(image[..., 3], size, interpolation=cv2.INTER_CUBIC)
+        return np.concatenate([out, np.clip(alpha, 0, 1)[..., None]], axis=2)
+    return out
+
+
+def list_images(path: str | Path) -> list[Path]:
+    """``path`` itself if it is a file, else the images (by extension) directly in the folder, sorted."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise AesopError(f'input not found: {path}')
+    images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not images:
+        raise AesopError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) in {path}')
+    return images
+
+
+def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str) -> list[Path]:
+    """``out_dir / f'{stem}{suffix}.png'`` for each input; refuses collisions and overwriting an input."""
+    outputs = [out_dir / f'{p.stem}{suffix}.png' for p in inputs]
+    seen: dict[Path, Path] = {}
+    for src, dst in zip(inputs, outputs):
+        if dst in seen:
+            raise AesopError(f'{seen[dst].name} and {src.name} would both be written to {dst}: use separate runs')
+        seen[dst] = src
+        if dst.resolve() == src.resolve():
+            raise AesopError(f'{dst} would overwrite its input: choose another -o or a --suffix')
+    return outputs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``scripts/infer.py`` command line; usage errors raise :class:`AesopError`."""
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):
+            raise AesopError(message)
+
+    parser = Parser(
+        prog='infer.py',
+        description='Super-resolve images with a trained generator. Output: OUT_DIR/<stem><suffix>.png '
+        '(8-bit in: 8-bit PNG; 16-bit in: 16-bit PNG; grey stays grey; alpha is upscaled bicubically).',
+    )
+    parser.add_argument('-i', '--input', required=True, type=Path, help='an image or a folder of images')
+    parser.add_argument('-o', '--output', required=True, type=Path, help='output folder (created)')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        '--opt', type=Path, help='BasicSR option file: its network_g, scale, path.pretrain_network_g and param_key_g'
+    )
+    source.add_argument('--arch', help="arch options as inline YAML, e.g. '{type: RRDBNet, num_in_ch: 3, …}'")
+    parser.add_argument('--weights', type=Path, help='checkpoint (.pth); needed with --arch, overrides the --opt one')
+    parser.add_argument(
+        '--param-key',
+        help="checkpoint key of the weights (default: with --arch params_ema, with --opt the file's param_key_g); "
+        'a missing params_ema falls back to params',
+    )
+    parser.add_argument(
+        '--scale', type=int, help='upscaling factor of the arch (with --arch; default: its scale/upscale, else 4)'
+    )
+    parser.add_argument('--tile', type=int, default=0, help='tile size in input px, e.g. 256 (default 0: whole image)')
+    parser.add_argument('--tile-pad', type=int, default=16, help='context px around each tile (default 16)')
+    parser.add_argument('--half', action='store_true', help='autocast: fp16 on CUDA, bf16 on the CPU')
+    parser.add_argument('--suffix', default='', help='appended to each output stem (default: none)')
+    return parser
+
+
+def load_from_args(args: argparse.Namespace) -> Generator:
+    """The generator that the parsed command line names."""
+    if args.opt is not None:
+        return generator_from_options(args.opt, weights=args.weights, param_key=args.param_key, scale=args.scale)
+    if args.weights is None:
+        raise AesopError('--arch needs --weights')
+    try:
+        arch = yaml.safe_load(args.arch)
+    except yaml.YAMLError as err:
+        raise AesopError(f'--arch is not valid YAML: {" ".join(str(err).split())}') from err
+    if not isinstance(arch, dict):
+        raise AesopError(f"--arch must be a YAML mapping such as '{{type: RRDBNet, …}}', got {args.arch!r}")
+    scale = args.scale or arch.get('upscale') or arch.get('scale') or 4
+    param_key = args.param_key or 'params_ema'
+    return load_generator(arch, args.weights, scale=int(scale), param_key=param_key, option='--weights')
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status.
+
+    0: every image written; 1: some inputs were skipped (unreadable, corrupt, out of memory),
+    listed at the end; 2: bad arguments, options or weights (one line ``aesop: error: …``;
+    ``AESOP_TRACEBACK=1`` raises instead).
+    """
+    from aesop.cli import TRACEBACK_ENV
+
+    try:
+        args = build_parser().parse_args(argv)
+        if args.tile < 0 or args.tile_pad < 0:
+            raise AesopError(f'--tile and --tile-pad must be >= 0, got {args.tile} and {args.tile_pad}')
+        inputs = list_images(args.input)
+        outputs = output_paths(inputs, args.output, args.suffix)
+        gen = load_from_args(args)
+        device = _device_of(gen.net, default_device())
+        precision = f', {_half_dtype(device)} autocast'.replace('torch.', '') if args.half else ''
+        tiling = f'tiles of {args.tile} px (+{args.tile_pad})' if args.tile else 'whole images'
+        print(f'{gen.name} x{gen.scale} on {device}, {tiling}{precision}: {len(inputs)} image(s)', file=sys.stderr)
+        args.output.mkdir(parents=True, exist_ok=True)
+        skipped = []
+        for src, dst in zip(tqdm(inputs, unit='image', desc='infer'), outputs):
+            try:
+                image, depth = read_image(src)
+                sr = upscale_image(gen, image, tile=args.tile, tile_pad=args.tile_pad, half=args.half)
+                write_image(dst, sr, bit_depth=depth)
+            except ImageReadError as err:
+                skipped.append(f'{src} ({err})')
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                skipped.append(f'{src} (out of GPU memory: use --tile, e.g. --tile 256)')
+            except OSError as err:
+                skipped.append(f'{src} (cannot write {dst}: {err.strerror or err})')
+    except AesopError as err:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        print(f'aesop: error: {err}', file=sys.stderr)
+        return 2
+    written = len(inputs) - len(skipped)
+    print(f'wrote {written} image(s) to {args.output}', file=sys.stderr)
+    if skipped:
+        plural = 'file' if len(skipped) == 1 else 'files'
+        print(f'aesop: skipped {len(skipped)} {plural}: ' + '; '.join(skipped), file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,177 @@
+"""LPIPS, DISTS, AE-PSNR and LR-PSNR as BasicSR metric functions.
+
+Like basicsr's metrics they take 8-bit images as (H, W, C) BGR arrays (what ``tensor2img``
+returns) and are called once per image; their networks are built once per run and device
+(cached), on the device set by :func:`metric_device` (the model's, during validation) or
+CUDA when available. Images reach the networks as (1, 3, H, W) RGB tensors in [0, 1].
+ImageNet backbones are never downloaded: see :func:`aesop.utils.find_pretrained_file`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+import numpy as np
+import torch
+from basicsr.metrics.psnr_ssim import calculate_psnr
+from basicsr.utils import tensor2img
+from basicsr.utils.matlab_functions import imresize
+from basicsr.utils.registry import METRIC_REGISTRY
+from torch import nn
+
+from aesop.errors import AesopError
+from aesop.utils import find_pretrained_file, random_backbones
+from aesop.weights import load_frozen_autoencoder, read_checkpoint
+
+_DEVICE: ContextVar[torch.device | None] = ContextVar('aesop_metric_device', default=None)
+
+
+@contextlib.contextmanager
+def metric_device(device: torch.device | str) -> Iterator[None]:
+    """Run the metric networks on ``device`` inside this block (the models use their own)."""
+    token = _DEVICE.set(torch.device(device))
+    try:
+        yield
+    finally:
+        _DEVICE.reset(token)
+
+
+def _device() -> torch.device:
+    return _DEVICE.get() or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+
+def to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(H, W, 3) uint8 BGR → (1, 3, H, W) float RGB in [0, 1] on ``device``."""
+    rgb = np.ascontiguousarray(img[..., ::-1], dtype=np.float32) / 255.0
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None].to(device)
+
+
+def _crop(img: np.ndarray, border: int) -> np.ndarray:
+    return img[border:-border, border:-border] if border else img
+
+
+def _imagenet_weights(url: str, what: str) -> dict[str, torch.Tensor]:
+    """State dict of a torchvision ImageNet backbone from a local file (never downloaded)."""
+    path = find_pretrained_file(url.rsplit('/', 1)[-1], url=url, what=what)
+    return read_checkpoint(path)
+
+
+@functools.cache
+def lpips_net(net: str, device: torch.device, random: bool) -> nn.Module:
+    """The ``lpips`` package's LPIPS (its learned linear layers ship with it); AlexNet/VGG16
+    backbone from a local ImageNet file, or random with ``AESOP_RANDOM_BACKBONES=1``."""
+    import lpips
+    from torchvision.models import AlexNet_Weights, VGG16_Weights, alexnet, vgg16
+
+    model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
+    if not random:
+        builder, weights = {'alex': (alexnet, AlexNet_Weights), 'vgg': (vgg16, VGG16_Weights)}[net]
+        backbone = builder(weights=None)
+        backbone.load_state_dict(_imagenet_weights(weights.IMAGENET1K_V1.url, f'LPIPS-{net} backbone'))
+        for module in model.net.children():  # slices hold features[i] under the name str(i)
+            for index, layer in module.named_children():
+                layer.load_state_dict(backbone.features[int(index)].state_dict())
+    return model.eval().to(device)
+
+
+@functools.cache
+def dists_net(device: torch.device, random: bool) -> nn.Module:
+    """DISTS (``DISTS_pytorch``; its learned alpha/beta ship with it) on a local VGG16."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import DISTS_pytorch
+    from DISTS_pytorch import DISTS_pt
+
+    from aesop.compat import OfflineVGGZoo
+
+    models = DISTS_pt.models
+    DISTS_pt.models = SimpleNamespace(vgg16=OfflineVGGZoo().vgg16)  # instead of a download
+    try:
+        model = DISTS_pt.DISTS(load_weights=False)
+    finally:
+        DISTS_pt.models = models
+    weights = read_checkpoint(Path(DISTS_pytorch.__file__).parent / 'weights.pt')
+    model.alpha.data, model.beta.data = weights['alpha'], weights['beta']
+    del random  # part of the cache key: OfflineVGGZoo reads AESOP_RANDOM_BACKBONES itself
+    return model.eval().to(device)
+
+
+@functools.cache
+def _autoencoder(arch_json: str, pretrained: str, param_key: str, device: torch.device) -> nn.Module:
+    return load_frozen_autoencoder(json.loads(arch_json), pretrained, param_key=param_key).to(device)
+
+
+@METRIC_REGISTRY.register()
+def calculate_lpips(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, net: str = 'alex', **kwargs) -> float:
+    """LPIPS (Zhang et al. 2018), AlexNet variant by default, as in the paper (Sec. 5)."""
+    device = _device()
+    model = lpips_net(net, device, random_backbones())
+    with torch.no_grad():
+        a, b = (to_tensor(_crop(x, crop_border), device) for x in (img, img2))
+        return model(a, b, normalize=True).item()
+
+
+@METRIC_REGISTRY.register()
+def calculate_dists(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, **kwargs) -> float:
+    """DISTS (Ding et al. 2020), as in the paper (Sec. 5)."""
+    device = _device()
+    model = dists_net(device, random_backbones())
+    a, b = (to_tensor(_crop(x, crop_border), device) for x in (img, img2))
+    return model(a, b).item()
+
+
+@METRIC_REGISTRY.register()
+def calculate_ae_psnr(
+    img: np.ndarray,
+    img2: np.ndarray,
+    crop_border: int,
+    autoencoder: dict | None = None,
+    pretrained: str | None = None,
+    param_key: str = 'params_ema',
+    test_y_channel: bool = True,
+    **kwargs,
+) -> float:
+    """AE-PSNR: PSNR between ψ(SR) and ψ(HR) (Sec. 5): how well the fidelity bias is matched.
+
+    Both 8-bit images (cropped bottom/right to a multiple of ψ's scale) go through the frozen ψ,
+    whose outputs are quantised to 8 bit; then basicsr's PSNR with ``crop_border`` and the Y
+    channel. ψ comes from ``autoencoder`` (arch options) and ``pretrained[param_key]``.
+    """
+    if autoencoder is None or pretrained is None:
+        raise AesopError('calculate_ae_psnr needs autoencoder (arch options) and pretrained (checkpoint)')
+    device = _device()
+    ae = _autoencoder(json.dumps(autoencoder, sort_keys=True), str(pretrained), param_key, device)
+    s = ae.scale
+    h, w = (img.shape[0] // s) * s, (img.shape[1] // s) * s
+    with torch.no_grad():
+        out = [tensor2img(ae(to_tensor(x[:h, :w], device))) for x in (img, img2)]
+    return calculate_psnr(out[0], out[1], crop_border, test_y_channel=test_y_channel)
+
+
+@METRIC_REGISTRY.register()
+def calculate_lr_psnr(
+    img: np.ndarray,
+    img2: np.ndarray | None = None,
+    crop_border: int = 0,
+    lq: np.ndarray | None = None,
+    scale: int = 4,
+    test_y_channel: bool = True,
+    **kwargs,
+) -> float:
+    """LR-PSNR: PSNR-Y between the MATLAB-bicubic ×1/scale of SR (rounded to 8 bit, like a saved
+    image) and the LR input (Sec. 5); AE-independent. No border is cropped (``crop_border`` is
+    accepted for option-file uniformity and ignored). ``lq`` is passed by the AESOP models'
+    validation and by the evaluator (``--lq``).
+    """
+    if lq is None:
+        raise AesopError('calculate_lr_psnr needs the LR image (lq): use an AESOP model or evaluate.py --lq')
+    down = imresize(img.astype(np.float64) / 255.0, 1 / scale)
+    down = np.clip(np.round(down * 255.0), 0, 255).astype(np.uint8)
+    if down.shape != lq.shape:
+        raise AesopError(f'LR-PSNR: SR downscaled ×1/{scale} is {down.shape[:2]}, the LR image {lq.shape[:2]}')
+    return calculate_psnr(down, lq, 0, test_y_channel=test_y_channel)

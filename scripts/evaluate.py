@@ -1,0 +1,158 @@
+"""Evaluate a folder of SR images against ground truth: any method's outputs (Sec. 5 metrics).
+
+    python scripts/evaluate.py --sr results/x/visualization/DIV2K100 --gt datasets/DIV2K/DIV2K_valid_HR \
+        [--lq datasets/DIV2K/DIV2K_valid_LR_bicubic/X4] [--scale 4] [--crop-border 4] \
+        [--metrics psnr,ssim,lpips,dists,ae_psnr,lr_psnr,niqe] [--ae CKPT --ae-opt options/train_ae.yml] \
+        [--sr-suffix _x] [--csv out.csv] [--verbose]
+
+Images are paired by file stem (``--sr-suffix`` is removed from SR stems first). PSNR/SSIM are
+basicsr's MATLAB-convention functions on the Y channel with ``--crop-border`` (default: the
+scale); LPIPS (AlexNet) and DISTS run on the GPU when there is one; AE-PSNR needs ``--ae``;
+LR-PSNR needs ``--lq``. Prints a Markdown table (per image with ``--verbose``; the mean always)
+and writes a CSV ``image,<metric>,…`` with a last row ``mean``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+IMAGE_SUFFIXES = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp'}
+
+
+def metric_options(args: argparse.Namespace) -> dict[str, dict]:
+    """Options (as in ``val.metrics``) of each requested metric, by the name the user gave."""
+    from aesop.errors import AesopError
+    from aesop.weights import autoencoder_arch
+
+    crop = args.scale if args.crop_border is None else args.crop_border
+    known = {
+        'psnr': {'type': 'calculate_psnr', 'crop_border': crop, 'test_y_channel': True},
+        'ssim': {'type': 'calculate_ssim', 'crop_border': crop, 'test_y_channel': True},
+        'lpips': {'type': 'calculate_lpips', 'crop_border': 0},
+        'dists': {'type': 'calculate_dists', 'crop_border': 0},
+        'niqe': {'type': 'calculate_niqe', 'crop_border': crop},
+        'lr_psnr': {'type': 'calculate_lr_psnr', 'scale': args.scale},
+        'ae_psnr': {'type': 'calculate_ae_psnr', 'crop_border': crop},
+    }
+    names = [m.strip() for m in args.metrics.split(',') if m.strip()]
+    unknown = [m for m in names if m not in known]
+    if unknown:
+        raise AesopError(f'unknown metric {unknown[0]!r}; choose from {", ".join(known)} (fid: not yet, see README)')
+    if 'lr_psnr' in names and not args.lq:
+        raise AesopError('lr_psnr needs --lq (the LR images)')
+    if 'ae_psnr' in names:
+        if not args.ae:
+            raise AesopError('ae_psnr needs --ae (an auto-encoder checkpoint)')
+        with open(args.ae_opt) as f:
+            arch = autoencoder_arch(yaml.safe_load(f))
+        known['ae_psnr'].update(autoencoder=arch, pretrained=str(args.ae), param_key=args.ae_key)
+    return {name: known[name] for name in names}
+
+
+def images(folder: Path, strip: str = '') -> dict[str, Path]:
+    from aesop.errors import AesopError
+
+    if not folder.is_dir():
+        raise AesopError(f'not a folder: {folder}')
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            stem = path.stem.removesuffix(strip) if strip else path.stem
+            found[stem] = path
+    if not found:
+        raise AesopError(f'no images in {folder}')
+    return found
+
+
+def read(path: Path) -> np.ndarray:
+    from aesop.errors import AesopError
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise AesopError(f'cannot read image {path}')
+    return img
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Per-image metric values, in the order of the SR folder; the last key is ``mean``."""
+    from aesop.errors import AesopError
+    from aesop.models.validation import score
+
+    metrics = metric_options(args)
+    sr, gt = images(args.sr, args.sr_suffix), images(args.gt)
+    lq = images(args.lq) if args.lq else {}
+    missing = [stem for stem in sr if stem not in gt or (args.lq and stem not in lq)]
+    if missing:
+        raise AesopError(
+            f'no ground truth{" or LR" if args.lq else ""} for {len(missing)} SR image(s), e.g. {missing[0]!r}'
+        )
+    rows = {}
+    for stem in tqdm(sr, unit='image', desc='evaluate'):
+        img, ref = read(sr[stem]), read(gt[stem])
+        if img.shape != ref.shape:
+            raise AesopError(f'{sr[stem]} is {img.shape[:2]} but {gt[stem]} is {ref.shape[:2]}')
+        low = read(lq[stem]) if lq else None
+        rows[stem] = {name: score(img, ref, low, opt) for name, opt in metrics.items()}
+    rows['mean'] = {name: float(np.mean([row[name] for row in rows.values()])) for name in metrics}
+    return rows
+
+
+def markdown(rows: dict[str, dict[str, float]], verbose: bool) -> str:
+    names = list(rows['mean'])
+    shown = rows if verbose else {'mean': rows['mean']}
+    lines = ['| image | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
+    lines += [f'| {image} | ' + ' | '.join(f'{row[n]:.4f}' for n in names) + ' |' for image, row in shown.items()]
+    return '\n'.join(lines)
+
+
+def write_csv(rows: dict[str, dict[str, float]], path: Path) -> None:
+    names = list(rows['mean'])
+    with open(path, 'w', newline='') as f:
+        writer = csv.writer(f)
+        writer.writerow(['image', *names])
+        writer.writerows([image, *(f'{row[n]:.6f}' for n in names)] for image, row in rows.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--sr', type=Path, required=True, help='folder of SR images')
+    parser.add_argument('--gt', type=Path, required=True, help='folder of ground-truth HR images')
+    parser.add_argument('--lq', type=Path, help='folder of LR images (for lr_psnr)')
+    parser.add_argument('--scale', type=int, default=4)
+    parser.add_argument('--crop-border', type=int, help='border cropped for PSNR/SSIM/NIQE/AE-PSNR (default: scale)')
+    parser.add_argument('--metrics', default='psnr,ssim,lpips,dists', help='comma-separated metric names')
+    parser.add_argument('--ae', type=Path, help='auto-encoder checkpoint (ae_psnr)')
+    parser.add_argument('--ae-opt', type=Path, default=Path('options/train_ae.yml'), help='option file with ψ arch')
+    parser.add_argument('--ae-key', default='params_ema', help='key of the AE weights in the checkpoint')
+    parser.add_argument('--sr-suffix', default='', help='suffix removed from SR file stems before pairing')
+    parser.add_argument('--csv', type=Path, help='write the CSV here')
+    parser.add_argument('--verbose', action='store_true', help='print one row per image')
+    args = parser.parse_args(argv)
+
+    import aesop  # noqa: F401  (before basicsr)
+    from aesop.errors import AesopError
+
+    try:
+        rows = evaluate(args)
+    except AesopError as err:
+        print(f'aesop: error: {err}', file=sys.stderr)
+        return 2
+    print(markdown(rows, args.verbose))
+    if args.csv:
+        write_csv(rows, args.csv)
+        print(f'CSV: {args.csv}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

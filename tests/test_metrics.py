@@ -1,0 +1,101 @@
+"""Metrics against independent references: the lpips and DISTS packages, hand computations."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import lpips
+import numpy as np
+import pytest
+import torch
+from basicsr.archs import build_network
+from basicsr.utils.matlab_functions import imresize
+from conftest import TINY_AE
+from torchvision.models import alexnet
+
+from aesop.errors import AesopError
+from aesop.metrics import calculate_ae_psnr, calculate_dists, calculate_lpips, calculate_lr_psnr
+from aesop.metrics import metrics as m
+
+RNG = np.random.default_rng(0)
+
+
+def photo(h=64, w=64) -> np.ndarray:
+    return RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def rgb01(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(img[..., ::-1].astype(np.float32) / 255).permute(2, 0, 1)[None]
+
+
+def psnr_y(a: np.ndarray, b: np.ndarray, border: int) -> float:
+    """PSNR on MATLAB's BT.601 Y of 8-bit BGR images, written out."""
+    y = lambda img: 16 + img.astype(np.float64)[..., ::-1] @ np.array([65.481, 128.553, 24.966]) / 255  # noqa: E731
+    a, b = y(a), y(b)
+    if border:
+        a, b = a[border:-border, border:-border], b[border:-border, border:-border]
+    return 10 * np.log10(255**2 / np.mean((a - b) ** 2))
+
+
+def test_lpips_equals_the_lpips_package_with_the_same_backbone():
+    a, b = photo(), photo()
+    ours = calculate_lpips(a, b, crop_border=2)
+    net = m.lpips_net('alex', torch.device('cpu'), True)
+    reference = lpips.LPIPS(net='alex', pnet_rand=True, verbose=False).eval()
+    reference.load_state_dict(net.state_dict())
+    expected = reference(rgb01(a[2:-2, 2:-2]) * 2 - 1, rgb01(b[2:-2, 2:-2]) * 2 - 1).item()
+    assert ours == pytest.approx(expected, rel=1e-5)
+    assert calculate_lpips(a, a) == pytest.approx(0, abs=1e-6)
+    calculate_lpips(a, b)
+    assert m.lpips_net.cache_info().currsize == 1  # built once per run and device
+
+
+def test_lpips_backbone_from_a_local_file_and_a_clear_error_without_one(tmp_path, monkeypatch):
+    monkeypatch.setenv('AESOP_RANDOM_BACKBONES', '0')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    monkeypatch.setenv('AESOP_ROOT', str(tmp_path))
+    with pytest.raises(AesopError, match=r"'alexnet-owt-7be5be79\.pth' not found"):
+        m.lpips_net('alex', torch.device('cpu'), False)
+    backbone = alexnet(weights=None)
+    torch.save(backbone.state_dict(), tmp_path / 'alexnet-owt-7be5be79.pth')
+    monkeypatch.setenv('AESOP_PRETRAINED_DIR', str(tmp_path))
+    net = m.lpips_net('alex', torch.device('cpu'), False)
+    assert torch.equal(getattr(net.net.slice1, '0').weight, backbone.features[0].weight)
+    assert torch.equal(getattr(net.net.slice5, '10').weight, backbone.features[10].weight)
+    m.lpips_net.cache_clear()
+
+
+def test_dists_equals_the_dists_package_with_the_same_backbone(monkeypatch):
+    from DISTS_pytorch import DISTS_pt
+    from torchvision.models import vgg16
+
+    a, b = photo(), photo()
+    ours = calculate_dists(a, b)
+    net = m.dists_net(torch.device('cpu'), True)
+    monkeypatch.setattr(DISTS_pt.models, 'vgg16', lambda pretrained: vgg16(weights=None))
+    monkeypatch.setattr(sys, 'prefix', os.path.dirname(DISTS_pt.__file__))  # where it looks for weights.pt
+    reference = DISTS_pt.DISTS(load_weights=True).eval()
+    assert torch.equal(reference.alpha, net.alpha) and torch.equal(reference.beta, net.beta)  # shipped weights
+    reference.load_state_dict(net.state_dict())
+    assert ours == pytest.approx(reference(rgb01(a), rgb01(b)).item(), rel=1e-5)
+    assert calculate_dists(a, a) == pytest.approx(0, abs=1e-5)
+
+
+def test_ae_psnr_by_hand(tmp_path):
+    ae = build_network(TINY_AE).eval()
+    torch.save({'params_ema': ae.state_dict()}, tmp_path / 'ae.pth')
+    sr, hr = photo(34, 33), photo(34, 33)  # cropped to 32×32 (multiples of the scale) before ψ
+    ours = calculate_ae_psnr(sr, hr, 4, autoencoder=TINY_AE, pretrained=str(tmp_path / 'ae.pth'))
+    with torch.no_grad():
+        out = [ae(rgb01(x[:32, :32])).clamp(0, 1)[0].permute(1, 2, 0).numpy()[..., ::-1] for x in (sr, hr)]
+    quantised = [np.round(o * 255).astype(np.uint8) for o in out]
+    assert ours == pytest.approx(psnr_y(*quantised, 4), abs=1e-6)
+
+
+def test_lr_psnr_by_hand():
+    sr, lq = photo(32, 24), photo(8, 6)
+    down = np.clip(np.round(imresize(sr.astype(np.float64) / 255, 0.25) * 255), 0, 255).astype(np.uint8)
+    assert calculate_lr_psnr(sr, None, lq=lq, scale=4) == pytest.approx(psnr_y(down, lq, 0), abs=1e-6)
+    with pytest.raises(AesopError, match='needs the LR image'):
+        calculate_lr_psnr(sr, sr)
