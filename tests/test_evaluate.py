@@ -1,0 +1,63 @@
+"""scripts/evaluate.py: pairing by stem, the CSV format, values equal basicsr's functions."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import shutil
+
+import cv2
+import pytest
+from basicsr.metrics import calculate_psnr, calculate_ssim
+from conftest import REPO
+
+spec = importlib.util.spec_from_file_location('evaluate', REPO / 'scripts' / 'evaluate.py')
+evaluate = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(evaluate)
+
+
+@pytest.fixture
+def folders(tiny_data, tmp_path):
+    """SR = bicubic ×4 of the LR images, named ``<stem>_x4.png`` (another method's outputs)."""
+    gt = tiny_data / 'train' / 'HR'
+    lq = tiny_data / 'train' / 'LR_bicubic' / 'X4'
+    sr = tmp_path / 'sr'
+    sr.mkdir()
+    for path in sorted(lq.glob('*.png'))[:3]:
+        img = cv2.imread(str(path))
+        cv2.imwrite(str(sr / f'{path.stem}_x4.png'), cv2.resize(img, None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC))
+    return sr, gt, lq
+
+
+def test_csv_format_and_values(folders, tmp_path, capsys):
+    sr, gt, lq = folders
+    out = tmp_path / 'm.csv'
+    args = ['--sr', str(sr), '--gt', str(gt), '--lq', str(lq), '--sr-suffix', '_x4', '--metrics', 'ssim,psnr,lr_psnr']
+    assert evaluate.main([*args, '--csv', str(out), '--verbose']) == 0
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ['image', 'ssim', 'psnr', 'lr_psnr'] and rows[-1][0] == 'mean' and len(rows) == 5
+    for row in rows[1:-1]:
+        img, ref = cv2.imread(str(sr / f'{row[0]}_x4.png')), cv2.imread(str(gt / f'{row[0]}.png'))
+        assert float(row[1]) == pytest.approx(calculate_ssim(img, ref, 4, test_y_channel=True), abs=1e-6)
+        assert float(row[2]) == pytest.approx(calculate_psnr(img, ref, 4, test_y_channel=True), abs=1e-6)
+    for col in (1, 2, 3):
+        assert float(rows[-1][col]) == pytest.approx(sum(float(r[col]) for r in rows[1:-1]) / 3, abs=1e-5)
+    printed = capsys.readouterr().out
+    assert printed.startswith('| image | ssim | psnr | lr_psnr |') and '| mean |' in printed
+
+
+def test_bad_input_is_one_line(folders, tmp_path, capsys):
+    sr, gt, lq = folders
+    assert evaluate.main(['--sr', str(sr), '--gt', str(gt), '--metrics', 'psnr,fidd']) == 2
+    assert capsys.readouterr().err.strip() == (
+        "aesop: error: unknown metric 'fidd'; choose from psnr, ssim, lpips, dists, niqe, lr_psnr, ae_psnr "
+        '(fid: not yet, see README)'
+    )
+    assert evaluate.main(['--sr', str(sr), '--gt', str(gt), '--metrics', 'psnr']) == 2  # stems differ: _x4
+    assert "no ground truth for 3 SR image(s), e.g. 'astronaut_s001_x4'" in capsys.readouterr().err
+    shutil.rmtree(lq)
+    assert (
+        evaluate.main(['--sr', str(sr), '--gt', str(gt), '--lq', str(lq), '--sr-suffix', '_x4', '--metrics', 'lr_psnr'])
+        == 2
+    )
+    assert capsys.readouterr().err.startswith('aesop: error: not a folder:')
