@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Sequence
 
 from aesop.errors import AesopError
 from aesop.utils import project_root
@@ -24,12 +25,21 @@ def run(stage: str) -> None:
         from basicsr.test import test_pipeline as pipeline
     else:
         raise ValueError(f"stage must be 'train' or 'test', got {stage!r}")
+    sys.exit(cli_main(lambda _: pipeline(str(project_root()))))
+
+
+def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
+    """Run ``main(argv)`` of a command; an :class:`AesopError` becomes one line and status 2.
+
+    The line is ``aesop: error: <message>``; ``AESOP_TRACEBACK=1`` re-raises it with the full
+    traceback instead. Returns ``main``'s status (0 when it returns ``None``).
+    """
     try:
-        pipeline(str(project_root()))
+        return main(argv) or 0
     except AesopError as err:
         if os.environ.get(TRACEBACK_ENV):
             raise
         # raised in a DataLoader worker, the message carries the worker's traceback: keep its last line
         message = str(err).strip().splitlines()[-1].removeprefix(f'{AesopError.__module__}.AesopError: ')
         print(f'aesop: error: {message}', file=sys.stderr)
-        sys.exit(2)
+        return 2

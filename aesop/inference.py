@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from copy import deepcopy
@@ -30,9 +29,10 @@ import yaml
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from aesop.cli import cli_main
 from aesop.errors import AesopError
 from aesop.models.validation import pad_to_multiple
-from aesop.utils import project_root
+from aesop.utils import default_device, project_root
 from aesop.weights import freeze, load_weights
 
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
@@ -59,11 +59,6 @@ class Generator:
     scale: int
     window: int | None
     name: str
-
-
-def default_device() -> torch.device:
-    """The first CUDA device if there is one, else the CPU."""
-    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
 
 
 def input_multiple(arch: Mapping) -> int | None:
@@ -456,38 +451,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     listed at the end; 2: bad arguments, options or weights (one line ``aesop: error: …``;
     ``AESOP_TRACEBACK=1`` raises instead).
     """
-    from aesop.cli import TRACEBACK_ENV
+    return cli_main(_run, argv)
 
-    try:
-        args = build_parser().parse_args(argv)
-        if args.tile < 0 or args.tile_pad < 0:
-            raise AesopError(f'--tile and --tile-pad must be >= 0, got {args.tile} and {args.tile_pad}')
-        inputs = list_images(args.input)
-        outputs = output_paths(inputs, args.output, args.suffix)
-        gen = load_from_args(args)
-        device = _device_of(gen.net, default_device())
-        precision = f', {_half_dtype(device)} autocast'.replace('torch.', '') if args.half else ''
-        tiling = f'tiles of {args.tile} px (+{args.tile_pad})' if args.tile else 'whole images'
-        print(f'{gen.name} x{gen.scale} on {device}, {tiling}{precision}: {len(inputs)} image(s)', file=sys.stderr)
-        args.output.mkdir(parents=True, exist_ok=True)
-        skipped = []
-        for src, dst in zip(tqdm(inputs, unit='image', desc='infer'), outputs):
-            try:
-                image, depth = read_image(src)
-                sr = upscale_image(gen, image, tile=args.tile, tile_pad=args.tile_pad, half=args.half)
-                write_image(dst, sr, bit_depth=depth)
-            except ImageReadError as err:
-                skipped.append(f'{src} ({err})')
-            except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                skipped.append(f'{src} (out of GPU memory: use --tile, e.g. --tile 256)')
-            except OSError as err:
-                skipped.append(f'{src} (cannot write {dst}: {err.strerror or err})')
-    except AesopError as err:
-        if os.environ.get(TRACEBACK_ENV):
-            raise
-        print(f'aesop: error: {err}', file=sys.stderr)
-        return 2
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.tile < 0 or args.tile_pad < 0:
+        raise AesopError(f'--tile and --tile-pad must be >= 0, got {args.tile} and {args.tile_pad}')
+    inputs = list_images(args.input)
+    outputs = output_paths(inputs, args.output, args.suffix)
+    gen = load_from_args(args)
+    device = _device_of(gen.net, default_device())
+    precision = f', {_half_dtype(device)} autocast'.replace('torch.', '') if args.half else ''
+    tiling = f'tiles of {args.tile} px (+{args.tile_pad})' if args.tile else 'whole images'
+    print(f'{gen.name} x{gen.scale} on {device}, {tiling}{precision}: {len(inputs)} image(s)', file=sys.stderr)
+    args.output.mkdir(parents=True, exist_ok=True)
+    skipped = []
+    for src, dst in zip(tqdm(inputs, unit='image', desc='infer'), outputs):
+        try:
+            image, depth = read_image(src)
+            sr = upscale_image(gen, image, tile=args.tile, tile_pad=args.tile_pad, half=args.half)
+            write_image(dst, sr, bit_depth=depth)
+        except ImageReadError as err:
+            skipped.append(f'{src} ({err})')
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            skipped.append(f'{src} (out of GPU memory: use --tile, e.g. --tile 256)')
+        except OSError as err:
+            skipped.append(f'{src} (cannot write {dst}: {err.strerror or err})')
     written = len(inputs) - len(skipped)
     print(f'wrote {written} image(s) to {args.output}', file=sys.stderr)
     if skipped:

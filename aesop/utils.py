@@ -62,3 +62,8 @@ def find_pretrained_file(filename: str, *, url: str, what: str) -> Path:
         f'{", ".join(str(d) for d in dirs)} (or set {PRETRAINED_DIR_ENV}; '
         f'{RANDOM_BACKBONES_ENV}=1 uses random weights for smoke tests)'
     )
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU (tools and metrics outside a model)."""
+    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')

@@ -140,13 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import aesop  # noqa: F401  (before basicsr)
-    from aesop.errors import AesopError
+    from aesop.cli import cli_main
 
-    try:
-        rows = evaluate(args)
-    except AesopError as err:
-        print(f'aesop: error: {err}', file=sys.stderr)
-        return 2
+    return cli_main(lambda _: report(evaluate(args), args), None)
+
+
+def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> int:
     print(markdown(rows, args.verbose))
     if args.csv:
         write_csv(rows, args.csv)

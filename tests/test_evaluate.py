@@ -19,8 +19,8 @@ spec.loader.exec_module(evaluate)
 @pytest.fixture
 def folders(tiny_data, tmp_path):
     """SR = bicubic ×4 of the LR images, named ``<stem>_x4.png`` (another method's outputs)."""
-    gt = tiny_data / 'train' / 'HR'
-    lq = tiny_data / 'train' / 'LR_bicubic' / 'X4'
+    gt = shutil.copytree(tiny_data / 'train' / 'HR', tmp_path / 'gt')
+    lq = shutil.copytree(tiny_data / 'train' / 'LR_bicubic' / 'X4', tmp_path / 'lq')
     sr = tmp_path / 'sr'
     sr.mkdir()
     for path in sorted(lq.glob('*.png'))[:3]:

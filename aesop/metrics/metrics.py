@@ -24,7 +24,7 @@ from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 
 from aesop.errors import AesopError
-from aesop.utils import find_pretrained_file, random_backbones
+from aesop.utils import default_device, find_pretrained_file, random_backbones
 from aesop.weights import load_frozen_autoencoder, read_checkpoint
 
 _DEVICE: ContextVar[torch.device | None] = ContextVar('aesop_metric_device', default=None)
@@ -41,7 +41,7 @@ def metric_device(device: torch.device | str) -> Iterator[None]:
 
 
 def _device() -> torch.device:
-    return _DEVICE.get() or torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    return _DEVICE.get() or default_device()
 
 
 def to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -1,0 +1,199 @@
+"""Helpers shared by the figure and data scripts under ``scripts/`` (paper Figs. 3, 4 and 6).
+
+Images are handled as float32 ``(H, W, 3)`` RGB arrays in [0, 1]; ψ = D∘E is built, loaded and
+frozen by :func:`aesop.weights.load_frozen_autoencoder` (the one place that does it) and runs on
+CUDA when available, else on the CPU. Figures are drawn on a bare :class:`matplotlib.figure.Figure`
+with the Agg canvas, so no GUI backend and no global pyplot state are involved.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import yaml
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import nn
+
+from aesop.errors import AesopError
+from aesop.losses.fidelity_loss import AesopLowPassLoss
+from aesop.utils import default_device, project_root
+from aesop.weights import autoencoder_arch, load_frozen_autoencoder
+
+Box = tuple[int, int, int, int]  # (top, left, height, width) in pixels
+
+
+def resolve_path(path: str | Path) -> Path:
+    """``path`` as given if it exists, else relative to the project root (for defaults like ``options/…``)."""
+    path = Path(path).expanduser()
+    if path.exists() or path.is_absolute():
+        return path
+    in_root = project_root() / path
+    return in_root if in_root.exists() else path
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as float32 ``(H, W, 3)`` RGB in [0, 1] (grey repeated, alpha dropped, 8/16 bit).
+
+    Raises:
+        AesopError: missing or unreadable file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AesopError(f'image not found: {path}')
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        raise AesopError(f'cannot read image {path}: not an image or corrupt file')
+    scale = float(np.iinfo(img.dtype).max) if np.issubdtype(img.dtype, np.integer) else 1.0
+    img = img.astype(np.float32) / scale
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[2] < 3:  # grey, or grey + alpha
+        img = np.repeat(img[..., :1], 3, axis=2)
+    return np.ascontiguousarray(img[..., 2::-1].clip(0, 1))  # BGR(A) → RGB
+
+
+def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom/right of an ``(H, W, …)`` array so H and W are multiples of ``scale``."""
+    h, w = img.shape[:2]
+    return img[: h - h % scale, : w - w % scale]
+
+
+def parse_box(text: str) -> Box:
+    """Parse ``'top,left,height,width'`` (pixels) for ``--crop``."""
+    try:
+        top, left, height, width = (int(v) for v in text.split(','))
+    except ValueError as err:
+        raise AesopError(f'--crop must be four integers top,left,height,width; got {text!r}') from err
+    if top < 0 or left < 0 or height <= 0 or width <= 0:
+        raise AesopError(f'--crop needs top, left >= 0 and height, width > 0; got {text!r}')
+    return top, left, height, width
+
+
+def check_box(box: Box, shape: Sequence[int], *, what: str) -> Box:
+    """Raise unless ``box`` lies inside an image of ``shape`` ``(H, W, …)``."""
+    top, left, height, width = box
+    if top + height > shape[0] or left + width > shape[1]:
+        raise AesopError(
+            f'--crop {top},{left},{height},{width} goes outside {what} of size {shape[0]}×{shape[1]} (H×W)'
+        )
+    return box
+
+
+def crop(img: np.ndarray, box: Box | None) -> np.ndarray:
+    """``img[top:top+height, left:left+width]``; the whole image for ``box=None``."""
+    if box is None:
+        return img
+    top, left, height, width = box
+    return img[top : top + height, left : left + width]
+
+
+def load_autoencoder(
+    option_file: str | Path,
+    checkpoint: str | Path,
+    *,
+    param_key: str = 'params_ema',
+    device: torch.device | None = None,
+) -> nn.Module:
+    """The frozen ψ = D∘E (Eq. 8) whose arch is in ``option_file``, from ``checkpoint[param_key]``.
+
+    ``option_file`` is any BasicSR option file holding ψ's arch (:func:`aesop.weights.autoencoder_arch`:
+    AE pretraining files, AESOP training files); relative paths fall back to the project root.
+    """
+    option_file = resolve_path(option_file)
+    if not option_file.is_file():
+        raise AesopError(f'option file not found: {option_file} (--ae-opt)')
+    try:
+        opt = yaml.safe_load(option_file.read_text())
+    except yaml.YAMLError as err:
+        raise AesopError(f'cannot parse option file {option_file}: {" ".join(str(err).split())}') from err
+    if not isinstance(opt, dict):
+        raise AesopError(f'option file {option_file} is not a mapping of options')
+    net = load_frozen_autoencoder(autoencoder_arch(opt), resolve_path(checkpoint), param_key=param_key, option='--ae')
+    return net.to(device or default_device())
+
+
+def autoencoder_scale(net: nn.Module) -> int:
+    """The factor H and W of ψ's input must be multiples of (its encoder's downscaling)."""
+    return int(getattr(net, 'scale', 4))
+
+
+@torch.inference_mode()
+def autoencode(net: nn.Module, img: np.ndarray) -> np.ndarray:
+    """ψ(img) for an ``(H, W, 3)`` array (H, W multiples of the AE scale), on ψ's device; not clipped."""
+    device = next(net.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float().to(device)
+    return net(x)[0].permute(1, 2, 0).float().cpu().numpy()
+
+
+def autoencode_region(net: nn.Module, img: np.ndarray, box: Box | None, *, margin: int = 32) -> np.ndarray:
+    """ψ(img) inside ``box`` (the whole image for ``None``), computed on a window around it.
+
+    The window adds ``margin`` pixels of context on each side (within the image) and its corners
+    are aligned to the AE scale in image coordinates, so the encoder's pixel-unshuffle sees the
+    same pixel grid as on the whole image; ψ of a big image is thus never run in full just to zoom.
+    ``img`` must already be mod-cropped to the AE scale.
+    """
+    if box is None:
+        return autoencode(net, img)
+    s = autoencoder_scale(net)
+    top, left, height, width = box
+    h, w = img.shape[:2]
+    y0, x0 = max(top - margin, 0) // s * s, max(left - margin, 0) // s * s
+    y1 = min(math.ceil((top + height + margin) / s) * s, h)
+    x1 = min(math.ceil((left + width + margin) / s) * s, w)
+    out = autoencode(net, img[y0:y1, x0:x1])
+    return out[top - y0 : top - y0 + height, left - x0 : left - x0 + width]
+
+
+def luminance(img: np.ndarray) -> np.ndarray:
+    """Y of YCbCr (ITU-R BT.601, as the paper's PSNR-Y) of an ``(H, W, 3)`` RGB array in [0, 1].
+
+    For a grey image (R = G = B) this is the grey level up to an affine map.
+    """
+    return (16.0 + img[..., :3].astype(np.float64) @ np.array([65.481, 128.553, 24.966])) / 255.0
+
+
+def log_spectrum(channel: np.ndarray, *, hann: bool = False) -> np.ndarray:
+    """``log(1 + |FFT₂(x)|)`` of an ``(H, W)`` array, zero frequency moved to ``(H // 2, W // 2)`` (Fig. 6).
+
+    With ``hann``, ``x`` is first multiplied by a 2-D Hann window, which removes the cross that the
+    jump between opposite borders (the FFT's periodic extension) adds to the spectrum.
+    """
+    x = channel.astype(np.float64)
+    if hann:
+        x = x * np.outer(np.hanning(x.shape[0]), np.hanning(x.shape[1]))
+    return np.log1p(np.abs(np.fft.fftshift(np.fft.fft2(x))))
+
+
+def gaussian_lowpass(img: np.ndarray, *, sigma: float) -> np.ndarray:
+    """Gaussian low-pass of an ``(H, W, 3)`` array: the transform of the Tab. 5(b) baseline loss."""
+    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float()
+    return AesopLowPassLoss(sigma=sigma).transform(x)[0].permute(1, 2, 0).numpy()
+
+
+def new_figure(*, width: float, height: float) -> Figure:
+    """A figure of ``width`` × ``height`` inches with constrained layout, on the Agg canvas."""
+    fig = Figure(figsize=(width, height), layout='constrained')
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, *, dpi: int) -> Path:
+    """Write ``fig`` as a PNG of exactly figsize × dpi pixels; creates the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format='png')
+    return path
+
+
+def image_panel(ax, img: np.ndarray, title: str, *, nearest: bool = False) -> None:
+    """An RGB image in [0, 1] without ticks."""
+    ax.imshow(np.clip(img, 0, 1), interpolation='nearest' if nearest else 'antialiased')
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()

@@ -1,0 +1,253 @@
+"""Prepare paired SR training data as BasicSR does for DF2K: HR sub-images and their bicubic LR.
+
+For every image in --input (not recursive): sub-images of --crop-size pixels every --step pixels,
+plus a last row/column of crops flush with the border where more than --thresh-size pixels would
+be left over (BasicSR's scripts/data_preparation/extract_subimages.py; an image smaller than the
+crop size in a dimension is kept whole in it). Each crop is mod-cropped (bottom/right) to a
+multiple of every factor in --scales (their least common multiple, so one HR set serves all) and
+its LR images are MATLAB-style bicubic downscales (basicsr.utils.matlab_functions.imresize,
+antialiased, as the paper's DIV2K/DF2K LR) rounded to the input's bit depth. Outputs (PNG, same
+file names <stem>_s001.png, ... in every folder):
+
+  <out>/HR_sub/                 HR sub-images
+  <out>/LR_bicubic/X<s>/        their LR images, one folder per scale
+  <out>/HR_sub.lmdb, <out>/LR_bicubic/X<s>.lmdb   with --lmdb (basicsr make_lmdb_from_imgs, meta_info.txt)
+
+Unreadable files are skipped and listed at the end; the exit status is then 1. Existing outputs
+are refused unless --overwrite (which deletes the folders above first).
+
+  python scripts/prepare_dataset.py -i datasets/DF2K/DF2K_HR -o datasets/DF2K/prepared --scales 4 --workers 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import multiprocessing
+import shutil
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
+from aesop.cli import cli_main  # noqa: E402
+from aesop.errors import AesopError  # noqa: E402
+
+IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm'})
+
+
+def crop_positions(size: int, *, crop_size: int, step: int, thresh_size: int) -> list[int]:
+    """Start offsets of the crops along one dimension of ``size`` pixels (BasicSR's rule).
+
+    Every ``step`` from 0 while a whole crop fits, plus ``size - crop_size`` if more than
+    ``thresh_size`` pixels are left after the last one; ``[0]`` (one crop of the whole extent)
+    when ``size <= crop_size``.
+    """
+    if size <= crop_size:
+        return [0]
+    positions = list(range(0, size - crop_size + 1, step))
+    if size - (positions[-1] + crop_size) > thresh_size:
+        positions.append(size - crop_size)
+    return positions
+
+
+def bicubic_down(img: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB-style bicubic ×1/scale of an integer image (H, W[, C]), rounded to its dtype."""
+    from basicsr.utils.matlab_functions import imresize  # after aesop (basicsr needs its fixes)
+
+    peak = float(np.iinfo(img.dtype).max)
+    lr = imresize(img.astype(np.float64) / peak, 1 / scale)
+    return np.clip(np.round(lr * peak), 0, peak).astype(img.dtype)
+
+
+def process_image(
+    path: Path,
+    *,
+    out: Path,
+    crop_size: int,
+    step: int,
+    thresh_size: int,
+    scales: Sequence[int],
+    compression: int = 3,
+) -> tuple[Path, int, str | None]:
+    """Write the HR sub-images of one file and their LR images; return ``(path, crops, problem)``.
+
+    ``problem`` is ``None`` or why the file was skipped (unreadable, too small, float pixels).
+    """
+    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if img is None or img.size == 0:
+        return path, 0, 'unreadable (not an image or corrupt)'
+    if not np.issubdtype(img.dtype, np.integer):
+        return path, 0, f'unsupported pixel type {img.dtype} (8- or 16-bit images only)'
+    mod = math.lcm(*scales)
+    h, w = img.shape[:2]
+    if min(h, w) < mod:
+        return path, 0, f'smaller ({h}×{w}) than the scale multiple {mod}'
+    params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    count = 0
+    for top in crop_positions(h, crop_size=crop_size, step=step, thresh_size=thresh_size):
+        for left in crop_positions(w, crop_size=crop_size, step=step, thresh_size=thresh_size):
+            count += 1
+            hr = img[top : top + crop_size, left : left + crop_size]
+            hr = np.ascontiguousarray(hr[: hr.shape[0] - hr.shape[0] % mod, : hr.shape[1] - hr.shape[1] % mod])
+            name = f'{path.stem}_s{count:03d}.png'
+            cv2.imwrite(str(out / 'HR_sub' / name), hr, params)
+            for scale in scales:
+                cv2.imwrite(str(out / 'LR_bicubic' / f'X{scale}' / name), bicubic_down(hr, scale), params)
+    return path, count, None
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one process per core already
+
+
+def output_paths(out: Path, scales: Sequence[int], *, lmdb: bool) -> list[Path]:
+    """The folders this script writes under ``out``."""
+    folders = [out / 'HR_sub', *(out / 'LR_bicubic' / f'X{s}' for s in scales)]
+    return folders + ([f.with_name(f'{f.name}.lmdb') for f in folders] if lmdb else [])
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted; raises on a missing folder, no images or clashing stems."""
+    if not folder.is_dir():
+        raise AesopError(f'input folder not found: {folder}')
+    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise AesopError(f'no images in {folder} (looked for {", ".join(sorted(IMAGE_SUFFIXES))})')
+    seen: dict[str, Path] = {}
+    for path in images:
+        if path.stem in seen:
+            raise AesopError(f'{seen[path.stem].name} and {path.name} would write the same sub-image names')
+        seen[path.stem] = path
+    return images
+
+
+def make_lmdbs(folders: Sequence[Path], *, workers: int) -> None:
+    """Pack each folder of PNGs into ``<folder>.lmdb`` with ``meta_info.txt`` (keys: file stems)."""
+    from basicsr.utils.lmdb_util import make_lmdb_from_imgs
+
+    for folder in folders:
+        names = sorted(p.name for p in folder.glob('*.png'))
+        keys = [Path(n).stem for n in names]
+        make_lmdb_from_imgs(str(folder), f'{folder}.lmdb', names, keys, n_thread=max(workers, 1))
+
+
+def prepare(
+    input_dir: Path,
+    out: Path,
+    *,
+    crop_size: int = 480,
+    step: int = 240,
+    thresh_size: int = 0,
+    scales: Sequence[int] = (2, 3, 4, 8),
+    workers: int = 1,
+    lmdb: bool = False,
+    overwrite: bool = False,
+    compression: int = 3,
+) -> tuple[int, list[tuple[Path, str]]]:
+    """Write the sub-images and LR images; return ``(number of sub-images, skipped files with reasons)``."""
+    scales = sorted(set(scales))
+    if not scales or min(scales) < 1:
+        raise AesopError(f'--scales must be positive integers, got {scales}')
+    if crop_size < math.lcm(*scales):
+        raise AesopError(f'--crop-size {crop_size} is smaller than the multiple of all scales ({math.lcm(*scales)})')
+    if step < 1 or thresh_size < 0:
+        raise AesopError(f'--step must be >= 1 and --thresh-size >= 0, got {step} and {thresh_size}')
+    images = list_images(input_dir)
+    paths = output_paths(out, scales, lmdb=lmdb)
+    existing = [p for p in paths if p.exists() and (not p.is_dir() or next(p.iterdir(), None) is not None)]
+    if existing and not overwrite:
+        raise AesopError(f'output exists: {existing[0]} (and {len(existing) - 1} more); use --overwrite to replace')
+    for path in existing:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    for folder in paths[: len(scales) + 1]:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    job = partial(
+        process_image,
+        out=out,
+        crop_size=crop_size,
+        step=step,
+        thresh_size=thresh_size,
+        scales=scales,
+        compression=compression,
+    )
+    total, skipped = 0, []
+    with tqdm(total=len(images), unit='image', desc='sub-images') as bar:
+        if workers > 1:
+            context = multiprocessing.get_context('fork' if 'fork' in multiprocessing.get_all_start_methods() else None)
+            with context.Pool(workers, initializer=_init_worker) as pool:
+                results = list(_progress(pool.imap_unordered(job, images), bar))
+        else:
+            results = list(_progress(map(job, images), bar))
+    for path, count, problem in sorted(results):
+        total += count
+        if problem:
+            skipped.append((path, problem))
+    if lmdb and total:
+        make_lmdbs(paths[: len(scales) + 1], workers=workers)
+    return total, skipped
+
+
+def _progress(results: Iterable[tuple[Path, int, str | None]], bar: tqdm) -> Iterator[tuple[Path, int, str | None]]:
+    for result in results:
+        bar.update(1)
+        bar.set_postfix_str(result[0].name, refresh=False)
+        yield result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-i', '--input', type=Path, required=True, help='folder of HR images')
+    parser.add_argument('-o', '--out', type=Path, required=True, help='output folder')
+    parser.add_argument('--crop-size', type=int, default=480, help='sub-image size in pixels (default: 480)')
+    parser.add_argument('--step', type=int, default=240, help='stride between sub-images (default: 240)')
+    parser.add_argument(
+        '--thresh-size', type=int, default=0, help='keep a last border crop if more than this is left (default: 0)'
+    )
+    parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4, 8], help='LR factors (default: 2 3 4 8)')
+    parser.add_argument('--lmdb', action='store_true', help='also pack every output folder into an lmdb')
+    parser.add_argument('--workers', type=int, default=1, help='processes (default: 1)')
+    parser.add_argument('--compression-level', type=int, default=3, help='PNG compression 0-9 (default: 3)')
+    parser.add_argument('--overwrite', action='store_true', help='delete and rewrite existing outputs')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    total, skipped = prepare(
+        args.input,
+        args.out,
+        crop_size=args.crop_size,
+        step=args.step,
+        thresh_size=args.thresh_size,
+        scales=args.scales,
+        workers=args.workers,
+        lmdb=args.lmdb,
+        overwrite=args.overwrite,
+        compression=args.compression_level,
+    )
+    scales = ', '.join(f'X{s}' for s in sorted(set(args.scales)))
+    print(f'wrote {total} HR sub-images to {args.out / "HR_sub"} and their LR ({scales}) to {args.out / "LR_bicubic"}')
+    if skipped:
+        print(f'skipped {len(skipped)} file(s):', file=sys.stderr)
+        for path, problem in skipped:
+            print(f'  {path}: {problem}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(cli_main(main))
