@@ -160,9 +160,12 @@ class OfflineVGGZoo:
         builder = getattr(tv_vgg, name)
 
         def build(pretrained: bool = False) -> torch.nn.Module:
-            net = builder(weights=None)
+            with torch.random.fork_rng(devices=[]):
+                if pretrained and random_backbones():
+                    torch.manual_seed(0)  # the same random backbone in every run: comparable numbers
+                net = builder(weights=None)
             if pretrained and random_backbones():
-                logger.warning(f'{name}: random weights (AESOP_RANDOM_BACKBONES is set)')
+                logger.warning(f'{name}: random weights (AESOP_RANDOM_BACKBONES is set, seed 0)')
             elif pretrained:
                 url = getattr(tv_vgg, f'{name.upper()}_Weights').IMAGENET1K_V1.url
                 path = find_pretrained_file(url.rsplit('/', 1)[-1], url=url, what=f'{name.upper()} (perceptual loss)')

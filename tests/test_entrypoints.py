@@ -107,19 +107,6 @@ def test_auto_resume_continues_from_the_last_state(pipeline):
     assert (root / 'experiments' / 'e2e_resume' / 'models' / 'net_g_3.pth').is_file()
 
 
-def test_bad_input_is_one_line_without_traceback(pipeline, tmp_path):
-    root, gan = pipeline[:2]
-    gan = {**gan, 'name': 'e2e_bad'}
-    gan['train']['aesop_opt']['pretrained'] = 'experiments/nowhere/ae.pth'
-    proc = run_entry('train', write_yaml(gan, tmp_path / 'bad.yml'), root, check=False)
-    assert proc.returncode == 2
-    assert 'Traceback' not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1] == (
-        f'aesop: error: file not found: {root}/experiments/nowhere/ae.pth (option train.aesop_opt.pretrained): '
-        'edit the option file or put the file there'
-    )
-
-
 @pytest.mark.ddp
 def test_torchrun_two_cpu_processes(tiny_data, tmp_path):
     """``torchrun --nproc_per_node=2 aesop/train.py … --launcher pytorch`` with gloo on CPU."""

@@ -190,7 +190,7 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypat
 def test_placeholder_path_of_a_paper_option_file(tmp_path, monkeypatch, capsys):
     message = run_main(load_yaml(REPO / 'options' / 'train_aesop_rrdb.yml'), tmp_path, monkeypatch, capsys)
     assert message == (
-        f'dataset folder not found: {tmp_path}/datasets/DF2K/DF2K_HR_sub (option datasets.train.dataroot_gt): '
+        f'dataset folder not found: {tmp_path}/datasets/DF2K/HR_sub (option datasets.train.dataroot_gt): '
         'edit the option file to point at your data'
     )
 

@@ -67,7 +67,9 @@ def lpips_net(net: str, device: torch.device, random: bool) -> nn.Module:
     import lpips
     from torchvision.models import AlexNet_Weights, VGG16_Weights, alexnet, vgg16
 
-    model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)  # a random backbone is the same in every run
+        model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
     if not random:
         builder, weights = {'alex': (alexnet, AlexNet_Weights), 'vgg': (vgg16, VGG16_Weights)}[net]
         backbone = builder(weights=None)
