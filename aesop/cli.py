@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from aesop.errors import AesopError
 from aesop.utils import project_root
@@ -43,3 +45,12 @@ def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
         message = str(err).strip().splitlines()[-1].removeprefix(f'{AesopError.__module__}.AesopError: ')
         print(f'aesop: error: {message}', file=sys.stderr)
         return 2
+
+
+def add_autoencoder_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """``--ae CKPT --ae-opt OPTION_FILE --ae-key KEY``: the frozen ψ of the tools (figures, evaluator)."""
+    parser.add_argument('--ae', type=Path, required=required, help='auto-encoder checkpoint (AE pretraining output)')
+    parser.add_argument(
+        '--ae-opt', type=Path, default=Path('options/train_ae.yml'), help="option file with ψ's arch (%(default)s)"
+    )
+    parser.add_argument('--ae-key', default='params_ema', help='key of the AE weights in the checkpoint (%(default)s)')

@@ -26,6 +26,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from aesop.cli import add_autoencoder_arguments  # noqa: E402
+
 IMAGE_SUFFIXES = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp'}
 
 
@@ -131,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--scale', type=int, default=4)
     parser.add_argument('--crop-border', type=int, help='border cropped for PSNR/SSIM/NIQE/AE-PSNR (default: scale)')
     parser.add_argument('--metrics', default='psnr,ssim,lpips,dists', help='comma-separated metric names')
-    parser.add_argument('--ae', type=Path, help='auto-encoder checkpoint (ae_psnr)')
-    parser.add_argument('--ae-opt', type=Path, default=Path('options/train_ae.yml'), help='option file with ψ arch')
-    parser.add_argument('--ae-key', default='params_ema', help='key of the AE weights in the checkpoint')
+    add_autoencoder_arguments(parser, required=False)
     parser.add_argument('--sr-suffix', default='', help='suffix removed from SR file stems before pairing')
     parser.add_argument('--csv', type=Path, help='write the CSV here')
     parser.add_argument('--verbose', action='store_true', help='print one row per image')

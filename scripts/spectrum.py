@@ -24,7 +24,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
-from aesop.cli import cli_main  # noqa: E402
+from aesop.cli import add_autoencoder_arguments, cli_main  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.figures import (  # noqa: E402
     Box,
@@ -101,14 +101,7 @@ def plot_spectra(
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--image', type=Path, required=True, help='input image (e.g. an HR image)')
-    parser.add_argument('--ae', type=Path, required=True, help='auto-encoder checkpoint (AE pretraining output)')
-    parser.add_argument(
-        '--ae-opt',
-        type=Path,
-        default=Path('options/train_ae.yml'),
-        help="option file holding ψ's arch (default: %(default)s)",
-    )
-    parser.add_argument('--param-key', default='params_ema', help='key in the checkpoint (default: %(default)s)')
+    add_autoencoder_arguments(parser, required=True)
     parser.add_argument('--sigma', type=float, default=1.5, help='Gaussian σ in pixels (default: 1.5)')
     parser.add_argument('--crop', help='analyse only top,left,height,width (pixels)')
     parser.add_argument('--margin', type=int, default=32, help='context (pixels) ψ sees around --crop (default: 32)')
@@ -127,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise AesopError(f'--sigma must be > 0, got {args.sigma}')
     box = parse_box(args.crop) if args.crop else None
     img = read_image(args.image)
-    net = load_autoencoder(args.ae_opt, args.ae, param_key=args.param_key)
+    net = load_autoencoder(args.ae_opt, args.ae, param_key=args.ae_key)
     spec = spectra(net, img, sigma=args.sigma, box=box, margin=args.margin, hann=args.hann)
     out = plot_spectra(spec, out=args.out, sigma=args.sigma, cmap=args.cmap, dpi=args.dpi)
     print(f'wrote {out}')

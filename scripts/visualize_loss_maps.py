@@ -25,7 +25,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
-from aesop.cli import cli_main  # noqa: E402
+from aesop.cli import add_autoencoder_arguments, cli_main  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.figures import (  # noqa: E402
     Box,
@@ -131,14 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--sr', type=Path, required=True, help='super-resolved image')
     parser.add_argument('--hr', type=Path, required=True, help='ground-truth HR image (same size as --sr)')
     parser.add_argument('--lr', type=Path, help='LR input, shown as an extra panel (optional)')
-    parser.add_argument('--ae', type=Path, required=True, help='auto-encoder checkpoint (AE pretraining output)')
-    parser.add_argument(
-        '--ae-opt',
-        type=Path,
-        default=Path('options/train_ae.yml'),
-        help="option file holding ψ's arch (default: %(default)s)",
-    )
-    parser.add_argument('--param-key', default='params_ema', help='key in the checkpoint (default: %(default)s)')
+    add_autoencoder_arguments(parser, required=True)
     parser.add_argument('--crop', help='zoom on top,left,height,width (HR pixels)')
     parser.add_argument('--margin', type=int, default=32, help='context (HR pixels) ψ sees around --crop (default: 32)')
     parser.add_argument(
@@ -159,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     box = parse_box(args.crop) if args.crop else None
     sr, hr = read_image(args.sr), read_image(args.hr)
     lr = read_image(args.lr) if args.lr else None
-    net = load_autoencoder(args.ae_opt, args.ae, param_key=args.param_key)
+    net = load_autoencoder(args.ae_opt, args.ae, param_key=args.ae_key)
     maps = loss_maps(net, sr, hr, box=box, margin=args.margin)
     lr = lr_region(lr, hr.shape, box) if lr is not None else None
     out = plot_loss_maps(

@@ -76,7 +76,7 @@ def test_loss_maps_figure(tiny_ae, triplet, tmp_path, capsys):
     # 5 panels of 3 in + 0.8 in, at 100 dpi; square images: 3 in + 0.7 in high
     assert png_shape(out)[:2] == (370, 1580)
     zoom = tmp_path / 'zoom.png'
-    args = ('--crop', '10,6,40,30', '--color-scale', 'per-panel', '--param-key', 'params', '--dpi', '50')
+    args = ('--crop', '10,6,40,30', '--color-scale', 'per-panel', '--ae-key', 'params', '--dpi', '50')
     assert (
         run_script('visualize_loss_maps', '--sr', sr, '--hr', hr, '--ae', ckpt, '--ae-opt', opt, *args, '-o', zoom) == 0
     )
