@@ -227,3 +227,48 @@ def test_swinir_inputs_are_padded_to_the_window(tmp_path):
     padded = torch.cat([padded, padded.flip(3)], 3)[..., :8]
     with torch.no_grad():
         assert torch.allclose(model.output, model.net_g(padded)[..., :40, :28])
+
+
+@pytest.mark.parametrize('amp', ['bf16', 'fp16'])
+def test_mixed_precision_and_channels_last_on_cpu(tmp_path, ae_ckpt, amp):
+    aesop = {'type': 'AesopLoss', 'autoencoder': TINY_AE, 'pretrained': str(ae_ckpt)}
+    model = build_model(
+        gan_opt(tmp_path, {'aesop_opt': aesop}, artifacts_opt={'type': 'L1Loss'}, amp=amp, channels_last=True)
+    )
+    assert model.net_g.conv_first.weight.is_contiguous(memory_format=torch.channels_last)
+    g, d = params(model.net_g), params(model.net_d)
+    model.feed_data(batch())
+    model.optimize_parameters(1)
+    assert all(torch.isfinite(torch.tensor(v)) for v in model.log_dict.values())
+    assert changed(g, model.net_g) and changed(d, model.net_d)
+    assert all(p.dtype == torch.float32 for p in model.net_g.parameters())  # weights stay fp32
+    ae = build_model(
+        {
+            **base_opt(tmp_path, pixel_opt={'type': 'L1Loss'}, pixel_at_LR_opt={'type': 'L1Loss'}, amp=amp),
+            'model_type': 'AesopAEModel',
+            'network_g': TINY_AE,
+        }
+    )
+    ae.feed_data({'lq': torch.rand(1, 3, 8, 8), 'gt': torch.rand(1, 3, 32, 32)})
+    ae.optimize_parameters(1)
+    assert set(ae.log_dict) == {'l_pix', 'l_pix_at_LR'} and all(v > 0 for v in ae.log_dict.values())
+
+
+def test_amp_loss_is_close_to_fp32(tmp_path):
+    """bf16 autocast changes the losses only by rounding (same weights, same batch)."""
+    data = {'lq': torch.rand(2, 3, 8, 8), 'gt': torch.rand(2, 3, 32, 32)}
+    values = {}
+    for amp in ('none', 'bf16'):
+        torch.manual_seed(0)
+        opt = base_opt(tmp_path, pixel_opt={'type': 'L1Loss'}, pixel_at_LR_opt={'type': 'L1Loss'}, amp=amp)
+        model = build_model({**opt, 'model_type': 'AesopAEModel', 'network_g': TINY_AE})
+        model.feed_data(data)
+        model.optimize_parameters(1)
+        values[amp] = model.log_dict
+    assert values['bf16'] == pytest.approx(values['none'], rel=0.02)
+    assert values['bf16'] != values['none']  # autocast was on
+
+
+def test_unknown_amp_mode_is_an_error(tmp_path):
+    with pytest.raises(AesopError, match='train.amp must be one of none, bf16, fp16'):
+        build_model(gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss'}}, amp='fp8'))

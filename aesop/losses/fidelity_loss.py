@@ -53,8 +53,8 @@ class TransformedFidelityLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """pred (N, C, H, W) SR; target: HR (N, C, H, W) or, for ``target='lq'``, the LR image."""
         with torch.no_grad():
-            target = self.transform_target(target.detach())
-        return self.loss_weight * self.criterion(self.transform(pred), target, reduction=self.reduction)
+            target = self.transform_target(target.detach()).float()
+        return self.loss_weight * self.criterion(self.transform(pred).float(), target, reduction=self.reduction)
 
 
 @LOSS_REGISTRY.register()

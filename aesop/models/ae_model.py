@@ -10,12 +10,13 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from aesop.models.precision import PrecisionMixin
 from aesop.models.validation import ValidationMixin
 from aesop.weights import load_weights
 
 
 @MODEL_REGISTRY.register()
-class AesopAEModel(ValidationMixin, SRModel):
+class AesopAEModel(PrecisionMixin, ValidationMixin, SRModel):
     """Pretrains ψ = D∘E (``network_g``, e.g. ``AesopAutoEncoder``) on HR images.
 
     Data: ``gt`` is the HR input and the target of D∘E; ``lq`` (the bicubic LR) is the target
@@ -59,6 +60,7 @@ class AesopAEModel(ValidationMixin, SRModel):
         self.cri_pix_at_lr = build_loss(lr_opt).to(self.device) if lr_opt else None
         self.decoder_frozen = None
         self.set_decoder_frozen(self.freeze_decoder_iters > 0)
+        self.setup_precision(self.net_g, *([self.net_g_ema] if hasattr(self, 'net_g_ema') else []))
 
     def set_decoder_frozen(self, frozen: bool) -> None:
         """Freeze (or unfreeze) D; the optimiser was built over all of ψ, so D resumes later."""
@@ -78,7 +80,9 @@ class AesopAEModel(ValidationMixin, SRModel):
     def optimize_parameters(self, current_iter):
         self.set_decoder_frozen(current_iter <= self.freeze_decoder_iters)  # also right after a resume
         self.optimizer_g.zero_grad()
-        self.output, self.bottleneck = self.net_g(self.gt, return_bottleneck=True)
+        with self.autocast():
+            output, bottleneck = self.net_g(self.gt, return_bottleneck=True)
+        self.output, self.bottleneck = output.float(), bottleneck.float()  # losses in fp32
         loss_dict = OrderedDict()
         l_total = 0
         if self.cri_pix:
@@ -87,8 +91,8 @@ class AesopAEModel(ValidationMixin, SRModel):
         if self.cri_pix_at_lr:
             loss_dict['l_pix_at_LR'] = self.cri_pix_at_lr(self.bottleneck, self.lq)  # Eq. 4
             l_total += loss_dict['l_pix_at_LR']
-        l_total.backward()
-        self.optimizer_g.step()
+        self.backward(l_total, self.optimizer_g)
+        self.step(self.optimizer_g)
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)

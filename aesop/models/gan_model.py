@@ -12,6 +12,7 @@ from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from aesop.errors import AesopError
+from aesop.models.precision import PrecisionMixin
 from aesop.models.validation import ValidationMixin
 
 # Fidelity terms: option key in ``train`` → loss-dict key. Any subset may be set.
@@ -32,7 +33,7 @@ class AesopSRModel(ValidationMixin, SRModel):
 
 
 @MODEL_REGISTRY.register()
-class AesopGANModel(ValidationMixin, SRGANModel):
+class AesopGANModel(PrecisionMixin, ValidationMixin, SRGANModel):
     """GAN SR training: L = Σ fidelity + λ_percep L_percep + λ_adv L_adv + λ_art L_art.
 
     - fidelity terms (:data:`FIDELITY_TERMS`): ``pixel_opt`` for ESRGAN/LDL (Eq. 3),
@@ -46,7 +47,9 @@ class AesopGANModel(ValidationMixin, SRGANModel):
       ``path.param_key_d`` (the official code used the generator's key).
 
     Work that needs no gradient runs without a graph: the EMA forward, D on the real image in
-    the G step and D on the fake image in the D step's relativistic mean.
+    the G step and D on the fake image in the D step's relativistic mean. ``train.amp`` and
+    ``train.channels_last``: see :class:`~aesop.models.precision.PrecisionMixin`; the losses are
+    reduced in fp32.
     """
 
     LOSS_OPTIONS = (*FIDELITY_TERMS, 'perceptual_opt', 'gan_opt', 'artifacts_opt')
@@ -72,61 +75,73 @@ class AesopGANModel(ValidationMixin, SRGANModel):
         if hasattr(self, 'net_g_ema'):
             for param in self.net_g_ema.parameters():
                 param.requires_grad_(False)
+        losses = [m for m in (self.cri_perceptual, self.cri_artifacts, *self.cri_fidelity.values()) if m is not None]
+        # not net_d: basicsr's VGGStyleDiscriminator flattens with .view(), which needs NCHW
+        self.setup_precision(self.net_g, *([self.net_g_ema] if hasattr(self, 'net_g_ema') else []), *losses)
+
+    def discriminate(self, img: torch.Tensor) -> torch.Tensor:
+        """D's score, (N, 3, H, W) → (N, 1); the input in NCHW layout (see ``channels_last``)."""
+        return self.net_d(img.contiguous())
 
     def generator_losses(self) -> tuple[torch.Tensor, OrderedDict]:
         """All G losses for the current batch (``self.output`` has a graph)."""
         losses = OrderedDict()
-        for key, cri in self.cri_fidelity.items():
-            target = self.lq if getattr(cri, 'target', 'hr') == 'lq' else self.gt
-            losses[key] = cri(self.output, target)
-        if self.cri_artifacts is not None:
+        output = self.output.float()
+        with self.autocast():
+            for key, cri in self.cri_fidelity.items():
+                target = self.lq if getattr(cri, 'target', 'hr') == 'lq' else self.gt
+                losses[key] = cri(output, target)
+            if self.cri_artifacts is not None:
+                with torch.no_grad():
+                    output_ema = self.net_g_ema(self.lq).float()
+            if self.cri_perceptual is not None:
+                l_percep, l_style = self.cri_perceptual(output, self.gt)
+                if l_percep is not None:
+                    losses['l_g_percep'] = l_percep
+                if l_style is not None:
+                    losses['l_g_style'] = l_style
             with torch.no_grad():
-                output_ema = self.net_g_ema(self.lq)
-            weight = get_refined_artifact_map(self.gt, self.output, output_ema, ARTIFACT_WINDOW)
-            losses['l_g_artifacts'] = self.cri_artifacts(weight * self.output, weight * self.gt)
-        if self.cri_perceptual is not None:
-            l_percep, l_style = self.cri_perceptual(self.output, self.gt)
-            if l_percep is not None:
-                losses['l_g_percep'] = l_percep
-            if l_style is not None:
-                losses['l_g_style'] = l_style
+                real_d_pred = self.discriminate(self.gt).float()
+            fake_g_pred = self.discriminate(self.output).float()
+        if self.cri_artifacts is not None:
+            weight = get_refined_artifact_map(self.gt, output, output_ema, ARTIFACT_WINDOW)
+            losses['l_g_artifacts'] = self.cri_artifacts(weight * output, weight * self.gt)
         # relativistic average GAN (ESRGAN)
-        with torch.no_grad():
-            real_d_pred = self.net_d(self.gt)
-        fake_g_pred = self.net_d(self.output)
         l_g_real = self.cri_gan(real_d_pred - torch.mean(fake_g_pred), False, is_disc=False)
         l_g_fake = self.cri_gan(fake_g_pred - torch.mean(real_d_pred), True, is_disc=False)
         losses['l_g_gan'] = (l_g_real + l_g_fake) / 2
-        return sum(losses.values()), losses
+        return sum(loss.float() for loss in losses.values()), losses
 
     def optimize_parameters(self, current_iter):
         for p in self.net_d.parameters():
             p.requires_grad = False
         self.optimizer_g.zero_grad()
         g_step = current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
-        with torch.set_grad_enabled(g_step):  # D-only iterations need no graph through G
+        with torch.set_grad_enabled(g_step), self.autocast():  # D-only iterations need no graph through G
             self.output = self.net_g(self.lq)
         loss_dict = OrderedDict()
         if g_step:
             l_g_total, loss_dict = self.generator_losses()
-            l_g_total.backward()
-            self.optimizer_g.step()
+            self.backward(l_g_total, self.optimizer_g)
+            self.step(self.optimizer_g)
 
         for p in self.net_d.parameters():
             p.requires_grad = True
         self.optimizer_d.zero_grad()
         fake = self.output.detach()
         # real (relativistic: against the mean fake score, no graph needed for it)
-        with torch.no_grad():
-            fake_d_mean = torch.mean(self.net_d(fake))
-        real_d_pred = self.net_d(self.gt)
+        with self.autocast():
+            with torch.no_grad():
+                fake_d_mean = torch.mean(self.discriminate(fake).float())
+            real_d_pred = self.discriminate(self.gt).float()
         l_d_real = self.cri_gan(real_d_pred - fake_d_mean, True, is_disc=True) * 0.5
-        l_d_real.backward()
+        self.backward(l_d_real, self.optimizer_d)
         # fake
-        fake_d_pred = self.net_d(fake)
+        with self.autocast():
+            fake_d_pred = self.discriminate(fake).float()
         l_d_fake = self.cri_gan(fake_d_pred - torch.mean(real_d_pred.detach()), False, is_disc=True) * 0.5
-        l_d_fake.backward()
-        self.optimizer_d.step()
+        self.backward(l_d_fake, self.optimizer_d)
+        self.step(self.optimizer_d)
 
         loss_dict['l_d_real'] = l_d_real
         loss_dict['l_d_fake'] = l_d_fake

@@ -1,0 +1,84 @@
+"""DDP: one AE pretraining step on 2 CPU processes (gloo), one sample each, equals one step of a
+single process on both samples (the losses are per-sample means, so DDP's gradient averaging
+reproduces the global mean). The relativistic GAN's batch mean, in contrast, is per process,
+as in BasicSR. Run by pytest, which starts this file under torchrun."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import aesop  # noqa: F401  (before basicsr)
+
+TINY_AE = {
+    'type': 'AesopAutoEncoder',
+    'scale': 4,
+    'num_block': 1,
+    'decoder': {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, 'num_block': 1, 'num_grow_ch': 8},
+}
+
+
+def ae_opt(folder: str, *, dist: bool, rank: int = 0, world_size: int = 1) -> dict:
+    adam = {'type': 'Adam', 'lr': 1e-2, 'betas': [0.9, 0.99]}
+    return {
+        'name': 'ddp', 'model_type': 'AesopAEModel', 'is_train': True, 'dist': dist, 'num_gpu': 0,
+        'rank': rank, 'world_size': world_size, 'scale': 4, 'network_g': TINY_AE,
+        'path': {'models': folder, 'training_states': folder},
+        'train': {'optim_g': adam, 'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
+                  'pixel_opt': {'type': 'L1Loss'}, 'pixel_at_LR_opt': {'type': 'L1Loss'}},
+    }  # fmt: skip
+
+
+def batch() -> dict:
+    generator = torch.Generator().manual_seed(1)
+    return {'lq': torch.rand(2, 3, 8, 8, generator=generator), 'gt': torch.rand(2, 3, 32, 32, generator=generator)}
+
+
+def one_step(opt: dict, data: dict) -> dict:
+    from basicsr.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(opt)
+    model.feed_data(data)
+    model.optimize_parameters(1)
+    return {k: v.detach().clone() for k, v in model.get_bare_model(model.net_g).state_dict().items()}
+
+
+def worker(out: str) -> None:
+    torch.distributed.init_process_group('gloo')
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    data = {k: v[rank : rank + 1] for k, v in batch().items()}
+    weights = one_step(ae_opt(os.path.dirname(out), dist=True, rank=rank, world_size=world), data)
+    if rank == 0:
+        torch.save(weights, out)
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.ddp
+def test_two_processes_one_sample_each_equal_one_process_two_samples(tmp_path):
+    torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
+    out = tmp_path / 'ddp.pth'
+    cmd = [torchrun, '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0', __file__, str(out)]
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(__file__).parent.parent)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = torch.load(out, weights_only=True)
+    single = one_step(ae_opt(str(tmp_path), dist=False), batch())
+    torch.manual_seed(0)
+    from basicsr.archs import build_network
+
+    initial = build_network(TINY_AE).state_dict()  # same seed: the weights before the step
+    assert ddp.keys() == single.keys()
+    assert any(not torch.equal(initial[k], single[k]) for k in single)  # the step moved the weights
+    for key in single:
+        assert torch.allclose(ddp[key], single[key], atol=1e-6), key
+
+
+if __name__ == '__main__':
+    worker(sys.argv[1])
