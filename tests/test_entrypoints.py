@@ -10,6 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
+from basicsr.archs import build_network
 from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, run_entry, write_yaml
 
 DEMO = REPO / 'options' / 'demo'
@@ -108,15 +110,20 @@ def test_auto_resume_continues_from_the_last_state(pipeline):
 
 
 @pytest.mark.ddp
-def test_torchrun_two_cpu_processes(tiny_data, tmp_path):
-    """``torchrun --nproc_per_node=2 aesop/train.py … --launcher pytorch`` with gloo on CPU."""
+def test_torchrun_two_cpu_processes_only_rank0_writes(tiny_data, tmp_path):
+    """``torchrun --nproc_per_node=2 aesop/train.py … --launcher pytorch``: an AESOP GAN on gloo."""
     torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
-    opt = tiny(load_yaml(DEMO / 'train_ae.yml'), 'e2e_ddp', tiny_data, 2)
-    opt['path']['pretrain_network_decoder'] = None
+    torch.save({'params_ema': build_network(deepcopy(TINY_AE)).state_dict()}, tmp_path / 'ae.pth')
+    opt = tiny(load_yaml(DEMO / 'train_aesop.yml'), 'e2e_ddp', tiny_data, 2)
+    opt['path']['pretrain_network_g'] = None
+    opt['train']['aesop_opt']['pretrained'] = str(tmp_path / 'ae.pth')
     opt['num_gpu'] = 0  # gloo on CPU even where CUDA is visible
     launcher = [torchrun, '--nproc_per_node=2', '--master_port=0', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0']
     run_entry('train', write_yaml(opt, tmp_path / 'ddp.yml'), tmp_path, '--launcher', 'pytorch', launcher=launcher)
     exp = tmp_path / 'experiments' / 'e2e_ddp'
-    assert (exp / 'models' / 'net_g_latest.pth').is_file()
-    log = next(exp.glob('train_*.log')).read_text()
-    assert 'World size (gpu number): 2' in log
+    models = sorted(p.name for p in (exp / 'models').iterdir())
+    assert models == ['net_d_2.pth', 'net_d_latest.pth', 'net_g_2.pth', 'net_g_latest.pth']
+    assert sorted(p.name for p in (exp / 'training_states').iterdir()) == ['2.state']
+    logs = list(exp.glob('train_*.log'))
+    assert len(logs) == 1 and 'World size (gpu number): 2' in logs[0].read_text()
+    assert 'l_g_aesop' in logs[0].read_text()
