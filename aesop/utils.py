@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -67,3 +68,13 @@ def find_pretrained_file(filename: str, *, url: str, what: str) -> Path:
 def default_device() -> torch.device:
     """CUDA when available, else the CPU (tools and metrics outside a model)."""
     return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table, columns padded to their widest cell (tools' and tests' printouts)."""
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+
+    def line(cells: Sequence[object]) -> str:
+        return '| ' + ' | '.join(str(c).ljust(w) for c, w in zip(cells, widths)) + ' |'
+
+    return '\n'.join([line(header), '|' + '|'.join('-' * (w + 2) for w in widths) + '|', *map(line, rows)])

@@ -60,7 +60,7 @@ import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports i
 from aesop.cli import cli_main  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.inference import upscale  # noqa: E402
-from aesop.utils import RANDOM_BACKBONES_ENV  # noqa: E402
+from aesop.utils import RANDOM_BACKBONES_ENV, markdown_table  # noqa: E402
 from aesop.weights import freeze  # noqa: E402
 
 DEVICES = ('cpu', 'cuda')
@@ -529,16 +529,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     else:
         args.infer_size, args.tiled_sizes, args.tile, args.tile_pad = 64, (96, 192), 64, 8
     return args
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A Markdown table, columns padded to their widest cell."""
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        return '| ' + ' | '.join(str(c).ljust(w) for c, w in zip(cells, widths)) + ' |'
-
-    return '\n'.join([line(header), '|' + '|'.join('-' * (w + 2) for w in widths) + '|', *map(line, rows)])
 
 
 def report(results: dict[str, StepResult], variants: Sequence[Variant]) -> tuple[str, dict]:

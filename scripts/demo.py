@@ -66,10 +66,10 @@ def run_stage(title: str, script: str, option_file: str, extra: tuple[str, ...],
 
 def metric_table(csv_files: list[Path]) -> str:
     """One Markdown table (rows: method/dataset) from the test runs' ``metrics.csv`` files."""
+    from aesop.utils import markdown_table
+
     rows = [line.split(',') for f in csv_files for line in f.read_text().splitlines()]
-    header, body = rows[0], [r for r in rows if r != rows[0]]
-    lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-    return '\n'.join(lines + ['| ' + ' | '.join(r) + ' |' for r in body])
+    return markdown_table(rows[0], [r for r in rows if r != rows[0]])
 
 
 def main() -> None:

@@ -110,11 +110,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 
 def markdown(rows: dict[str, dict[str, float]], verbose: bool) -> str:
+    from aesop.utils import markdown_table
+
     names = list(rows['mean'])
     shown = rows if verbose else {'mean': rows['mean']}
-    lines = ['| image | ' + ' | '.join(names) + ' |', '|---|' + '---|' * len(names)]
-    lines += [f'| {image} | ' + ' | '.join(f'{row[n]:.4f}' for n in names) + ' |' for image, row in shown.items()]
-    return '\n'.join(lines)
+    return markdown_table(
+        ['image', *names], [[image, *(f'{row[n]:.4f}' for n in names)] for image, row in shown.items()]
+    )
 
 
 def write_csv(rows: dict[str, dict[str, float]], path: Path) -> None:

@@ -17,6 +17,7 @@ from basicsr.utils.registry import METRIC_REGISTRY
 from tqdm import tqdm
 
 from aesop.metrics import metric_device
+from aesop.utils import markdown_table
 
 
 class ValidationMixin:
@@ -138,13 +139,12 @@ def write_metric_table(folder: Path, method: str, rows: dict[str, dict[str, floa
         writer.writerow(['method', 'dataset', *metrics])
         for dataset, values in rows.items():
             writer.writerow([method, dataset, *(f'{values[m]:.4f}' if m in values else '' for m in metrics)])
-    lines = [
-        '| method | dataset | ' + ' | '.join(metrics) + ' |',
-        '|---|---|' + '---|' * len(metrics),
-        *(
-            f'| {method} | {dataset} | ' + ' | '.join(f'{values[m]:.4f}' if m in values else '' for m in metrics) + ' |'
+    table = markdown_table(
+        ['method', 'dataset', *metrics],
+        [
+            [method, dataset, *(f'{values[m]:.4f}' if m in values else '' for m in metrics)]
             for dataset, values in rows.items()
-        ),
-    ]
-    (folder / 'metrics.md').write_text('\n'.join(lines) + '\n')
-    get_root_logger().info(f'Metric table: {folder / "metrics.md"}\n' + '\n'.join(lines))
+        ],
+    )
+    (folder / 'metrics.md').write_text(table + '\n')
+    get_root_logger().info(f'Metric table: {folder / "metrics.md"}\n{table}')
