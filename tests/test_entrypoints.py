@@ -95,21 +95,6 @@ def test_test_writes_images_and_the_metric_tables(pipeline):
     assert all(0 <= float(v) for v in per_image[1][1:])  # ae_psnr is inf here: the tiny nets output ~0
 
 
-def test_auto_resume_continues_from_the_last_state(pipeline):
-    root, gan = pipeline[:2]
-    gan = {**gan, 'name': 'e2e_resume'}
-    gan['train']['total_iter'] = 2
-    gan['logger']['save_checkpoint_freq'] = 1
-    opt_file = write_yaml(gan, root / 'resume.yml')
-    run_entry('train', opt_file, root)
-    gan['train']['total_iter'] = 3
-    write_yaml(gan, opt_file)
-    proc = run_entry('train', opt_file, root, '--auto_resume')
-    assert 'Resuming training from epoch' in proc.stderr + proc.stdout
-    assert 'iter: 2.' in proc.stderr + proc.stdout
-    assert (root / 'experiments' / 'e2e_resume' / 'models' / 'net_g_3.pth').is_file()
-
-
 @pytest.mark.ddp
 def test_torchrun_two_cpu_processes_only_rank0_writes(tiny_data, tmp_path):
     """``torchrun --nproc_per_node=2 aesop/train.py … --launcher pytorch``: an AESOP GAN on gloo."""
