@@ -76,6 +76,7 @@ class AesopAEModel(PrecisionMixin, ValidationMixin, SRModel):
                 self.lq = data['lq'].to(self.device)
         else:  # SingleImageDataset: the HR images come as 'lq'
             self.gt = data['lq'].to(self.device)
+        self.inputs_to_memory_format()
 
     def optimize_parameters(self, current_iter):
         self.set_decoder_frozen(current_iter <= self.freeze_decoder_iters)  # also right after a resume

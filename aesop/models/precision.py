@@ -56,6 +56,10 @@ class PrecisionMixin:
 
     def feed_data(self, data):
         super().feed_data(data)
+        self.inputs_to_memory_format()
+
+    def inputs_to_memory_format(self) -> None:
+        """``lq`` and ``gt`` in NHWC when ``train.channels_last`` is set."""
         if getattr(self, 'channels_last', False):
             for name in ('lq', 'gt'):
                 if hasattr(self, name):
