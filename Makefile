@@ -20,7 +20,7 @@ demo: venv
 	$(PY) scripts/demo.py
 
 test: venv lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 lint: venv
 	$(VENV)/bin/ruff check aesop scripts tests

@@ -21,6 +21,10 @@ TINY_RRDB = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16,
 TINY_AE = {'type': 'AesopAutoEncoder', 'scale': 4, 'decoder': TINY_RRDB, 'num_block': 1}
 
 
+if os.environ.get('PYTEST_XDIST_WORKER_COUNT'):  # pytest -n N: share the cores between the workers
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ['PYTEST_XDIST_WORKER_COUNT'])))
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
