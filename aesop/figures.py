@@ -12,10 +12,10 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import yaml
+from basicsr.utils.color_util import rgb2ycbcr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
@@ -38,24 +38,21 @@ def resolve_path(path: str | Path) -> Path:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file as float32 ``(H, W, 3)`` RGB in [0, 1] (grey repeated, alpha dropped, 8/16 bit).
+    """An image file as float32 ``(H, W, 3)`` RGB in [0, 1] (8/16 bit; grey repeated, alpha dropped).
 
     Raises:
         AesopError: missing or unreadable file.
     """
+    from aesop.inference import read_image as read_any
+
     path = Path(path)
     if not path.is_file():
         raise AesopError(f'image not found: {path}')
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None or img.size == 0:
-        raise AesopError(f'cannot read image {path}: not an image or corrupt file')
-    scale = float(np.iinfo(img.dtype).max) if np.issubdtype(img.dtype, np.integer) else 1.0
-    img = img.astype(np.float32) / scale
-    if img.ndim == 2:
-        img = img[..., None]
-    if img.shape[2] < 3:  # grey, or grey + alpha
-        img = np.repeat(img[..., :1], 3, axis=2)
-    return np.ascontiguousarray(img[..., 2::-1].clip(0, 1))  # BGR(A) → RGB
+    try:
+        img, _ = read_any(path)
+    except AesopError as err:
+        raise AesopError(f'cannot read image {path}: {err}') from err
+    return np.ascontiguousarray(np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img[..., :3])
 
 
 def mod_crop(img: np.ndarray, scale: int) -> np.ndarray:
@@ -152,11 +149,8 @@ def autoencode_region(net: nn.Module, img: np.ndarray, box: Box | None, *, margi
 
 
 def luminance(img: np.ndarray) -> np.ndarray:
-    """Y of YCbCr (ITU-R BT.601, as the paper's PSNR-Y) of an ``(H, W, 3)`` RGB array in [0, 1].
-
-    For a grey image (R = G = B) this is the grey level up to an affine map.
-    """
-    return (16.0 + img[..., :3].astype(np.float64) @ np.array([65.481, 128.553, 24.966])) / 255.0
+    """Y of YCbCr (ITU-R BT.601, as the paper's PSNR-Y; basicsr's ``rgb2ycbcr``) of RGB in [0, 1]."""
+    return rgb2ycbcr(img[..., :3].astype(np.float32), y_only=True)
 
 
 def log_spectrum(channel: np.ndarray, *, hann: bool = False) -> np.ndarray:

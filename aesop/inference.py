@@ -32,10 +32,9 @@ from tqdm import tqdm
 from aesop.cli import cli_main
 from aesop.errors import AesopError
 from aesop.models.validation import pad_to_multiple
-from aesop.utils import default_device, project_root
+from aesop.utils import IMAGE_EXTENSIONS, default_device, project_root
 from aesop.weights import freeze, load_weights
 
-IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma of R, G, B (as cv2's RGB2GRAY)
 
 

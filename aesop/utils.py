@@ -13,6 +13,7 @@ from aesop.errors import AesopError
 RANDOM_BACKBONES_ENV = 'AESOP_RANDOM_BACKBONES'
 ROOT_ENV = 'AESOP_ROOT'
 PRETRAINED_DIR_ENV = 'AESOP_PRETRAINED_DIR'
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp')
 
 
 def project_root() -> Path:

@@ -27,8 +27,7 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aesop.cli import add_autoencoder_arguments  # noqa: E402
-
-IMAGE_SUFFIXES = {'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp'}
+from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
 
 
 def metric_options(args: argparse.Namespace) -> dict[str, dict]:
@@ -68,7 +67,7 @@ def images(folder: Path, strip: str = '') -> dict[str, Path]:
         raise AesopError(f'not a folder: {folder}')
     found = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
             stem = path.stem.removesuffix(strip) if strip else path.stem
             found[stem] = path
     if not found:

@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
 from aesop.cli import cli_main  # noqa: E402
+from aesop.data import bicubic_downscale  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
-
-IMAGE_SUFFIXES = frozenset({'.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm'})
+from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
 
 
 def crop_positions(size: int, *, crop_size: int, step: int, thresh_size: int) -> list[int]:
@@ -56,15 +56,6 @@ def crop_positions(size: int, *, crop_size: int, step: int, thresh_size: int) ->
     if size - (positions[-1] + crop_size) > thresh_size:
         positions.append(size - crop_size)
     return positions
-
-
-def bicubic_down(img: np.ndarray, scale: int) -> np.ndarray:
-    """MATLAB-style bicubic ×1/scale of an integer image (H, W[, C]), rounded to its dtype."""
-    from basicsr.utils.matlab_functions import imresize  # after aesop (basicsr needs its fixes)
-
-    peak = float(np.iinfo(img.dtype).max)
-    lr = imresize(img.astype(np.float64) / peak, 1 / scale)
-    return np.clip(np.round(lr * peak), 0, peak).astype(img.dtype)
 
 
 def process_image(
@@ -100,7 +91,7 @@ def process_image(
             name = f'{path.stem}_s{count:03d}.png'
             cv2.imwrite(str(out / 'HR_sub' / name), hr, params)
             for scale in scales:
-                cv2.imwrite(str(out / 'LR_bicubic' / f'X{scale}' / name), bicubic_down(hr, scale), params)
+                cv2.imwrite(str(out / 'LR_bicubic' / f'X{scale}' / name), bicubic_downscale(hr, scale), params)
     return path, count, None
 
 
@@ -120,9 +111,9 @@ def list_images(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, sorted; raises on a missing folder, no images or clashing stems."""
     if not folder.is_dir():
         raise AesopError(f'input folder not found: {folder}')
-    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not images:
-        raise AesopError(f'no images in {folder} (looked for {", ".join(sorted(IMAGE_SUFFIXES))})')
+        raise AesopError(f'no images in {folder} (looked for {", ".join(sorted(IMAGE_EXTENSIONS))})')
     seen: dict[str, Path] = {}
     for path in images:
         if path.stem in seen:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from basicsr.utils.matlab_functions import imresize
+
+from aesop.data.resize import bicubic_downscale
 
 DEMO_TRAIN = ('astronaut', 'chelsea', 'hubble_deep_field', 'immunohistochemistry', 'brick', 'grass')
 DEMO_VAL = ('coffee', 'rocket')
@@ -57,8 +58,7 @@ def make_demo_dataset(
                 if (lr_dir / f'{crop_name}.png').is_file():
                     continue
                 hr = hr[: hr.shape[0] - hr.shape[0] % scale, : hr.shape[1] - hr.shape[1] % scale]
-                lr = imresize(hr.astype(np.float64) / 255.0, 1 / scale)
-                lr = np.clip(np.round(lr * 255.0), 0, 255).astype(np.uint8)
+                lr = bicubic_downscale(hr, scale)
                 cv2.imwrite(str(hr_dir / f'{crop_name}.png'), cv2.cvtColor(hr, cv2.COLOR_RGB2BGR))
                 cv2.imwrite(str(lr_dir / f'{crop_name}.png'), cv2.cvtColor(lr, cv2.COLOR_RGB2BGR))
     return root

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from basicsr.metrics.psnr_ssim import calculate_psnr
 from basicsr.utils import tensor2img
-from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 
+from aesop.data.resize import bicubic_downscale
 from aesop.errors import AesopError
 from aesop.utils import default_device, find_pretrained_file, random_backbones
 from aesop.weights import load_frozen_autoencoder, read_checkpoint
@@ -172,8 +172,7 @@ def calculate_lr_psnr(
     """
     if lq is None:
         raise AesopError('calculate_lr_psnr needs the LR image (lq): use an AESOP model or evaluate.py --lq')
-    down = imresize(img.astype(np.float64) / 255.0, 1 / scale)
-    down = np.clip(np.round(down * 255.0), 0, 255).astype(np.uint8)
+    down = bicubic_downscale(img, scale)
     if down.shape != lq.shape:
         raise AesopError(f'LR-PSNR: SR downscaled ×1/{scale} is {down.shape[:2]}, the LR image {lq.shape[:2]}')
     return calculate_psnr(down, lq, 0, test_y_channel=test_y_channel)
