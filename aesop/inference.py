@@ -15,7 +15,6 @@ output is cropped back to ``(H * scale, W * scale)``.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from copy import deepcopy
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from aesop.cli import cli_main
 from aesop.errors import AesopError
-from aesop.models.validation import pad_to_multiple
+from aesop.models.validation import input_multiple, pad_to_multiple
 from aesop.utils import IMAGE_EXTENSIONS, default_device, project_root
 from aesop.weights import freeze, load_weights
 
@@ -58,21 +57,6 @@ class Generator:
     scale: int
     window: int | None
     name: str
-
-
-def input_multiple(arch: Mapping) -> int | None:
-    """What H and W of the input must be multiples of for the arch ``arch`` (``None``: anything).
-
-    SwinIR needs multiples of its ``window_size``; RRDBNet at ×2 / ×1 pixel-unshuffles its
-    input by 2 / 4 first.
-    """
-    needs = []
-    if arch.get('window_size'):
-        needs.append(int(arch['window_size']))
-    if arch.get('type') == 'RRDBNet':
-        needs.append({1: 4, 2: 2}.get(int(arch.get('scale', 4)), 1))
-    multiple = math.lcm(*needs) if needs else 1
-    return multiple if multiple > 1 else None
 
 
 def load_generator(

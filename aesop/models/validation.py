@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import inspect
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
 from os import path as osp
 from pathlib import Path
 
@@ -23,8 +24,8 @@ from aesop.utils import markdown_table
 class ValidationMixin:
     """Validation for BasicSR's ``SRModel`` family, replacing its ``nondist_validation``.
 
-    - :meth:`test` mirror-pads the LR input to the generator's ``window_size`` (SwinIR, which in
-      basicsr 1.4.2 does not pad itself) and crops the output back;
+    - :meth:`test` mirror-pads the LR input to what the generator needs (:func:`input_multiple`:
+      SwinIR's ``window_size``, which basicsr 1.4.2's SRModel ignores) and crops the output back;
     - metric networks run on the model's device (:func:`aesop.metrics.metric_device`) and get
       the LR image too (``lq``, for LR-PSNR);
     - per image, each ``val.metrics`` entry is computed on every pair :meth:`validation_pairs`
@@ -36,7 +37,7 @@ class ValidationMixin:
     """
 
     def test(self):
-        window = self.opt['network_g'].get('window_size')  # as basicsr's SwinIRModel
+        window = input_multiple(self.opt['network_g'])  # SwinIR's window, RRDBNet ×2's unshuffle
         h, w = self.lq.shape[-2:]
         if not window or (h % window == 0 and w % window == 0):
             return super().test()
@@ -110,6 +111,21 @@ def score(img: np.ndarray, ref: np.ndarray, lq: np.ndarray | None, metric_opt: d
     takes_lq = 'lq' in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
     data = {'img': img, 'img2': ref, **({'lq': lq} if takes_lq and lq is not None else {})}
     return float(calculate_metric(data, metric_opt))
+
+
+def input_multiple(arch: Mapping) -> int | None:
+    """What H and W of the input must be multiples of for the arch ``arch`` (``None``: anything).
+
+    SwinIR needs multiples of its ``window_size``; RRDBNet at ×2 / ×1 pixel-unshuffles its
+    input by 2 / 4 first.
+    """
+    needs = []
+    if arch.get('window_size'):
+        needs.append(int(arch['window_size']))
+    if arch.get('type') == 'RRDBNet':
+        needs.append({1: 4, 2: 2}.get(int(arch.get('scale', 4)), 1))
+    multiple = math.lcm(*needs) if needs else 1
+    return multiple if multiple > 1 else None
 
 
 def pad_to_multiple(img: torch.Tensor, multiple: int) -> torch.Tensor:
