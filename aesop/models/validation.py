@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import inspect
 import math
 from collections.abc import Iterator, Mapping
@@ -107,10 +108,15 @@ class ValidationMixin:
 
 def score(img: np.ndarray, ref: np.ndarray, lq: np.ndarray | None, metric_opt: dict) -> float:
     """basicsr's ``calculate_metric``, also passing the LR image to metrics that take it."""
-    params = inspect.signature(METRIC_REGISTRY.get(metric_opt['type'])).parameters
-    takes_lq = 'lq' in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-    data = {'img': img, 'img2': ref, **({'lq': lq} if takes_lq and lq is not None else {})}
+    data = {'img': img, 'img2': ref, **({'lq': lq} if lq is not None and takes_lq(metric_opt['type']) else {})}
     return float(calculate_metric(data, metric_opt))
+
+
+@functools.cache
+def takes_lq(metric_type: str) -> bool:
+    """Whether a registered metric accepts the LR image (an ``lq`` or ``**kwargs`` parameter)."""
+    params = inspect.signature(METRIC_REGISTRY.get(metric_type)).parameters
+    return 'lq' in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def input_multiple(arch: Mapping) -> int | None:
