@@ -1,5 +1,6 @@
 """Architectures registered in basicsr's ``ARCH_REGISTRY``."""
 
 from aesop.archs.autoencoder_arch import AesopAutoEncoder, BicubicDownsample
+from aesop.archs.drct_arch import DRCT
 
-__all__ = ['AesopAutoEncoder', 'BicubicDownsample']
+__all__ = ['DRCT', 'AesopAutoEncoder', 'BicubicDownsample']
