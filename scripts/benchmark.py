@@ -20,6 +20,10 @@ model avoids done anyway, as the official release does (:func:`make_naive`): ψ'
 map and the discriminator passes whose outputs are detached run with autograd graphs. Each of the
 three is also reverted alone on our AESOP model, one row each, to show what each change gives.
 
+ψ alone: after each timed AESOP step, ψ(HR) without graph and ψ(SR) with its input gradient are
+timed by themselves on that step's images (:func:`time_psi`); ``1 + their sum / LDL step`` is
+the floor of ``aesop_over_ldl`` for any implementation that computes the same loss and gradient.
+
 Inference: images/s of the generator alone (eval, ``no_grad``) at a fixed LR size, and the peak
 memory of tiled inference (:func:`aesop.inference.upscale`) for two image sizes.
 
@@ -381,10 +385,32 @@ def timed_step(model, batch: dict[str, torch.Tensor], current_iter: int, device:
     return time.perf_counter() - start
 
 
+def time_psi(model, device: torch.device) -> tuple[float, float]:
+    """Seconds of ψ's own work in an AESOP step, alone: ψ(HR) without graph; ψ(SR) + its input gradient.
+
+    Uses the AESOP model's frozen ψ, its last batch's HR and its last SR output (detached). The
+    sum is a floor for what AESOP adds to an LDL step without changing the loss's computation.
+    """
+    psi = model.cri_fidelity['l_g_aesop'].autoencoder
+    hr, sr = model.gt, model.output.detach()
+    synchronize(device)
+    start = time.perf_counter()
+    with torch.no_grad(), model.autocast():
+        psi(hr)
+    synchronize(device)
+    middle = time.perf_counter()
+    sr = sr.clone().requires_grad_(True)
+    with model.autocast():
+        out = psi(sr)
+    out.float().abs().mean().backward()
+    synchronize(device)
+    return middle - start, time.perf_counter() - middle
+
+
 def time_training_steps(
     variants: Sequence[Variant], args: argparse.Namespace, *, device: torch.device, ae_ckpt: Path | None
-) -> dict[str, StepResult]:
-    """Warm-up and timed steps of every variant.
+) -> tuple[dict[str, StepResult], tuple[float, float]]:
+    """Warm-up and timed steps of every variant, and the medians of :func:`time_psi` after AESOP's steps.
 
     Each variant is built and runs its warm-up step (iteration 1) in turn; its peak memory is
     taken there (over the memory in use before its build; the variants built before stay
@@ -403,18 +429,22 @@ def time_training_steps(
         peaks[v.key] = memory.stop()
         print(f'  built {v.label}: warm-up step {warmups[v.key]:.3f} s', file=sys.stderr, flush=True)
     times: dict[str, list[float]] = {v.key: [] for v in variants}
+    psi_times: list[tuple[float, float]] = []
     for it in range(2, args.steps + 2):
         for v in variants:
             times[v.key].append(timed_step(models[v.key], batch, it, device))
+            if v.key == 'aesop':
+                psi_times.append(time_psi(models[v.key], device))
         print(f'  timed round {it - 1}/{args.steps}', file=sys.stderr, flush=True)
     results = {}
     for v in variants:
         probes[v.key].remove()
         dtype = str(probes[v.key].dtype).removeprefix('torch.')
         results[v.key] = StepResult(warmups[v.key], times[v.key], peaks[v.key], dtype, probes[v.key].channels_last)
+    psi = tuple(statistics.median(t) for t in zip(*psi_times))
     models.clear()
     _release_memory(device)
-    return results
+    return results, psi
 
 
 # ---------------------------------------------------------------------------------------------
@@ -531,8 +561,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def report(results: dict[str, StepResult], variants: Sequence[Variant]) -> tuple[str, dict]:
-    """The training-step tables and their JSON fields."""
+def report(results: dict[str, StepResult], variants: Sequence[Variant], psi: tuple[float, float]) -> tuple[str, dict]:
+    """The training-step tables and their JSON fields; ``psi``: :func:`time_psi`'s medians."""
     ldl = results['ldl'].median_s
     rows = []
     for v in variants:
@@ -552,6 +582,13 @@ def report(results: dict[str, StepResult], variants: Sequence[Variant]) -> tuple
     fields['aesop_over_ldl'] = results['aesop'].median_s / ldl
     fields['esrgan_over_ldl'] = results['esrgan'].median_s / ldl
     fields['peak_mem_mb'] = {v.key: results[v.key].peak_mb for v in variants}
+    fields['psi_hr_s'], fields['psi_sr_s'] = psi
+    fields['psi_floor_over_ldl'] = 1 + sum(psi) / ldl
+    text += (
+        f'\n\nψ alone (same batch): ψ(HR) without graph {psi[0]:.3f} s + ψ(SR) with its input gradient '
+        f'{psi[1]:.3f} s = {sum(psi):.3f} s -> floor of aesop_over_ldl {fields["psi_floor_over_ldl"]:.3f} '
+        f'(measured {results["aesop"].median_s / ldl:.3f})'
+    )
     if 'naive_aesop' in results:
         naive, ours = results['naive_aesop'].median_s, results['aesop'].median_s
         fields['naive_aesop_over_ldl'] = naive / ldl
@@ -595,8 +632,8 @@ def _run(argv: Sequence[str] | None) -> int:
     )
     with tempfile.TemporaryDirectory(prefix='aesop_benchmark_') as tmp:
         ae_ckpt = save_random_autoencoder(args, Path(tmp))
-        results = time_training_steps(variants, args, device=device, ae_ckpt=ae_ckpt)
-    text, fields = report(results, variants)
+        results, psi = time_training_steps(variants, args, device=device, ae_ckpt=ae_ckpt)
+    text, fields = report(results, variants, psi)
     print()
     print(text)
     print(memory_note(device))

@@ -30,8 +30,11 @@ def test_tiny_run_reports_every_row_as_json(benchmark, capsys):
     report = json.loads(out[-1])
     variants = [v.key for v in (*benchmark.OURS, *benchmark.NAIVE)]
     ratios = ['aesop_over_ldl', 'naive_aesop_over_ldl', 'naive_aesop_over_naive_ldl', 'esrgan_over_ldl']
-    for key in [f'{v}_step_s' for v in variants] + ratios + ['infer_images_per_s']:
+    for key in [f'{v}_step_s' for v in variants] + ratios + ['infer_images_per_s', 'psi_hr_s', 'psi_sr_s']:
         assert report[key] > 0, key
+    assert report['psi_floor_over_ldl'] == pytest.approx(
+        1 + (report['psi_hr_s'] + report['psi_sr_s']) / report['ldl_step_s']
+    )
     assert set(report['peak_mem_mb']) == set(variants) and all(v > 0 for v in report['peak_mem_mb'].values())
     assert [(t['lr_size'], t['tile']) for t in report['tiled']] == [(24, 16), (48, 16), (48, 0)]
     assert all(t['seconds'] > 0 and t['peak_mem_mb'] >= 0 for t in report['tiled'])  # RSS: may be reused pages
