@@ -7,8 +7,11 @@ only for that lives here:
   ``dec_opt``), ``VGGStyleDiscriminator128`` / ``VGGStyleDiscriminator256``;
 - losses ``AutoEncoderLoss`` (``autoencoder_arch``, ``autoencoder_load: {path, key}``) and
   ``LRL1Loss`` (plain bicubic ×1/4, L1, as the official one);
-- models ``AEModel``, ``AesopESRGANArtifactsDisModel`` and ``ESRGANArtifactsDisModel`` (LDL);
-- dataset option ``use_flip`` (basicsr 1.4.2 reads ``use_hflip``).
+- models ``AEModel``, ``AesopESRGANArtifactsDisModel``, ``ESRGANArtifactsDisModel`` (LDL) and
+  ``AesopRealESRGANArtifactsDisModel`` (real-world, App. B);
+- dataset option ``use_flip`` (basicsr 1.4.2 reads ``use_hflip``);
+- Real-ESRGAN's ``RealESRGANDataset`` / ``UNetDiscriminatorSN``, which basicsr 1.4.2 registers as
+  ``*_basicsr``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from aesop.errors import AesopError
 from aesop.losses.fidelity_loss import AesopLoss, AesopLRConsistencyLoss
 from aesop.models.ae_model import AesopAEModel
 from aesop.models.gan_model import AesopGANModel
+from aesop.models.realworld_model import AesopRealGANModel
 
 
 def AutoEncoder_RRDBNet(*, dec_opt: dict, enc_opt: dict | None = None) -> AesopAutoEncoder:  # noqa: N802
@@ -77,14 +81,30 @@ for _fn in (AutoEncoderLoss, LRL1Loss):
 MODEL_REGISTRY._do_register('AEModel', AesopAEModel)
 MODEL_REGISTRY._do_register('AesopESRGANArtifactsDisModel', AesopGANModel)
 MODEL_REGISTRY._do_register('ESRGANArtifactsDisModel', AesopGANModel)
+MODEL_REGISTRY._do_register('AesopRealESRGANArtifactsDisModel', AesopRealGANModel)
 
 DATASET_OPTION_ALIASES = {'use_flip': 'use_hflip'}
+# Real-ESRGAN's names, which basicsr 1.4.2 registers with a suffix (the realesrgan package owns them)
+TYPE_ALIASES = {
+    'RealESRGANDataset': 'RealESRGANDataset_basicsr',
+    'RealESRGANPairedDataset': 'RealESRGANPairedDataset_basicsr',
+    'UNetDiscriminatorSN': 'UNetDiscriminatorSN_basicsr',
+}
 
 
 def translate_options(opt: dict) -> dict:
-    """Rename official option keys in place (currently the dataset's ``use_flip``)."""
+    """Rename official option keys in place: the dataset's ``use_flip``, and Real-ESRGAN's dataset and
+    discriminator names to basicsr's suffixed ones unless the ``realesrgan`` package registered them."""
+    from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
+
     for dataset in (opt.get('datasets') or {}).values():
         for old, new in DATASET_OPTION_ALIASES.items():
             if old in dataset:
                 dataset.setdefault(new, dataset.pop(old))
+        if dataset.get('type') in TYPE_ALIASES and dataset['type'] not in DATASET_REGISTRY:
+            dataset['type'] = TYPE_ALIASES[dataset['type']]
+    for key, network in opt.items():
+        if key.startswith('network_') and isinstance(network, dict):
+            if network.get('type') in TYPE_ALIASES and network['type'] not in ARCH_REGISTRY:
+                network['type'] = TYPE_ALIASES[network['type']]
     return opt

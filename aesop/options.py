@@ -60,8 +60,9 @@ def file_options(opt: dict) -> Iterator[tuple[str, dict, str, str]]:
         for name in ('dataroot_gt', 'dataroot_lq'):
             if dataset.get(name) is not None:
                 yield f'datasets.{phase}.{name}', dataset, name, 'dir'
-        if dataset.get('meta_info_file') is not None:
-            yield f'datasets.{phase}.meta_info_file', dataset, 'meta_info_file', 'file'
+        for name in ('meta_info_file', 'meta_info'):  # PairedImageDataset / RealESRGANDataset
+            if dataset.get(name) is not None:
+                yield f'datasets.{phase}.{name}', dataset, name, 'file'
     paths = opt.get('path', {})
     for name, value in paths.items():
         if value is None or not name.startswith(('pretrain_network', 'resume_state')):
@@ -95,6 +96,8 @@ def check_components(opt: dict) -> None:
 
     model = _lookup(MODEL_REGISTRY, opt['model_type'], 'model_type') if 'model_type' in opt else None
     readable = getattr(model, 'LOSS_OPTIONS', None)  # the loss entries the model reads, if it says
+    if hasattr(model, 'check_options'):  # e.g. the real-world model's degradation settings
+        model.check_options(opt)
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, dict):
             _check_arch(value, key, opt.get('scale'))

@@ -11,6 +11,8 @@ file names <stem>_s001.png, ... in every folder):
 
   <out>/HR_sub/                 HR sub-images
   <out>/LR_bicubic/X<s>/        their LR images, one folder per scale
+  <out>/meta_info_HR_sub.txt     the HR sub-image names, one per line (the ``meta_info`` of
+                                basicsr's RealESRGANDataset, for the real-world option files)
   <out>/HR_sub.lmdb, <out>/LR_bicubic/X<s>.lmdb   with --lmdb (basicsr make_lmdb_from_imgs, meta_info.txt)
 
 Unreadable files are skipped and listed at the end; the exit status is then 1. Existing outputs
@@ -102,9 +104,12 @@ def _init_worker() -> None:
 
 
 def output_paths(out: Path, scales: Sequence[int], *, lmdb: bool) -> list[Path]:
-    """The folders this script writes under ``out``."""
+    """The folders this script writes under ``out`` (the image folders first), and the meta_info file."""
     folders = [out / 'HR_sub', *(out / 'LR_bicubic' / f'X{s}' for s in scales)]
-    return folders + ([f.with_name(f'{f.name}.lmdb') for f in folders] if lmdb else [])
+    return folders + ([f.with_name(f'{f.name}.lmdb') for f in folders] if lmdb else []) + [out / META_INFO]
+
+
+META_INFO = 'meta_info_HR_sub.txt'
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -187,6 +192,8 @@ def prepare(
         total += count
         if problem:
             skipped.append((path, problem))
+    names = sorted(p.name for p in paths[0].iterdir())
+    (out / META_INFO).write_text(''.join(f'{name}\n' for name in names))
     if lmdb and total:
         make_lmdbs(paths[: len(scales) + 1], workers=workers)
     return total, skipped

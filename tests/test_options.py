@@ -14,7 +14,7 @@ from basicsr.utils.options import ordered_yaml
 from conftest import REPO
 
 from aesop.errors import AesopError
-from aesop.options import normalize_options
+from aesop.options import check_components, normalize_options
 
 OPTION_FILES = sorted((REPO / 'options').rglob('*.yml'))
 TINY = {'num_feat': 16, 'num_block': 1, 'num_grow_ch': 8, 'embed_dim': 12, 'depths': [1], 'num_heads': [2]}
@@ -35,6 +35,7 @@ def shrink(arch: dict) -> dict:
 
 PAPER_FILES = """train_ae train_aesop_rrdb train_aesop_rrdb256 train_aesop_swinir train_ldl_rrdb train_esrgan_rrdb
     train_ae_bicubic_encoder train_ae_no_lr_loss train_ae_srresnet train_lpf_rrdb train_lr_consistency_rrdb
+    train_ae_realworld train_aesop_realworld train_ldl_realworld test_realworld
     test_rrdb test_swinir test_ae demo/train_psnr demo/train_ae demo/train_aesop demo/test_aesop""".split()
 
 
@@ -59,6 +60,7 @@ def test_option_file_builds(path, tmp_path):
     opt['path'] = {k: v for k, v in opt['path'].items() if not k.startswith(('pretrain_network', 'resume'))}
     opt['path'].update(models=str(tmp_path), training_states=str(tmp_path), results_root=str(tmp_path))
     opt.update(is_train=is_train, dist=False, num_gpu=0, rank=0, world_size=1)
+    check_components(opt)  # every type registered, every option one it takes
     model = build_model(opt)
 
     lq = torch.rand(1, 3, 20, 12)  # not a multiple of SwinIR's window: the model pads
@@ -71,8 +73,9 @@ def test_option_file_builds(path, tmp_path):
     model.test()
     assert model.output.shape == (1, 3, 80, 48)
     if is_train and 'network_d' in opt:
-        size = opt['network_d']['input_size']
-        assert model.net_d(torch.rand(2, 3, size, size)).shape == (2, 1)
+        size = opt['network_d'].get('input_size', 32)  # VGG-style: one score; U-Net: one per pixel
+        expected = (2, 1) if 'input_size' in opt['network_d'] else (2, 1, size, size)
+        assert model.net_d(torch.rand(2, 3, size, size)).shape == expected
 
 
 @pytest.mark.parametrize('name', ['train_aesop_rrdb.yml', 'test_rrdb.yml', 'train_ae.yml'])

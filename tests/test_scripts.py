@@ -206,6 +206,7 @@ def test_prepare_dataset(tmp_path, capsys):
     assert names == [f'chelsea_s{i:03d}.png' for i in range(1, rows * cols + 1)]
     for scale in scales:
         assert sorted(p.name for p in (out / 'LR_bicubic' / f'X{scale}').iterdir()) == names
+    assert (out / 'meta_info_HR_sub.txt').read_text().splitlines() == names  # RealESRGANDataset's meta_info
 
     last = cv2.cvtColor(cv2.imread(str(out / 'HR_sub' / names[-1])), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(last, photo[192:288, 351:447])  # flush right; 100 → 96 (lcm of the scales)

@@ -1,9 +1,11 @@
 """Metrics registered in basicsr's ``METRIC_REGISTRY`` (usable in ``val.metrics`` and the evaluator).
 
 basicsr already has ``calculate_psnr``, ``calculate_ssim`` (MATLAB conventions, Y channel) and
-``calculate_niqe``; this package adds LPIPS, DISTS, AE-PSNR and LR-PSNR (Sec. 5, App. A-C).
+``calculate_niqe``; this package adds LPIPS, DISTS, AE-PSNR and LR-PSNR (Sec. 5, App. A-C) and,
+through the optional ``pyiqa``, MANIQA / MUSIQ / CLIP-IQA (``calculate_pyiqa``, App. B).
 """
 
+from aesop.metrics.iqa import calculate_pyiqa
 from aesop.metrics.metrics import (
     calculate_ae_psnr,
     calculate_dists,
@@ -12,4 +14,11 @@ from aesop.metrics.metrics import (
     metric_device,
 )
 
-__all__ = ['calculate_ae_psnr', 'calculate_dists', 'calculate_lpips', 'calculate_lr_psnr', 'metric_device']
+__all__ = [
+    'calculate_ae_psnr',
+    'calculate_dists',
+    'calculate_lpips',
+    'calculate_lr_psnr',
+    'calculate_pyiqa',
+    'metric_device',
+]

@@ -2,5 +2,6 @@
 
 from aesop.models.ae_model import AesopAEModel
 from aesop.models.gan_model import FIDELITY_TERMS, AesopGANModel, AesopSRModel
+from aesop.models.realworld_model import AesopRealGANModel
 
-__all__ = ['FIDELITY_TERMS', 'AesopAEModel', 'AesopGANModel', 'AesopSRModel']
+__all__ = ['FIDELITY_TERMS', 'AesopAEModel', 'AesopGANModel', 'AesopRealGANModel', 'AesopSRModel']

@@ -39,7 +39,8 @@ class AesopGANModel(PrecisionMixin, ValidationMixin, SRGANModel):
     - fidelity terms (:data:`FIDELITY_TERMS`): ``pixel_opt`` for ESRGAN/LDL (Eq. 3),
       ``aesop_opt`` (``AesopLoss``) for AESOP (Eq. 9), or the baselines ``lr_opt``/``lowpass_opt``;
     - ``perceptual_opt``: basicsr's VGG19 ``PerceptualLoss``;
-    - ``gan_opt``: basicsr's ``GANLoss`` in ESRGAN's relativistic-average form;
+    - ``gan_opt``: basicsr's ``GANLoss`` in ESRGAN's relativistic-average form
+      (``train.relativistic_gan: false`` for the standard form of Real-ESRGAN);
     - ``artifacts_opt``: LDL's artifact loss, ``L1(M ⊙ SR, M ⊙ HR)`` with ``M`` basicsr's
       ``get_refined_artifact_map`` from the residuals of G and its EMA copy (window 7); needs
       ``ema_decay > 0`` (0.999 in the paper);
@@ -53,9 +54,11 @@ class AesopGANModel(PrecisionMixin, ValidationMixin, SRGANModel):
     """
 
     LOSS_OPTIONS = (*FIDELITY_TERMS, 'perceptual_opt', 'gan_opt', 'artifacts_opt')
+    RELATIVISTIC = True  # the GAN form when ``train.relativistic_gan`` is not set
 
     def init_training_settings(self):
         train_opt = self.opt['train']
+        self.relativistic = bool(train_opt.get('relativistic_gan', self.RELATIVISTIC))
         if not train_opt.get('gan_opt'):
             raise AesopError(f'{type(self).__name__} needs train.gan_opt (the adversarial loss)')
         super().init_training_settings()
@@ -83,34 +86,71 @@ class AesopGANModel(PrecisionMixin, ValidationMixin, SRGANModel):
         """D's score, (N, 3, H, W) → (N, 1); the input in NCHW layout (see ``channels_last``)."""
         return self.net_d(img.contiguous())
 
+    def target(self, use: str) -> torch.Tensor:
+        """The HR image ``use`` (``'fidelity'``, ``'perceptual'`` or ``'gan'``) compares with: the GT here."""
+        return self.gt
+
     def generator_losses(self) -> tuple[torch.Tensor, OrderedDict]:
         """All G losses for the current batch (``self.output`` has a graph)."""
         losses = OrderedDict()
         output = self.output.float()
         with self.autocast():
             for key, cri in self.cri_fidelity.items():
-                target = self.lq if getattr(cri, 'target', 'hr') == 'lq' else self.gt
+                target = self.lq if getattr(cri, 'target', 'hr') == 'lq' else self.target('fidelity')
                 losses[key] = cri(output, target)
             if self.cri_artifacts is not None:
                 with torch.no_grad():
                     output_ema = self.net_g_ema(self.lq).float()
             if self.cri_perceptual is not None:
-                l_percep, l_style = self.cri_perceptual(output, self.gt)
+                l_percep, l_style = self.cri_perceptual(output, self.target('perceptual'))
                 if l_percep is not None:
                     losses['l_g_percep'] = l_percep
                 if l_style is not None:
                     losses['l_g_style'] = l_style
-            with torch.no_grad():
-                real_d_pred = self.discriminate(self.gt).float()
             fake_g_pred = self.discriminate(self.output).float()
-        if self.cri_artifacts is not None:
+            if self.relativistic:
+                with torch.no_grad():
+                    real_d_pred = self.discriminate(self.target('gan')).float()
+        if self.cri_artifacts is not None:  # LDL's map compares with the GT itself, as basicsr
             weight = get_refined_artifact_map(self.gt, output, output_ema, ARTIFACT_WINDOW)
             losses['l_g_artifacts'] = self.cri_artifacts(weight * output, weight * self.gt)
-        # relativistic average GAN (ESRGAN)
-        l_g_real = self.cri_gan(real_d_pred - torch.mean(fake_g_pred), False, is_disc=False)
-        l_g_fake = self.cri_gan(fake_g_pred - torch.mean(real_d_pred), True, is_disc=False)
-        losses['l_g_gan'] = (l_g_real + l_g_fake) / 2
+        if self.relativistic:  # ESRGAN's relativistic average GAN
+            l_g_real = self.cri_gan(real_d_pred - torch.mean(fake_g_pred), False, is_disc=False)
+            l_g_fake = self.cri_gan(fake_g_pred - torch.mean(real_d_pred), True, is_disc=False)
+            losses['l_g_gan'] = (l_g_real + l_g_fake) / 2
+        else:  # the standard GAN of Real-ESRGAN
+            losses['l_g_gan'] = self.cri_gan(fake_g_pred, True, is_disc=False)
         return sum(loss.float() for loss in losses.values()), losses
+
+    def discriminator_losses(self, real: torch.Tensor, fake: torch.Tensor) -> OrderedDict:
+        """D's losses on ``real`` and the detached ``fake``, each back-propagated into D's gradients.
+
+        Relativistic (ESRGAN): each score against the other's mean, halved; the mean fake score
+        needs no graph. Standard (Real-ESRGAN): real → 1, fake → 0.
+        """
+        with self.autocast():
+            if self.relativistic:
+                with torch.no_grad():
+                    fake_d_mean = torch.mean(self.discriminate(fake).float())
+            real_d_pred = self.discriminate(real).float()
+        if self.relativistic:
+            l_d_real = self.cri_gan(real_d_pred - fake_d_mean, True, is_disc=True) * 0.5
+        else:
+            l_d_real = self.cri_gan(real_d_pred, True, is_disc=True)
+        self.backward(l_d_real, self.optimizer_d)
+        with self.autocast():
+            fake_d_pred = self.discriminate(fake).float()
+        if self.relativistic:
+            l_d_fake = self.cri_gan(fake_d_pred - torch.mean(real_d_pred.detach()), False, is_disc=True) * 0.5
+        else:
+            l_d_fake = self.cri_gan(fake_d_pred, False, is_disc=True)
+        self.backward(l_d_fake, self.optimizer_d)
+        return OrderedDict(
+            l_d_real=l_d_real,
+            l_d_fake=l_d_fake,
+            out_d_real=torch.mean(real_d_pred.detach()),
+            out_d_fake=torch.mean(fake_d_pred.detach()),
+        )
 
     def optimize_parameters(self, current_iter):
         for p in self.net_d.parameters():
@@ -128,25 +168,8 @@ class AesopGANModel(PrecisionMixin, ValidationMixin, SRGANModel):
         for p in self.net_d.parameters():
             p.requires_grad = True
         self.optimizer_d.zero_grad()
-        fake = self.output.detach()
-        # real (relativistic: against the mean fake score, no graph needed for it)
-        with self.autocast():
-            with torch.no_grad():
-                fake_d_mean = torch.mean(self.discriminate(fake).float())
-            real_d_pred = self.discriminate(self.gt).float()
-        l_d_real = self.cri_gan(real_d_pred - fake_d_mean, True, is_disc=True) * 0.5
-        self.backward(l_d_real, self.optimizer_d)
-        # fake
-        with self.autocast():
-            fake_d_pred = self.discriminate(fake).float()
-        l_d_fake = self.cri_gan(fake_d_pred - torch.mean(real_d_pred.detach()), False, is_disc=True) * 0.5
-        self.backward(l_d_fake, self.optimizer_d)
+        loss_dict.update(self.discriminator_losses(self.target('gan'), self.output.detach()))
         self.step(self.optimizer_d)
-
-        loss_dict['l_d_real'] = l_d_real
-        loss_dict['l_d_fake'] = l_d_fake
-        loss_dict['out_d_real'] = torch.mean(real_d_pred.detach())
-        loss_dict['out_d_fake'] = torch.mean(fake_d_pred.detach())
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)

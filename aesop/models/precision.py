@@ -59,8 +59,8 @@ class PrecisionMixin:
         self.inputs_to_memory_format()
 
     def inputs_to_memory_format(self) -> None:
-        """``lq`` and ``gt`` in NHWC when ``train.channels_last`` is set."""
+        """``lq``, ``gt`` (and ``gt_usm``) in NHWC when ``train.channels_last`` is set."""
         if getattr(self, 'channels_last', False):
-            for name in ('lq', 'gt'):
+            for name in ('lq', 'gt', 'gt_usm'):
                 if hasattr(self, name):
                     setattr(self, name, getattr(self, name).contiguous(memory_format=torch.channels_last))

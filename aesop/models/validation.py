@@ -30,7 +30,8 @@ class ValidationMixin:
     - metric networks run on the model's device (:func:`aesop.metrics.metric_device`) and get
       the LR image too (``lq``, for LR-PSNR);
     - per image, each ``val.metrics`` entry is computed on every pair :meth:`validation_pairs`
-      yields (SR vs HR here; the AE model adds its LR estimate, suffix ``_lr``);
+      yields (SR vs HR here; the AE model adds its LR estimate, suffix ``_lr``); without a GT
+      (LR-only test sets) only no-reference metrics (NIQE, pyiqa's) are computed;
     - a test run writes ``<dataset>.csv`` (``image,<metric>,…`` and a last ``mean`` row, the
       evaluator's format) and ``metrics.csv``/``metrics.md`` (rows ``(method, dataset)``,
       columns the metric means, as the paper's tables) to ``results/<name>/``; training logs
@@ -72,8 +73,9 @@ class ValidationMixin:
                 for tag, img, ref, lq in self.validation_pairs():
                     if save_img:
                         imwrite(img, str(self.image_path(img_name, dataset_name, current_iter, tag)))
-                    for name, metric_opt in metrics.items() if ref is not None else ():
-                        row[name + tag] = score(img, ref, lq, self.metric_options(metric_opt, tag))
+                    for name, metric_opt in metrics.items():
+                        if ref is not None or not needs_reference(metric_opt['type']):  # NIQE etc. need none
+                            row[name + tag] = score(img, ref, lq, self.metric_options(metric_opt, tag))
                 for attr in ('gt', 'lq', 'output', 'bottleneck'):
                     self.__dict__.pop(attr, None)
         if not rows or not metrics:
@@ -110,6 +112,13 @@ def score(img: np.ndarray, ref: np.ndarray, lq: np.ndarray | None, metric_opt: d
     """basicsr's ``calculate_metric``, also passing the LR image to metrics that take it."""
     data = {'img': img, 'img2': ref, **({'lq': lq} if lq is not None and takes_lq(metric_opt['type']) else {})}
     return float(calculate_metric(data, metric_opt))
+
+
+@functools.cache
+def needs_reference(metric_type: str) -> bool:
+    """Whether a registered metric needs the GT image (an ``img2`` parameter without default)."""
+    param = inspect.signature(METRIC_REGISTRY.get(metric_type)).parameters.get('img2')
+    return param is not None and param.default is inspect.Parameter.empty
 
 
 @functools.cache

@@ -1,0 +1,59 @@
+"""Real-world GAN SR (App. B): the GAN model of Eq. 3 / Eq. 9 on Real-ESRGAN's synthetic pairs."""
+
+from __future__ import annotations
+
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from aesop.data.degradations import RealESRGANDegradation
+from aesop.errors import OptionValueError
+from aesop.models.gan_model import AesopGANModel
+
+#: Which GT each loss compares with: option key → (use, default). ``true`` means the USM-sharpened
+#: GT, as Real-ESRGAN (basicsr's ``train_realesrgan_x4plus.yml`` values as defaults).
+USM_SWITCHES = {'l1_gt_usm': ('fidelity', True), 'percep_gt_usm': ('perceptual', True), 'gan_gt_usm': ('gan', False)}
+
+
+@MODEL_REGISTRY.register()
+class AesopRealGANModel(AesopGANModel):
+    """:class:`AesopGANModel` trained on Real-ESRGAN's second-order degradation (AESOP App. B).
+
+    Training batches come from basicsr's ``RealESRGANDataset`` (``gt`` and the blur kernels
+    ``kernel1``, ``kernel2``, ``sinc_kernel``); :class:`~aesop.data.RealESRGANDegradation` turns
+    them into LR/GT pairs on the model's device (CPU or GPU alike) with the top-level options of
+    basicsr's ``RealESRGANModel`` (``resize_prob``, ``noise_range``, …, ``gt_size``,
+    ``queue_size``), validated at start-up. Paired or LR-only data (validation, test) is used as
+    is.
+
+    Differences from the bicubic model, as Real-ESRGAN / LDL's real-world recipe:
+
+    - the GAN is the standard (non-relativistic) one (``train.relativistic_gan`` overrides);
+    - the targets of the fidelity term (pixel L1 or L_AESOP), the perceptual loss and D's real
+      input are the USM-sharpened GT when ``l1_gt_usm`` / ``percep_gt_usm`` / ``gan_gt_usm`` are
+      true (defaults true, true, false); LDL's artifact map always uses the GT itself.
+    """
+
+    RELATIVISTIC = False
+
+    @classmethod
+    def check_options(cls, opt: dict) -> None:
+        """Validate the degradation and USM options at start-up (one-line errors)."""
+        if opt.get('is_train', True):
+            RealESRGANDegradation.from_options(opt)
+        for key in USM_SWITCHES:
+            if not isinstance(opt.get(key, True), bool):
+                raise OptionValueError(f'option {key} must be true or false, got {opt[key]!r}')
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.degradation = RealESRGANDegradation.from_options(opt).to(self.device) if self.is_train else None
+        self.use_usm = {use: bool(opt.get(key, default)) for key, (use, default) in USM_SWITCHES.items()}
+
+    def feed_data(self, data):
+        if self.degradation is None or 'kernel1' not in data:  # validation / test: the data's own pairs
+            return super().feed_data(data)
+        kernels = (data[k].to(self.device) for k in ('kernel1', 'kernel2', 'sinc_kernel'))
+        self.lq, self.gt, self.gt_usm = self.degradation(data['gt'].to(self.device), *kernels)
+        self.inputs_to_memory_format()
+
+    def target(self, use: str):
+        return self.gt_usm if self.use_usm[use] else self.gt
