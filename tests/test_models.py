@@ -203,6 +203,12 @@ def test_config_mistakes_fail_clearly(tmp_path):
     per_pixel = gan_opt(tmp_path, {'pixel_opt': {'type': 'AesopLowPassLoss', 'reduction': 'none'}})
     with pytest.raises(AesopError, match='reduction none'):
         build_model(per_pixel)
+    x1 = gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss'}})  # e.g. SwinIR without an upsampler: ×1
+    x1['network_g'] = {**TINY_RRDB, 'scale': 1}
+    model = build_model(x1)
+    model.feed_data({'lq': torch.rand(1, 3, 32, 32), 'gt': torch.rand(1, 3, 128, 128)})
+    with pytest.raises(AesopError, match=r'network_g \(RRDBNet\) maps \(32, 32\) to \(32, 32\) but the GT is'):
+        model.optimize_parameters(1)
 
 
 def test_swinir_inputs_are_padded_to_the_window(tmp_path):

@@ -239,6 +239,8 @@ class DRCT(nn.Module):
         OptionValueError: (a ``ValueError``) for an unsupported option value.
     """
 
+    pads_input = True  # callers (validation, tiled inference) need not pad to the window
+
     def __init__(
         self,
         *,

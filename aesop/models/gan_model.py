@@ -159,6 +159,12 @@ class AesopGANModel(PrecisionMixin, ValidationMixin, SRGANModel):
         g_step = current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
         with torch.set_grad_enabled(g_step), self.autocast():  # D-only iterations need no graph through G
             self.output = self.net_g(self.lq)
+        if self.output.shape[-2:] != self.gt.shape[-2:]:
+            raise AesopError(
+                f'network_g ({self.opt["network_g"]["type"]}) maps {tuple(self.lq.shape[-2:])} to '
+                f'{tuple(self.output.shape[-2:])} but the GT is {tuple(self.gt.shape[-2:])}: check its '
+                f'scale/upscale/upsampler options (scale is {self.opt["scale"]})'
+            )
         loss_dict = OrderedDict()
         if g_step:
             l_g_total, loss_dict = self.generator_losses()

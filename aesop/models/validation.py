@@ -132,8 +132,12 @@ def input_multiple(arch: Mapping) -> int | None:
     """What H and W of the input must be multiples of for the arch ``arch`` (``None``: anything).
 
     SwinIR needs multiples of its ``window_size``; RRDBNet at ×2 / ×1 pixel-unshuffles its
-    input by 2 / 4 first.
+    input by 2 / 4 first. An arch class with ``pads_input = True`` (DRCT) pads itself: ``None``.
     """
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    if arch.get('type') in ARCH_REGISTRY and getattr(ARCH_REGISTRY.get(arch['type']), 'pads_input', False):
+        return None
     needs = []
     if arch.get('window_size'):
         needs.append(int(arch['window_size']))
