@@ -2,14 +2,15 @@
 
     python scripts/evaluate.py --sr results/x/visualization/DIV2K100 --gt datasets/DIV2K/DIV2K_valid_HR \
         [--lq datasets/DIV2K/DIV2K_valid_LR_bicubic/X4] [--scale 4] [--crop-border 4] \
-        [--metrics psnr,ssim,lpips,dists,ae_psnr,lr_psnr,niqe] [--ae CKPT --ae-opt options/train_ae.yml] \
+        [--metrics psnr,ssim,lpips,dists,ae_psnr,lr_psnr,niqe,fid,patch_fid] [--ae CKPT --ae-opt options/train_ae.yml] \
         [--sr-suffix _x] [--csv out.csv] [--verbose]
 
 Images are paired by file stem (``--sr-suffix`` is removed from SR stems first). PSNR/SSIM are
 basicsr's MATLAB-convention functions on the Y channel with ``--crop-border`` (default: the
 scale); LPIPS (AlexNet) and DISTS run on the GPU when there is one; AE-PSNR needs ``--ae``;
-LR-PSNR needs ``--lq``. Prints a Markdown table (per image with ``--verbose``; the mean always)
-and writes a CSV ``image,<metric>,…`` with a last row ``mean``.
+LR-PSNR needs ``--lq``. FID and patch-FID (:mod:`aesop.metrics.fid`) compare the whole SR set
+with the whole GT set: they fill only the ``mean`` row. Prints a Markdown table (per image with
+``--verbose``; the mean always) and writes a CSV ``image,<metric>,…`` with a last row ``mean``.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aesop.cli import add_autoencoder_arguments  # noqa: E402
 from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
 
+SET_METRICS = ('fid', 'patch_fid')  # one value for the whole set
+
 
 def metric_options(args: argparse.Namespace) -> dict[str, dict]:
-    """Options (as in ``val.metrics``) of each requested metric, by the name the user gave."""
+    """Options (as in ``val.metrics``) of each requested per-image metric, by the name the user gave."""
     from aesop.errors import AesopError
     from aesop.weights import autoencoder_arch
 
@@ -45,10 +48,10 @@ def metric_options(args: argparse.Namespace) -> dict[str, dict]:
         'lr_psnr': {'type': 'calculate_lr_psnr', 'scale': args.scale},
         'ae_psnr': {'type': 'calculate_ae_psnr', 'crop_border': crop},
     }
-    names = [m.strip() for m in args.metrics.split(',') if m.strip()]
+    names = [m.strip() for m in args.metrics.split(',') if m.strip() and m.strip() not in SET_METRICS]
     unknown = [m for m in names if m not in known]
     if unknown:
-        raise AesopError(f'unknown metric {unknown[0]!r}; choose from {", ".join(known)} (fid: not yet, see README)')
+        raise AesopError(f'unknown metric {unknown[0]!r}; choose from {", ".join([*known, *SET_METRICS])}')
     if 'lr_psnr' in names and not args.lq:
         raise AesopError('lr_psnr needs --lq (the LR images)')
     if 'ae_psnr' in names:
@@ -87,9 +90,12 @@ def read(path: Path) -> np.ndarray:
 def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Per-image metric values, in the order of the SR folder; the last key is ``mean``."""
     from aesop.errors import AesopError
+    from aesop.metrics.fid import frechet_distance, image_patches, inception_features
     from aesop.models.validation import score
 
     metrics = metric_options(args)
+    set_metrics = [m for m in SET_METRICS if m in {n.strip() for n in args.metrics.split(',')}]
+    features: dict[str, tuple[list, list]] = {m: ([], []) for m in set_metrics}
     sr, gt = images(args.sr, args.sr_suffix), images(args.gt)
     lq = images(args.lq) if args.lq else {}
     missing = [stem for stem in sr if stem not in gt or (args.lq and stem not in lq)]
@@ -104,7 +110,16 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             raise AesopError(f'{sr[stem]} is {img.shape[:2]} but {gt[stem]} is {ref.shape[:2]}')
         low = read(lq[stem]) if lq else None
         rows[stem] = {name: score(img, ref, low, opt) for name, opt in metrics.items()}
+        for name, (ours, theirs) in features.items():
+            split = (lambda x: [x]) if name == 'fid' else (lambda x: list(image_patches(x)))
+            ours.append(inception_features(split(img)))
+            theirs.append(inception_features(split(ref)))
     rows['mean'] = {name: float(np.mean([row[name] for row in rows.values()])) for name in metrics}
+    for name, (ours, theirs) in features.items():
+        try:
+            rows['mean'][name] = frechet_distance(np.concatenate(ours), np.concatenate(theirs))
+        except ValueError as error:
+            raise AesopError(f'{name}: {error}') from None
     return rows
 
 
@@ -113,9 +128,12 @@ def markdown(rows: dict[str, dict[str, float]], verbose: bool) -> str:
 
     names = list(rows['mean'])
     shown = rows if verbose else {'mean': rows['mean']}
-    return markdown_table(
-        ['image', *names], [[image, *(f'{row[n]:.4f}' for n in names)] for image, row in shown.items()]
-    )
+    return markdown_table(['image', *names], [[image, *cells(row, names, 4)] for image, row in shown.items()])
+
+
+def cells(row: dict[str, float], names: list[str], digits: int) -> list[str]:
+    """The row's values in ``names`` order; blank where it has none (set-level metrics per image)."""
+    return [f'{row[n]:.{digits}f}' if n in row else '' for n in names]
 
 
 def write_csv(rows: dict[str, dict[str, float]], path: Path) -> None:
@@ -123,7 +141,7 @@ def write_csv(rows: dict[str, dict[str, float]], path: Path) -> None:
     with open(path, 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['image', *names])
-        writer.writerows([image, *(f'{row[n]:.6f}' for n in names)] for image, row in rows.items())
+        writer.writerows([image, *cells(row, names, 6)] for image, row in rows.items())
 
 
 def main(argv: list[str] | None = None) -> int:

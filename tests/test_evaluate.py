@@ -52,8 +52,8 @@ def test_bad_input_is_one_line(folders, tmp_path, capsys):
     sr, gt, lq = folders
     assert evaluate.main(['--sr', str(sr), '--gt', str(gt), '--metrics', 'psnr,fidd']) == 2
     assert capsys.readouterr().err.strip() == (
-        "aesop: error: unknown metric 'fidd'; choose from psnr, ssim, lpips, dists, niqe, lr_psnr, ae_psnr "
-        '(fid: not yet, see README)'
+        "aesop: error: unknown metric 'fidd'; choose from psnr, ssim, lpips, dists, niqe, lr_psnr, ae_psnr, fid, "
+        'patch_fid'
     )
     assert evaluate.main(['--sr', str(sr), '--gt', str(gt), '--metrics', 'psnr']) == 2  # stems differ: _x4
     assert "no ground truth for 3 SR image(s), e.g. 'astronaut_s001_x4'" in capsys.readouterr().err
@@ -63,3 +63,23 @@ def test_bad_input_is_one_line(folders, tmp_path, capsys):
         == 2
     )
     assert capsys.readouterr().err.startswith('aesop: error: not a folder:')
+
+
+def test_fid_and_patch_fid_fill_the_mean_row(folders, tmp_path):
+    """Set-level: blank per image; 0 for a set against itself, > 0 against another set."""
+    sr, gt, lq = folders
+    out = tmp_path / 'fid.csv'
+    same = tmp_path / 'same'
+    shutil.copytree(gt, same)
+    args = ['--gt', str(gt), '--metrics', 'psnr,fid,patch_fid', '--csv', str(out)]
+    assert evaluate.main(['--sr', str(sr), '--sr-suffix', '_x4', *args]) == 0
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ['image', 'psnr', 'fid', 'patch_fid']
+    assert all(r[2] == r[3] == '' for r in rows[1:-1])
+    fid, patch_fid = float(rows[-1][2]), float(rows[-1][3])
+    assert fid > 0 and patch_fid > 0
+    assert evaluate.main(['--sr', str(same), *args]) == 0
+    rows = list(csv.reader(out.open()))
+    assert float(rows[-1][2]) == pytest.approx(0, abs=1e-3 * fid) and float(rows[-1][3]) == pytest.approx(
+        0, abs=1e-3 * patch_fid
+    )
