@@ -60,8 +60,9 @@ def file_options(opt: dict) -> Iterator[tuple[str, dict, str, str]]:
         for name in ('dataroot_gt', 'dataroot_lq'):
             if dataset.get(name) is not None:
                 yield f'datasets.{phase}.{name}', dataset, name, 'dir'
+        lmdb = (dataset.get('io_backend') or {}).get('type') == 'lmdb'  # lmdb reads its own meta_info.txt
         for name in ('meta_info_file', 'meta_info'):  # PairedImageDataset / RealESRGANDataset
-            if dataset.get(name) is not None:
+            if dataset.get(name) is not None and not lmdb:
                 yield f'datasets.{phase}.{name}', dataset, name, 'file'
     paths = opt.get('path', {})
     for name, value in paths.items():

@@ -33,6 +33,12 @@ from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
 SET_METRICS = ('fid', 'patch_fid')  # one value for the whole set
 
 
+def requested(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """``--metrics`` split into per-image and set-level names, in the order given."""
+    names = [m.strip() for m in args.metrics.split(',') if m.strip()]
+    return [m for m in names if m not in SET_METRICS], [m for m in names if m in SET_METRICS]
+
+
 def metric_options(args: argparse.Namespace) -> dict[str, dict]:
     """Options (as in ``val.metrics``) of each requested per-image metric, by the name the user gave."""
     from aesop.errors import AesopError
@@ -48,7 +54,7 @@ def metric_options(args: argparse.Namespace) -> dict[str, dict]:
         'lr_psnr': {'type': 'calculate_lr_psnr', 'scale': args.scale},
         'ae_psnr': {'type': 'calculate_ae_psnr', 'crop_border': crop},
     }
-    names = [m.strip() for m in args.metrics.split(',') if m.strip() and m.strip() not in SET_METRICS]
+    names = requested(args)[0]
     unknown = [m for m in names if m not in known]
     if unknown:
         raise AesopError(f'unknown metric {unknown[0]!r}; choose from {", ".join([*known, *SET_METRICS])}')
@@ -94,8 +100,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     from aesop.models.validation import score
 
     metrics = metric_options(args)
-    set_metrics = [m for m in SET_METRICS if m in {n.strip() for n in args.metrics.split(',')}]
-    features: dict[str, tuple[list, list]] = {m: ([], []) for m in set_metrics}
+    features: dict[str, tuple[list, list]] = {m: ([], []) for m in requested(args)[1]}
     sr, gt = images(args.sr, args.sr_suffix), images(args.gt)
     lq = images(args.lq) if args.lq else {}
     missing = [stem for stem in sr if stem not in gt or (args.lq and stem not in lq)]

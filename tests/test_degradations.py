@@ -250,12 +250,12 @@ def test_queue_size_checked_per_batch(data):
     with pytest.raises(OptionValueError, match=r'^option queue_size must be a multiple of the batch size 2, got 5'):
         degrade(*_kernels(data))
     with pytest.raises(OptionValueError, match='batch size 2, got 3'):
-        PairQueue(3)(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 16, 16))
+        PairQueue(size=3)(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 16, 16))
 
 
 def test_pair_queue():
     """Fills, then hands out shuffled earlier pairs (lq and gt kept together), never losing one."""
-    queue = PairQueue(4)
+    queue = PairQueue(size=4)
     inputs, drawn = [], []
     for step in range(1, 7):
         values = torch.tensor([10.0 * step, 10.0 * step + 1]).view(2, 1, 1, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from copy import deepcopy
 from pathlib import Path
@@ -24,12 +25,16 @@ from aesop.weights import read_checkpoint
 OPTIONS = REPO / 'options'
 
 
-def tiny_realworld(opt: dict, name: str, data: Path, iters: int) -> dict:
-    """A real-world option file on the tiny dataset: tiny nets, 64-px GT patches, a 2-pair pool."""
+def tiny_realworld(opt: dict, name: str, data: Path, iters: int, real_lr: Path) -> dict:
+    """A real-world option file on the tiny dataset: tiny nets, 64-px GT patches, a 2-pair pool,
+    validation on LR-only images with NIQE and PSNR (which has no GT there: skipped)."""
     opt['name'] = name
     train = opt['datasets']['train']
     train.update(dataroot_gt=str(data / 'train' / 'HR'), meta_info=str(data / 'meta_info.txt'))
     train.update(batch_size_per_gpu=1, num_worker_per_gpu=0)
+    opt['datasets']['val']['dataroot_lq'] = str(real_lr)
+    opt['val']['val_freq'] = iters
+    opt['val']['metrics']['psnr'] = {'type': 'calculate_psnr', 'crop_border': 4}
     opt.update(gt_size=64, queue_size=2)
     opt['network_g'] = deepcopy(TINY_RRDB)
     opt['network_d']['num_feat'] = 4
@@ -41,6 +46,17 @@ def tiny_realworld(opt: dict, name: str, data: Path, iters: int) -> dict:
         opt['train']['aesop_opt']['autoencoder'] = deepcopy(TINY_AE)
         opt['train']['aesop_opt']['pretrained'] = 'experiments/rw_ae/models/net_g_latest.pth'
     return opt
+
+
+def real_lr_folder(folder: Path) -> Path:
+    """LR-only images: 64×48 → SR 256×192, enough 96-px blocks for NIQE."""
+    import skimage.data
+
+    folder.mkdir()
+    for photo in ('rocket', 'coffee'):
+        img = cv2.resize(getattr(skimage.data, photo)()[..., ::-1], (64, 48), interpolation=cv2.INTER_AREA)
+        cv2.imwrite(str(folder / f'{photo}.png'), img)
+    return folder
 
 
 @pytest.fixture(scope='module')
@@ -69,16 +85,9 @@ def realworld(tiny_data, tmp_path_factory):
     assert ae['train']['freeze_decoder'] > ae['train']['total_iter'] == 3
     run_entry('train', write_yaml(ae, root / 'ae.yml'), root)
 
-    gan = tiny_realworld(load_yaml(OPTIONS / 'train_aesop_realworld.yml'), 'rw_aesop', tiny_data, 2)
+    lr = real_lr_folder(root / 'real_lr')
+    gan = tiny_realworld(load_yaml(OPTIONS / 'train_aesop_realworld.yml'), 'rw_aesop', tiny_data, 2, lr)
     run_entry('train', write_yaml(gan, root / 'gan.yml'), root)
-
-    lr = root / 'real_lr'  # LR-only test set: 64×48 → SR 256×192, enough 96-px blocks for NIQE
-    lr.mkdir()
-    import skimage.data
-
-    for photo in ('rocket', 'coffee'):
-        img = cv2.resize(getattr(skimage.data, photo)()[..., ::-1], (64, 48), interpolation=cv2.INTER_AREA)
-        cv2.imwrite(str(lr / f'{photo}.png'), img)
     test = load_yaml(OPTIONS / 'test_realworld.yml')
     test['name'] = 'rw_test'
     test['datasets'] = {'test_1': {**test['datasets']['test_1'], 'name': 'real', 'dataroot_lq': str(lr)}}
@@ -86,11 +95,11 @@ def realworld(tiny_data, tmp_path_factory):
     test['path']['pretrain_network_g'] = str(root / 'experiments' / 'rw_aesop' / 'models' / 'net_g_latest.pth')
     test['val']['metrics'] = {'niqe': test['val']['metrics']['niqe']}  # pyiqa's need weights from the internet
     run_entry('test', write_yaml(test, root / 'test.yml'), root)
-    return root, decoder
+    return root, decoder, lr
 
 
 def test_ae_decoder_stays_frozen_for_the_whole_run(realworld):
-    root, decoder = realworld
+    root, decoder, _ = realworld
     saved = read_checkpoint(root / 'experiments' / 'rw_ae' / 'models' / 'net_g_latest.pth')
     for name, value in decoder.items():
         assert torch.equal(saved['params'][f'decoder.{name}'], value), name
@@ -109,6 +118,9 @@ def test_realworld_gan_trains_with_aesop_ldl_and_the_standard_gan(realworld):
     assert 'l_g_aesop' in log and 'l_g_artifacts' in log and 'l_g_gan' in log and 'l_g_pix' not in log
     d = read_checkpoint(exp / 'models' / 'net_d_2.pth')['params']
     assert any(k.endswith('weight_orig') for k in d)  # spectral norm: the U-Net discriminator
+    # validation on LR-only images after a training batch: NIQE logged, PSNR skipped (no GT)
+    assert re.search(r'# niqe: [\d.]+', log) and '# psnr' not in log
+    assert (exp / 'visualization' / 'rocket' / 'rocket_2.png').is_file()
 
 
 def test_lr_only_test_set_gets_no_reference_scores(realworld):
@@ -125,15 +137,17 @@ def test_lr_only_test_set_gets_no_reference_scores(realworld):
 
 
 def test_ldl_realworld_option_file_trains(tiny_data, realworld, tmp_path):
-    ldl = tiny_realworld(load_yaml(OPTIONS / 'train_ldl_realworld.yml'), 'rw_ldl', tiny_data, 1)
+    ldl = tiny_realworld(load_yaml(OPTIONS / 'train_ldl_realworld.yml'), 'rw_ldl', tiny_data, 1, realworld[2])
     run_entry('train', write_yaml(ldl, tmp_path / 'ldl.yml'), tmp_path)
     log = next((tmp_path / 'experiments' / 'rw_ldl').glob('train_*.log')).read_text()
     assert 'l_g_pix' in log and 'l_g_artifacts' in log and 'l_g_aesop' not in log
 
 
-def _model(tmp_path: Path, **top) -> object:
+def _model(tmp_path: Path, train_relativistic: bool | None = None, **top) -> object:
     opt = load_yaml(OPTIONS / 'train_ldl_realworld.yml')
     opt.update(gt_size=32, queue_size=0, **top)
+    if train_relativistic is not None:
+        opt['train']['relativistic_gan'] = train_relativistic
     opt.pop('datasets')
     opt['network_g'] = deepcopy(TINY_RRDB)
     opt['network_d']['num_feat'] = 4
@@ -158,6 +172,12 @@ def test_usm_switches_choose_the_targets(tmp_path, l1_gt_usm):
     assert not torch.equal(model.gt, model.gt_usm)
     assert model.target('fidelity') is (model.gt_usm if l1_gt_usm else model.gt)
     assert model.target('perceptual') is model.gt_usm and model.target('gan') is model.gt  # file defaults
+    with torch.no_grad():  # the losses really compare with those targets
+        model.output = model.net_g(model.lq)
+        _, losses = model.generator_losses()
+        fidelity = model.gt_usm if l1_gt_usm else model.gt
+        torch.testing.assert_close(losses['l_g_pix'], 0.01 * (model.output - fidelity).abs().mean())
+        torch.testing.assert_close(losses['l_g_percep'], model.cri_perceptual(model.output, model.gt_usm)[0])
     model.feed_data({'lq': torch.rand(1, 3, 8, 8), 'gt': torch.rand(1, 3, 32, 32)})  # validation pairs: as given
     assert model.lq.shape == (1, 3, 8, 8)
 
@@ -180,12 +200,38 @@ def test_standard_gan_losses(tmp_path):
     torch.testing.assert_close(losses['l_g_gan'], expected)
 
 
+@pytest.mark.parametrize('gan_gt_usm', [False, True])
+def test_discriminator_real_input_follows_gan_gt_usm(tmp_path, gan_gt_usm):
+    model = _model(tmp_path, gan_gt_usm=gan_gt_usm)
+    model.feed_data(_batch())
+    model.net_d.eval()  # no power iteration: D(x) is the same each call
+    model.optimizer_d.zero_grad()
+    real = model.gt_usm if gan_gt_usm else model.gt
+    fake = torch.rand_like(model.gt)
+    losses = model.discriminator_losses(model.target('gan'), fake)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    with torch.no_grad():
+        d_real, d_fake = model.net_d(real), model.net_d(fake)
+        torch.testing.assert_close(losses['l_d_real'], bce(d_real, torch.ones_like(d_real)))  # no weight for D
+        torch.testing.assert_close(losses['l_d_fake'], bce(d_fake, torch.zeros_like(d_fake)))
+
+
+def test_relativistic_gan_option(tmp_path):
+    assert _model(tmp_path, train_relativistic=True).relativistic
+    opt = load_yaml(OPTIONS / 'train_ldl_realworld.yml')
+    opt.update(is_train=True, dist=False)
+    opt['train']['relativistic_gan'] = 'no'
+    with pytest.raises(AesopError, match="option train.relativistic_gan must be true or false, got 'no'"):
+        normalize_options(opt, root_path=tmp_path)
+
+
 @pytest.mark.parametrize(
     ('key', 'value', 'message'),
     [
         ('resize_prob', [0.2, 0.7, 0.3], r'option resize_prob must sum to 1, got \[0.2, 0.7, 0.3\]'),
         ('jpeg_range', [30, 120], r'option jpeg_range must be \[lo, hi\] with 1 <= lo <= hi <= 100'),
         ('gan_gt_usm', 'yes', r"option gan_gt_usm must be true or false, got 'yes'"),
+        ('queue_size', 10, r'option queue_size must be a multiple of datasets.train.batch_size_per_gpu \(4\), got 10'),
     ],
 )
 def test_bad_degradation_options_fail_at_start_up(tmp_path, key, value, message):

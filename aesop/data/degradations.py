@@ -172,7 +172,7 @@ class PairQueue:
         size: Number of pairs the pool holds (basicsr's ``queue_size``); a multiple of the batch size.
     """
 
-    def __init__(self, size: int = 180) -> None:
+    def __init__(self, *, size: int = 180) -> None:
         self.size = _check_int('queue_size', size, 1)
         self.reset()
 
@@ -336,7 +336,7 @@ class RealESRGANDegradation(nn.Module):
                 'gt_size', f'be a multiple of scale {self.scale} and > {_USM_RADIUS // 2} (USM padding)', gt_size
             )
         self.queue_size = _check_int('queue_size', queue_size, 0)
-        self.queue = PairQueue(self.queue_size) if self.queue_size else None
+        self.queue = PairQueue(size=self.queue_size) if self.queue_size else None
 
         # A deep copy: basicsr's DiffJPEG quantisation tables are module-level nn.Parameters shared by
         # every instance, so moving one DiffJPEG (.to/.cuda/.double) would move all of them.

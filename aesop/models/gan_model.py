@@ -11,7 +11,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from aesop.errors import AesopError
+from aesop.errors import AesopError, OptionValueError
 from aesop.models.precision import PrecisionMixin
 from aesop.models.validation import ValidationMixin
 
@@ -23,6 +23,12 @@ FIDELITY_TERMS = {
     'lowpass_opt': 'l_g_lowpass',  # low-pass L1 (Tab. 5(b))
 }
 ARTIFACT_WINDOW = 7  # LDL's local-variance window
+
+
+def check_switch(value: object, key: str) -> None:
+    """A true/false option must be a YAML boolean (``'false'`` would be truthy)."""
+    if not isinstance(value, bool):
+        raise OptionValueError(f'option {key} must be true or false, got {value!r}')
 
 
 @MODEL_REGISTRY.register()
@@ -56,9 +62,14 @@ class AesopGANModel(PrecisionMixin, ValidationMixin, SRGANModel):
     LOSS_OPTIONS = (*FIDELITY_TERMS, 'perceptual_opt', 'gan_opt', 'artifacts_opt')
     RELATIVISTIC = True  # the GAN form when ``train.relativistic_gan`` is not set
 
+    @classmethod
+    def check_options(cls, opt: dict) -> None:
+        """Start-up checks of the options only this model reads (one-line errors)."""
+        check_switch((opt.get('train') or {}).get('relativistic_gan', True), 'train.relativistic_gan')
+
     def init_training_settings(self):
         train_opt = self.opt['train']
-        self.relativistic = bool(train_opt.get('relativistic_gan', self.RELATIVISTIC))
+        self.relativistic = train_opt.get('relativistic_gan', self.RELATIVISTIC)
         if not train_opt.get('gan_opt'):
             raise AesopError(f'{type(self).__name__} needs train.gan_opt (the adversarial loss)')
         super().init_training_settings()
@@ -83,7 +94,8 @@ class AesopGANModel(PrecisionMixin, ValidationMixin, SRGANModel):
         self.setup_precision(self.net_g, *([self.net_g_ema] if hasattr(self, 'net_g_ema') else []), *losses)
 
     def discriminate(self, img: torch.Tensor) -> torch.Tensor:
-        """D's score, (N, 3, H, W) → (N, 1); the input in NCHW layout (see ``channels_last``)."""
+        """D's score, (N, 3, H, W) → (N, 1) (VGG-style) or (N, 1, H, W) (U-Net); the input in NCHW
+        layout (see ``channels_last``)."""
         return self.net_d(img.contiguous())
 
     def target(self, use: str) -> torch.Tensor:

@@ -6,7 +6,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from aesop.data.degradations import RealESRGANDegradation
 from aesop.errors import OptionValueError
-from aesop.models.gan_model import AesopGANModel
+from aesop.models.gan_model import AesopGANModel, check_switch
 
 #: Which GT each loss compares with: option key → (use, default). ``true`` means the USM-sharpened
 #: GT, as Real-ESRGAN (basicsr's ``train_realesrgan_x4plus.yml`` values as defaults).
@@ -36,12 +36,19 @@ class AesopRealGANModel(AesopGANModel):
 
     @classmethod
     def check_options(cls, opt: dict) -> None:
-        """Validate the degradation and USM options at start-up (one-line errors)."""
-        if opt.get('is_train', True):
-            RealESRGANDegradation.from_options(opt)
+        """Validate the degradation, pool and USM options at start-up (one-line errors)."""
+        super().check_options(opt)
         for key in USM_SWITCHES:
-            if not isinstance(opt.get(key, True), bool):
-                raise OptionValueError(f'option {key} must be true or false, got {opt[key]!r}')
+            check_switch(opt.get(key, True), key)
+        if not opt.get('is_train', True):
+            return
+        degradation = RealESRGANDegradation.from_options(opt)
+        batch = ((opt.get('datasets') or {}).get('train') or {}).get('batch_size_per_gpu')
+        if degradation.queue_size and isinstance(batch, int) and degradation.queue_size % batch:
+            raise OptionValueError(
+                f'option queue_size must be a multiple of datasets.train.batch_size_per_gpu ({batch}), '
+                f'got {degradation.queue_size}'
+            )
 
     def __init__(self, opt):
         super().__init__(opt)

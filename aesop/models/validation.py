@@ -21,6 +21,8 @@ from tqdm import tqdm
 from aesop.metrics import metric_device
 from aesop.utils import markdown_table
 
+STALE = ('gt', 'gt_usm', 'lq', 'output', 'bottleneck')  # per-batch tensors, dropped around each image
+
 
 class ValidationMixin:
     """Validation for BasicSR's ``SRModel`` family, replacing its ``nondist_validation``.
@@ -67,6 +69,8 @@ class ValidationMixin:
         with metric_device(self.device):
             for data in pbar:
                 img_name = osp.splitext(osp.basename(data['lq_path'][0]))[0]
+                for attr in STALE:  # an LR-only image must not meet the last training batch's GT
+                    self.__dict__.pop(attr, None)
                 self.feed_data(data)
                 self.test()
                 row = rows.setdefault(img_name, {})
@@ -76,7 +80,7 @@ class ValidationMixin:
                     for name, metric_opt in metrics.items():
                         if ref is not None or not needs_reference(metric_opt['type']):  # NIQE etc. need none
                             row[name + tag] = score(img, ref, lq, self.metric_options(metric_opt, tag))
-                for attr in ('gt', 'lq', 'output', 'bottleneck'):
+                for attr in STALE:
                     self.__dict__.pop(attr, None)
         if not rows or not metrics:
             return
