@@ -185,6 +185,18 @@ def test_output_contract(data):
     assert (lq - torch.nn.functional.interpolate(gt, scale_factor=1 / SCALE, mode='area')).abs().mean() < 0.25
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+def test_runs_on_cuda_with_the_queue(data):
+    """Same code on the GPU: every tensor (pool, JPEG tables, USM kernel) follows the GT's device."""
+    degrade = RealESRGANDegradation(gt_size=GT_SIZE, queue_size=4)
+    device = torch.device('cuda')
+    for seed in range(3):  # fills the pool, then draws from it
+        set_random_seed(seed)
+        lq, gt, gt_usm = degrade(*(t.to(device) for t in _kernels(data)))
+        assert lq.device == gt.device == gt_usm.device == degrade.queue.queue_lq.device
+        assert lq.shape == (2, 3, GT_SIZE // SCALE, GT_SIZE // SCALE) and 0 <= lq.min() and lq.max() <= 1
+
+
 def test_seeds(data):
     degrade = RealESRGANDegradation.from_options(SMALL)
     lqs = []

@@ -52,7 +52,8 @@ def calculate_pyiqa(
 ) -> float:
     """A pyiqa metric on one 8-bit BGR image (``metric``: ``maniqa``, ``musiq``, ``clipiqa``, …).
 
-    No-reference metrics score ``img`` alone (App. B); a full-reference one also gets ``img2``.
+    No-reference metrics score ``img`` alone (App. B); a full-reference one also gets ``img2``
+    (on a test set without GT it raises: list it only for paired sets).
     ``options`` go to ``pyiqa.create_metric`` (e.g. ``pretrained_model_path``); other keys
     (``better``) are basicsr's.
     """
