@@ -8,7 +8,7 @@ only for that lives here:
 - losses ``AutoEncoderLoss`` (``autoencoder_arch``, ``autoencoder_load: {path, key}``) and
   ``LRL1Loss`` (plain bicubic ×1/4, L1, as the official one);
 - models ``AEModel``, ``AesopESRGANArtifactsDisModel``, ``ESRGANArtifactsDisModel`` (LDL) and
-  ``AesopRealESRGANArtifactsDisModel`` (real-world, App. B);
+  ``AesopRealESRGANArtifactsDisModel`` / ``RealESRGANArtifactsDisModel`` (real-world, App. B; LDL's name);
 - dataset option ``use_flip`` (basicsr 1.4.2 reads ``use_hflip``);
 - Real-ESRGAN's ``RealESRGANDataset`` / ``UNetDiscriminatorSN``, which basicsr 1.4.2 registers as
   ``*_basicsr``.
@@ -82,6 +82,7 @@ MODEL_REGISTRY._do_register('AEModel', AesopAEModel)
 MODEL_REGISTRY._do_register('AesopESRGANArtifactsDisModel', AesopGANModel)
 MODEL_REGISTRY._do_register('ESRGANArtifactsDisModel', AesopGANModel)
 MODEL_REGISTRY._do_register('AesopRealESRGANArtifactsDisModel', AesopRealGANModel)
+MODEL_REGISTRY._do_register('RealESRGANArtifactsDisModel', AesopRealGANModel)  # LDL's real-world model
 
 DATASET_OPTION_ALIASES = {'use_flip': 'use_hflip'}
 # Real-ESRGAN's names, which basicsr 1.4.2 registers with a suffix (the realesrgan package owns them)

@@ -307,6 +307,7 @@ def test_official_realworld_names_resolve():
     from aesop.official import translate_options
 
     assert MODEL_REGISTRY.get('AesopRealESRGANArtifactsDisModel') is AesopRealGANModel
+    assert MODEL_REGISTRY.get('RealESRGANArtifactsDisModel') is AesopRealGANModel  # LDL's train_Realworld_LDL.yml
     opt = {'datasets': {'train': {'type': 'RealESRGANDataset'}}, 'network_d': {'type': 'UNetDiscriminatorSN'}}
     translate_options(opt)
     assert opt == {
