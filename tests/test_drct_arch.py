@@ -10,7 +10,6 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch.nn import functional as F
 
 from aesop.archs import DRCT, drct_arch
-from aesop.archs.drct_arch import shifted_window_mask
 
 # heads per RDG layer: 3, then 3 - (12 + 4k) % 3 = 2, 1, 3, 2 (exercises the official head rule)
 TINY = {'img_size': 8, 'window_size': 4, 'embed_dim': 12, 'depths': (2, 2), 'num_heads': (3, 3), 'gc': 4}
@@ -229,12 +228,17 @@ def test_other_scales_layout():
 
 def test_masks_match_basicsr_for_stored_and_other_sizes(official_x4):
     stored = official_x4.layers[0].swin2.attn_mask
-    computed = shifted_window_mask((64, 64), 16, 8, device=stored.device, dtype=stored.dtype)
+    computed = official_x4.layers[0].swin2.calculate_mask((64, 64))
     torch.testing.assert_close(computed, stored, rtol=0, atol=0)
     block = SwinTransformerBlock(dim=4, input_resolution=(8, 8), num_heads=1, window_size=4, shift_size=2)
-    for size in [(8, 12), (4, 4), (16, 4)]:
+    net = DRCT(**TINY).eval()
+    used = []
+    net.layers[0].swin2.register_forward_pre_hook(lambda module, args: used.append(args[2]))
+    for size in [(8, 12), (4, 4), (16, 4)]:  # the mask each forward hands the shifted layers
+        with torch.no_grad():
+            net(torch.rand(1, 3, *size))
         expected = block.calculate_mask(size)
-        torch.testing.assert_close(shifted_window_mask(size, 4, 2, device='cpu', dtype=torch.float32), expected)
+        torch.testing.assert_close(used[-1], expected)
 
 
 def test_official_x4_forward_on_a_small_input(official_x4):

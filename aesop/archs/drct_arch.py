@@ -69,23 +69,6 @@ def rdg_heads(dim: int, gc: int, num_heads: int, layer: int) -> int:
     return num_heads if layer == 0 else num_heads - (dim + layer * gc) % num_heads
 
 
-def shifted_window_mask(
-    size: tuple[int, int], window_size: int, shift_size: int, *, device: torch.device, dtype: torch.dtype
-) -> torch.Tensor:
-    """The SW-MSA mask for an (H, W) feature map: (nW, w², w²), 0 within a region, -100 across.
-
-    Same values as basicsr's ``SwinTransformerBlock.calculate_mask``, built on ``device``.
-    """
-    h, w = size
-    regions = torch.zeros((1, h, w, 1), device=device)
-    slices = (slice(0, -window_size), slice(-window_size, -shift_size), slice(-shift_size, None))
-    for index, (hs, ws) in enumerate((hs, ws) for hs in slices for ws in slices):
-        regions[:, hs, ws, :] = index
-    regions = window_partition(regions, window_size).view(-1, window_size * window_size)
-    differs = regions.unsqueeze(1) != regions.unsqueeze(2)
-    return torch.zeros(differs.shape, device=device, dtype=dtype).masked_fill(differs, -100.0)
-
-
 def pad_to_window(x: torch.Tensor, multiple: int) -> torch.Tensor:
     """Reflect-pad (N, C, H, W) at the bottom/right to multiples of ``multiple``.
 
@@ -106,7 +89,8 @@ def pad_to_window(x: torch.Tensor, multiple: int) -> torch.Tensor:
 class DenseSwinLayer(SwinTransformerBlock):
     """basicsr's Swin Transformer layer (same parameters and buffers) with a caller-given mask.
 
-    The shifted-window mask comes from :class:`DRCT`, computed once per forward for the actual
+    The shifted-window mask (basicsr's ``calculate_mask``) comes from :class:`DRCT`, computed once per
+    forward for the actual
     feature size on the input's device, instead of per layer on the CPU.
     """
 
@@ -368,7 +352,7 @@ class DRCT(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Deep features: (N, embed_dim, H, W) → (N, embed_dim, H, W), H and W multiples of the window."""
         x_size = (x.shape[2], x.shape[3])
-        shift_mask = shifted_window_mask(x_size, self.window_size, self.shift_size, device=x.device, dtype=x.dtype)
+        shift_mask = self.layers[0].swin2.calculate_mask(x_size).to(x)  # basicsr's SW-MSA mask, once per forward
         x = self.pos_drop(self.patch_embed(x))
         for layer in self.layers:
             x = layer(x, x_size, shift_mask)

@@ -8,7 +8,7 @@ order. AESOP (App. B) trains its real-world models on exactly these synthetic pa
 
 basicsr 1.4.2 splits the work in two: ``RealESRGANDataset`` reads a GT image and draws the three
 blur kernels (``kernel1``, ``kernel2``, ``sinc_kernel``), and ``RealESRGANModel.feed_data``
-degrades the batch. The latter hard-codes ``.cuda()`` (``DiffJPEG``, ``USMSharp``, the training
+degrades the batch. The latter puts its modules on the GPU unconditionally (``DiffJPEG``, ``USMSharp``, the training
 pair queue), so it cannot run on CPU. :class:`RealESRGANDegradation` is ``feed_data``'s
 degradation as a device-agnostic module and :class:`PairQueue` its ``_dequeue_and_enqueue``.
 
