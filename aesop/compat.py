@@ -29,6 +29,9 @@ Each fix is small, named after what it repairs, and tested in ``tests/test_compa
    naming the iteration and the loss term, before the next checkpoint.
 10. ``PairedImageDataset`` failed on a corrupt image or an LR/GT pair of the wrong sizes with an
     ``AttributeError`` or a bare ``ValueError``: now one line naming the files and sizes.
+11. ``filter2D`` (the Real-ESRGAN blurs) flattened its input with ``.view``, which fails on the
+    channels-last-strided tensors ``DiffJPEG`` returns on current PyTorch: it now gets a
+    contiguous input (same values), in ``img_process_util`` and the modules that imported it.
 """
 
 from __future__ import annotations
@@ -58,8 +61,11 @@ def install_functional_tensor_alias() -> None:
 install_functional_tensor_alias()
 
 import basicsr.archs.vgg_arch as _vgg_arch  # noqa: E402
+import basicsr.models.realesrgan_model as _bsr_realesrgan  # noqa: E402
+import basicsr.models.realesrnet_model as _bsr_realesrnet  # noqa: E402
 import basicsr.test as _bsr_test  # noqa: E402
 import basicsr.train as _bsr_train  # noqa: E402
+import basicsr.utils.img_process_util as _bsr_img_process  # noqa: E402
 import basicsr.utils.options as _bsr_options  # noqa: E402
 import cv2  # noqa: E402
 from basicsr.data.paired_image_dataset import PairedImageDataset  # noqa: E402
@@ -279,12 +285,18 @@ def requested_num_gpu(argv: list[str]):
     return 0 if str(value) == '0' else value
 
 
+def filter2D(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:  # noqa: N802  (basicsr's name)
+    """Fix 11: basicsr's ``filter2D`` on a contiguous copy of ``img`` (B, C, H, W)."""
+    return _basicsr_filter2d(img.contiguous(), kernel)
+
+
 def normalize_argv(argv: list[str]) -> list[str]:
     """``--local-rank`` (``torch.distributed.launch``) → ``--local_rank`` (basicsr's flag)."""
     return [a.replace('--local-rank', '--local_rank', 1) if a.startswith('--local-rank') else a for a in argv]
 
 
 _basicsr_parse_options = _bsr_options.parse_options
+_basicsr_filter2d = _bsr_img_process.filter2D
 _basicsr_update_learning_rate = BaseModel.update_learning_rate
 _basicsr_reduce_loss_dict = BaseModel.reduce_loss_dict
 _basicsr_paired_getitem = PairedImageDataset.__getitem__
@@ -301,3 +313,5 @@ BaseModel.save_training_state = save_training_state
 BaseModel.update_learning_rate = update_learning_rate
 BaseModel.reduce_loss_dict = reduce_loss_dict
 PairedImageDataset.__getitem__ = paired_getitem
+for _module in (_bsr_img_process, _bsr_realesrgan, _bsr_realesrnet):
+    _module.filter2D = filter2D

@@ -120,3 +120,19 @@ def test_ddp_wrapping_works_on_cpu():
         net(torch.ones(1, 2)).sum().backward()
     finally:
         dist.destroy_process_group()
+
+
+def test_filter2d_takes_channels_last_inputs():
+    """Fix 11: the Real-ESRGAN blur works on DiffJPEG's strided outputs, with unchanged values."""
+    import torch.nn.functional as F
+    from basicsr.models import realesrgan_model
+    from basicsr.utils import img_process_util
+
+    img = torch.rand(2, 3, 12, 10).contiguous(memory_format=torch.channels_last)
+    kernel = torch.rand(2, 5, 5)
+    out = img_process_util.filter2D(img, kernel)
+    assert realesrgan_model.filter2D is img_process_util.filter2D is compat.filter2D
+    padded = F.pad(img.contiguous(), (2, 2, 2, 2), mode='reflect')  # basicsr's definition, written out
+    for b in range(2):
+        expected = F.conv2d(padded[b : b + 1].transpose(0, 1), kernel[b][None, None]).transpose(0, 1)
+        torch.testing.assert_close(out[b : b + 1], expected)

@@ -10,11 +10,9 @@ import pytest
 import skimage.data
 import torch
 from basicsr.data.realesrgan_dataset import RealESRGANDataset
-from basicsr.models import realesrgan_model
 from basicsr.models.realesrgan_model import RealESRGANModel
 from basicsr.utils import DiffJPEG, USMSharp, set_random_seed
 from basicsr.utils import diffjpeg as basicsr_diffjpeg
-from basicsr.utils.img_process_util import filter2D
 from torch.utils.data import default_collate
 
 from aesop.data import REALESRGAN_OPTION_KEYS, DegradedPair, PairQueue, RealESRGANDegradation
@@ -92,12 +90,11 @@ def _kernels(data: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
 def basicsr_feed_data(opt: dict, monkeypatch: pytest.MonkeyPatch):
     """basicsr's own ``RealESRGANModel.feed_data`` / ``_dequeue_and_enqueue`` on CPU, unmodified.
 
-    Only the environment is patched, inside the test: ``Tensor.cuda`` is a no-op (the pair queue),
-    and basicsr's ``filter2D`` gets a contiguous input (same values; on PyTorch 2.x its ``view`` fails on
-    the channels-last strided tensors ``DiffJPEG`` returns, so unpatched ``feed_data`` fails on CPU).
+    Only ``Tensor.cuda`` is patched, inside the test, to a no-op (the pair queue). basicsr's
+    ``filter2D`` runs with compat fix 11 (a contiguous input), without which ``feed_data`` fails on
+    current PyTorch.
     """
     monkeypatch.setattr(torch.Tensor, 'cuda', lambda self, *args, **kwargs: self)
-    monkeypatch.setattr(realesrgan_model, 'filter2D', lambda img, kernel: filter2D(img.contiguous(), kernel))
     model = types.SimpleNamespace(
         is_train=True,
         opt=dict(opt),

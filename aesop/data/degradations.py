@@ -31,8 +31,7 @@ import numpy as np
 import torch
 from basicsr.data.degradations import random_add_gaussian_noise_pt, random_add_poisson_noise_pt
 from basicsr.data.transforms import paired_random_crop
-from basicsr.utils import DiffJPEG, USMSharp
-from basicsr.utils.img_process_util import filter2D
+from basicsr.utils import DiffJPEG, USMSharp, img_process_util
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -67,16 +66,6 @@ _OPTIONAL_KEYS = {'queue_size': 180}  # basicsr: ``opt.get('queue_size', 180)``;
 _UPDOWN = ['up', 'down', 'keep']  # the order basicsr passes to ``random.choices``
 _MODES = ['area', 'bilinear', 'bicubic']  # the order basicsr passes to ``random.choice``
 _USM_RADIUS = 51  # ``USMSharp()``'s default radius 50, made odd
-
-
-def _filter2d(img: Tensor, kernel: Tensor) -> Tensor:
-    """basicsr's ``filter2D`` on a contiguous copy of ``img`` (same values).
-
-    ``DiffJPEG`` returns channels-last strided tensors, which ``F.pad`` / ``F.interpolate`` keep, and
-    ``filter2D``'s ``img.view(1, b * c, ...)`` then fails ("view size is not compatible with input
-    tensor's size and stride"): on PyTorch 2.x (seen on CPU) basicsr's own ``feed_data`` cannot run.
-    """
-    return filter2D(img.contiguous(), kernel)
 
 
 class DegradedPair(NamedTuple):
@@ -436,7 +425,7 @@ class RealESRGANDegradation(nn.Module):
     @staticmethod
     def _resize_sinc(out: Tensor, size: tuple[int, int], sinc_kernel: Tensor) -> Tensor:
         out = F.interpolate(out, size=size, mode=random.choice(_MODES))
-        return _filter2d(out, sinc_kernel)
+        return img_process_util.filter2D(out, sinc_kernel)
 
     @torch.no_grad()
     def degrade(self, gt: Tensor, kernel1: Tensor, kernel2: Tensor, sinc_kernel: Tensor) -> tuple[Tensor, Tensor]:
@@ -460,7 +449,7 @@ class RealESRGANDegradation(nn.Module):
         lq_size = (ori_h // self.scale, ori_w // self.scale)
 
         # ----------------------- the first degradation ----------------------- #
-        out = _filter2d(gt_usm, kernel1)  # basicsr degrades the USM-sharpened GT
+        out = img_process_util.filter2D(gt_usm, kernel1)  # basicsr degrades the USM-sharpened GT
         scale = self._random_scale(self.resize_prob, self.resize_range)
         out = F.interpolate(out, scale_factor=scale, mode=random.choice(_MODES))
         out = self._random_noise(
@@ -470,7 +459,7 @@ class RealESRGANDegradation(nn.Module):
 
         # ----------------------- the second degradation ----------------------- #
         if np.random.uniform() < self.second_blur_prob:
-            out = _filter2d(out, kernel2)
+            out = img_process_util.filter2D(out, kernel2)
         scale = self._random_scale(self.resize_prob2, self.resize_range2)
         mode = random.choice(_MODES)
         size = (int(ori_h / self.scale * scale), int(ori_w / self.scale * scale))
