@@ -7,7 +7,10 @@ key that holds it, not an hour into training.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import inspect
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +23,10 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
     """Normalise ``opt`` in place and return it.
 
     - official AESOP option names are translated (:func:`aesop.official.translate_options`);
-    - without CUDA, ``num_gpu`` becomes 0 so the run happens on the CPU;
+    - without CUDA, ``num_gpu`` becomes 0 so the run happens on the CPU, and a CUDA prefetcher
+      (``prefetch_mode: cuda``, ``pin_memory``) falls back to the CPU one with a warning;
+    - ``logger.wandb.project`` without the ``wandb`` package (``pip install -e '.[wandb]'``) is
+      dropped with a warning: the run logs to tensorboard only;
     - relative data and weight paths are resolved against the project root (BasicSR resolves
       them against the working directory, so a run started elsewhere silently missed them);
     - every ``type`` must be registered and take the options given (:func:`check_components`);
@@ -36,7 +42,10 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
         opt['val'].setdefault('save_img', False)
     if not torch.cuda.is_available():
         opt['num_gpu'] = 0
+    if opt.get('num_gpu') == 0:
+        _cpu_prefetch(opt)
     root = Path(root_path)
+    _check_wandb(opt, root)
     for key, container, name, kind in file_options(opt):
         value = container[name]
         path = Path(value).expanduser()
@@ -52,6 +61,39 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
         if kind == 'file' and not path.is_file():
             raise AesopError(f'file not found: {path} (option {key}): edit the option file or put the file there')
     return opt
+
+
+def warn(opt: dict, message: str) -> None:
+    """One ``aesop: warning: …`` line on stderr, from rank 0 only (options are parsed on every rank)."""
+    if not opt.get('rank'):
+        print(f'aesop: warning: {message}', file=sys.stderr)
+
+
+def _cpu_prefetch(opt: dict) -> None:
+    """Without a GPU, the CUDA prefetcher and pinned memory become the CPU prefetcher."""
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        if dataset.get('prefetch_mode') == 'cuda' or dataset.get('pin_memory'):
+            warn(opt, f'datasets.{phase}: prefetch_mode cuda / pin_memory need a GPU; using the CPU prefetcher')
+            dataset['prefetch_mode'] = None
+            dataset['pin_memory'] = False
+
+
+def _check_wandb(opt: dict, root: Path) -> None:
+    """``logger.wandb`` needs the wandb package and tensorboard (wandb syncs basicsr's tensorboard log).
+
+    wandb's own files go to ``<root>/wandb`` unless ``WANDB_DIR`` says otherwise (not the working directory).
+    """
+    logger_opt = opt.get('logger') or {}
+    wandb_opt = logger_opt.get('wandb') or {}
+    if not opt.get('is_train', True) or wandb_opt.get('project') is None or 'debug' in opt.get('name', ''):
+        return
+    if importlib.util.find_spec('wandb') is None:
+        warn(opt, "logger.wandb is set but wandb is not installed (pip install -e '.[wandb]'): tensorboard only")
+        wandb_opt['project'] = None
+    elif logger_opt.get('use_tb_logger') is not True:
+        raise AesopError('logger.wandb needs logger.use_tb_logger: true (wandb uploads the tensorboard log)')
+    else:
+        os.environ.setdefault('WANDB_DIR', str(root))
 
 
 def file_options(opt: dict) -> Iterator[tuple[str, dict, str, str]]:
@@ -105,7 +147,7 @@ def check_components(opt: dict) -> None:
     for phase, dataset in (opt.get('datasets') or {}).items():
         _lookup(DATASET_REGISTRY, dataset.get('type'), f'datasets.{phase}.type')
     for key, value in (opt.get('train') or {}).items():
-        if readable is not None and key.endswith('_opt') and key not in readable:
+        if readable is not None and key.endswith('_opt') and value is not None and key not in readable:
             close = difflib.get_close_matches(key, readable, n=1)
             hint = f'did you mean {close[0]!r}? ' if close else ''
             raise AesopError(f'{opt["model_type"]} does not read train.{key}: {hint}it reads {", ".join(readable)}')

@@ -108,11 +108,15 @@ def load_weights(
 ) -> None:
     """Load ``path[param_key]`` into ``net``; clear errors for missing/mismatching tensors.
 
-    Non-strict loading skips tensors whose shapes differ, as BasicSR does.
+    An arch with a ``canonical_state_dict(state_dict)`` method (DRCT, the legacy ESRGAN layout)
+    first converts the file's key layout to its own. Non-strict loading skips tensors whose shapes
+    differ, as BasicSR does.
     """
     state_dict = select_state_dict(
         read_checkpoint(path, option=option), path=path, param_key=param_key, fallback=fallback
     )
+    if hasattr(net, 'canonical_state_dict'):  # an arch that reads other layouts of its keys (e.g. DRCT)
+        state_dict = net.canonical_state_dict(state_dict)
     if strict:
         check_shapes(net, state_dict, path=path)
     else:

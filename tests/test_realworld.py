@@ -311,6 +311,6 @@ def test_official_realworld_names_resolve():
     opt = {'datasets': {'train': {'type': 'RealESRGANDataset'}}, 'network_d': {'type': 'UNetDiscriminatorSN'}}
     translate_options(opt)
     assert opt == {
-        'datasets': {'train': {'type': 'RealESRGANDataset_basicsr'}},
+        'datasets': {'train': {'type': 'AesopRealESRGANDataset'}},
         'network_d': {'type': 'UNetDiscriminatorSN_basicsr'},
     }

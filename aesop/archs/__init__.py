@@ -2,5 +2,6 @@
 
 from aesop.archs.autoencoder_arch import AesopAutoEncoder, BicubicDownsample
 from aesop.archs.drct_arch import DRCT
+from aesop.archs.rrdbnet_arch import AesopRRDBNet
 
-__all__ = ['DRCT', 'AesopAutoEncoder', 'BicubicDownsample']
+__all__ = ['DRCT', 'AesopAutoEncoder', 'AesopRRDBNet', 'BicubicDownsample']

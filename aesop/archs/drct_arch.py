@@ -24,7 +24,9 @@ an RDG, ``d_k = embed_dim + (k-1)·gc`` = 180, 212, 244, 276, 308, ``w = window_
 - ``layers.i.swin<k>.attn.proj.{weight,bias}``: (d_k, d_k), (d_k,)
 - ``layers.i.swin<k>.mlp.fc1.{weight,bias}``: (m_k, d_k), (m_k,); ``….mlp.fc2.{weight,bias}``: (d_k, m_k), (d_k,)
 - ``layers.i.swin2.attn_mask``, ``layers.i.swin4.attn_mask``: ((img_size/w)², w², w²) = (16, 256, 256) buffer
-- ``layers.i.adjust<k>.{weight,bias}``: (gc, d_k, 1, 1), (gc,) for k ≤ 4; ``adjust5``: (embed_dim, d_5, 1, 1)
+- ``layers.i.adjust<k>.{weight,bias}``: (gc, d_k, 1, 1), (gc,) for k ≤ 4; ``adjust5``: (embed_dim, d_5, 1, 1).
+  The AESOP release's DRCT stores them as ``nn.Linear`` weights, (gc, d_k) and (embed_dim, d_5): both
+  layouts load strictly (:meth:`DRCT.canonical_state_dict`); this network saves the 1×1-conv one.
 - ``norm.{weight,bias}``: (180,)
 - ``conv_after_body.{weight,bias}``: (180, 180, 3, 3), (180,) (only with ``resi_connection='1conv'``)
 - ``conv_before_upsample.0.{weight,bias}``: (64, 180, 3, 3), (64,)
@@ -40,7 +42,8 @@ the mask for the actual (padded) input size. The mean-shift ``mean`` is not in t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 
 import torch
 from basicsr.archs.arch_util import Upsample, trunc_normal_
@@ -58,6 +61,7 @@ RESI_CONNECTIONS = ('1conv', 'identity')
 RDG_LAYERS = 5  # Swin layers per Residual Dense Group (fixed in the paper and the official code)
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean, as SwinIR / HAT / DRCT
 NUM_FEAT = 64  # reconstruction width, fixed in the official code
+ADJUST_WEIGHT = re.compile(r'(.*\.)?layers\.\d+\.adjust\d\.weight')  # the dense 1×1 maps of an RDG
 
 
 def rdg_heads(dim: int, gc: int, num_heads: int, layer: int) -> int:
@@ -348,6 +352,19 @@ class DRCT(nn.Module):
         elif isinstance(m, nn.LayerNorm):
             nn.init.constant_(m.bias, 0)
             nn.init.constant_(m.weight, 1.0)
+
+    @staticmethod
+    def canonical_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The state dict in this network's layout: the AESOP release's ``nn.Linear`` ``adjust<k>``
+        weights (out, in) become the 1×1-conv weights (out, in, 1, 1) of the DRCT authors' layout
+        (a linear map over channels is that conv). Other keys are returned unchanged."""
+        return {
+            k: v[..., None, None] if v.dim() == 2 and ADJUST_WEIGHT.fullmatch(k) else v for k, v in state_dict.items()
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict`` of either ``adjust`` layout (:meth:`canonical_state_dict`)."""
+        return super().load_state_dict(self.canonical_state_dict(state_dict), strict=strict, assign=assign)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Deep features: (N, embed_dim, H, W) → (N, embed_dim, H, W), H and W multiples of the window."""

@@ -2,9 +2,11 @@
 
 from aesop.data.degradations import REALESRGAN_OPTION_KEYS, DegradedPair, PairQueue, RealESRGANDegradation
 from aesop.data.demo import DEMO_TRAIN, DEMO_VAL, make_demo_dataset
+from aesop.data.realesrgan_dataset import AesopRealESRGANDataset
 from aesop.data.resize import bicubic_downscale
 
 __all__ = [
+    'AesopRealESRGANDataset',
     'DEMO_TRAIN',
     'DEMO_VAL',
     'REALESRGAN_OPTION_KEYS',

@@ -17,7 +17,7 @@ from contextvars import ContextVar
 
 import numpy as np
 import torch
-from basicsr.metrics.psnr_ssim import calculate_psnr
+from basicsr.metrics.psnr_ssim import calculate_psnr, calculate_psnr_pt
 from basicsr.utils import tensor2img
 from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
@@ -44,9 +44,9 @@ def _device() -> torch.device:
     return _DEVICE.get() or default_device()
 
 
-def to_tensor(img: np.ndarray, device: torch.device) -> torch.Tensor:
-    """(H, W, 3) uint8 BGR → (1, 3, H, W) float RGB in [0, 1] on ``device``."""
-    rgb = np.ascontiguousarray(img[..., ::-1], dtype=np.float32) / 255.0
+def to_tensor(img: np.ndarray, device: torch.device | str, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(H, W, 3) uint8 BGR → (1, 3, H, W) RGB in [0, 1] (``dtype``: float32 or float64) on ``device``."""
+    rgb = np.ascontiguousarray(img[..., ::-1], dtype=np.float64 if dtype == torch.float64 else np.float32) / 255.0
     return torch.from_numpy(rgb).permute(2, 0, 1)[None].to(device)
 
 
@@ -136,13 +136,17 @@ def calculate_ae_psnr(
     pretrained: str | None = None,
     param_key: str = 'params_ema',
     test_y_channel: bool = True,
+    quantize: bool = True,
     **kwargs,
 ) -> float:
     """AE-PSNR: PSNR between ψ(SR) and ψ(HR) (Sec. 5): how well the fidelity bias is matched.
 
-    Both 8-bit images (cropped bottom/right to a multiple of ψ's scale) go through the frozen ψ,
-    whose outputs are quantised to 8 bit; then basicsr's PSNR with ``crop_border`` and the Y
-    channel. ψ comes from ``autoencoder`` (arch options) and ``pretrained[param_key]``.
+    Both 8-bit images (cropped bottom/right to a multiple of ψ's scale) go through the frozen ψ.
+    With ``quantize`` (this project's default) ψ's outputs are rounded to 8 bit and scored by
+    basicsr's ``calculate_psnr``; without (the official release's ``aepsnr``) the float outputs
+    are scored by basicsr's ``calculate_psnr_pt`` (float64, ``10·log10(1 / (MSE + 1e-8))``).
+    Both with ``crop_border`` and, by default, on the Y channel. ψ comes from ``autoencoder``
+    (arch options) and ``pretrained[param_key]``.
     """
     if autoencoder is None or pretrained is None:
         raise AesopError('calculate_ae_psnr needs autoencoder (arch options) and pretrained (checkpoint)')
@@ -151,8 +155,11 @@ def calculate_ae_psnr(
     s = ae.scale
     h, w = (img.shape[0] // s) * s, (img.shape[1] // s) * s
     with torch.no_grad():
-        out = [tensor2img(ae(to_tensor(x[:h, :w], device))) for x in (img, img2)]
-    return calculate_psnr(out[0], out[1], crop_border, test_y_channel=test_y_channel)
+        out = [ae(to_tensor(x[:h, :w], device)) for x in (img, img2)]
+    if not quantize:
+        a, b = (o.double() for o in out)
+        return float(calculate_psnr_pt(a, b, crop_border, test_y_channel=test_y_channel))
+    return calculate_psnr(tensor2img(out[0]), tensor2img(out[1]), crop_border, test_y_channel=test_y_channel)
 
 
 @METRIC_REGISTRY.register()

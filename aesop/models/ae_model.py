@@ -32,7 +32,7 @@ class AesopAEModel(PrecisionMixin, ValidationMixin, SRModel):
     and on the LR estimate E(HR) vs LR (its name + ``_lr``, border ``crop_border // scale``).
     """
 
-    LOSS_OPTIONS = ('pixel_opt', 'pixel_at_LR_opt', 'perceptual_opt')
+    LOSS_OPTIONS = ('pixel_opt', 'pixel_at_LR_opt')  # a perceptual_opt would be built and never used: refused
 
     def __init__(self, opt):
         self.freeze_decoder_iters = int(opt.get('train', {}).get('freeze_decoder', 0) or 0)

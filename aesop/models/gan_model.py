@@ -22,6 +22,9 @@ FIDELITY_TERMS = {
     'lr_opt': 'l_g_lr',  # LR-consistency (seed paper 002)
     'lowpass_opt': 'l_g_lowpass',  # low-pass L1 (Tab. 5(b))
 }
+# Which HR image a fidelity term compares with (:meth:`AesopGANModel.target`): L_AESOP has its own
+# switch in the real-world model (the release compares ψ(SR) with ψ(GT), not ψ(USM(GT))).
+FIDELITY_USE = {'l_g_aesop': 'aesop'}
 ARTIFACT_WINDOW = 7  # LDL's local-variance window
 
 
@@ -99,7 +102,8 @@ class AesopGANModel(PrecisionMixin, ValidationMixin, SRGANModel):
         return self.net_d(img.contiguous())
 
     def target(self, use: str) -> torch.Tensor:
-        """The HR image ``use`` (``'fidelity'``, ``'perceptual'`` or ``'gan'``) compares with: the GT here."""
+        """The HR image ``use`` (``'fidelity'``, ``'aesop'``, ``'perceptual'`` or ``'gan'``) compares with:
+        the GT here."""
         return self.gt
 
     def generator_losses(self) -> tuple[torch.Tensor, OrderedDict]:
@@ -108,7 +112,8 @@ class AesopGANModel(PrecisionMixin, ValidationMixin, SRGANModel):
         output = self.output.float()
         with self.autocast():
             for key, cri in self.cri_fidelity.items():
-                target = self.lq if getattr(cri, 'target', 'hr') == 'lq' else self.target('fidelity')
+                use = FIDELITY_USE.get(key, 'fidelity')
+                target = self.lq if getattr(cri, 'target', 'hr') == 'lq' else self.target(use)
                 losses[key] = cri(output, target)
             if self.cri_artifacts is not None:
                 with torch.no_grad():
@@ -119,10 +124,10 @@ class AesopGANModel(PrecisionMixin, ValidationMixin, SRGANModel):
                     losses['l_g_percep'] = l_percep
                 if l_style is not None:
                     losses['l_g_style'] = l_style
-            fake_g_pred = self.discriminate(self.output).float()
-            if self.relativistic:
+            if self.relativistic:  # real before fake, as the release and basicsr: D's BatchNorm statistics
                 with torch.no_grad():
                     real_d_pred = self.discriminate(self.target('gan')).float()
+            fake_g_pred = self.discriminate(self.output).float()
         if self.cri_artifacts is not None:  # LDL's map compares with the GT itself, as basicsr
             weight = get_refined_artifact_map(self.gt, output, output_ema, ARTIFACT_WINDOW)
             losses['l_g_artifacts'] = self.cri_artifacts(weight * output, weight * self.gt)

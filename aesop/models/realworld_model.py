@@ -9,8 +9,14 @@ from aesop.errors import OptionValueError
 from aesop.models.gan_model import AesopGANModel, check_switch
 
 #: Which GT each loss compares with: option key → (use, default). ``true`` means the USM-sharpened
-#: GT, as Real-ESRGAN (basicsr's ``train_realesrgan_x4plus.yml`` values as defaults).
-USM_SWITCHES = {'l1_gt_usm': ('fidelity', True), 'percep_gt_usm': ('perceptual', True), 'gan_gt_usm': ('gan', False)}
+#: GT, as Real-ESRGAN (basicsr's ``train_realesrgan_x4plus.yml`` values as defaults). L_AESOP has its
+#: own switch, ``aesop_gt_usm``, false as in the AESOP release (``l1_gt_usm`` only sharpens L1's target).
+USM_SWITCHES = {
+    'l1_gt_usm': ('fidelity', True),
+    'aesop_gt_usm': ('aesop', False),
+    'percep_gt_usm': ('perceptual', True),
+    'gan_gt_usm': ('gan', False),
+}
 
 
 @MODEL_REGISTRY.register()
@@ -27,9 +33,10 @@ class AesopRealGANModel(AesopGANModel):
     Differences from the bicubic model, as Real-ESRGAN / LDL's real-world recipe:
 
     - the GAN is the standard (non-relativistic) one (``train.relativistic_gan`` overrides);
-    - the targets of the fidelity term (pixel L1 or L_AESOP), the perceptual loss and D's real
-      input are the USM-sharpened GT when ``l1_gt_usm`` / ``percep_gt_usm`` / ``gan_gt_usm`` are
-      true (defaults true, true, false); LDL's artifact map always uses the GT itself.
+    - the targets of the pixel L1 (and the other non-AESOP fidelity terms), of L_AESOP, of the
+      perceptual loss and D's real input are the USM-sharpened GT when ``l1_gt_usm`` /
+      ``aesop_gt_usm`` / ``percep_gt_usm`` / ``gan_gt_usm`` are true (defaults true, false, true,
+      false: the release compares ψ(SR) with ψ(GT)); LDL's artifact map always uses the GT itself.
     """
 
     RELATIVISTIC = False

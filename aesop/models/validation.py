@@ -145,10 +145,19 @@ def input_multiple(arch: Mapping) -> int | None:
     needs = []
     if arch.get('window_size'):
         needs.append(int(arch['window_size']))
-    if arch.get('type') == 'RRDBNet':
+    if _is_rrdbnet(arch.get('type')):
         needs.append({1: 4, 2: 2}.get(int(arch.get('scale', 4)), 1))
     multiple = math.lcm(*needs) if needs else 1
     return multiple if multiple > 1 else None
+
+
+def _is_rrdbnet(arch_type: str | None) -> bool:
+    """basicsr's ``RRDBNet`` or a subclass (checkpointed, legacy layouts)."""
+    from basicsr.archs.rrdbnet_arch import RRDBNet
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    cls = ARCH_REGISTRY.get(arch_type) if arch_type in ARCH_REGISTRY else None
+    return isinstance(cls, type) and issubclass(cls, RRDBNet)
 
 
 def pad_to_multiple(img: torch.Tensor, multiple: int) -> torch.Tensor:
