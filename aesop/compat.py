@@ -32,6 +32,9 @@ Each fix is small, named after what it repairs, and tested in ``tests/test_compa
 11. ``filter2D`` (the Real-ESRGAN blurs) flattened its input with ``.view``, which fails on the
     channels-last-strided tensors ``DiffJPEG`` returns on current PyTorch: it now gets a
     contiguous input (same values), in ``img_process_util`` and the modules that imported it.
+12. ``init_wandb_logger`` called ``wandb.util.generate_id``, which current wandb removed, and let
+    wandb write to the working directory: ours lets ``wandb.init`` make the id and writes under
+    the experiment folder (``experiments/<name>/wandb``).
 """
 
 from __future__ import annotations
@@ -290,6 +293,25 @@ def filter2D(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:  # noqa: 
     return _basicsr_filter2d(img.contiguous(), kernel)
 
 
+@master_only
+def init_wandb_logger(opt: dict) -> None:
+    """Fix 12: wandb syncing the tensorboard log, on current wandb (``logger.wandb.project``, ``resume_id``)."""
+    import wandb
+
+    wandb_opt = opt['logger']['wandb']
+    resume_id = wandb_opt.get('resume_id')
+    run = wandb.init(
+        id=resume_id,
+        resume='allow' if resume_id else None,
+        name=opt['name'],
+        config=opt,
+        project=wandb_opt['project'],
+        dir=opt['path']['experiments_root'],
+        sync_tensorboard=True,
+    )
+    logger.info(f'Use wandb logger with id={run.id}; project={wandb_opt["project"]}.')
+
+
 def normalize_argv(argv: list[str]) -> list[str]:
     """``--local-rank`` (``torch.distributed.launch``) → ``--local_rank`` (basicsr's flag)."""
     return [a.replace('--local-rank', '--local_rank', 1) if a.startswith('--local-rank') else a for a in argv]
@@ -305,6 +327,7 @@ BaseModel.model_to_device = model_to_device
 BaseModel.load_network = load_network
 _bsr_train.load_resume_state = load_resume_state
 _bsr_train.parse_options = parse_options
+_bsr_train.init_wandb_logger = init_wandb_logger
 _bsr_test.parse_options = parse_options
 _vgg_arch.vgg = OfflineVGGZoo()
 _vgg_arch.VGG_PRETRAIN_PATH = ''  # never look relative to the working directory

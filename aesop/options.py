@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import inspect
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,8 +43,8 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
         opt['num_gpu'] = 0
     if opt.get('num_gpu') == 0:
         _cpu_prefetch(opt)
+    _check_wandb(opt)
     root = Path(root_path)
-    _check_wandb(opt, root)
     for key, container, name, kind in file_options(opt):
         value = container[name]
         path = Path(value).expanduser()
@@ -78,11 +77,8 @@ def _cpu_prefetch(opt: dict) -> None:
             dataset['pin_memory'] = False
 
 
-def _check_wandb(opt: dict, root: Path) -> None:
-    """``logger.wandb`` needs the wandb package and tensorboard (wandb syncs basicsr's tensorboard log).
-
-    wandb's own files go to ``<root>/wandb`` unless ``WANDB_DIR`` says otherwise (not the working directory).
-    """
+def _check_wandb(opt: dict) -> None:
+    """``logger.wandb`` needs the wandb package and tensorboard (wandb syncs basicsr's tensorboard log)."""
     logger_opt = opt.get('logger') or {}
     wandb_opt = logger_opt.get('wandb') or {}
     if not opt.get('is_train', True) or wandb_opt.get('project') is None or 'debug' in opt.get('name', ''):
@@ -92,8 +88,6 @@ def _check_wandb(opt: dict, root: Path) -> None:
         wandb_opt['project'] = None
     elif logger_opt.get('use_tb_logger') is not True:
         raise AesopError('logger.wandb needs logger.use_tb_logger: true (wandb uploads the tensorboard log)')
-    else:
-        os.environ.setdefault('WANDB_DIR', str(root))
 
 
 def file_options(opt: dict) -> Iterator[tuple[str, dict, str, str]]:

@@ -17,7 +17,7 @@ from aesop.errors import AesopError
 from aesop.options import check_components, normalize_options
 
 OPTION_FILES = sorted((REPO / 'options').rglob('*.yml'))
-TINY = {'num_feat': 16, 'num_block': 1, 'num_grow_ch': 8, 'embed_dim': 12, 'depths': [1], 'num_heads': [2]}
+TINY = {'num_feat': 16, 'num_block': 1, 'num_grow_ch': 8, 'embed_dim': 12, 'depths': [1], 'num_heads': [2], 'nf': 8}
 
 
 def load(path: Path) -> dict:
@@ -35,7 +35,8 @@ def shrink(arch: dict) -> dict:
 
 PAPER_FILES = """train_ae train_aesop_rrdb train_aesop_rrdb256 train_aesop_swinir train_ldl_rrdb train_esrgan_rrdb
     train_ae_bicubic_encoder train_ae_no_lr_loss train_ae_srresnet train_lpf_rrdb train_lr_consistency_rrdb
-    train_ae_realworld train_aesop_realworld train_ldl_realworld test_realworld
+    train_ae_realworld train_aesop_realworld train_aesop_realworld_paper train_ldl_realworld test_realworld
+    test_esrgan test_spsr
     train_aesop_drct train_ldl_drct test_drct
     test_rrdb test_swinir test_ae demo/train_psnr demo/train_ae demo/train_aesop demo/test_aesop""".split()
 

@@ -143,9 +143,11 @@ def test_ldl_realworld_option_file_trains(tiny_data, realworld, tmp_path):
     assert 'l_g_pix' in log and 'l_g_artifacts' in log and 'l_g_aesop' not in log
 
 
-def _model(tmp_path: Path, train_relativistic: bool | None = None, **top) -> object:
+def _model(tmp_path: Path, train_relativistic: bool | None = None, train_aesop_opt=None, **top) -> object:
     opt = load_yaml(OPTIONS / 'train_ldl_realworld.yml')
     opt.update(gt_size=32, queue_size=0, **top)
+    if train_aesop_opt is not None:
+        opt['train']['aesop_opt'] = train_aesop_opt
     if train_relativistic is not None:
         opt['train']['relativistic_gan'] = train_relativistic
     opt.pop('datasets')
@@ -180,6 +182,23 @@ def test_usm_switches_choose_the_targets(tmp_path, l1_gt_usm):
         torch.testing.assert_close(losses['l_g_percep'], model.cri_perceptual(model.output, model.gt_usm)[0])
     model.feed_data({'lq': torch.rand(1, 3, 8, 8), 'gt': torch.rand(1, 3, 32, 32)})  # validation pairs: as given
     assert model.lq.shape == (1, 3, 8, 8)
+
+
+@pytest.mark.parametrize('aesop_gt_usm', [None, True])
+def test_aesop_target_is_the_plain_gt_unless_aesop_gt_usm(tmp_path, aesop_gt_usm):
+    """The release compares ψ(SR) with ψ(GT) even with l1_gt_usm: true (USM only for L1's target)."""
+    ae = build_network(deepcopy(TINY_AE))
+    torch.save({'params_ema': ae.state_dict()}, tmp_path / 'ae.pth')
+    aesop = {'type': 'AesopLoss', 'autoencoder': TINY_AE, 'pretrained': str(tmp_path / 'ae.pth')}
+    top = {} if aesop_gt_usm is None else {'aesop_gt_usm': aesop_gt_usm}
+    model = _model(tmp_path, l1_gt_usm=True, train_aesop_opt=aesop, **top)
+    model.feed_data(_batch())
+    with torch.no_grad():
+        model.output = model.net_g(model.lq)
+        _, losses = model.generator_losses()
+        target = model.gt_usm if aesop_gt_usm else model.gt
+        torch.testing.assert_close(losses['l_g_aesop'], (ae.eval()(model.output) - ae(target)).abs().mean())
+        torch.testing.assert_close(losses['l_g_pix'], 0.01 * (model.output - model.gt_usm).abs().mean())
 
 
 def test_standard_gan_losses(tmp_path):
@@ -231,7 +250,7 @@ def test_relativistic_gan_option(tmp_path):
         ('resize_prob', [0.2, 0.7, 0.3], r'option resize_prob must sum to 1, got \[0.2, 0.7, 0.3\]'),
         ('jpeg_range', [30, 120], r'option jpeg_range must be \[lo, hi\] with 1 <= lo <= hi <= 100'),
         ('gan_gt_usm', 'yes', r"option gan_gt_usm must be true or false, got 'yes'"),
-        ('queue_size', 10, r'option queue_size must be a multiple of datasets.train.batch_size_per_gpu \(4\), got 10'),
+        ('queue_size', 10, r'option queue_size must be a multiple of datasets.train.batch_size_per_gpu \(12\), got 10'),
     ],
 )
 def test_bad_degradation_options_fail_at_start_up(tmp_path, key, value, message):

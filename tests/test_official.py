@@ -1,0 +1,474 @@
+"""The authors' release: its names, keys and semantics, each against an independent reference, and
+option files in its schema through train.py and test.py."""
+
+from __future__ import annotations
+
+import re
+from copy import deepcopy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from basicsr.archs import build_network
+from basicsr.metrics import calculate_metric
+from basicsr.models import build_model
+from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, run_entry, write_yaml
+
+from aesop.archs.rrdbnet_arch import CheckpointedSequential
+from aesop.errors import AesopError
+from aesop.metrics import calculate_dists, calculate_lpips
+from aesop.official import calculate_psnr_pytorch, calculate_ssim_pytorch, translate_options
+from aesop.options import normalize_options
+from aesop.weights import load_weights
+
+RNG = np.random.default_rng(0)
+TINY_DRCT = {
+    'type': 'DRCT',
+    'upscale': 4,
+    'img_size': 16,
+    'window_size': 4,
+    'embed_dim': 12,
+    'depths': [1],
+    'num_heads': [2],
+    'gc': 4,
+    'mlp_ratio': 2,
+}
+
+
+def photo(h: int = 48, w: int = 40) -> np.ndarray:
+    return RNG.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+# BT.601's Y weights as basicsr's rgb2ycbcr_pt holds them (a float32 tensor cast to the image's float64)
+Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float32).astype(np.float64)
+
+
+def y01(img: np.ndarray) -> np.ndarray:
+    """BT.601 Y in [0, 1] of an 8-bit BGR image, in float64, written out."""
+    return (img[..., ::-1].astype(np.float64) / 255 @ Y_WEIGHTS + 16) / 255
+
+
+def psnr01(a: np.ndarray, b: np.ndarray) -> float:
+    return 10 * np.log10(1 / (np.mean((a - b) ** 2) + 1e-8))
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_psnr_pytorch_is_the_release_formula():
+    a, b = photo(), photo()
+    expected = psnr01(y01(a)[4:-4, 4:-4], y01(b)[4:-4, 4:-4])
+    assert calculate_psnr_pytorch(a, b, crop_border=4) == pytest.approx(expected, abs=1e-9)  # Y by default
+    rgb = psnr01(a[..., ::-1] / 255.0, b[..., ::-1] / 255.0)
+    assert calculate_psnr_pytorch(a, b, test_y_channel=False) == pytest.approx(rgb, abs=1e-9)
+    assert calculate_psnr_pytorch(a, a) == pytest.approx(80.0)  # 10·log10(1 / 1e-8), not basicsr's inf
+
+
+@pytest.mark.parametrize('y', [False, True])
+def test_ssim_pytorch_equals_scikit_image(y):
+    from skimage.metrics import structural_similarity
+
+    a, b = photo(), photo()
+    noisy = np.clip(a.astype(int) + RNG.integers(-20, 21, a.shape), 0, 255).astype(np.uint8)
+    for other in (b, noisy):
+        x1, x2 = (y01(x) * 255 if y else x.astype(np.float64) for x in (a, other))
+        expected = structural_similarity(
+            x1[3:-3, 3:-3],
+            x2[3:-3, 3:-3],
+            channel_axis=None if y else 2,
+            gaussian_weights=True,  # an 11 × 11 window (truncate 3.5 · σ 1.5), valid part only
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=255,
+        )
+        assert calculate_ssim_pytorch(a, other, crop_border=3, test_y_channel=y) == pytest.approx(expected, abs=1e-9)
+
+
+def _metrics(**entries) -> dict:
+    opt = {'val': {'metrics': {name: {'type': kind} for name, kind in entries.items()}}}
+    return translate_options(opt)['val']['metrics']
+
+
+def test_release_metric_names_resolve_to_the_same_metrics():
+    metrics = _metrics(
+        lpips='calculate_lpips_pytorch',
+        dists='calculate_dists_pytorch',
+        niqe='calculate_niqe_pytorch',
+        musiq='calculate_musiq_pytorch',
+        maniqa='calculate_maniqa_pytorch',
+        clipiqa='calculate_clipiqa_resnet_pytorch',
+        psnr='calculate_psnr_pytorch',
+    )
+    assert metrics['niqe'] == {'type': 'calculate_pyiqa', 'metric': 'niqe'}
+    assert metrics['musiq'] == {'type': 'calculate_pyiqa', 'metric': 'musiq'}
+    assert metrics['maniqa'] == {'type': 'calculate_pyiqa', 'metric': 'maniqa'}
+    assert metrics['clipiqa'] == {'type': 'calculate_pyiqa', 'metric': 'clipiqa'}  # pyiqa's CLIP-IQA is RN50
+    assert metrics['psnr'] == {'type': 'calculate_psnr_pytorch'}  # registered under its own name
+    a, b = photo(), photo()
+    assert calculate_metric({'img': a, 'img2': b}, metrics['lpips']) == calculate_lpips(a, b, net='alex')
+    assert calculate_metric({'img': a, 'img2': b}, metrics['dists']) == calculate_dists(a, b)
+
+
+def test_aepsnr_uses_the_training_loss_psi_without_rounding(tmp_path):
+    ae = build_network(deepcopy(TINY_AE)).eval()
+    torch.save({'params_ema': ae.state_dict()}, tmp_path / 'ae.pth')
+    loss = {
+        'type': 'AutoEncoderLoss',
+        'autoencoder_arch': TINY_AE,
+        'autoencoder_load': {'path': str(tmp_path / 'ae.pth')},
+    }
+    opt = {
+        'train': {'aesop_opt': loss},
+        'val': {'metrics': {'aepsnr': {'type': 'calculate_aepsnr_pytorch', 'crop_border': 4}}},
+    }
+    entry = translate_options(opt)['val']['metrics']['aepsnr']
+    assert entry['type'] == 'calculate_ae_psnr' and entry['quantize'] is False
+    assert entry['pretrained'] == str(tmp_path / 'ae.pth') and entry['param_key'] == 'params_ema'
+    sr, hr = photo(32, 24), photo(32, 24)
+    with torch.no_grad():  # ψ's float outputs, not rounded to 8 bit
+        out = [ae(torch.from_numpy(x[..., ::-1] / 255.0).permute(2, 0, 1)[None].float()).double() for x in (sr, hr)]
+    y = [
+        (16 + torch.einsum('nchw,c->nhw', o, torch.tensor([65.481, 128.553, 24.966], dtype=torch.float64))) / 255
+        for o in out
+    ]
+    expected = psnr01(y[0][0, 4:-4, 4:-4].numpy(), y[1][0, 4:-4, 4:-4].numpy())
+    assert calculate_metric({'img': sr, 'img2': hr}, entry) == pytest.approx(expected, abs=1e-6)
+    rounded = calculate_metric({'img': sr, 'img2': hr}, {**entry, 'quantize': True})  # the project's default
+    assert rounded != pytest.approx(expected, abs=1e-6)
+    with pytest.raises(AesopError, match=r'val\.metrics\.aepsnr \(AE-PSNR\) needs the auto-encoder'):
+        translate_options({'val': {'metrics': {'aepsnr': {'type': 'calculate_aepsnr_pytorch'}}}})
+
+
+# ---------------------------------------------------------------- archs, data, options
+
+
+def _input_grad(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    x = x.clone().requires_grad_(True)
+    out = net(x)
+    out.square().mean().backward()
+    return out.detach(), x.grad, [p.grad.clone() for p in net.parameters() if p.grad is not None]
+
+
+def _saved_bytes(net: torch.nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the tensors autograd keeps for the backward pass of ``net(x)``."""
+    storages = {}
+
+    def pack(t):
+        storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(x.requires_grad_(True))
+    return sum(storages.values())
+
+
+@pytest.mark.parametrize('where', ['network_g', 'decoder'])
+def test_use_checkpoint_same_outputs_and_gradients_less_memory(where):
+    plain_arch = {**TINY_RRDB, 'num_block': 3}
+    arch = {**plain_arch, 'use_checkpoint': True}
+    if where == 'decoder':  # the release's AE with a checkpointed decoder
+        plain_arch = {'type': 'AutoEncoder_RRDBNet', 'dec_opt': plain_arch}
+        arch = {'type': 'AutoEncoder_RRDBNet', 'dec_opt': arch, 'enc_opt': {}}
+    opt = translate_options({'network_g': deepcopy(arch)})
+    net = build_network(opt['network_g'])
+    body = (net.decoder if where == 'decoder' else net).body
+    assert isinstance(body, CheckpointedSequential)
+    plain = build_network(deepcopy(plain_arch))
+    plain.load_state_dict(net.state_dict())  # same keys: the checkpoints are interchangeable
+    x = torch.rand(2, 3, 32, 32) if where == 'decoder' else torch.rand(2, 3, 8, 8)
+    out, dx, grads = _input_grad(net, x)
+    ref_out, ref_dx, ref_grads = _input_grad(plain, x)
+    assert torch.equal(out, ref_out) and torch.equal(dx, ref_dx)
+    assert all(torch.equal(g, r) for g, r in zip(grads, ref_grads, strict=True))
+    assert _saved_bytes(net, x) < 0.6 * _saved_bytes(plain, x)
+
+
+def test_realesrgan_dataset_without_meta_info_scans_the_gt_folder(tiny_data):
+    opt = load_yaml(REPO / 'options' / 'train_aesop_realworld.yml')['datasets']['train']
+    opt.update(type='RealESRGANDataset', meta_info=None, dataroot_gt=str(tiny_data / 'train' / 'HR'), gt_size=64)
+    opt = translate_options({'datasets': {'train': opt}})['datasets']['train']
+    from basicsr.data import build_dataset
+
+    dataset = build_dataset({**opt, 'phase': 'train', 'scale': 4})
+    expected = sorted(str(p) for p in (tiny_data / 'train' / 'HR').iterdir())
+    assert type(dataset).__name__ == 'AesopRealESRGANDataset' and dataset.paths == expected
+    item = dataset[0]
+    assert item['gt'].shape[0] == 3 and {'kernel1', 'kernel2', 'sinc_kernel'} <= set(item)
+
+
+def test_drct_loads_the_release_linear_adjust_layout(tmp_path):
+    net = build_network(deepcopy(TINY_DRCT)).eval()
+    conv_layout = net.state_dict()
+    linear_layout = {k: v[..., 0, 0] if re.search(r'adjust\d\.weight$', k) else v for k, v in conv_layout.items()}
+    assert sum(v.dim() == 2 for k, v in linear_layout.items() if 'adjust' in k) == 5
+    torch.save({'params_ema': linear_layout}, tmp_path / 'release.pth')
+    other = build_network(deepcopy(TINY_DRCT)).eval()
+    load_weights(other, tmp_path / 'release.pth', param_key='params_ema', strict=True)
+    x = torch.rand(1, 3, 9, 7)
+    with torch.no_grad():
+        assert torch.equal(other(x), net(x))
+    assert other.state_dict()['layers.0.adjust1.weight'].dim() == 4  # saved in the DRCT authors' layout
+    other.load_state_dict(linear_layout)  # nn.Module's own loading takes it too
+
+
+def _esrgan_2019(state: dict) -> dict:
+    """basicsr's RRDBNet keys → ESRGAN's 2019 layout (RRDB_trunk / trunk_conv / upconv / HRconv)."""
+    names = {'body.': 'RRDB_trunk.', 'conv_body.': 'trunk_conv.', 'conv_up1.': 'upconv1.', 'conv_up2.': 'upconv2.'}
+    names['conv_hr.'] = 'HRconv.'
+    out = {}
+    for key, value in state.items():
+        for new, old in names.items():
+            if key.startswith(new):
+                key = old + key.removeprefix(new)
+        out[re.sub(r'\.rdb(\d)\.', r'.RDB\1.', key)] = value
+    return out
+
+
+def test_legacy_esrgan_layouts_load_and_match_spandrel(tmp_path):
+    from spandrel import ModelLoader
+
+    arch = {'type': 'RRDBNet_LEGACY', 'num_feat': 16, 'num_block': 1, 'num_grow_ch': 32}
+    x = torch.rand(1, 3, 10, 12)
+    # 2018 layout (model.0 / model.1.sub…): spandrel's ESRGAN keeps it, so its random net is the reference
+    reference = ModelLoader().load_from_state_dict(
+        _esrgan_2019(build_network(deepcopy(TINY_RRDB) | {'num_grow_ch': 32}).state_dict())
+    )
+    assert reference.architecture.id == 'ESRGAN'
+    model_layout = reference.model.state_dict()
+    assert any(k.startswith('model.1.sub.') for k in model_layout)
+    torch.save(model_layout, tmp_path / 'RRDB_ESRGAN_x4.pth')
+    ours = build_network(deepcopy(arch)).eval()
+    load_weights(ours, tmp_path / 'RRDB_ESRGAN_x4.pth', param_key=None, strict=True)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference.model.eval()(x), rtol=0, atol=1e-6)
+    # 2019 layout, and the net saves basicsr's keys
+    state_2019 = _esrgan_2019(ours.state_dict())
+    again = build_network(deepcopy(arch)).eval()
+    again.load_state_dict(state_2019)
+    with torch.no_grad():
+        assert torch.equal(again(x), ours(x))
+    assert set(again.state_dict()) == set(build_network({**TINY_RRDB, 'num_grow_ch': 32}).state_dict())
+
+
+def test_spsr_has_the_original_key_layout():
+    """Checked once against spandrel 0.2's SPSR (removed from later spandrel): strict load, equal outputs
+    (see the README); here the layout that loader detects."""
+    net = build_network({'type': 'SPSRNet', 'in_nc': 3, 'out_nc': 3, 'nf': 8, 'nb': 20, 'upscale': 4})
+    state = net.state_dict()
+    assert state['model.0.weight'].shape == (8, 3, 3, 3) and state['f_HR_conv1.0.weight'].shape == (3, 8, 3, 3)
+    assert 'model.1.sub.20.weight' in state and 'model.1.sub.21.weight' not in state  # 20 RRDBs + LR conv
+    assert {'get_g_nopadding.weight_h', 'HR_conv0_new.0.weight', 'b_block_4.RDB3.conv5.0.weight'} <= set(state)
+    assert net(torch.rand(1, 3, 6, 5)).shape == (1, 3, 24, 20)
+
+
+def test_cuda_prefetch_and_pinned_memory_fall_back_to_cpu(tmp_path, capsys):
+    (tmp_path / 'hr').mkdir()
+    (tmp_path / 'hr' / 'a.png').touch()
+    dataset = {'type': 'PairedImageDataset', 'dataroot_gt': 'hr', 'prefetch_mode': 'cuda', 'pin_memory': True}
+    opt = {'datasets': {'train': dataset}, 'path': {}, 'num_gpu': 0}
+    normalize_options(opt, root_path=tmp_path)
+    assert dataset['prefetch_mode'] is None and dataset['pin_memory'] is False
+    assert capsys.readouterr().err.count('aesop: warning: datasets.train: prefetch_mode cuda') == 1
+
+
+def test_wandb_without_the_package_is_one_warning(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'wandb' else find_spec(name, *a))
+    opt = {'name': 'run', 'path': {}, 'logger': {'use_tb_logger': True, 'wandb': {'project': 'aesop'}}}
+    normalize_options(opt, root_path=tmp_path)
+    assert opt['logger']['wandb']['project'] is None
+    assert "wandb is not installed (pip install -e '.[wandb]')" in capsys.readouterr().err
+    monkeypatch.undo()
+    opt['logger'] = {'use_tb_logger': False, 'wandb': {'project': 'aesop'}}
+    with pytest.raises(AesopError, match='logger.wandb needs logger.use_tb_logger: true'):
+        normalize_options(opt, root_path=tmp_path)
+
+
+def test_ae_model_refuses_a_perceptual_loss_it_would_ignore(tmp_path):
+    opt = load_yaml(REPO / 'options' / 'train_ae.yml')
+    opt.update(is_train=True, dist=False)
+    opt['train']['perceptual_opt'] = {'type': 'PerceptualLoss', 'layer_weights': {'conv5_4': 1}}
+    with pytest.raises(AesopError, match=r'AesopAEModel does not read train\.perceptual_opt'):
+        normalize_options(opt, root_path=tmp_path)
+
+
+def test_discriminator_batchnorm_sees_real_then_fake_as_the_release(tmp_path):
+    """D's running statistics after one step equal those of the release's order of D passes:
+    G step real, fake; D step fake (relativistic mean), real, fake."""
+    disc = {'type': 'VGGStyleDiscriminator128', 'num_in_ch': 3, 'num_feat': 4}
+    opt = {
+        'name': 'unit', 'is_train': True, 'dist': False, 'num_gpu': 0, 'rank': 0, 'world_size': 1, 'scale': 4,
+        'model_type': 'AesopESRGANArtifactsDisModel', 'network_g': deepcopy(TINY_RRDB), 'network_d': disc,
+        'path': {'models': str(tmp_path), 'training_states': str(tmp_path)},
+        'train': {
+            'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'optim_d': {'type': 'Adam', 'lr': 1e-3},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 0.01},
+            'gan_opt': {'type': 'GANLoss', 'gan_type': 'vanilla', 'loss_weight': 0.005},
+        },
+    }  # fmt: skip
+    model = build_model(opt)
+    reference = deepcopy(model.net_d).train()
+    model.feed_data({'lq': torch.rand(2, 3, 32, 32), 'gt': torch.rand(2, 3, 128, 128)})
+    model.optimize_parameters(1)
+    with torch.no_grad():
+        for img in (model.gt, model.output, model.output, model.gt, model.output):
+            reference(img)
+    ours, theirs = model.net_d.state_dict(), reference.state_dict()
+    stats = [k for k in ours if k.endswith(('running_mean', 'running_var'))]
+    assert stats and all(torch.equal(ours[k], theirs[k]) for k in stats)
+
+
+# ---------------------------------------------------------------- the release's schema end to end
+
+
+def _release_ae(data: Path) -> dict:
+    """An AE option file in the release's schema: its names and keys, tiny sizes."""
+    return {
+        'name': 'release_ae',
+        'model_type': 'AEModel',
+        'scale': 4,
+        'num_gpu': 1,  # a GPU file run on a machine without one
+        'manual_seed': 0,
+        'datasets': {
+            'train': {
+                'name': 'DF2K', 'type': 'PairedImageDataset', 'io_backend': {'type': 'disk'},
+                'dataroot_gt': str(data / 'train' / 'HR'), 'dataroot_lq': str(data / 'train' / 'LR_bicubic' / 'X4'),
+                'gt_size': 64, 'use_flip': True, 'use_rot': True, 'num_worker_per_gpu': 0, 'batch_size_per_gpu': 1,
+                'dataset_enlarge_ratio': 1, 'prefetch_mode': 'cuda', 'pin_memory': True,
+            },
+            'val': {
+                'name': 'DIV2K', 'type': 'PairedImageDataset', 'io_backend': {'type': 'disk'},
+                'dataroot_gt': str(data / 'val' / 'HR'), 'dataroot_lq': str(data / 'val' / 'LR_bicubic' / 'X4'),
+            },
+        },
+        'network_g': {'type': 'AutoEncoder_RRDBNet', 'enc_opt': {}, 'dec_opt': {**TINY_RRDB, 'use_checkpoint': True}},
+        'path': {'pretrain_network_g': None, 'strict_load_g': True, 'resume_state': None},
+        'train': {
+            'ema_decay': 0.999,
+            'optim_g': {'type': 'Adam', 'lr': 1e-4, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+            'scheduler': {'type': 'MultiStepLR', 'milestones': [100000], 'gamma': 1},
+            'total_iter': 2, 'warmup_iter': -1,
+            'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+            'pixel_at_LR_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
+        },
+        'val': {
+            'val_freq': 2, 'save_img': False,
+            'metrics': {
+                'psnr': {'type': 'calculate_psnr_pytorch', 'crop_border': 4, 'test_y_channel': True},
+                'ssim': {'type': 'calculate_ssim_pytorch', 'crop_border': 4, 'test_y_channel': True},
+            },
+        },
+        'logger': {
+            'print_freq': 1, 'save_checkpoint_freq': 2, 'use_tb_logger': True,
+            'wandb': {'project': 'aesop', 'resume_id': None},
+        },
+        'dist_params': {'backend': 'nccl', 'port': 29500},
+    }  # fmt: skip
+
+
+def test_release_schema_files_train_and_test(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv('WANDB_MODE', 'offline')  # wandb installed (the dev extra), no network: offline run
+    monkeypatch.setenv('WANDB_SILENT', 'true')
+    ae = _release_ae(tiny_data)
+    run_entry('train', write_yaml(ae, tmp_path / 'ae.yml'), tmp_path)
+    log = next((tmp_path / 'experiments' / 'release_ae').glob('train_release_ae_*.log')).read_text()
+    for metric in ('psnr', 'ssim', 'psnr_lr', 'ssim_lr'):
+        assert re.search(rf'# {metric}: [\d.]+', log), metric
+    assert list((tmp_path / 'experiments' / 'release_ae' / 'wandb').glob('offline-run-*')), 'wandb offline run'
+    ae_ckpt = tmp_path / 'experiments' / 'release_ae' / 'models' / 'net_g_latest.pth'
+
+    gan = deepcopy(ae)
+    gan['name'] = 'release_aesop'
+    gan['model_type'] = 'AesopESRGANArtifactsDisModel'
+    gan['network_g'] = {**TINY_RRDB, 'use_checkpoint': True}
+    gan['network_d'] = {'type': 'VGGStyleDiscriminator128', 'num_in_ch': 3, 'num_feat': 4}
+    gan['datasets']['train']['gt_size'] = 128
+    gan['datasets']['train']['dataroot_lq'] = str(tiny_data / 'train' / 'LR_bicubic' / 'X4')
+    del gan['train']['pixel_opt'], gan['train']['pixel_at_LR_opt']
+    gan['train'].update(
+        optim_d=dict(gan['train']['optim_g']),
+        net_d_iters=1,
+        net_d_init_iters=0,
+        aesop_opt={
+            'type': 'AutoEncoderLoss',
+            'autoencoder_arch': ae['network_g'],
+            'autoencoder_load': {'path': str(ae_ckpt), 'key': 'params_ema'},
+        },
+        artifacts_opt={'type': 'L1Loss', 'loss_weight': 1.0},
+        perceptual_opt={'type': 'PerceptualLoss', 'layer_weights': {'conv2_2': 0.1}, 'vgg_type': 'vgg19'},
+        gan_opt={'type': 'GANLoss', 'gan_type': 'vanilla', 'loss_weight': 5e-3},
+    )
+    gan['val']['metrics'].update(
+        lpips={'type': 'calculate_lpips_pytorch', 'crop_border': 4, 'better': 'lower'},
+        dists={'type': 'calculate_dists_pytorch', 'crop_border': 4, 'better': 'lower'},
+        aepsnr={'type': 'calculate_aepsnr_pytorch', 'crop_border': 4},
+    )
+    gan['logger']['wandb']['project'] = None
+    run_entry('train', write_yaml(gan, tmp_path / 'gan.yml'), tmp_path)
+    log = next((tmp_path / 'experiments' / 'release_aesop').glob('train_release_aesop_*.log')).read_text()
+    for metric in ('psnr', 'lpips', 'dists', 'aepsnr'):
+        assert re.search(rf'# {metric}: [\d.]+', log), metric
+    assert 'l_g_aesop' in log
+    assert (tmp_path / 'experiments' / 'release_aesop' / 'models' / 'net_g_2.pth').is_file()
+
+    # real-world: Real-ESRGAN's names, meta_info: ~ (the GT folder is scanned), a checkpointed RRDBNet
+    rw = load_yaml(REPO / 'options' / 'train_aesop_realworld.yml')
+    rw.update(name='release_realworld', model_type='AesopRealESRGANArtifactsDisModel', gt_size=64, queue_size=2)
+    rw['datasets']['train'].update(
+        type='RealESRGANDataset', meta_info=None, dataroot_gt=str(tiny_data / 'train' / 'HR'), gt_size=64
+    )
+    rw['datasets']['train'].update(batch_size_per_gpu=1, num_worker_per_gpu=0, use_flip=True)
+    del rw['datasets']['train']['use_hflip']
+    rw['datasets']['val'] = ae['datasets']['val']
+    rw['network_g'] = {**TINY_RRDB, 'use_checkpoint': True}
+    rw['network_d'] = {'type': 'UNetDiscriminatorSN', 'num_in_ch': 3, 'num_feat': 4, 'skip_connection': True}
+    rw['path']['pretrain_network_g'] = None
+    rw['train'].update(total_iter=1, aesop_opt=gan['train']['aesop_opt'])
+    rw['train']['perceptual_opt']['layer_weights'] = {'conv2_2': 0.1}
+    rw['val'].update(val_freq=1, metrics={'psnr': ae['val']['metrics']['psnr']})
+    rw['logger'].update(print_freq=1, save_checkpoint_freq=1, use_tb_logger=False)
+    run_entry('train', write_yaml(rw, tmp_path / 'rw.yml'), tmp_path)
+    log = next((tmp_path / 'experiments' / 'release_realworld').glob('train_*.log')).read_text()
+    assert re.search(r'# psnr: [\d.]+', log) and 'AesopRealESRGANDataset' in log
+
+    # a test file naming basicsr's ESRGANModel, with a SwinIR whose window does not divide the LR size
+    swinir = {
+        'type': 'SwinIR', 'upscale': 4, 'in_chans': 3, 'img_size': 12, 'window_size': 6, 'img_range': 1.0,
+        'depths': [1], 'embed_dim': 12, 'num_heads': [2], 'mlp_ratio': 2, 'upsampler': 'pixelshuffle',
+        'resi_connection': '1conv',
+    }  # fmt: skip
+    torch.save({'params_ema': build_network(deepcopy(swinir)).state_dict()}, tmp_path / 'swinir.pth')
+    test = {
+        'name': 'release_test',
+        'model_type': 'ESRGANModel',
+        'scale': 4,
+        'num_gpu': 1,
+        'datasets': {'test_1': {**ae['datasets']['val'], 'name': 'val'}},
+        'network_g': swinir,
+        'path': {
+            'pretrain_network_g': str(tmp_path / 'swinir.pth'),
+            'param_key_g': 'params_ema',
+            'strict_load_g': True,
+        },
+        'val': {'save_img': True, 'suffix': None, 'metrics': {k: ae['val']['metrics'][k] for k in ('psnr', 'ssim')}},
+    }
+    assert 16 % swinir['window_size']  # the 64-px val crop's LR is 16 px
+    run_entry('test', write_yaml(test, tmp_path / 'test.yml'), tmp_path)
+    table = (tmp_path / 'results' / 'release_test' / 'metrics.csv').read_text().splitlines()
+    assert table[0] == 'method,dataset,psnr,ssim' and len(table) == 2
+
+    # the ESRGAN baseline in its 2019 layout (RRDB_trunk …)
+    legacy = build_network({**TINY_RRDB, 'num_grow_ch': 32})
+    torch.save(_esrgan_2019(legacy.state_dict()), tmp_path / 'RRDB_ESRGAN_x4.pth')
+    baseline = load_yaml(REPO / 'options' / 'test_esrgan.yml')
+    baseline['name'] = 'release_esrgan'
+    baseline['datasets'] = test['datasets']
+    baseline['network_g'].update(num_feat=16, num_block=1)
+    baseline['path']['pretrain_network_g'] = str(tmp_path / 'RRDB_ESRGAN_x4.pth')
+    baseline['val']['metrics'] = test['val']['metrics']
+    run_entry('test', write_yaml(baseline, tmp_path / 'baseline.yml'), tmp_path)
+    assert (tmp_path / 'results' / 'release_esrgan' / 'metrics.md').is_file()
