@@ -5,7 +5,8 @@ only for that lives here:
 
 - archs ``AutoEncoder_RRDBNet`` / ``BicubicDown_RRDBNet`` (kwargs ``enc_opt``, ignored, and
   ``dec_opt``), ``VGGStyleDiscriminator128`` / ``VGGStyleDiscriminator256``, and the baselines
-  ``RRDBNet_LEGACY`` (ESRGAN's old key layouts) and ``SPSRNet`` (:mod:`aesop.archs.legacy_arch`);
+  ``RRDBNet_LEGACY`` (→ :class:`~aesop.archs.AesopRRDBNet`, which reads ESRGAN's old key layouts) and
+  ``SPSRNet`` (:mod:`aesop.archs.legacy_arch`);
 - losses ``AutoEncoderLoss`` (``autoencoder_arch``, ``autoencoder_load: {path, key}``) and
   ``LRL1Loss`` (plain bicubic ×1/4, L1, as the official one);
 - models ``AEModel``, ``AesopESRGANArtifactsDisModel``, ``ESRGANArtifactsDisModel`` (LDL) and
@@ -31,7 +32,8 @@ from basicsr.metrics.psnr_ssim import calculate_psnr_pt, calculate_ssim_pt
 from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from aesop.archs.autoencoder_arch import AesopAutoEncoder
-from aesop.archs.legacy_arch import LegacyRRDBNet, SPSRNet
+from aesop.archs.legacy_arch import SPSRNet
+from aesop.archs.rrdbnet_arch import AesopRRDBNet
 from aesop.errors import AesopError
 from aesop.losses.fidelity_loss import AesopLoss, AesopLRConsistencyLoss
 from aesop.metrics.metrics import to_tensor
@@ -114,7 +116,7 @@ for _fn in (AutoEncoder_RRDBNet, BicubicDown_RRDBNet, VGGStyleDiscriminator128, 
     ARCH_REGISTRY.register(_fn)
 for _fn in (AutoEncoderLoss, LRL1Loss):
     LOSS_REGISTRY.register(_fn)
-ARCH_REGISTRY._do_register('RRDBNet_LEGACY', LegacyRRDBNet)  # ESRGAN's published checkpoint (baseline rows)
+ARCH_REGISTRY._do_register('RRDBNet_LEGACY', AesopRRDBNet)  # reads the published ESRGAN checkpoint's layouts
 ARCH_REGISTRY._do_register('SPSRNet', SPSRNet)  # SPSR's published checkpoint (baseline rows)
 MODEL_REGISTRY._do_register('AEModel', AesopAEModel)
 MODEL_REGISTRY._do_register('AesopESRGANArtifactsDisModel', AesopGANModel)

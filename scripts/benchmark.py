@@ -24,6 +24,9 @@ three is also reverted alone on our AESOP model, one row each, to show what each
 timed by themselves on that step's images (:func:`time_psi`); ``1 + their sum / LDL step`` is
 the floor of ``aesop_over_ldl`` for any implementation that computes the same loss and gradient.
 
+Gradient checkpointing: G's forward + backward with and without ``network_g.use_checkpoint``
+(:func:`checkpoint_cost`): time, activation memory kept for the backward pass, peak memory.
+
 Inference: images/s of the generator alone (eval, ``no_grad``) at a fixed LR size, and the peak
 memory of tiled inference (:func:`aesop.inference.upscale`) for two image sizes.
 
@@ -513,6 +516,60 @@ def tiled_inference(net: nn.Module, args: argparse.Namespace, device: torch.devi
     return rows
 
 
+def checkpoint_cost(args: argparse.Namespace, device: torch.device) -> list[dict]:
+    """G's forward + backward without and with ``network_g.use_checkpoint`` (checkpointed RRDB blocks).
+
+    Same weights and batch (``--batch`` LR patches of ``--patch / 4``). Reports the median time, the
+    bytes autograd keeps for the backward pass (``saved_mb``: every tensor saved by a forward op,
+    counted once per storage; a checkpointed block keeps only its input) and the peak memory
+    (:class:`PeakMemory`: exact on CUDA, the process's RSS high-water mark on the CPU).
+    """
+    from basicsr.archs import build_network
+
+    arch = {**load_options('esrgan', args, device=device, ae_ckpt=None)['network_g'], 'type': 'AesopRRDBNet'}
+    x = torch.rand(args.batch, 3, args.patch // SCALE, args.patch // SCALE, generator=torch.Generator().manual_seed(4))
+    x = x.to(device)
+    torch.manual_seed(0)
+    state = build_network({**arch, 'use_checkpoint': False}).state_dict()
+    rows = []
+    for checkpointed in (False, True):
+        net = build_network({**arch, 'use_checkpoint': checkpointed}).to(device)
+        net.load_state_dict(state)
+        saved: dict[int, int] = {}
+
+        def pack(t: torch.Tensor, saved=saved) -> torch.Tensor:
+            saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        times, peak_mb, saved_mb = [], None, None
+        for step in range(args.steps + 1):
+            saved.clear()
+            memory = PeakMemory(device)
+            memory.start()
+            synchronize(device)
+            start = time.perf_counter()
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                out = net(x)
+            out.square().mean().backward()
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+            if step == 0:
+                peak_mb, saved_mb = memory.stop(), sum(saved.values()) / 2**20
+            net.zero_grad(set_to_none=True)
+            del out
+        rows.append(
+            {
+                'use_checkpoint': checkpointed,
+                'seconds': statistics.median(times[1:]),
+                'saved_mb': saved_mb,
+                'peak_mem_mb': peak_mb,
+            }
+        )
+        del net
+        _release_memory(device)
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------
 # command line and report
 
@@ -666,6 +723,22 @@ def _run(argv: Sequence[str] | None) -> int:
         rows.append([f'upscale LR {t["lr_size"]}² -> {t["lr_size"] * SCALE}², {how}', f'{t["seconds"]:.3f}', '', peak])
     print()
     print(markdown_table(['inference (eval, no_grad)', 's / image', 'throughput', 'peak MiB'], rows))
+    checkpointing = checkpoint_cost(args, device)
+    print()
+    print(
+        markdown_table(
+            ['G forward + backward', 's', 'kept for backward MiB', 'peak MiB'],
+            [
+                [
+                    'use_checkpoint: true' if c['use_checkpoint'] else 'use_checkpoint: false',
+                    f'{c["seconds"]:.3f}',
+                    f'{c["saved_mb"]:.0f}',
+                    '' if c['peak_mem_mb'] is None else f'{c["peak_mem_mb"]:.0f}',
+                ]
+                for c in checkpointing
+            ],
+        )
+    )
     wall = time.perf_counter() - wall
     print(f'wall time {wall:.1f} s')
     if args.json:
@@ -685,6 +758,7 @@ def _run(argv: Sequence[str] | None) -> int:
             infer_lr_size=infer['lr_size'],
             infer_images_per_s=infer['images_per_s'],
             tiled=tiled,
+            checkpointing=checkpointing,
             notes=notes,
             wall_s=wall,
         )

@@ -14,6 +14,7 @@ from basicsr.utils.options import ordered_yaml
 from conftest import REPO
 
 from aesop.errors import AesopError
+from aesop.official import translate_options
 from aesop.options import check_components, normalize_options
 
 OPTION_FILES = sorted((REPO / 'options').rglob('*.yml'))
@@ -62,6 +63,7 @@ def test_option_file_builds(path, tmp_path):
     opt['path'] = {k: v for k, v in opt['path'].items() if not k.startswith(('pretrain_network', 'resume'))}
     opt['path'].update(models=str(tmp_path), training_states=str(tmp_path), results_root=str(tmp_path))
     opt.update(is_train=is_train, dist=False, num_gpu=0, rank=0, world_size=1)
+    translate_options(opt)  # the release's names and keys, as normalize_options does first
     check_components(opt)  # every type registered, every option one it takes
     model = build_model(opt)
 

@@ -86,7 +86,7 @@ def realworld(tiny_data, tmp_path_factory):
     run_entry('train', write_yaml(ae, root / 'ae.yml'), root)
 
     lr = real_lr_folder(root / 'real_lr')
-    gan = tiny_realworld(load_yaml(OPTIONS / 'train_aesop_realworld.yml'), 'rw_aesop', tiny_data, 2, lr)
+    gan = tiny_realworld(load_yaml(OPTIONS / 'train_aesop_realworld_paper.yml'), 'rw_aesop', tiny_data, 2, lr)
     run_entry('train', write_yaml(gan, root / 'gan.yml'), root)
     test = load_yaml(OPTIONS / 'test_realworld.yml')
     test['name'] = 'rw_test'

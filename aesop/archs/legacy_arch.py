@@ -1,27 +1,17 @@
-"""The paper's baseline generators in their original key layouts: ESRGAN (2018) and SPSR (2020).
+"""SPSR's generator (Ma et al., "Structure-Preserving Super Resolution with Gradient Guidance", CVPR 2020).
 
-The baseline rows of the paper's tables evaluate the published checkpoints (``RRDB_ESRGAN_x4.pth``,
-``SPSR.pth``); the AESOP release's test files name them ``RRDBNet_LEGACY`` and ``SPSRNet``
-(:mod:`aesop.official`).
-
-- :class:`LegacyRRDBNet` is basicsr's ``RRDBNet`` (the same network) that also loads ESRGAN's two
-  older key layouts, ``model.0 / model.1.sub.<i>.RDB<k>.conv<j>.0 / model.{3,6,8,10}`` (2018) and
-  ``conv_first / RRDB_trunk / trunk_conv / upconv1 / upconv2 / HRconv / conv_last`` (2019), and
-  saves basicsr's.
-- :class:`SPSRNet` is SPSR's generator (Ma et al., "Structure-Preserving Super Resolution with
-  Gradient Guidance", CVPR 2020: an RRDB SR branch plus a gradient branch fed with its features,
-  fused at HR), built from spandrel's ESRGAN-era blocks so that the original checkpoints' keys
-  (``model.*``, ``b_*``, ``f_*``, ``HR_conv*_new``, ``get_g_nopadding.*``) load strictly.
+The SPSR row of the paper's tables evaluates the published checkpoint (``SPSR.pth``); the AESOP
+release's test files name its network ``SPSRNet`` (:mod:`aesop.official`). :class:`SPSRNet` is
+built from spandrel's ESRGAN-era blocks so that the original checkpoint's keys (``model.*``,
+``b_*``, ``f_*``, ``HR_conv*_new``, ``get_g_nopadding.*``) load strictly. (The ESRGAN row's old key
+layouts are read by :class:`~aesop.archs.AesopRRDBNet`.)
 """
 
 from __future__ import annotations
 
 import importlib
-import re
-from collections.abc import Mapping
 
 import torch
-from basicsr.archs.rrdbnet_arch import RRDBNet
 from torch import nn
 from torch.nn import functional as F
 
@@ -29,72 +19,6 @@ from aesop.errors import OptionValueError
 
 # spandrel's building blocks of the ESRGAN-era code (conv_block, RRDB, upconv_block, ShortcutBlockSPSR)
 B = importlib.import_module('spandrel.architectures.__arch_helpers.block')
-
-_OLD_NAMES = {'RRDB_trunk.': 'body.', 'trunk_conv.': 'conv_body.', 'upconv1.': 'conv_up1.', 'upconv2.': 'conv_up2.'}
-_OLD_NAMES |= {'HRconv.': 'conv_hr.'}
-_SEQUENTIAL_TAIL = {'model.0.': 'conv_first.', 'model.3.': 'conv_up1.', 'model.6.': 'conv_up2.'}
-_SEQUENTIAL_TAIL |= {'model.8.': 'conv_hr.', 'model.10.': 'conv_last.'}
-_RDB = re.compile(r'(?P<block>\d+)\.RDB(?P<k>\d)\.conv(?P<j>\d)\.(?:0\.)?(?P<what>weight|bias)')
-
-
-class LegacyRRDBNet(RRDBNet):
-    """ESRGAN's ×4 generator (basicsr's ``RRDBNet``) that loads the 2018 and 2019 ESRGAN key layouts.
-
-    Args:
-        num_in_ch, num_out_ch, num_feat, num_block, num_grow_ch: as basicsr's ``RRDBNet``; the
-            ESRGAN code's names ``in_nc``, ``out_nc``, ``nf``, ``nb``, ``gc`` are accepted for them.
-        scale: 4 (the old layouts have two nearest-neighbour ×2 upsamplings).
-    """
-
-    def __init__(
-        self,
-        *,
-        num_in_ch: int = 3,
-        num_out_ch: int = 3,
-        scale: int = 4,
-        num_feat: int = 64,
-        num_block: int = 23,
-        num_grow_ch: int = 32,
-        in_nc: int | None = None,
-        out_nc: int | None = None,
-        nf: int | None = None,
-        nb: int | None = None,
-        gc: int | None = None,
-    ) -> None:
-        num_in_ch, num_out_ch = in_nc or num_in_ch, out_nc or num_out_ch
-        num_feat, num_block, num_grow_ch = nf or num_feat, nb or num_block, gc or num_grow_ch
-        if scale != 4:
-            raise OptionValueError(f'RRDBNet_LEGACY: the ESRGAN checkpoints are ×4, got scale {scale}')
-        super().__init__(
-            num_in_ch, num_out_ch, scale=scale, num_feat=num_feat, num_block=num_block, num_grow_ch=num_grow_ch
-        )
-        self.num_block = num_block
-
-    def canonical_state_dict(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``state_dict`` in basicsr's layout, from any of the three."""
-        out = {}
-        for key, value in state_dict.items():
-            if key.startswith('model.1.sub.'):  # 2018: the trunk is a Sequential of RRDBs + a conv
-                rest = key.removeprefix('model.1.sub.')
-                found = _RDB.fullmatch(rest)
-                if found:
-                    key = f'body.{found["block"]}.rdb{found["k"]}.conv{found["j"]}.{found["what"]}'
-                else:
-                    key = 'conv_body.' + rest.split('.', 1)[1]
-            elif key.startswith(tuple(_SEQUENTIAL_TAIL)):
-                prefix = next(p for p in _SEQUENTIAL_TAIL if key.startswith(p))
-                key = _SEQUENTIAL_TAIL[prefix] + key.removeprefix(prefix)
-            elif key.startswith(tuple(_OLD_NAMES)):  # 2019
-                prefix = next(p for p in _OLD_NAMES if key.startswith(p))
-                key = _OLD_NAMES[prefix] + key.removeprefix(prefix)
-                if key.startswith('body.'):
-                    key = re.sub(r'\.RDB(\d)\.', r'.rdb\1.', key)
-            out[key] = value
-        return out
-
-    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False):
-        """``nn.Module.load_state_dict`` of any of the layouts (:meth:`canonical_state_dict`)."""
-        return super().load_state_dict(self.canonical_state_dict(state_dict), strict=strict, assign=assign)
 
 
 class GradientMap(nn.Module):

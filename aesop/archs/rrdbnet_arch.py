@@ -1,18 +1,33 @@
-"""basicsr's RRDBNet with gradient checkpointing of its RRDB blocks (the ESRGAN generator and ψ's decoder).
+"""basicsr's RRDBNet (the ESRGAN generator and ψ's decoder) with gradient checkpointing and ESRGAN's old keys.
 
-The AESOP release's RRDBNet takes ``use_checkpoint``; basicsr's does not. :class:`AesopRRDBNet` is
-basicsr's network, same state-dict keys and same outputs, whose trunk (``body``, the RRDB blocks)
-recomputes each block's activations in the backward pass instead of keeping them. Option files
-may write ``type: RRDBNet`` with ``use_checkpoint``: :mod:`aesop.official` builds this class then.
+:class:`AesopRRDBNet` is basicsr's network, same state-dict keys and same outputs, with two additions
+the AESOP release relies on:
+
+- ``use_checkpoint``: the trunk (``body``, the RRDB blocks) recomputes each block's activations in
+  the backward pass instead of keeping them. Option files may write ``type: RRDBNet`` with
+  ``use_checkpoint``: :mod:`aesop.official` builds this class then.
+- it loads ESRGAN's two older key layouts, ``model.0 / model.1.sub.<i>.RDB<k>.conv<j>.0 /
+  model.{3,6,8,10}`` (2018) and ``conv_first / RRDB_trunk / trunk_conv / upconv1 / upconv2 / HRconv
+  / conv_last`` (2019), those of the published ``RRDB_ESRGAN_x4.pth`` (the release's
+  ``RRDBNet_LEGACY``), and saves basicsr's.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping
 
 import torch
 from basicsr.archs.rrdbnet_arch import RRDBNet
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.utils import checkpoint
+
+_OLD_NAMES = {'RRDB_trunk.': 'body.', 'trunk_conv.': 'conv_body.', 'upconv1.': 'conv_up1.', 'upconv2.': 'conv_up2.'}
+_OLD_NAMES |= {'HRconv.': 'conv_hr.'}
+_SEQUENTIAL_TAIL = {'model.0.': 'conv_first.', 'model.3.': 'conv_up1.', 'model.6.': 'conv_up2.'}
+_SEQUENTIAL_TAIL |= {'model.8.': 'conv_hr.', 'model.10.': 'conv_last.'}
+_RDB = re.compile(r'(?P<block>\d+)\.RDB(?P<k>\d)\.conv(?P<j>\d)\.(?:0\.)?(?P<what>weight|bias)')
 
 
 class CheckpointedSequential(nn.Sequential):
@@ -29,12 +44,13 @@ class CheckpointedSequential(nn.Sequential):
 
 @ARCH_REGISTRY.register()
 class AesopRRDBNet(RRDBNet):
-    """ESRGAN's RRDBNet (basicsr's ``RRDBNet``), optionally with checkpointed RRDB blocks.
+    """ESRGAN's RRDBNet (basicsr's ``RRDBNet``), optionally with checkpointed RRDB blocks, that also
+    loads ESRGAN's 2018 and 2019 key layouts (×4; :meth:`canonical_state_dict`).
 
     Args:
         num_in_ch, num_out_ch, scale, num_feat, num_block, num_grow_ch: as basicsr's ``RRDBNet``.
         use_checkpoint: recompute each RRDB block in the backward pass: the same outputs and
-            gradients for less activation memory (``scripts/benchmark.py --checkpoint-memory``).
+            gradients for less activation memory (measured by ``scripts/benchmark.py``, its last table).
     """
 
     def __init__(
@@ -54,3 +70,30 @@ class AesopRRDBNet(RRDBNet):
         self.use_checkpoint = use_checkpoint
         if use_checkpoint:
             self.body = CheckpointedSequential(*self.body)
+
+    @staticmethod
+    def canonical_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state_dict`` in basicsr's layout, from any of the three."""
+        out = {}
+        for key, value in state_dict.items():
+            if key.startswith('model.1.sub.'):  # 2018: the trunk is a Sequential of RRDBs + a conv
+                rest = key.removeprefix('model.1.sub.')
+                found = _RDB.fullmatch(rest)
+                if found:
+                    key = f'body.{found["block"]}.rdb{found["k"]}.conv{found["j"]}.{found["what"]}'
+                else:
+                    key = 'conv_body.' + rest.split('.', 1)[1]
+            elif key.startswith(tuple(_SEQUENTIAL_TAIL)):
+                prefix = next(p for p in _SEQUENTIAL_TAIL if key.startswith(p))
+                key = _SEQUENTIAL_TAIL[prefix] + key.removeprefix(prefix)
+            elif key.startswith(tuple(_OLD_NAMES)):  # 2019
+                prefix = next(p for p in _OLD_NAMES if key.startswith(p))
+                key = _OLD_NAMES[prefix] + key.removeprefix(prefix)
+                if key.startswith('body.'):
+                    key = re.sub(r'\.RDB(\d)\.', r'.rdb\1.', key)
+            out[key] = value
+        return out
+
+    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False):
+        """``nn.Module.load_state_dict`` of any of the layouts (:meth:`canonical_state_dict`)."""
+        return super().load_state_dict(self.canonical_state_dict(state_dict), strict=strict, assign=assign)
