@@ -20,7 +20,9 @@ Each fix is small, named after what it repairs, and tested in ``tests/test_compa
 6. ``VGGFeatureExtractor`` read ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` relative to
    the working directory and otherwise downloaded ImageNet weights via the removed
    ``pretrained=`` argument: see :class:`OfflineVGGZoo`.
-7. ``parse_options``: accepts ``--local-rank`` (``torch.distributed.launch`` in PyTorch ≥ 2.0)
+7. ``parse_options``: accepts ``--local-rank`` (``torch.distributed.launch`` in PyTorch ≥ 2.0),
+   reads option files with YAML's safe loader (basicsr's full loader ran ``!!python/…`` tags) and
+   ``--force_yml`` values without ``eval`` (after checking their keys, which basicsr ``exec``-s),
    and then normalises the options (:func:`aesop.options.normalize_options`).
 8. ``save_network`` / ``save_training_state`` wrote in place (a kill mid-write left a truncated
    file that auto-resume then picked) and ignored write errors: ours write atomically
@@ -78,6 +80,7 @@ from basicsr.utils.misc import check_resume  # noqa: E402
 from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
 from aesop.errors import AesopError  # noqa: E402
+from aesop.options import ordered_yaml, parse_override_value  # noqa: E402
 from aesop.utils import find_pretrained_file, random_backbones  # noqa: E402
 from aesop.weights import atomic_save, load_weights, read_checkpoint  # noqa: E402
 
@@ -260,31 +263,41 @@ def _check_pair_sizes(paths: dict, gt: tuple, lq: tuple, opt: dict) -> None:
 
 
 def parse_options(root_path: str, is_train: bool = True):
-    """Fix 7: accept ``--local-rank``, then normalise the options."""
-    from aesop.options import normalize_options
+    """Fix 7: accept ``--local-rank``; read the option file safely first (one-line errors for a missing,
+    empty, malformed or code-running file, missing sections, bad ``--force_yml`` entries); then
+    basicsr's parser, and the options normalised."""
+    from aesop.options import REQUIRED_SECTIONS, check_force_yml, load_option_file, normalize_options
 
     global _CPU_ONLY
     sys.argv = normalize_argv(sys.argv)
-    _CPU_ONLY = requested_num_gpu(sys.argv) == 0
+    if '-opt' in sys.argv[:-1]:
+        file_opt = load_option_file(sys.argv[sys.argv.index('-opt') + 1], required=REQUIRED_SECTIONS[is_train])
+        overrides = force_yml_entries(sys.argv)
+        check_force_yml(file_opt, overrides)
+        _CPU_ONLY = requested_num_gpu(file_opt, overrides) == 0
     opt, args = _basicsr_parse_options(root_path, is_train=is_train)
     normalize_options(opt, root_path=root_path)
     return opt, args
 
 
-def requested_num_gpu(argv: list[str]):
-    """``num_gpu`` of the option file named by ``-opt`` (or of ``--force_yml num_gpu=…``)."""
-    import yaml
+def force_yml_entries(argv: list[str]) -> list[str]:
+    """The ``key=value`` entries after ``--force_yml`` (up to the next flag)."""
+    if '--force_yml' not in argv:
+        return []
+    entries = []
+    for arg in argv[argv.index('--force_yml') + 1 :]:
+        if arg.startswith('--'):
+            break
+        entries.append(arg)
+    return entries
 
-    value = None
-    if '-opt' in argv[:-1]:
-        try:
-            with open(argv[argv.index('-opt') + 1]) as f:
-                value = (yaml.safe_load(f) or {}).get('num_gpu')
-        except (OSError, yaml.YAMLError, AttributeError):
-            return None  # basicsr's parser reports it
-    for arg in argv:
-        if arg.replace(' ', '').startswith('num_gpu='):
-            value = arg.split('=', 1)[1].strip()
+
+def requested_num_gpu(file_opt: dict, overrides: list[str]):
+    """``num_gpu`` of the option file, or of a ``--force_yml num_gpu=…`` entry (0 as an int)."""
+    value = file_opt.get('num_gpu')
+    for entry in overrides:
+        if entry.replace(' ', '').startswith('num_gpu='):
+            value = entry.split('=', 1)[1].strip()
     return 0 if str(value) == '0' else value
 
 
@@ -327,6 +340,8 @@ BaseModel.model_to_device = model_to_device
 BaseModel.load_network = load_network
 _bsr_train.load_resume_state = load_resume_state
 _bsr_train.parse_options = parse_options
+_bsr_options.ordered_yaml = ordered_yaml  # the option file: YAML's safe loader (no code-running tags)
+_bsr_options._postprocess_yml_value = parse_override_value  # --force_yml values without eval
 _bsr_train.init_wandb_logger = init_wandb_logger
 _bsr_test.parse_options = parse_options
 _vgg_arch.vgg = OfflineVGGZoo()

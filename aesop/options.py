@@ -1,21 +1,142 @@
-"""Option normalisation, applied right after BasicSR parses an option file.
+"""Reading option files safely, and normalising the options right after BasicSR parses them.
 
-Runs before any dataset or network is built, so a wrong path fails at start-up with the option
-key that holds it, not an hour into training.
+:func:`load_option_file` is the one way an option file is read (train, test, the tools, and
+basicsr's own parser through :func:`ordered_yaml`): YAML's safe loader, so a tag such as
+``!!python/object/apply`` is refused instead of running code, with the mappings as ``OrderedDict``
+as basicsr's loader gives them. :func:`normalize_options` runs before any dataset or network is
+built, so a wrong path fails at start-up with the option key that holds it, not an hour into
+training.
 """
 
 from __future__ import annotations
 
+import collections
 import difflib
 import importlib.util
 import inspect
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+import yaml
 
 from aesop.errors import AesopError
+
+
+class OptionLoader(yaml.SafeLoader):
+    """YAML's safe loader (plain data, ``!!float`` and the other standard tags) with ordered mappings."""
+
+
+OptionLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    lambda loader, node: collections.OrderedDict(loader.construct_pairs(node)),
+)
+
+
+class OptionDumper(yaml.SafeDumper):
+    """YAML's safe dumper that writes ``OrderedDict`` as a plain mapping."""
+
+
+OptionDumper.add_representer(collections.OrderedDict, lambda dumper, data: dumper.represent_dict(data.items()))
+
+
+def ordered_yaml() -> tuple[type[yaml.SafeLoader], type[yaml.SafeDumper]]:
+    """basicsr's ``ordered_yaml`` made safe: (loader, dumper) for option files."""
+    return OptionLoader, OptionDumper
+
+
+def parse_yaml(text: str, *, source: str) -> object:
+    """``text`` parsed with :class:`OptionLoader`; a syntax error or a refused tag is one line naming
+    ``source`` (a file name or an option) with the line and column."""
+    try:
+        return yaml.load(text, Loader=OptionLoader)  # noqa: S506  (a safe loader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f'{source}:{mark.line + 1}:{mark.column + 1}' if mark else source
+        if isinstance(err, yaml.constructor.ConstructorError) and 'tag' in str(err.problem):
+            tag = str(err.problem).rsplit("tag '", 1)[-1].rstrip("'")
+            raise AesopError(
+                f'{where}: refused YAML tag {tag}: option files hold plain data only (this tag would run code)'
+            ) from None
+        raise AesopError(f'{where}: YAML syntax error: {err.problem}') from None
+    except yaml.YAMLError as err:
+        raise AesopError(f'{source}: YAML error: {err}') from None
+
+
+def load_option_file(path: str | Path, *, required: tuple[str, ...] = ()) -> dict:
+    """The options of ``path`` as a mapping (safely parsed, see :func:`parse_yaml`).
+
+    Refuses, in one line each: a missing or unreadable file, an empty one, one whose top level is
+    not a mapping, and one without the ``required`` top-level sections.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise AesopError(f'option file not found: {path}') from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise AesopError(f'cannot read option file {path}: {err}') from None
+    opt = parse_yaml(text, source=str(path))
+    if opt is None:
+        raise AesopError(f'option file {path} is empty')
+    if not isinstance(opt, dict):
+        raise AesopError(f'option file {path} must be a mapping of options (key: value), not a {type(opt).__name__}')
+    missing = [key for key in required if not isinstance(opt.get(key), dict)]
+    if missing:
+        raise AesopError(f'option file {path} has no {", ".join(missing)} section (each a mapping)')
+    return opt
+
+
+# top-level sections basicsr reads unconditionally, by stage (is_train)
+REQUIRED_SECTIONS = {
+    True: ('network_g', 'datasets', 'train', 'path', 'logger'),
+    False: ('network_g', 'datasets', 'path', 'val'),
+}
+_KEY = re.compile(r'[A-Za-z_][\w.\-]*')
+_NUMBER = re.compile(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?')
+
+
+def parse_override_value(text: str) -> object:
+    """The value of a ``--force_yml key=value`` entry, as basicsr reads it but without ``eval``: ``~`` /
+    ``none``, booleans, numbers (``1e-4`` too), YAML flow lists ``[1, 2]``, else the string itself."""
+    text = text.strip()
+    if text == '~' or text.lower() == 'none':
+        return None
+    if text.lower() in ('true', 'false'):
+        return text.lower() == 'true'
+    if text.startswith('!!float'):
+        text = text.removeprefix('!!float').strip()
+    if re.fullmatch(r'[-+]?\d+', text):
+        return int(text)
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    if text.startswith('['):
+        return parse_yaml(text, source=f'--force_yml value {text!r}')
+    return text
+
+
+def check_force_yml(opt: dict, entries: list[str]) -> None:
+    """Each ``--force_yml`` entry is ``section:key=value`` for a key the option file has (basicsr would
+    silently add a misspelt one) and does not replace a section by a plain value."""
+    for entry in entries:
+        if '=' not in entry:
+            raise AesopError(f'--force_yml {entry!r}: expected key:subkey=value, e.g. train:ema_decay=0.999')
+        keys, value = (part.strip() for part in entry.split('=', 1))
+        node, path = opt, []
+        for key in keys.split(':'):
+            if not _KEY.fullmatch(key):
+                raise AesopError(f'--force_yml {entry!r}: {key!r} is not an option key')
+            if not isinstance(node, dict) or key not in node:
+                known = list(node) if isinstance(node, dict) else []
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f'; did you mean {":".join([*path, close[0]])!r}?' if close else ''
+                where = ':'.join(path) or 'the top level'
+                raise AesopError(f'--force_yml {entry!r}: no option {key!r} in {where}{hint}')
+            node, path = node[key], [*path, key]
+        if isinstance(node, dict) and not isinstance(parse_override_value(value), dict):
+            raise AesopError(f'--force_yml {entry!r}: {keys} is a section; set one of its keys ({", ".join(node)})')
 
 
 def normalize_options(opt: dict, *, root_path: str | Path) -> dict:

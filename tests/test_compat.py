@@ -11,6 +11,7 @@ from torchvision.models import vgg as tv_vgg
 
 from aesop import compat
 from aesop.errors import AesopError
+from aesop.options import load_option_file
 from aesop.weights import read_checkpoint
 
 
@@ -47,10 +48,11 @@ def test_local_rank_spellings():
 def test_num_gpu_is_read_before_the_process_group_starts(tmp_path):
     opt = tmp_path / 'o.yml'
     opt.write_text('name: x\nnum_gpu: 0\ntrain:\n  lr: !!float 1e-4\n')
-    assert compat.requested_num_gpu(['t.py', '-opt', str(opt)]) == 0
+    assert compat.requested_num_gpu(load_option_file(opt), []) == 0
     opt.write_text('name: x\nnum_gpu: auto\n')
-    assert compat.requested_num_gpu(['t.py', '-opt', str(opt)]) == 'auto'
-    assert compat.requested_num_gpu(['t.py', '-opt', str(opt), '--force_yml', 'num_gpu=0']) == 0
+    assert compat.requested_num_gpu(load_option_file(opt), []) == 'auto'
+    assert compat.requested_num_gpu(load_option_file(opt), ['num_gpu=0']) == 0
+    assert compat.force_yml_entries(['t.py', '--force_yml', 'a=1', 'b:c=2', '--debug']) == ['a=1', 'b:c=2']
 
 
 def test_offline_vgg_names_the_missing_file(monkeypatch, tmp_path):

@@ -1,0 +1,122 @@
+"""Option files are data: a safe YAML loader everywhere, and one line for each way a file can be wrong."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections import OrderedDict
+
+import basicsr.utils.logger
+import pytest
+import yaml
+from conftest import REPO, run_entry
+
+import aesop.test
+import aesop.train
+from aesop.errors import AesopError
+from aesop.options import check_force_yml, load_option_file, parse_override_value
+
+EVIL = 'note: !!python/object/apply:os.system ["touch {marker}"]\n'
+
+
+@pytest.mark.parametrize('script', ['train', 'test'])
+def test_an_option_file_that_would_run_code_is_refused(script, tmp_path):
+    marker = tmp_path / 'marker'
+    opt_file = tmp_path / 'evil.yml'
+    opt_file.write_text(EVIL.format(marker=marker) + (REPO / 'options' / 'demo' / f'{script}_aesop.yml').read_text())
+    proc = run_entry(script, opt_file, tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert not marker.exists()
+    line = proc.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(
+        rf'aesop: error: {re.escape(str(opt_file))}:1:7: refused YAML tag '
+        r'tag:yaml\.org,2002:python/object/apply:os\.system: option files hold plain data only .*',
+        line,
+    ), proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+def test_the_safe_loader_keeps_what_basicsr_files_use(tmp_path):
+    path = tmp_path / 'o.yml'
+    path.write_text('name: x\ntrain:\n  lr: !!float 1e-4\n  milestones: [1, 2]\n  resume: ~\nval: {freq: !!float 5e3}\n')
+    opt = load_option_file(path)
+    assert isinstance(opt, OrderedDict) and list(opt) == ['name', 'train', 'val']
+    assert opt['train'] == {'lr': 1e-4, 'milestones': [1, 2], 'resume': None} and opt['val']['freq'] == 5000.0
+    from basicsr.utils.options import ordered_yaml  # basicsr's parser reads with the same loader
+
+    assert issubclass(ordered_yaml()[0], yaml.SafeLoader)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging(monkeypatch):
+    for name in ('basicsr', None):
+        monkeypatch.setattr(logging.getLogger(name), 'handlers', [])
+    monkeypatch.setattr(basicsr.utils.logger, 'initialized_logger', {})
+
+
+def one_line(entry, argv: list[str], root, monkeypatch, capsys) -> str:
+    """``aesop/<train|test>.py`` in this process with ``argv``; returns its one-line error."""
+    monkeypatch.setenv('AESOP_ROOT', str(root))
+    monkeypatch.setattr(sys, 'argv', [f'aesop/{entry.__name__.split(".")[-1]}.py', *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        entry.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith('aesop: error: ') and not any('Traceback' in line for line in err), '\n'.join(err)
+    return err[-1].removeprefix('aesop: error: ')
+
+
+DEMO_TRAIN = (REPO / 'options' / 'demo' / 'train_aesop.yml').read_text()
+FILE_CASES = {
+    'syntax error': ('name: x\ntrain: [1, 2\n', r'o\.yml:3:1: YAML syntax error: expected .*'),
+    'empty file': ('', r'option file .*o\.yml is empty'),
+    'top-level list': ('- a\n- b\n', r'option file .*o\.yml must be a mapping of options \(key: value\), not a list'),
+    'no network_g': (
+        re.sub(r'network_g: .*\n', '', DEMO_TRAIN),
+        r'option file .*o\.yml has no network_g section \(each a mapping\)',
+    ),
+    'no train section': (
+        DEMO_TRAIN[: DEMO_TRAIN.index('\ntrain:\n')] + DEMO_TRAIN[DEMO_TRAIN.index('\nval:\n') :],
+        r'has no train section',
+    ),
+}
+
+
+@pytest.mark.parametrize('case', list(FILE_CASES))
+def test_a_malformed_option_file_is_one_line_and_creates_nothing(case, tmp_path, monkeypatch, capsys):
+    text, expected = FILE_CASES[case]
+    (tmp_path / 'o.yml').write_text(text)
+    assert re.search(expected, one_line(aesop.train, ['-opt', str(tmp_path / 'o.yml')], tmp_path, monkeypatch, capsys))
+    assert not (tmp_path / 'experiments').exists() and not (tmp_path / 'tb_logger').exists()
+
+
+def test_a_missing_option_file_is_one_line(tmp_path, monkeypatch, capsys):
+    message = one_line(aesop.test, ['-opt', str(tmp_path / 'nope.yml')], tmp_path, monkeypatch, capsys)
+    assert message == f'option file not found: {tmp_path / "nope.yml"}'
+
+
+@pytest.mark.parametrize(
+    ('entry', 'expected'),
+    [
+        ('train:total_itr=3', r"no option 'total_itr' in train; did you mean 'train:total_iter'\?"),
+        ('trian:total_iter=3', r"no option 'trian' in the top level; did you mean 'train'\?"),
+        ('train:total_iter', r'expected key:subkey=value'),
+        ('train=5', r'train is a section; set one of its keys'),
+        ('train:total_iter"]=0;import os;x=opt["a=1', r'is not an option key'),
+    ],
+)
+def test_force_yml_entries_are_checked(entry, expected, tmp_path, monkeypatch, capsys):
+    (tmp_path / 'o.yml').write_text(DEMO_TRAIN)
+    argv = ['-opt', str(tmp_path / 'o.yml'), '--force_yml', entry]
+    assert re.search(expected, one_line(aesop.train, argv, tmp_path, monkeypatch, capsys))
+
+
+def test_force_yml_values_are_parsed_without_eval():
+    assert parse_override_value('1e-4') == 1e-4 and parse_override_value('!!float 5e3') == 5000.0
+    assert parse_override_value('300') == 300 and parse_override_value('~') is None
+    assert parse_override_value('True') is True and parse_override_value('[1, 2.5, a]') == [1, 2.5, 'a']
+    assert parse_override_value('__import__("os")') == '__import__("os")'  # a string, never evaluated
+    with pytest.raises(AesopError, match='refused YAML tag'):
+        parse_override_value('[!!python/object/apply:os.system ["x"]]')
+    check_force_yml({'train': {'ema_decay': 0.9}}, ['train:ema_decay=0.999'])  # a known key passes
