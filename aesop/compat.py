@@ -210,6 +210,7 @@ def save_training_state(self: BaseModel, epoch: int, current_iter: int) -> None:
         'iter': current_iter,
         'optimizers': [o.state_dict() for o in self.optimizers],
         'schedulers': [s.state_dict() for s in self.schedulers],
+        **(self.extra_training_state() if hasattr(self, 'extra_training_state') else {}),  # e.g. ψ's digest
     }
     atomic_save(state, Path(self.opt['path']['training_states']) / f'{current_iter}.state')
 
@@ -225,9 +226,11 @@ def reduce_loss_dict(self: BaseModel, loss_dict):
     log_dict = _basicsr_reduce_loss_dict(self, loss_dict)
     for name, value in log_dict.items():
         if not math.isfinite(value):
+            from aesop.models.checkpoint import where_to_resume
+
             raise AesopError(
-                f'loss {name} is {value} at iteration {getattr(self, "current_iter", "?")}: training stopped, '
-                f'the last checkpoint in {self.opt["path"].get("models")} is the latest good one'
+                f'loss {name} is {value} at iteration {getattr(self, "current_iter", "?")}: training stopped; '
+                f'{where_to_resume(self.opt)}'
             )
     return log_dict
 

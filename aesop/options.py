@@ -222,14 +222,26 @@ def file_options(opt: dict) -> Iterator[tuple[str, dict, str, str]]:
             if dataset.get(name) is not None and not lmdb:
                 yield f'datasets.{phase}.{name}', dataset, name, 'file'
     paths = opt.get('path', {})
+    resuming = is_resuming(opt)
     for name, value in paths.items():
         if value is None or not name.startswith(('pretrain_network', 'resume_state')):
             continue
+        if resuming and name.startswith('pretrain_network'):
+            continue  # a resumed run loads its own checkpoints, never the initial weights
         if name == 'pretrain_network_decoder' and paths.get('pretrain_network_g'):
             continue  # ignored when the whole auto-encoder is loaded (e.g. on resume)
         yield f'path.{name}', paths, name, 'file'
     for section in ('train', 'val'):
         yield from _loss_files(opt.get(section) or {}, section)
+
+
+def is_resuming(opt: dict) -> bool:
+    """Whether this run resumes: ``path.resume_state``, or ``--auto_resume`` with a training state to read."""
+    paths = opt.get('path') or {}
+    if paths.get('resume_state'):
+        return True
+    states = paths.get('training_states')
+    return bool(opt.get('auto_resume') and states and any(Path(states).glob('*.state')))
 
 
 def _loss_files(node: dict, prefix: str) -> Iterator[tuple[str, dict, str, str]]:

@@ -7,6 +7,7 @@ one-line :class:`~aesop.errors.AesopError` messages that name the file.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pickle
@@ -45,6 +46,15 @@ def read_checkpoint(path: str | Path, *, option: str | None = None) -> dict:
         ) from err
     except Exception as err:  # torch raises many types for a truncated or garbage file
         raise AesopError(f'cannot read checkpoint {path}{where}: truncated or corrupt file ({err})') from err
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file, in hex (what identifies a frozen ψ across a resumed run)."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_save(obj, path: str | Path) -> None:

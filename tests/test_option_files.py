@@ -39,7 +39,9 @@ def test_an_option_file_that_would_run_code_is_refused(script, tmp_path):
 
 def test_the_safe_loader_keeps_what_basicsr_files_use(tmp_path):
     path = tmp_path / 'o.yml'
-    path.write_text('name: x\ntrain:\n  lr: !!float 1e-4\n  milestones: [1, 2]\n  resume: ~\nval: {freq: !!float 5e3}\n')
+    path.write_text(
+        'name: x\ntrain:\n  lr: !!float 1e-4\n  milestones: [1, 2]\n  resume: ~\nval: {freq: !!float 5e3}\n'
+    )
     opt = load_option_file(path)
     assert isinstance(opt, OrderedDict) and list(opt) == ['name', 'train', 'val']
     assert opt['train'] == {'lr': 1e-4, 'milestones': [1, 2], 'resume': None} and opt['val']['freq'] == 5000.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import shutil
 import signal
 import subprocess
@@ -208,7 +209,7 @@ def ae_opt(data, name, total_iter, save_freq):
 
 
 def launch(opt_file, root, *args, **kw):
-    env = {'AESOP_ROOT': str(root), 'OMP_NUM_THREADS': '1', 'PATH': '/usr/bin:/bin'}
+    env = {'AESOP_ROOT': str(root), 'OMP_NUM_THREADS': '1', 'PATH': '/usr/bin:/bin', 'AESOP_RANDOM_BACKBONES': '1'}
     cmd = [sys.executable, str(REPO / 'aesop' / 'train.py'), '-opt', str(opt_file), *args]
     return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
@@ -252,3 +253,52 @@ def test_a_nan_loss_stops_training_and_saves_nothing(tiny_data, tmp_path):
     exp = tmp_path / 'experiments' / 'nan'
     assert sorted(p.name for p in (exp / 'models').iterdir()) == ['net_g_1.pth', 'net_g_2.pth', 'net_g_latest.pth']
     assert sorted(p.name for p in (exp / 'training_states').iterdir()) == ['1.state', '2.state']
+    assert errors[0].endswith(f'the newest finite checkpoint is {exp / "models" / "net_g_2.pth"}')
+
+
+def test_a_diverging_run_never_writes_a_checkpoint_whose_forward_is_not_finite(tiny_data, tmp_path):
+    opt = ae_opt(tiny_data, 'diverge', 4, 1)
+    opt['train']['optim_g']['lr'] = 1e6
+    opt['train']['pixel_at_LR_opt']['loss_weight'] = 0
+    proc = launch(write_yaml(opt, tmp_path / 'ae.yml'), tmp_path)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 2, out
+    error = next(line for line in out.splitlines() if line.startswith('aesop: error: '))
+    assert re.fullmatch(r'aesop: error: .* (is|are) not finite at iteration \d: .*', error) or 'is nan' in error, error
+    assert error.endswith('no finite checkpoint of this run exists') or 'the newest finite checkpoint is' in error
+    net = build_network(deepcopy(TINY_AE)).eval()
+    for path in (tmp_path / 'experiments' / 'diverge' / 'models').glob('net_g_*.pth'):
+        for key in ('params', 'params_ema'):
+            net.load_state_dict(torch.load(path, weights_only=True)[key])
+            with torch.no_grad():
+                assert torch.isfinite(net(torch.rand(1, 3, 32, 32))).all(), (path, key)
+
+
+def test_resume_needs_no_initial_weights_and_refuses_another_psi(tiny_data, tmp_path):
+    opt = gan_opt(tiny_data, tmp_path)
+    init = tmp_path / 'init.pth'
+    torch.save({'params_ema': build_network(deepcopy(TINY_RRDB)).state_dict()}, init)
+    opt['path']['pretrain_network_g'] = str(init)
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=1, use_tb_logger=False)
+    opt['val']['val_freq'] = 10**6
+    opt_file = write_yaml(opt, tmp_path / 'gan.yml')
+    assert launch(opt_file, tmp_path).wait(timeout=120) == 0
+
+    init.unlink()  # the initial weights are not read on resume
+    torch.manual_seed(7)  # ψ replaced, e.g. by re-running the AE stage
+    torch.save({'params_ema': build_network(TINY_AE).state_dict()}, tmp_path / 'ae.pth')
+    opt['train']['total_iter'] = 2
+    proc = launch(write_yaml(opt, opt_file), tmp_path, '--auto_resume')
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 2, out
+    error = next(line for line in out.splitlines() if line.startswith('aesop: error: '))
+    assert re.fullmatch(
+        r'aesop: error: ψ of l_g_aesop changed since the training state was written: .*ae\.pth had sha256 '
+        r'[0-9a-f]{16}…, .*ae\.pth has [0-9a-f]{16}…; restore that file or set train\.allow_psi_change: true',
+        error,
+    ), error
+
+    opt['train']['allow_psi_change'] = True
+    proc = launch(write_yaml(opt, opt_file), tmp_path, '--auto_resume')
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0 and 'allow_psi_change: true' in out and 'End of training' in out, out

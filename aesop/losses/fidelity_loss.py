@@ -6,6 +6,7 @@ computed without a graph. The pixel L1 of ESRGAN/LDL is basicsr's ``L1Loss`` (T 
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
@@ -16,7 +17,7 @@ from torch.nn import functional as F
 from torchvision.transforms.functional import gaussian_blur
 
 from aesop.errors import OptionValueError
-from aesop.weights import load_frozen_autoencoder
+from aesop.weights import file_digest, load_frozen_autoencoder
 
 CRITERIA = {'l1': l1_loss, 'l2': mse_loss, 'mse': mse_loss, 'charbonnier': charbonnier_loss}
 REDUCTIONS = ('none', 'mean', 'sum')
@@ -87,6 +88,9 @@ class AesopLoss(TransformedFidelityLoss):
     ) -> None:
         super().__init__(criterion=criterion, loss_weight=loss_weight, reduction=reduction)
         self.autoencoder = load_frozen_autoencoder(autoencoder, pretrained, param_key=param_key)
+        self.pretrained = str(pretrained)
+        self.digest = file_digest(pretrained)  # recorded in training states: a resumed run checks ψ is the same
+        logging.getLogger('basicsr').info(f'AesopLoss: ψ = {pretrained} [{param_key}], sha256 {self.digest}')
 
     def train(self, mode: bool = True) -> AesopLoss:
         """ψ stays in eval mode whatever the caller asks."""

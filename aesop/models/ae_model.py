@@ -10,13 +10,14 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 
+from aesop.models.checkpoint import CheckpointMixin
 from aesop.models.precision import PrecisionMixin
 from aesop.models.validation import ValidationMixin
 from aesop.weights import load_weights
 
 
 @MODEL_REGISTRY.register()
-class AesopAEModel(PrecisionMixin, ValidationMixin, SRModel):
+class AesopAEModel(CheckpointMixin, PrecisionMixin, ValidationMixin, SRModel):
     """Pretrains ψ = D∘E (``network_g``, e.g. ``AesopAutoEncoder``) on HR images.
 
     Data: ``gt`` is the HR input and the target of D∘E; ``lq`` (the bicubic LR) is the target
@@ -97,6 +98,10 @@ class AesopAEModel(PrecisionMixin, ValidationMixin, SRModel):
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def probe_input(self):
+        """ψ's input: one HR image of the last training batch (see :class:`CheckpointMixin`)."""
+        return self.gt[:1] if hasattr(self, 'gt') else None
 
     def test(self):
         net = getattr(self, 'net_g_ema', self.net_g)
