@@ -23,7 +23,8 @@ Each fix is small, named after what it repairs, and tested in ``tests/test_compa
 7. ``parse_options``: accepts ``--local-rank`` (``torch.distributed.launch`` in PyTorch ≥ 2.0),
    reads option files with YAML's safe loader (basicsr's full loader ran ``!!python/…`` tags) and
    ``--force_yml`` values without ``eval`` (after checking their keys, which basicsr ``exec``-s),
-   and then normalises the options (:func:`aesop.options.normalize_options`).
+   and then normalises the options (:func:`aesop.options.normalize_options`); a training run holds
+   its experiment folder (:mod:`aesop.runlock`) and a torchrun worker stops when its agent dies.
 8. ``save_network`` / ``save_training_state`` wrote in place (a kill mid-write left a truncated
    file that auto-resume then picked) and ignored write errors: ours write atomically
    (:func:`aesop.weights.atomic_save`) and fail loudly.
@@ -81,6 +82,7 @@ from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
 from aesop.errors import AesopError  # noqa: E402
 from aesop.options import ordered_yaml, parse_override_value  # noqa: E402
+from aesop.runlock import exit_with_parent, hold_experiment  # noqa: E402
 from aesop.utils import find_pretrained_file, random_backbones  # noqa: E402
 from aesop.weights import atomic_save, load_weights, read_checkpoint  # noqa: E402
 
@@ -280,7 +282,27 @@ def parse_options(root_path: str, is_train: bool = True):
         _CPU_ONLY = requested_num_gpu(file_opt, overrides) == 0
     opt, args = _basicsr_parse_options(root_path, is_train=is_train)
     normalize_options(opt, root_path=root_path)
+    if opt['dist'] and 'TORCHELASTIC_RUN_ID' in os.environ:
+        exit_with_parent()  # a killed torchrun agent must not leave its workers training
+    if is_train:
+        _hold_experiment(opt)
     return opt, args
+
+
+def _hold_experiment(opt: dict) -> None:
+    """Rank 0 takes the experiment's lock; under DDP every rank learns whether it could."""
+    message = None
+    if opt['rank'] == 0:
+        try:
+            hold_experiment(opt['path']['experiments_root'])
+        except AesopError as err:
+            message = str(err)
+    if opt['dist']:
+        shared = [message]
+        dist.broadcast_object_list(shared, src=0)
+        message = shared[0]
+    if message:
+        raise AesopError(message)
 
 
 def force_yml_entries(argv: list[str]) -> list[str]:
