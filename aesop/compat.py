@@ -82,7 +82,7 @@ from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
 from aesop.errors import AesopError  # noqa: E402
 from aesop.options import ordered_yaml, parse_override_value  # noqa: E402
-from aesop.runlock import exit_with_parent, hold_experiment  # noqa: E402
+from aesop.runlock import exit_with_parent, hold_experiment, remove_stale_temporaries  # noqa: E402
 from aesop.utils import find_pretrained_file, random_backbones  # noqa: E402
 from aesop.weights import atomic_save, load_weights, read_checkpoint  # noqa: E402
 
@@ -99,6 +99,11 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
     """Fix 2: NCCL on GPUs, gloo on CPU (no CUDA, or ``num_gpu: 0``); GPU chosen by ``LOCAL_RANK``."""
     if launcher not in ('pytorch', 'slurm'):
         raise AesopError(f'unknown --launcher {launcher!r}; use one of: none, pytorch, slurm')
+    if launcher == 'pytorch' and not {'RANK', 'WORLD_SIZE', 'MASTER_ADDR'} <= set(os.environ):
+        raise AesopError(
+            '--launcher pytorch needs the process group torchrun sets up: '
+            'torchrun --nproc_per_node=N aesop/train.py -opt … --launcher pytorch (or drop --launcher)'
+        )
     cuda = torch.cuda.is_available() and not _CPU_ONLY
     backend = backend if cuda and backend else ('nccl' if cuda else 'gloo')
     if launcher == 'slurm':
@@ -150,6 +155,11 @@ def load_resume_state(opt: dict):
             opt['path']['resume_state'] = str(path)
             break
         else:
+            if states:  # restarting from iteration 0 would archive the run's folder: say so instead
+                raise AesopError(
+                    f'--auto_resume: no readable training state in {state_dir} (skipped, all truncated or corrupt: '
+                    f'{", ".join(p.name for p in states)}); remove them to start over, or drop --auto_resume'
+                )
             return None
     elif opt['path'].get('resume_state'):
         state = read_checkpoint(opt['path']['resume_state'], option='path.resume_state')
@@ -284,6 +294,10 @@ def parse_options(root_path: str, is_train: bool = True):
     normalize_options(opt, root_path=root_path)
     if opt['dist'] and 'TORCHELASTIC_RUN_ID' in os.environ:
         exit_with_parent()  # a killed torchrun agent must not leave its workers training
+    where = Path(root_path) / ('experiments' if is_train else 'results')
+    writable = where if where.exists() else Path(root_path)
+    if opt['rank'] == 0 and not os.access(writable, os.W_OK):
+        raise AesopError(f'cannot write to {writable}: run from a writable folder or set AESOP_ROOT to one')
     if is_train:
         _hold_experiment(opt)
     return opt, args
@@ -297,6 +311,8 @@ def _hold_experiment(opt: dict) -> None:
             hold_experiment(opt['path']['experiments_root'])
         except AesopError as err:
             message = str(err)
+        else:
+            remove_stale_temporaries(opt['path']['experiments_root'])
     if opt['dist']:
         shared = [message]
         dist.broadcast_object_list(shared, src=0)

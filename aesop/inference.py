@@ -51,12 +51,14 @@ class Generator:
         window: H and W of the input must be multiples of this (SwinIR's ``window_size``);
             ``None``: any size.
         name: the arch's ``type``, for messages.
+        weights: the checkpoint it was loaded from, for messages.
     """
 
     net: nn.Module
     scale: int
     window: int | None
     name: str
+    weights: str = ''
 
 
 def load_generator(
@@ -105,7 +107,7 @@ def load_generator(
     window = input_multiple(arch)
     probe = torch.zeros(1, 3, window or 8, window or 8)  # a wrong scale fails here, before any image is read
     _forward(net, probe, scale=scale, window=window, half=False)
-    return Generator(net=net, scale=scale, window=window, name=arch['type'])
+    return Generator(net=net, scale=scale, window=window, name=arch['type'], weights=str(weights))
 
 
 def generator_from_options(
@@ -441,6 +443,8 @@ def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.tile < 0 or args.tile_pad < 0:
         raise AesopError(f'--tile and --tile-pad must be >= 0, got {args.tile} and {args.tile_pad}')
+    if args.output.exists() and not args.output.is_dir():
+        raise AesopError(f'-o {args.output} is a file: give a folder for the output images')
     inputs = list_images(args.input)
     outputs = output_paths(inputs, args.output, args.suffix)
     gen = load_from_args(args)
@@ -454,6 +458,8 @@ def _run(argv: Sequence[str] | None) -> int:
         try:
             image, depth = read_image(src)
             sr = upscale_image(gen, image, tile=args.tile, tile_pad=args.tile_pad, half=args.half)
+            if not np.isfinite(sr).all():  # a black image written with exit 0 would hide broken weights
+                raise AesopError(f'{src}: the output of {gen.name} from {gen.weights} is not finite (NaN or inf)')
             write_image(dst, sr, bit_depth=depth)
         except ImageReadError as err:
             skipped.append(f'{src} ({err})')

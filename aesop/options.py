@@ -156,10 +156,18 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
     from aesop.official import translate_options
 
     translate_options(opt)
+    coerce_numbers(opt)
     check_components(opt)
     if not opt.get('is_train', True) and 'val' in opt:
         opt['val'].setdefault('suffix', None)  # basicsr's SRModel reads both in test mode
         opt['val'].setdefault('save_img', False)
+    if opt.get('is_train', True) and 'train' in opt:
+        check_training_options(opt)
+    elif not (opt.get('path') or {}).get('pretrain_network_g') and not (opt.get('path') or {}).get('allow_random_init'):
+        raise AesopError(
+            'path.pretrain_network_g is not set: testing would score a randomly initialised network '
+            '(set path.allow_random_init: true to do that on purpose)'
+        )
     if not torch.cuda.is_available():
         opt['num_gpu'] = 0
     if opt.get('num_gpu') == 0:
@@ -180,7 +188,90 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
             raise AesopError(f'dataset folder is empty: {path} (option {key})')
         if kind == 'file' and not path.is_file():
             raise AesopError(f'file not found: {path} (option {key}): edit the option file or put the file there')
+    check_dataset_files(opt)
     return opt
+
+
+# option keys YAML reads as strings when written 1e-4 (no dot, no !!float): numbers here, as the user meant
+NUMERIC_KEYS = {'lr', 'weight_decay', 'eps', 'ema_decay', 'total_iter', 'warmup_iter', 'gamma', 'eta_min'}
+NUMERIC_KEYS |= {'val_freq', 'print_freq', 'save_checkpoint_freq', 'loss_weight'}
+OPTIMIZERS = ('Adam',)  # what basicsr 1.4.2's BaseModel.get_optimizer builds
+SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
+
+
+def coerce_numbers(opt: dict) -> None:
+    """``lr: 1e-3`` (a string for YAML 1.1) and its kind become numbers in ``train``, ``val`` and ``logger``."""
+    for section in ('train', 'val', 'logger'):
+        for node in _mappings(opt.get(section)):
+            for key, value in node.items():
+                if key in NUMERIC_KEYS and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+                    node[key] = float(value) if any(c in value for c in '.eE') else int(value)
+
+
+def _mappings(node) -> Iterator[dict]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _mappings(value)
+
+
+def check_training_options(opt: dict) -> None:
+    """Start-up checks of a training run that basicsr makes late (or never), each one line."""
+    train = opt.get('train') or {}
+    total = train.get('total_iter')
+    if not isinstance(total, int | float) or total <= 0:
+        raise AesopError(f'train.total_iter must be a positive number of iterations, got {total!r}')
+    for key in ('optim_g', 'optim_d'):
+        kind = (train.get(key) or {}).get('type')
+        if key in train and kind not in OPTIMIZERS:
+            close = difflib.get_close_matches(str(kind), OPTIMIZERS, n=1)
+            hint = f'did you mean {close[0]!r}? ' if close else ''
+            raise AesopError(
+                f'train.{key}.type {kind!r} is not supported: {hint}basicsr builds {", ".join(OPTIMIZERS)}'
+            )
+    kind = (train.get('scheduler') or {}).get('type')
+    if 'scheduler' in train and kind not in SCHEDULERS:
+        close = difflib.get_close_matches(str(kind), SCHEDULERS, n=1)
+        hint = f'did you mean {close[0]!r}? ' if close else ''
+        raise AesopError(f'train.scheduler.type {kind!r} is not supported: {hint}one of {", ".join(SCHEDULERS)}')
+    scale = opt.get('scale')
+    dataset = (opt.get('datasets') or {}).get('train') or {}
+    if scale and dataset.get('gt_size') and dataset['gt_size'] % scale:
+        raise AesopError(f'datasets.train.gt_size ({dataset["gt_size"]}) must be a multiple of scale ({scale})')
+    resume = (opt.get('path') or {}).get('resume_state')
+    root = (opt.get('path') or {}).get('experiments_root')
+    if resume and root and Path(resume).expanduser().resolve().parent.parent != Path(root).resolve():
+        raise AesopError(
+            f'path.resume_state {resume} is not a state of this experiment ({root}/training_states): '
+            f'a resumed run continues its own experiment; set name to that experiment'
+        )
+
+
+def check_dataset_files(opt: dict) -> None:
+    """A paired folder dataset has an LR image for every GT one, and enough images for one batch."""
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        if (dataset.get('io_backend') or {}).get('type', 'disk') != 'disk':
+            continue
+        gt, lq = dataset.get('dataroot_gt'), dataset.get('dataroot_lq')
+        if dataset.get('type') == 'PairedImageDataset' and gt and lq and not dataset.get('meta_info_file'):
+            gt_files = sorted(p.name for p in Path(gt).iterdir() if p.is_file())
+            lq_files = {p.name for p in Path(lq).iterdir() if p.is_file()}
+            template = dataset.get('filename_tmpl', '{}')
+            missing = [n for n in gt_files if f'{template.format(Path(n).stem)}{Path(n).suffix}' not in lq_files]
+            if missing or len(gt_files) != len(lq_files):
+                first = f'; e.g. no LR image for {missing[0]}' if missing else ''
+                raise AesopError(
+                    f'datasets.{phase}: {len(gt_files)} GT images in {gt} but {len(lq_files)} LR images in {lq}'
+                    f'{first} (pairs are matched by name, filename_tmpl {template!r})'
+                )
+        if phase == 'train' and gt:
+            count = len([p for p in Path(gt).rglob('*') if p.is_file()]) * dataset.get('dataset_enlarge_ratio', 1)
+            batch = dataset.get('batch_size_per_gpu', 1) * opt.get('world_size', 1)
+            if isinstance(batch, int) and count < batch:
+                raise AesopError(
+                    f'datasets.train: {count} images (x dataset_enlarge_ratio) for a batch of {batch}: no iteration '
+                    'would run (the last incomplete batch is dropped); lower batch_size_per_gpu'
+                )
 
 
 def warn(opt: dict, message: str) -> None:

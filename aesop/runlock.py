@@ -95,3 +95,18 @@ def exit_with_parent(period_s: float = 2.0) -> threading.Thread:
     thread = threading.Thread(target=watch, name='aesop-exit-with-parent', daemon=True)
     thread.start()
     return thread
+
+
+def remove_stale_temporaries(experiments_root: str | Path) -> list[Path]:
+    """Delete the temporary files of checkpoint saves interrupted by a kill (``.<name>.tmp<pid>`` of a
+    dead pid, see :func:`aesop.weights.atomic_save`) in the experiment's folders; returns them."""
+    removed = []
+    for folder in ('models', 'training_states'):
+        for tmp in (Path(experiments_root) / folder).glob('.*.tmp*'):
+            pid = tmp.name.rsplit('.tmp', 1)[-1]
+            if pid.isdigit() and not _alive(int(pid)):
+                tmp.unlink(missing_ok=True)
+                removed.append(tmp)
+    if removed:
+        logger.warning(f'removed {len(removed)} temporary file(s) of interrupted saves: {", ".join(map(str, removed))}')
+    return removed

@@ -71,6 +71,12 @@ def atomic_save(obj, path: str | Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # e.g. the disk filled up: one line, and the previous file is still there
+        kept = ' (the previous one is kept)' if path.exists() else ''
+        raise AesopError(f'cannot write {path}: {err.strerror or err}{kept}') from err
+    except RuntimeError as err:  # torch.save reports a failed write as a RuntimeError
+        kept = ' (the previous one is kept)' if path.exists() else ''
+        raise AesopError(f'cannot write {path}: {err}{kept}') from err
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -108,6 +108,15 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         raise AesopError(
             f'no ground truth{" or LR" if args.lq else ""} for {len(missing)} SR image(s), e.g. {missing[0]!r}'
         )
+    unscored = [stem for stem in gt if stem not in sr]
+    if unscored and args.strict:
+        raise AesopError(f'--strict: {len(unscored)} of {len(gt)} GT images have no SR image, e.g. {unscored[0]!r}')
+    if unscored:
+        print(
+            f'aesop: warning: {len(unscored)} of {len(gt)} GT images have no SR image (e.g. {unscored[0]!r}): '
+            f'the means are over the {len(sr)} that do (--strict refuses)',
+            file=sys.stderr,
+        )
     rows = {}
     for stem in tqdm(sr, unit='image', desc='evaluate'):
         img, ref = read(sr[stem]), read(gt[stem])
@@ -143,6 +152,7 @@ def cells(row: dict[str, float], names: list[str], digits: int) -> list[str]:
 
 def write_csv(rows: dict[str, dict[str, float]], path: Path) -> None:
     names = list(rows['mean'])
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['image', *names])
@@ -161,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--sr-suffix', default='', help='suffix removed from SR file stems before pairing')
     parser.add_argument('--csv', type=Path, help='write the CSV here')
     parser.add_argument('--verbose', action='store_true', help='print one row per image')
+    parser.add_argument('--strict', action='store_true', help='refuse GT images without an SR image')
     args = parser.parse_args(argv)
 
     import aesop  # noqa: F401  (before basicsr)

@@ -92,6 +92,10 @@ def test_resume_state_loads_on_cpu_from_the_experiment_folder_and_skips_a_corrup
     }
     resumed = compat.load_resume_state(opt)
     assert resumed['iter'] == 4 and opt['path']['resume_state'].endswith('4.state')
+    (states / '4.state').write_bytes(b'also truncated')
+    opt['path']['resume_state'] = None
+    with pytest.raises(AesopError, match=r'--auto_resume: no readable training state in .*training_states \(skipped'):
+        compat.load_resume_state(opt)  # not a silent restart from iteration 0
 
 
 def test_a_pickled_callable_is_refused_and_never_runs(tmp_path):

@@ -83,3 +83,16 @@ def test_fid_and_patch_fid_fill_the_mean_row(folders, tmp_path):
     assert float(rows[-1][2]) == pytest.approx(0, abs=1e-3 * fid) and float(rows[-1][3]) == pytest.approx(
         0, abs=1e-3 * patch_fid
     )
+
+
+def test_gt_images_without_sr_are_counted_and_strict_refuses(folders, tmp_path, capsys):
+    sr, gt, _ = folders  # 3 SR images for all the GT ones
+    total = len(list(gt.glob('*.png')))
+    out = tmp_path / 'new' / 'folder' / 'm.csv'  # --csv into a folder that does not exist yet
+    args = ['--sr', str(sr), '--gt', str(gt), '--sr-suffix', '_x4', '--metrics', 'psnr']
+    assert evaluate.main([*args, '--csv', str(out)]) == 0 and out.is_file()
+    err = capsys.readouterr().err
+    assert f'aesop: warning: {total - 3} of {total} GT images have no SR image' in err
+    assert 'the means are over the 3 that do' in err
+    assert evaluate.main([*args, '--strict']) == 2
+    assert f'aesop: error: --strict: {total - 3} of {total} GT images have no SR image' in capsys.readouterr().err

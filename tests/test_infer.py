@@ -202,6 +202,7 @@ def test_cli_option_file_gives_the_same_image(weights, tmp_path):
         (['--tile', '-1'], '--tile and --tile-pad must be >= 0'),
         (['--opt', 'options/test_rrdb.yml'], 'not allowed with argument --arch'),
         (['-i', 'nowhere'], 'input not found: nowhere'),
+        (['-o', 'lr.png'], '-o lr.png is a file: give a folder for the output images'),
     ],
 )
 def test_cli_errors_are_one_line_with_status_2(weights, tmp_path, capsys, monkeypatch, args, message):
@@ -239,3 +240,14 @@ def test_script_runs_as_a_file(tmp_path, capsys, monkeypatch):
         capsys.readouterr().err
         == f'aesop: error: no images (.png, .jpg, .jpeg, .tif, .tiff, .bmp, .webp) in {tmp_path}\n'
     )
+
+
+def test_cli_stops_on_a_non_finite_output(rrdb, tmp_path, capsys):
+    state = {k: v.clone() for k, v in rrdb.state_dict().items()}
+    state['conv_last.bias'][0] = float('nan')
+    torch.save({'params': state}, tmp_path / 'nan.pth')
+    img = write(tmp_path / 'lr.png', np.zeros((4, 4, 3), np.uint8))
+    assert cli('-i', img, '-o', tmp_path / 'out', *arch_args(tmp_path / 'nan.pth')) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f'aesop: error: {img}: the output of RRDBNet from {tmp_path / "nan.pth"} is not finite (NaN or inf)'
+    assert not list((tmp_path / 'out').glob('*.png'))

@@ -122,3 +122,27 @@ def test_force_yml_values_are_parsed_without_eval():
     with pytest.raises(AesopError, match='refused YAML tag'):
         parse_override_value('[!!python/object/apply:os.system ["x"]]')
     check_force_yml({'train': {'ema_decay': 0.9}}, ['train:ema_decay=0.999'])  # a known key passes
+
+
+def test_testing_without_weights_is_refused(tiny_data, tmp_path, monkeypatch, capsys):
+    from conftest import load_yaml, point_at, write_yaml
+
+    opt = point_at(load_yaml(REPO / 'options' / 'demo' / 'test_aesop.yml'), tiny_data)
+    opt['path'].pop('pretrain_network_g', None)
+    argv = ['-opt', str(write_yaml(opt, tmp_path / 'o.yml'))]
+    message = one_line(aesop.test, argv, tmp_path, monkeypatch, capsys)
+    assert message.startswith('path.pretrain_network_g is not set: testing would score a randomly initialised')
+
+
+def test_numbers_written_without_a_dot_are_numbers():
+    from aesop.options import coerce_numbers
+
+    opt = {
+        'train': {'optim_g': {'lr': '1e-3', 'type': 'Adam'}, 'total_iter': '400000'},
+        'logger': {'print_freq': '1e2'},
+    }
+    coerce_numbers(opt)
+    assert opt == {
+        'train': {'optim_g': {'lr': 1e-3, 'type': 'Adam'}, 'total_iter': 400000},
+        'logger': {'print_freq': 100.0},
+    }

@@ -118,7 +118,62 @@ def _pickled_code(opt, root, data):
     opt['path']['pretrain_network_g'] = str(root / 'evil.pth')
 
 
+def _zero_iterations(opt, root, data):
+    opt['train']['total_iter'] = 0
+
+
+def _batch_too_large(opt, root, data):
+    opt['datasets']['train'].update(batch_size_per_gpu=1000, dataset_enlarge_ratio=1)
+
+
+def _gt_size(opt, root, data):
+    opt['datasets']['train']['gt_size'] = 126
+
+
+def _sgd(opt, root, data):
+    opt['train']['optim_g']['type'] = 'SGD'
+
+
+def _scheduler_typo(opt, root, data):
+    opt['train']['scheduler']['type'] = 'MultiStepLRR'
+
+
+def _missing_lr_image(opt, root, data):
+    copy = shutil.copytree(data, root / 'data')
+    next((copy / 'train' / 'LR_bicubic' / 'X4').glob('*.png')).unlink()
+    point_at(opt, copy)
+
+
+def _foreign_resume_state(opt, root, data):
+    state = root / 'experiments' / 'other' / 'training_states' / '1.state'
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b'x')
+    opt['path']['resume_state'] = str(state)
+
+
 CASES = {
+    'total_iter 0': (_zero_iterations, r'train\.total_iter must be a positive number of iterations, got 0$'),
+    'batch larger than the dataset': (
+        _batch_too_large,
+        r'datasets\.train: \d+ images \(x dataset_enlarge_ratio\) for a batch of 1000: no iteration would run',
+    ),
+    'gt_size not a multiple of scale': (
+        _gt_size,
+        r'datasets\.train\.gt_size \(126\) must be a multiple of scale \(4\)',
+    ),
+    'unsupported optimizer': (_sgd, r"train\.optim_g\.type 'SGD' is not supported: basicsr builds Adam"),
+    'scheduler typo': (
+        _scheduler_typo,
+        r"train\.scheduler\.type 'MultiStepLRR' is not supported: did you mean 'MultiStepLR'",
+    ),
+    'GT without LR': (
+        _missing_lr_image,
+        r'datasets\.train: (\d+) GT images in .* but (\d+) LR images in .*; e\.g\. no LR image for \w+\.png',
+    ),
+    'resume_state of another experiment': (
+        _foreign_resume_state,
+        r'path\.resume_state .*/other/training_states/1\.state is not a state of this experiment',
+    ),
     'missing AE checkpoint': (
         _missing_ae,
         r'file not found: .*experiments/none/ae\.pth \(option train\.aesop_opt\.pretrained\)',
@@ -377,3 +432,53 @@ def _state(pid: int) -> str:
         return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
     except OSError:
         return 'Z'
+
+
+def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / 'net_g_latest.pth'
+    atomic_save({'params': {'w': torch.ones(2)}}, path)
+
+    def disk_full(obj, f):
+        f.write(b'part')
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(torch, 'save', disk_full)
+    with pytest.raises(AesopError, match=r'cannot write .*net_g_latest\.pth: No space left on device \(the previous'):
+        atomic_save({'params': {'w': torch.zeros(2)}}, path)
+    monkeypatch.undo()
+    assert torch.equal(read_checkpoint(path)['params']['w'], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ['net_g_latest.pth']
+
+
+def test_temporaries_of_killed_saves_are_removed_at_the_next_start(tmp_path):
+    from aesop.runlock import remove_stale_temporaries
+
+    models = tmp_path / 'exp' / 'models'
+    models.mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    stale, live = models / f'.net_g_5.pth.tmp{dead.pid}', models / f'.net_g_6.pth.tmp{os.getpid()}'
+    stale.write_bytes(b'half')
+    live.write_bytes(b'being written')
+    assert remove_stale_temporaries(tmp_path / 'exp') == [stale]
+    assert not stale.exists() and live.exists()
+
+
+def test_launcher_pytorch_outside_torchrun_is_one_line(tiny_data, tmp_path, monkeypatch, capsys):
+    for name in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR'):
+        monkeypatch.delenv(name, raising=False)
+    opt = gan_opt(tiny_data, tmp_path)
+    monkeypatch.setenv('AESOP_ROOT', str(tmp_path))
+    argv = ['aesop/train.py', '-opt', str(write_yaml(opt, tmp_path / 'opt.yml')), '--launcher', 'pytorch']
+    monkeypatch.setattr(sys, 'argv', argv)
+    with pytest.raises(SystemExit) as exit_info:
+        aesop.train.main()
+    assert exit_info.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .splitlines()[-1]
+        .startswith('aesop: error: --launcher pytorch needs the process group torchrun sets up')
+    )

@@ -47,7 +47,8 @@ class CheckpointMixin:
       1e6 are finite but their forward is not). The error names the newest finite checkpoint.
     - the training state records the file and SHA-256 of every frozen auto-encoder ψ (L_AESOP), and
       :meth:`resume_training` refuses a ψ whose file changed since (``train.allow_psi_change: true``
-      allows it), so a resumed run never trains against another ψ without saying so.
+      allows it), so a resumed run never trains against another ψ without saying so; a learning
+      rate changed in the option file is reported (the saved optimiser state keeps the old one).
     """
 
     def frozen_autoencoders(self) -> dict[str, dict[str, str]]:
@@ -116,4 +117,12 @@ class CheckpointMixin:
             if not allow:
                 raise AesopError(f'{message}; restore that file or set train.allow_psi_change: true')
             get_root_logger().warning(f'{message} (train.allow_psi_change: true)')
+        for i, (optimizer, saved) in enumerate(zip(self.optimizers, resume_state['optimizers'], strict=False)):
+            now = optimizer.param_groups[0].get('initial_lr', optimizer.param_groups[0]['lr'])
+            before = saved['param_groups'][0].get('initial_lr', saved['param_groups'][0]['lr'])
+            if now != before:
+                get_root_logger().warning(
+                    f'optimizer {i}: lr {now} in the option file but {before} in the training state: the resumed '
+                    f'run keeps {before} and its schedule (basicsr restores the optimizer and scheduler states)'
+                )
         super().resume_training(resume_state)

@@ -18,6 +18,7 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import METRIC_REGISTRY
 from tqdm import tqdm
 
+from aesop.errors import AesopError
 from aesop.metrics import metric_device
 from aesop.utils import markdown_table
 
@@ -73,6 +74,12 @@ class ValidationMixin:
                     self.__dict__.pop(attr, None)
                 self.feed_data(data)
                 self.test()
+                if not torch.isfinite(self.output).all():  # black images and exit 0 would hide broken weights
+                    weights = self.opt['path'].get('pretrain_network_g') if not self.opt['is_train'] else 'this run'
+                    raise AesopError(
+                        f'the output for {img_name} ({dataset_name}) is not finite (NaN or inf): the weights of '
+                        f'network_g ({weights}) are broken'
+                    )
                 row = rows.setdefault(img_name, {})
                 for tag, img, ref, lq in self.validation_pairs():
                     if save_img:
