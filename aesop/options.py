@@ -161,9 +161,11 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
     if not opt.get('is_train', True) and 'val' in opt:
         opt['val'].setdefault('suffix', None)  # basicsr's SRModel reads both in test mode
         opt['val'].setdefault('save_img', False)
-    if opt.get('is_train', True) and 'train' in opt:
-        check_training_options(opt)
-    elif not (opt.get('path') or {}).get('pretrain_network_g') and not (opt.get('path') or {}).get('allow_random_init'):
+    paths = opt.get('path') or {}
+    if opt.get('is_train', True):
+        if 'train' in opt:
+            check_training_options(opt)
+    elif not paths.get('pretrain_network_g') and not paths.get('allow_random_init'):
         raise AesopError(
             'path.pretrain_network_g is not set: testing would score a randomly initialised network '
             '(set path.allow_random_init: true to do that on purpose)'
@@ -189,6 +191,9 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
         if kind == 'file' and not path.is_file():
             raise AesopError(f'file not found: {path} (option {key}): edit the option file or put the file there')
     check_dataset_files(opt)
+    from aesop.data.scan import scan_dataset_folders
+
+    scan_dataset_folders(opt)  # a corrupt image refused now, not when a batch draws it
     return opt
 
 

@@ -86,6 +86,12 @@ def _corrupt_image(opt, root, data):
     point_at(opt, copy)
 
 
+def _empty_image(opt, root, data):
+    copy = shutil.copytree(data, root / 'data')
+    (copy / 'val' / 'LR_bicubic' / 'X4' / 'coffee.png').write_bytes(b'')
+    point_at(opt, copy)
+
+
 def _size_mismatch(opt, root, data):
     copy = shutil.copytree(data, root / 'data')
     for png in (copy / 'train' / 'LR_bicubic' / 'X4').glob('*.png'):
@@ -188,7 +194,15 @@ CASES = {
         _empty_dataset,
         r'dataset folder is empty: .*empty \(option datasets\.train\.dataroot_gt\)',
     ),
-    'corrupt image': (_corrupt_image, r'cannot read image .*train/HR/\w+\.png: missing, unreadable or corrupt'),
+    'corrupt image': (
+        _corrupt_image,
+        r'datasets\.train\.dataroot_gt: .*train/HR/\w+\.png: not an image or unreadable header: .* and \d+ more '
+        r'\(scripts/check_dataset\.py lists them all\)',
+    ),
+    'empty image file': (
+        _empty_image,
+        r'datasets\.val\.dataroot_lq: .*val/LR_bicubic/X4/coffee\.png: empty file',
+    ),
     'LR/GT size mismatch': (
         _size_mismatch,
         r'GT/LR sizes do not match scale 4: .*HR/\w+\.png \(128×128\) and .*X4/\w+\.png \(16×16\)',
@@ -482,3 +496,27 @@ def test_launcher_pytorch_outside_torchrun_is_one_line(tiny_data, tmp_path, monk
         .splitlines()[-1]
         .startswith('aesop: error: --launcher pytorch needs the process group torchrun sets up')
     )
+
+
+def test_an_image_that_does_not_decode_is_skipped_in_training(tiny_data, tmp_path):
+    """Its header is fine (the start-up scan passes), its pixels are cut off: a warning, not a crash."""
+    copy = shutil.copytree(tiny_data, tmp_path / 'data')
+    kept = sorted((copy / 'train' / 'HR').glob('*.png'))[:2]
+    for folder in (copy / 'train' / 'HR', copy / 'train' / 'LR_bicubic' / 'X4'):
+        for path in folder.glob('*.png'):
+            if path.name not in {k.name for k in kept}:
+                path.unlink()
+    broken = kept[0]
+    broken.write_bytes(broken.read_bytes()[:200])
+    opt = point_at(ae_opt(copy, 'skips', 4, 4), copy)  # 2 pairs, batch 1: the broken one is drawn
+    opt['datasets']['train'].update(dataset_enlarge_ratio=1, num_worker_per_gpu=0)
+    out = launch(write_yaml(opt, tmp_path / 'ae.yml'), tmp_path).communicate(timeout=120)[0]
+    assert 'End of training' in out, out
+    assert re.search(
+        rf'cannot read image {re.escape(str(broken))}: missing, unreadable or corrupt: skipped \(1 skipped', out
+    )
+    checker = subprocess.run(
+        [sys.executable, str(REPO / 'scripts' / 'check_dataset.py'), str(copy / 'train' / 'HR')],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert checker.returncode == 1 and f'{broken}: does not decode' in checker.stdout, checker.stdout + checker.stderr
