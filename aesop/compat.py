@@ -31,7 +31,8 @@ Each fix is small, named after what it repairs, and tested in ``tests/test_compa
 9. A NaN or inf loss went on training and got saved: ``reduce_loss_dict`` now stops the run,
    naming the iteration and the loss term, before the next checkpoint.
 10. ``PairedImageDataset`` failed on a corrupt image or an LR/GT pair of the wrong sizes with an
-    ``AttributeError`` or a bare ``ValueError``: now one line naming the files and sizes.
+    ``AttributeError`` or a bare ``ValueError``: now one line naming the files and sizes; in
+    training an image that does not decode is skipped with a warning naming it.
 11. ``filter2D`` (the Real-ESRGAN blurs) flattened its input with ``.view``, which fails on the
     channels-last-strided tensors ``DiffJPEG`` returns on current PyTorch: it now gets a
     contiguous input (same values), in ``img_process_util`` and the modules that imported it.

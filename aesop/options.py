@@ -255,6 +255,14 @@ def check_training_options(opt: dict) -> None:
 def check_dataset_files(opt: dict) -> None:
     """A paired folder dataset has an LR image for every GT one, and enough images for one batch."""
     for phase, dataset in (opt.get('datasets') or {}).items():
+        if (dataset.get('io_backend') or {}).get('type') == 'lmdb':
+            for key in ('dataroot_gt', 'dataroot_lq'):
+                folder = dataset.get(key)
+                if folder and not (Path(folder) / 'data.mdb').is_file():
+                    raise AesopError(
+                        f'datasets.{phase}.{key}: {folder} is not an LMDB database (no data.mdb): use '
+                        'io_backend: {type: disk} for a folder of images, or scripts/prepare_dataset.py --lmdb'
+                    )
         if (dataset.get('io_backend') or {}).get('type', 'disk') != 'disk':
             continue
         gt, lq = dataset.get('dataroot_gt'), dataset.get('dataroot_lq')

@@ -20,6 +20,7 @@ import torch
 from basicsr.archs import build_network
 from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, write_yaml
 
+import aesop.test
 import aesop.train
 from aesop.errors import AesopError
 from aesop.weights import atomic_save, read_checkpoint
@@ -157,7 +158,23 @@ def _foreign_resume_state(opt, root, data):
     opt['path']['resume_state'] = str(state)
 
 
+def _lmdb_folder(opt, root, data):
+    opt['datasets']['train']['io_backend'] = {'type': 'lmdb'}
+
+
+def _symlink_loop(opt, root, data):
+    copy = shutil.copytree(data, root / 'data')
+    (copy / 'val' / 'HR' / 'loop').symlink_to(copy / 'val' / 'HR')
+    point_at(opt, copy)
+    opt['datasets']['val']['type'] = 'AesopRealESRGANDataset'  # a dataset that reads its folder recursively
+
+
 CASES = {
+    'lmdb backend on a folder': (
+        _lmdb_folder,
+        r'datasets\.train\.dataroot_gt: .* is not an LMDB database \(no data\.mdb\)',
+    ),
+    'symlink loop': (_symlink_loop, r'symlink loop under .*val/HR: .*val/HR/loop is .*val/HR again'),
     'total_iter 0': (_zero_iterations, r'train\.total_iter must be a positive number of iterations, got 0$'),
     'batch larger than the dataset': (
         _batch_too_large,
@@ -372,9 +389,11 @@ def test_resume_needs_no_initial_weights_and_refuses_another_psi(tiny_data, tmp_
     ), error
 
     opt['train']['allow_psi_change'] = True
+    opt['train']['optim_g']['lr'] = 5e-5  # reported: the resumed run keeps the saved 1e-4
     proc = launch(write_yaml(opt, opt_file), tmp_path, '--auto_resume')
     out = proc.communicate(timeout=120)[0]
     assert proc.returncode == 0 and 'allow_psi_change: true' in out and 'End of training' in out, out
+    assert 'optimizer 0: lr 5e-05 in the option file but 0.0001 in the training state' in out
 
 
 def test_a_second_run_on_a_live_experiment_is_refused_and_a_stale_lock_taken_over(tiny_data, tmp_path):
@@ -520,3 +539,22 @@ def test_an_image_that_does_not_decode_is_skipped_in_training(tiny_data, tmp_pat
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert checker.returncode == 1 and f'{broken}: does not decode' in checker.stdout, checker.stdout + checker.stderr
+
+
+def test_testing_a_checkpoint_with_nan_weights_stops_with_one_line(tiny_data, tmp_path, monkeypatch, capsys):
+    state = build_network(deepcopy(TINY_RRDB)).state_dict()
+    state['conv_last.bias'][0] = float('nan')
+    torch.save({'params_ema': state}, tmp_path / 'nan.pth')
+    opt = point_at(load_yaml(DEMO / 'test_aesop.yml'), tiny_data)
+    opt['network_g'] = deepcopy(TINY_RRDB)
+    opt['path']['pretrain_network_g'] = str(tmp_path / 'nan.pth')
+    opt['val']['metrics'] = {'psnr': {'type': 'calculate_psnr', 'crop_border': 4}}
+    monkeypatch.setenv('AESOP_ROOT', str(tmp_path))
+    monkeypatch.setattr(sys, 'argv', ['aesop/test.py', '-opt', str(write_yaml(opt, tmp_path / 'opt.yml'))])
+    with pytest.raises(SystemExit) as exit_info:
+        aesop.test.main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f'aesop: error: the output for coffee (demo_val) is not finite (NaN or inf): the weights of network_g '
+        f'({tmp_path / "nan.pth"}) are broken'
+    )

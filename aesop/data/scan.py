@@ -44,10 +44,24 @@ def dataset_files(dataset: dict) -> Iterator[tuple[str, Path]]:
     for key in ('dataroot_gt', 'dataroot_lq'):
         if dataset.get(key):
             root = Path(dataset[key])
-            files = root.iterdir() if folder_mode else root.rglob('*')
+            try:
+                files = list(root.iterdir() if folder_mode else _walk(root))
+            except OSError as err:
+                raise AesopError(f'cannot list {root} ({key}): {err.strerror or err}') from None
             for path in files:
                 if path.is_file() and (folder_mode or path.suffix.lower() in IMAGE_EXTENSIONS):
                     yield key, path
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Every file under ``root``, following symlinks, refusing a symlink loop."""
+    seen = set()
+    for folder, _, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            raise AesopError(f'symlink loop under {root}: {folder} is {real} again')
+        seen.add(real)
+        yield from (Path(folder) / name for name in names)
 
 
 def scan_images(files: Iterable[tuple[str, Path]], *, where: str) -> int:
