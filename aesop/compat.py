@@ -314,7 +314,7 @@ def parse_options(root_path: str, is_train: bool = True):
         exit_with_parent()  # a killed torchrun agent must not leave its workers training
     where = Path(root_path) / ('experiments' if is_train else 'results')
     writable = where if where.exists() else Path(root_path)
-    if opt['rank'] == 0 and not os.access(writable, os.W_OK):
+    if not os.access(writable, os.W_OK):  # every rank: they all stop, none waits for rank 0
         raise AesopError(f'cannot write to {writable}: run from a writable folder or set AESOP_ROOT to one')
     if is_train:
         _hold_experiment(opt)
@@ -345,7 +345,7 @@ def force_yml_entries(argv: list[str]) -> list[str]:
         return []
     entries = []
     for arg in argv[argv.index('--force_yml') + 1 :]:
-        if arg.startswith('--'):
+        if arg.startswith('-'):  # the next flag (-opt, --debug, …); an entry starts with its key
             break
         entries.append(arg)
     return entries

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from basicsr.utils.color_util import rgb2ycbcr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -22,6 +21,8 @@ from torch import nn
 
 from aesop.errors import AesopError
 from aesop.losses.fidelity_loss import AesopLowPassLoss
+from aesop.official import translate_options
+from aesop.options import load_option_file
 from aesop.utils import default_device, project_root
 from aesop.weights import autoencoder_arch, load_frozen_autoencoder
 
@@ -105,12 +106,7 @@ def load_autoencoder(
     option_file = resolve_path(option_file)
     if not option_file.is_file():
         raise AesopError(f'option file not found: {option_file} (--ae-opt)')
-    try:
-        opt = yaml.safe_load(option_file.read_text())
-    except yaml.YAMLError as err:
-        raise AesopError(f'cannot parse option file {option_file}: {" ".join(str(err).split())}') from err
-    if not isinstance(opt, dict):
-        raise AesopError(f'option file {option_file} is not a mapping of options')
+    opt = translate_options(load_option_file(option_file))  # the release's files too
     net = load_frozen_autoencoder(autoencoder_arch(opt), resolve_path(checkpoint), param_key=param_key, option='--ae')
     return net.to(device or default_device())
 

@@ -31,6 +31,7 @@ from tqdm import tqdm
 from aesop.cli import cli_main
 from aesop.errors import AesopError
 from aesop.models.validation import input_multiple, pad_to_multiple
+from aesop.options import load_option_file
 from aesop.utils import IMAGE_EXTENSIONS, default_device, project_root
 from aesop.weights import freeze, load_weights
 
@@ -129,15 +130,10 @@ def generator_from_options(
         scale: must equal the file's ``scale`` if given.
         device: where the network runs; default :func:`default_device`.
     """
+    from aesop.official import translate_options
+
     option_file = Path(option_file).expanduser()
-    try:
-        opt = yaml.safe_load(option_file.read_text())
-    except OSError as err:
-        raise AesopError(f'cannot read option file {option_file}: {err.strerror or err}') from err
-    except yaml.YAMLError as err:
-        raise AesopError(f'option file {option_file} is not valid YAML: {" ".join(str(err).split())}') from err
-    if not isinstance(opt, dict) or not isinstance(opt.get('network_g'), dict):
-        raise AesopError(f'option file {option_file} has no network_g')
+    opt = translate_options(load_option_file(option_file, required=('network_g',)))  # the release's names too
     file_scale = opt.get('scale', 4)
     if scale is not None and scale != file_scale:
         raise AesopError(f'--scale {scale} differs from scale: {file_scale} in {option_file}')

@@ -145,6 +145,14 @@ METRIC_ALIASES = {
 # basicsr's SR models, whose test() does not pad to the window; AesopSRModel tests the same network
 TEST_MODEL_ALIASES = ('SRModel', 'SRGANModel', 'ESRGANModel', 'SwinIRModel', 'RealESRNetModel', 'RealESRGANModel')
 AUTOENCODER_LOSSES = ('AesopLoss', 'AutoEncoderLoss')
+# the release's RRDBNet_LEGACY takes the ESRGAN code's names
+LEGACY_RRDB_KEYS = {
+    'in_nc': 'num_in_ch',
+    'out_nc': 'num_out_ch',
+    'nf': 'num_feat',
+    'nb': 'num_block',
+    'gc': 'num_grow_ch',
+}
 
 
 def translate_options(opt: dict) -> dict:
@@ -169,6 +177,10 @@ def translate_options(opt: dict) -> dict:
     for node in _dicts(opt):
         if node.get('type') == 'RRDBNet' and 'use_checkpoint' in node:  # G, ψ's decoder (dec_opt, decoder)
             node['type'] = 'AesopRRDBNet'
+        if node.get('type') == 'RRDBNet_LEGACY':  # the ESRGAN code's option names
+            for old, new in LEGACY_RRDB_KEYS.items():
+                if old in node:
+                    node.setdefault(new, node.pop(old))
     for name, metric in ((opt.get('val') or {}).get('metrics') or {}).items():
         if isinstance(metric, dict) and metric.get('type') in METRIC_ALIASES:
             metric['type'], implied = METRIC_ALIASES[metric['type']]

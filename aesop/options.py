@@ -128,6 +128,9 @@ def check_force_yml(opt: dict, entries: list[str]) -> None:
         for key in keys.split(':'):
             if not _KEY.fullmatch(key):
                 raise AesopError(f'--force_yml {entry!r}: {key!r} is not an option key')
+            if isinstance(node, dict) and key not in node and key in OPTIONAL_KEYS.get(':'.join(path), ()):
+                node, path = None, [*path, key]  # an option this project reads that the file leaves out
+                continue
             if not isinstance(node, dict) or key not in node:
                 known = list(node) if isinstance(node, dict) else []
                 close = difflib.get_close_matches(key, known, n=1)
@@ -190,6 +193,12 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
             raise AesopError(f'dataset folder is empty: {path} (option {key})')
         if kind == 'file' and not path.is_file():
             raise AesopError(f'file not found: {path} (option {key}): edit the option file or put the file there')
+    resume, experiment = (opt.get('path') or {}).get('resume_state'), (opt.get('path') or {}).get('experiments_root')
+    if resume and experiment and Path(resume).resolve().parent.parent != Path(experiment).resolve():
+        raise AesopError(
+            f'path.resume_state {resume} is not a state of this experiment ({experiment}/training_states): '
+            'a resumed run continues its own experiment; set name to that experiment'
+        )
     check_dataset_files(opt)
     from aesop.data.scan import scan_dataset_folders
 
@@ -199,7 +208,15 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
 
 # option keys YAML reads as strings when written 1e-4 (no dot, no !!float): numbers here, as the user meant
 NUMERIC_KEYS = {'lr', 'weight_decay', 'eps', 'ema_decay', 'total_iter', 'warmup_iter', 'gamma', 'eta_min'}
-NUMERIC_KEYS |= {'val_freq', 'print_freq', 'save_checkpoint_freq', 'loss_weight'}
+NUMERIC_KEYS |= {'val_freq', 'print_freq', 'save_checkpoint_freq', 'loss_weight', 'perceptual_weight', 'style_weight'}
+NUMERIC_LISTS = {'milestones', 'periods', 'restart_weights', 'betas'}  # lists of numbers
+# options read when present that option files usually leave out (settable with --force_yml all the same)
+OPTIONAL_KEYS = {
+    '': ('num_gpu', 'manual_seed', 'aesop_gt_usm', 'l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm'),
+    'train': ('allow_psi_change', 'amp', 'channels_last', 'relativistic_gan', 'freeze_decoder', 'ema_decay'),
+    'path': ('allow_random_init', 'resume_state', 'pretrain_network_g', 'param_key_g', 'strict_load_g'),
+    'val': ('val_freq', 'save_img', 'suffix', 'pbar'),
+}
 OPTIMIZERS = ('Adam',)  # what basicsr 1.4.2's BaseModel.get_optimizer builds
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 
@@ -209,8 +226,18 @@ def coerce_numbers(opt: dict) -> None:
     for section in ('train', 'val', 'logger'):
         for node in _mappings(opt.get(section)):
             for key, value in node.items():
-                if key in NUMERIC_KEYS and isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-                    node[key] = float(value) if any(c in value for c in '.eE') else int(value)
+                if key in NUMERIC_KEYS:
+                    node[key] = _number(value)
+                elif key in NUMERIC_LISTS and isinstance(value, list):
+                    node[key] = [_number(v) for v in value]
+
+
+def _number(value: object) -> object:
+    """``value`` as an int or float if it is a string that spells one (``'1e-3'``, ``'4e5'``)."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        number = float(value)
+        return int(number) if number.is_integer() and not any(c in value for c in '.') and 'e-' not in value else number
+    return value
 
 
 def _mappings(node) -> Iterator[dict]:
@@ -243,13 +270,6 @@ def check_training_options(opt: dict) -> None:
     dataset = (opt.get('datasets') or {}).get('train') or {}
     if scale and dataset.get('gt_size') and dataset['gt_size'] % scale:
         raise AesopError(f'datasets.train.gt_size ({dataset["gt_size"]}) must be a multiple of scale ({scale})')
-    resume = (opt.get('path') or {}).get('resume_state')
-    root = (opt.get('path') or {}).get('experiments_root')
-    if resume and root and Path(resume).expanduser().resolve().parent.parent != Path(root).resolve():
-        raise AesopError(
-            f'path.resume_state {resume} is not a state of this experiment ({root}/training_states): '
-            f'a resumed run continues its own experiment; set name to that experiment'
-        )
 
 
 def check_dataset_files(opt: dict) -> None:

@@ -59,13 +59,21 @@ def hold_experiment(experiments_root: str | Path) -> Path:
                 continue
             raise AesopError(
                 f'experiment {folder.name} is in use by pid {pid_text} on {host or "?"} (lock {lock}): '
-                'wait for that run, stop it, or give this one another name'
+                'wait for that run, stop it, or give this one another name (if that run is gone, on another '
+                'host or container, delete the lock)'
             ) from None
         with os.fdopen(fd, 'w') as f:
             f.write(f'{me} {time.strftime("%Y-%m-%dT%H:%M:%S")}\n')
         atexit.register(_release, lock, me)
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)  # kill, docker stop, preemption: release too
         return lock
     raise AesopError(f'could not take the lock {lock}: another run keeps taking it')
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    """SIGTERM ends the run through ``SystemExit``, so that exit handlers (the lock's release) run."""
+    raise SystemExit(128 + signum)
 
 
 def _release(lock: Path, me: str) -> None:
@@ -90,7 +98,8 @@ def exit_with_parent(period_s: float = 2.0) -> threading.Thread:
             if os.getppid() != parent:
                 logger.error(f'the torchrun agent (pid {parent}) is gone: stopping this worker (pid {os.getpid()})')
                 os.kill(os.getpid(), signal.SIGTERM)
-                return
+                time.sleep(30)  # still here (e.g. blocked in a collective with a dead peer): leave now
+                os._exit(128 + signal.SIGTERM)
 
     thread = threading.Thread(target=watch, name='aesop-exit-with-parent', daemon=True)
     thread.start()

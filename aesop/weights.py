@@ -86,17 +86,27 @@ def select_state_dict(
 ) -> dict[str, torch.Tensor]:
     """Pick the state dict under ``param_key`` (``None``: the checkpoint itself).
 
-    With ``fallback``, a missing ``params_ema`` falls back to ``params`` as BasicSR does.
-    Strips a DDP ``module.`` prefix.
+    With ``fallback``, a missing ``params_ema`` falls back to ``params`` as BasicSR does, and a
+    file that is itself a state dict of tensors (the published ESRGAN / SPSR checkpoints) is used
+    whatever the key. Strips a DDP ``module.`` prefix.
     """
     if param_key is not None:
         if param_key not in checkpoint and fallback and param_key == 'params_ema' and 'params' in checkpoint:
             logger.info(f'{path}: params_ema does not exist, use params.')
             param_key = 'params'
-        if param_key not in checkpoint:
+        if (
+            param_key not in checkpoint
+            and fallback
+            and checkpoint
+            and all(torch.is_tensor(v) for v in checkpoint.values())
+        ):
+            logger.info(f'{path}: a bare state dict (no {param_key!r}), used as it is')  # e.g. RRDB_ESRGAN_x4.pth
+            param_key = None
+        if param_key is not None and param_key not in checkpoint:
             keys = ', '.join(str(k) for k in checkpoint.keys())
             raise AesopError(f'checkpoint {path} has no key {param_key!r}; it has: {keys}')
-        checkpoint = checkpoint[param_key]
+        if param_key is not None:
+            checkpoint = checkpoint[param_key]
     if not isinstance(checkpoint, Mapping) or not all(torch.is_tensor(v) for v in checkpoint.values()):
         raise AesopError(f'checkpoint {path} (key {param_key!r}) is not a state dict of tensors')
     return {k.removeprefix('module.'): v for k, v in checkpoint.items()}

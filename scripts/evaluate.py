@@ -22,7 +22,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -63,8 +62,10 @@ def metric_options(args: argparse.Namespace) -> dict[str, dict]:
     if 'ae_psnr' in names:
         if not args.ae:
             raise AesopError('ae_psnr needs --ae (an auto-encoder checkpoint)')
-        with open(args.ae_opt) as f:
-            arch = autoencoder_arch(yaml.safe_load(f))
+        from aesop.official import translate_options
+        from aesop.options import load_option_file
+
+        arch = autoencoder_arch(translate_options(load_option_file(args.ae_opt)))
         known['ae_psnr'].update(autoencoder=arch, pretrained=str(args.ae), param_key=args.ae_key)
     return {name: known[name] for name in names}
 

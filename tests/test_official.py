@@ -7,6 +7,7 @@ import re
 from copy import deepcopy
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -264,7 +265,7 @@ def test_spsr_has_the_original_key_layout():
 
 def test_cuda_prefetch_and_pinned_memory_fall_back_to_cpu(tmp_path, capsys):
     (tmp_path / 'hr').mkdir()
-    (tmp_path / 'hr' / 'a.png').touch()
+    cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), np.zeros((8, 8, 3), np.uint8))
     dataset = {'type': 'PairedImageDataset', 'dataroot_gt': 'hr', 'prefetch_mode': 'cuda', 'pin_memory': True}
     opt = {'datasets': {'train': dataset}, 'path': {}, 'num_gpu': 0}
     normalize_options(opt, root_path=tmp_path)
@@ -464,11 +465,9 @@ def test_release_schema_files_train_and_test(tiny_data, tmp_path, monkeypatch):
     # the ESRGAN baseline in its 2019 layout (RRDB_trunk …)
     legacy = build_network({**TINY_RRDB, 'num_grow_ch': 32})
     torch.save(_esrgan_2019(legacy.state_dict()), tmp_path / 'RRDB_ESRGAN_x4.pth')
-    baseline = load_yaml(REPO / 'options' / 'test_esrgan.yml')
+    baseline = deepcopy(test)  # the release's baseline file: ESRGAN's option names, params_ema on a bare file
     baseline['name'] = 'release_esrgan'
-    baseline['datasets'] = test['datasets']
-    baseline['network_g'].update(num_feat=16, num_block=1)
+    baseline['network_g'] = {'type': 'RRDBNet_LEGACY', 'in_nc': 3, 'out_nc': 3, 'nf': 16, 'nb': 1, 'gc': 32}
     baseline['path']['pretrain_network_g'] = str(tmp_path / 'RRDB_ESRGAN_x4.pth')
-    baseline['val']['metrics'] = test['val']['metrics']
     run_entry('test', write_yaml(baseline, tmp_path / 'baseline.yml'), tmp_path)
     assert (tmp_path / 'results' / 'release_esrgan' / 'metrics.md').is_file()

@@ -146,3 +146,23 @@ def test_numbers_written_without_a_dot_are_numbers():
         'train': {'optim_g': {'lr': 1e-3, 'type': 'Adam'}, 'total_iter': 400000},
         'logger': {'print_freq': 100.0},
     }
+
+
+def test_force_yml_takes_optional_keys_and_stops_at_the_next_flag():
+    from aesop.compat import force_yml_entries
+
+    check_force_yml(
+        {'train': {'ema_decay': 0.9}, 'path': {}}, ['train:allow_psi_change=true', 'path:allow_random_init=1']
+    )
+    assert force_yml_entries(['t.py', '--force_yml', 'train:ema_decay=0.9', '-opt', 'x.yml']) == ['train:ema_decay=0.9']
+
+
+def test_numbers_in_lists_too():
+    from aesop.options import coerce_numbers
+
+    opt = {'train': {'scheduler': {'milestones': ['2e5', '4e5']}, 'perceptual_opt': {'perceptual_weight': '1e-2'}}}
+    coerce_numbers(opt)
+    assert opt['train'] == {
+        'scheduler': {'milestones': [200000, 400000]},
+        'perceptual_opt': {'perceptual_weight': 0.01},
+    }

@@ -5,6 +5,8 @@ from __future__ import annotations
 from copy import deepcopy
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -103,7 +105,7 @@ def test_a_loss_entry_the_model_does_not_read_is_an_error(tmp_path):
 
 def test_official_option_names_are_translated(tmp_path):
     (tmp_path / 'hr').mkdir()
-    (tmp_path / 'hr' / 'a.png').touch()
+    cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), np.zeros((8, 8, 3), np.uint8))
     opt = {
         'datasets': {'train': {'type': 'PairedImageDataset', 'dataroot_gt': 'hr', 'use_flip': True}},
         'path': {},

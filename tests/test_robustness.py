@@ -558,3 +558,36 @@ def test_testing_a_checkpoint_with_nan_weights_stops_with_one_line(tiny_data, tm
         f'aesop: error: the output for coffee (demo_val) is not finite (NaN or inf): the weights of network_g '
         f'({tmp_path / "nan.pth"}) are broken'
     )
+
+
+def test_the_header_scan_takes_huge_images_and_shared_symlinked_folders(tmp_path):
+    from PIL import Image
+
+    from aesop.data.scan import dataset_files, scan_images
+
+    (tmp_path / 'shared').mkdir()
+    Image.new('RGB', (8, 8)).save(tmp_path / 'shared' / 'a.png')
+    (tmp_path / 'root').mkdir()
+    for name in ('x', 'y'):  # two links to one folder: not a loop
+        (tmp_path / 'root' / name).symlink_to(tmp_path / 'shared')
+    dataset = {'type': 'AesopRealESRGANDataset', 'dataroot_gt': str(tmp_path / 'root')}
+    assert scan_images(dataset_files(dataset), where='datasets.train') == 2
+    huge = Image.new('1', (20000, 20000))  # above Pillow's decompression-bomb limit, but an image
+    huge.save(tmp_path / 'shared' / 'huge.png')
+    assert scan_images(dataset_files(dataset), where='datasets.train') == 4
+
+
+def test_realesrgan_dataset_skips_an_image_that_does_not_decode(tiny_data, tmp_path, capfd):
+    from basicsr.data import build_dataset
+
+    copy = shutil.copytree(tiny_data / 'train' / 'HR', tmp_path / 'hr')
+    broken = sorted(copy.glob('*.png'))[0]
+    broken.write_bytes(broken.read_bytes()[:200])
+    opt = load_yaml(REPO / 'options' / 'train_aesop_realworld.yml')['datasets']['train']
+    opt.update(meta_info=None, dataroot_gt=str(copy), gt_size=64, phase='train', scale=4)
+    dataset = build_dataset(opt)
+    logging.getLogger('basicsr').addHandler(logging.StreamHandler())
+    item = dataset[dataset.paths.index(str(broken))]
+    assert item['gt'].shape[0] == 3
+    err = capfd.readouterr().err
+    assert f'cannot read image {broken}' in err and 'skipped (1 skipped' in err

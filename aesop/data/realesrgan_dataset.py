@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
+import cv2
 from basicsr.data.realesrgan_dataset import RealESRGANDataset
 from basicsr.utils import scandir
 from basicsr.utils.registry import DATASET_REGISTRY
 
 from aesop.errors import AesopError
 from aesop.utils import IMAGE_EXTENSIONS
+
+logger = logging.getLogger('basicsr')
 
 
 @DATASET_REGISTRY.register()
@@ -31,3 +35,20 @@ class AesopRealESRGANDataset(RealESRGANDataset):
             self.paths = sorted(p for p in found if p.lower().endswith(IMAGE_EXTENSIONS))
             if not self.paths:
                 raise AesopError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) under {folder} (datasets.*.dataroot_gt)')
+
+    def __getitem__(self, index: int) -> dict:
+        """basicsr's item; an image that does not decode is skipped (the next one is used) with a warning
+        naming it, as for paired data: a long run never dies on one bad file."""
+        for attempt in range(len(self.paths)):
+            i = (index + attempt) % len(self.paths)
+            try:
+                return super().__getitem__(i)
+            except (AttributeError, OSError, ValueError, TypeError) as err:  # cv2 gives None, basicsr then fails
+                if cv2.imread(str(self.paths[i]), cv2.IMREAD_UNCHANGED) is not None:
+                    raise  # not a decoding problem
+                self.skipped = getattr(self, 'skipped', 0) + 1
+                logger.warning(
+                    f'cannot read image {self.paths[i]}: missing, unreadable or corrupt ({type(err).__name__}): '
+                    f'skipped ({self.skipped} skipped so far by this loader)'
+                )
+        raise AesopError(f'no image under {self.opt["dataroot_gt"]} decodes')

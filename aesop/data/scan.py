@@ -31,7 +31,9 @@ def header_problem(path: str | Path) -> str | None:
             return 'empty file'
         with Image.open(path) as image:
             image.size  # noqa: B018  (the header is parsed on open; size proves it)
-    except OSError as err:
+    except Image.DecompressionBombError:
+        return None  # a very large image is still an image (cv2 reads it)
+    except (OSError, ValueError, SyntaxError) as err:
         return f'not an image or unreadable header: {err}'
     return None
 
@@ -55,12 +57,12 @@ def dataset_files(dataset: dict) -> Iterator[tuple[str, Path]]:
 
 def _walk(root: Path) -> Iterator[Path]:
     """Every file under ``root``, following symlinks, refusing a symlink loop."""
-    seen = set()
     for folder, _, names in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:
-            raise AesopError(f'symlink loop under {root}: {folder} is {real} again')
-        seen.add(real)
+        real, parent = os.path.realpath(folder), Path(folder).parent
+        while parent != root.parent and parent != parent.parent:  # a folder inside itself: a loop
+            if os.path.realpath(parent) == real:
+                raise AesopError(f'symlink loop under {root}: {folder} is {real} again')
+            parent = parent.parent
         yield from (Path(folder) / name for name in names)
 
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from basicsr.utils import get_root_logger
 
 from aesop.errors import AesopError
@@ -94,6 +95,10 @@ class CheckpointMixin:
     def save(self, epoch, current_iter):
         """basicsr's ``save`` (networks, then the training state), only if everything is finite."""
         bad = self._nonfinite()
+        if self.opt.get('dist') and dist.is_initialized():  # each rank checked its own batch: all agree
+            everyone = [None] * dist.get_world_size()
+            dist.all_gather_object(everyone, bad)
+            bad = next((b for b in everyone if b is not None), None)
         if bad is not None:
             label = 'latest' if current_iter == -1 else current_iter
             raise AesopError(
