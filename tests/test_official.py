@@ -471,3 +471,19 @@ def test_release_schema_files_train_and_test(tiny_data, tmp_path, monkeypatch):
     baseline['path']['pretrain_network_g'] = str(tmp_path / 'RRDB_ESRGAN_x4.pth')
     run_entry('test', write_yaml(baseline, tmp_path / 'baseline.yml'), tmp_path)
     assert (tmp_path / 'results' / 'release_esrgan' / 'metrics.md').is_file()
+
+
+def test_an_autoencoder_tested_as_a_network_takes_any_size(tmp_path):
+    """The release's AE test file runs ψ through ESRGANModel: inputs are padded to ψ's scale, cropped back."""
+    opt = {
+        'name': 'ae_test', 'model_type': 'ESRGANModel', 'is_train': False, 'dist': False, 'num_gpu': 0, 'rank': 0,
+        'world_size': 1, 'scale': 4, 'network_g': {'type': 'AutoEncoder_RRDBNet', 'dec_opt': TINY_RRDB},
+        'path': {}, 'val': {},
+    }  # fmt: skip
+    model = build_model(translate_options(opt))
+    lq = torch.rand(1, 3, 34, 30)
+    model.feed_data({'lq': lq})
+    model.test()
+    assert model.output.shape == lq.shape  # ψ alone refuses 34 × 30: not a multiple of its scale
+    with pytest.raises(ValueError, match='not a multiple of scale 4'):
+        model.net_g(lq)

@@ -52,7 +52,7 @@ class ValidationMixin:
             super().test()
         finally:
             self.lq = lq
-        scale = self.opt['scale']
+        scale = self.output.shape[-1] // (w + (-w) % window)  # the network's own (1 for an auto-encoder)
         self.output = self.output[..., : h * scale, : w * scale]
 
     def validation_pairs(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | None, np.ndarray | None]]:
@@ -143,7 +143,8 @@ def input_multiple(arch: Mapping) -> int | None:
     """What H and W of the input must be multiples of for the arch ``arch`` (``None``: anything).
 
     SwinIR needs multiples of its ``window_size``; RRDBNet at ×2 / ×1 pixel-unshuffles its
-    input by 2 / 4 first. An arch class with ``pads_input = True`` (DRCT) pads itself: ``None``.
+    input by 2 / 4 first; an auto-encoder (tested as a network, as the release's AE test file
+    does) needs multiples of its scale. An arch class with ``pads_input = True`` (DRCT) pads itself: ``None``.
     """
     from basicsr.utils.registry import ARCH_REGISTRY
 
@@ -152,6 +153,8 @@ def input_multiple(arch: Mapping) -> int | None:
     needs = []
     if arch.get('window_size'):
         needs.append(int(arch['window_size']))
+    if arch.get('type') in ('AesopAutoEncoder', 'AutoEncoder_RRDBNet', 'BicubicDown_RRDBNet'):
+        needs.append(int(arch.get('scale', 4)))  # ψ tested as a network: E downscales by its scale
     if _is_rrdbnet(arch.get('type')):
         needs.append({1: 4, 2: 2}.get(int(arch.get('scale', 4)), 1))
     multiple = math.lcm(*needs) if needs else 1
