@@ -408,7 +408,47 @@ def check_components(opt: dict) -> None:
                 if isinstance(value.get(arch_key), dict):
                     _check_arch(value[arch_key], f'train.{key}.{arch_key}', opt.get('scale'))
     for key, value in ((opt.get('val') or {}).get('metrics') or {}).items():
-        _lookup(METRIC_REGISTRY, value.get('type'), f'val.metrics.{key}.type')
+        _check_metric(_lookup(METRIC_REGISTRY, value.get('type'), f'val.metrics.{key}.type'), value, key)
+    if model is not None and model.__module__.startswith('aesop.'):  # basicsr's own models keep their freedom
+        _check_top_level(opt)
+
+
+# top-level keys of basicsr's and this project's option files (plus network_*); the rest are typos
+TOP_LEVEL_KEYS = {
+    'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val', 'logger',
+    'dist_params', 'find_unused_parameters', 'high_order_degradation', 'queue_size', 'gt_size', 'gt_usm',
+    'l1_gt_usm', 'aesop_gt_usm', 'percep_gt_usm', 'gan_gt_usm',
+    'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'root_path',  # set by basicsr's parser
+}  # fmt: skip
+
+
+def _check_top_level(opt: dict) -> None:
+    from aesop.data.degradations import REALESRGAN_OPTION_KEYS
+
+    known = TOP_LEVEL_KEYS | set(REALESRGAN_OPTION_KEYS)
+    for key in opt:
+        if key not in known and not key.startswith('network_'):
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f'did you mean {close[0]!r}? ' if close else ''
+            raise AesopError(f'unknown top-level option {key!r}: {hint}(a typo would be ignored silently)')
+
+
+def _check_metric(function, options: dict, key: str) -> None:
+    """A metric entry's options are parameters of its function (basicsr's ``better`` too), at start-up."""
+    try:
+        params = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return
+    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    accepted = [n for n in accepted if n not in ('img', 'img2', 'lq')] + ['type', 'better']
+    for name in options:
+        if name not in accepted:
+            close = difflib.get_close_matches(name, accepted, n=1)
+            hint = f'did you mean {close[0]!r}? ' if close else ''
+            raise AesopError(
+                f'unknown option {name!r} for metric {options["type"]} (option val.metrics.{key}): {hint}'
+                f'it takes {", ".join(accepted)}'
+            )
 
 
 AUTOENCODER_SCALES = {'AesopAutoEncoder': None, 'AutoEncoder_RRDBNet': 4, 'BicubicDown_RRDBNet': 4}

@@ -169,7 +169,21 @@ def _symlink_loop(opt, root, data):
     opt['datasets']['val']['type'] = 'AesopRealESRGANDataset'  # a dataset that reads its folder recursively
 
 
+def _metric_typo(opt, root, data):
+    opt['val']['metrics']['psnr']['crop_bordr'] = 4
+
+
+def _top_level_typo(opt, root, data):
+    opt['manual_sead'] = 1
+
+
 CASES = {
+    'metric option typo': (
+        _metric_typo,
+        r"unknown option 'crop_bordr' for metric calculate_psnr \(option val\.metrics\.psnr\): "
+        r"did you mean 'crop_border'",
+    ),
+    'top-level typo': (_top_level_typo, r"unknown top-level option 'manual_sead': did you mean 'manual_seed'\?"),
     'lmdb backend on a folder': (
         _lmdb_folder,
         r'datasets\.train\.dataroot_gt: .* is not an LMDB database \(no data\.mdb\)',
