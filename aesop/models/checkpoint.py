@@ -32,7 +32,7 @@ def newest_finite_checkpoint(models_dir: str | Path) -> Path | None:
 
 
 def where_to_resume(opt: dict) -> str:
-    """The end of a 'training stopped' message: the checkpoint ``--auto_resume`` would start from."""
+    """The end of a 'training stopped' message: the newest finite checkpoint of the run, or that there is none."""
     models = opt['path'].get('models')
     newest = newest_finite_checkpoint(models) if models else None
     if newest is None:
