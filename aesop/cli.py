@@ -33,8 +33,10 @@ def run(stage: str) -> None:
 def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run ``main(argv)`` of a command; an :class:`AesopError` becomes one line and status 2.
 
-    The line is ``aesop: error: <message>``; ``AESOP_TRACEBACK=1`` re-raises it with the full
-    traceback instead. Returns ``main``'s status (0 when it returns ``None``).
+    The line is ``aesop: error: <message>``, printed by rank 0 only under torchrun (every rank
+    meets the same start-up errors: options, data and the experiment lock are checked alike);
+    ``AESOP_TRACEBACK=1`` re-raises it with the full traceback instead. Returns ``main``'s status
+    (0 when it returns ``None``).
     """
     try:
         return main(argv) or 0
@@ -43,7 +45,8 @@ def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
             raise
         # raised in a DataLoader worker, the message carries the worker's traceback: keep its last line
         message = str(err).strip().splitlines()[-1].removeprefix(f'{AesopError.__module__}.AesopError: ')
-        print(f'aesop: error: {message}', file=sys.stderr)
+        if os.environ.get('RANK', '0') == '0' or 'TORCHELASTIC_RUN_ID' not in os.environ:
+            print(f'aesop: error: {message}', file=sys.stderr)  # under torchrun: once, from rank 0
         return 2
 
 

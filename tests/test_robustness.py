@@ -605,3 +605,23 @@ def test_realesrgan_dataset_skips_an_image_that_does_not_decode(tiny_data, tmp_p
     assert item['gt'].shape[0] == 3
     err = capfd.readouterr().err
     assert f'cannot read image {broken}' in err and 'skipped (1 skipped' in err
+
+
+@pytest.mark.ddp
+def test_a_start_up_error_under_torchrun_is_printed_once(tiny_data, tmp_path):
+    torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
+    opt = ae_opt(tiny_data, 'once', 2, 2)
+    opt['train']['total_iter'] = 0
+    env = {'AESOP_ROOT': str(tmp_path), 'OMP_NUM_THREADS': '1', 'PATH': '/usr/bin:/bin', 'AESOP_RANDOM_BACKBONES': '1'}
+    cmd = [torchrun, '--nproc_per_node=2', '--master_port=0', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0']
+    cmd += [
+        str(REPO / 'aesop' / 'train.py'),
+        '-opt',
+        str(write_yaml(opt, tmp_path / 'ae.yml')),
+        '--launcher',
+        'pytorch',
+    ]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if 'aesop: error:' in line]
+    assert len(lines) == 1 and 'train.total_iter must be a positive number' in lines[0], proc.stdout + proc.stderr
