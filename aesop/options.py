@@ -435,20 +435,12 @@ def _check_top_level(opt: dict) -> None:
 
 def _check_metric(function, options: dict, key: str) -> None:
     """A metric entry's options are parameters of its function (basicsr's ``better`` too), at start-up."""
-    try:
-        params = inspect.signature(function).parameters
-    except (TypeError, ValueError):
+    params = _parameters(function)
+    if params is None:
         return
-    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    accepted = [n for n in accepted if n not in ('img', 'img2', 'lq')] + ['type', 'better']
-    for name in options:
-        if name not in accepted:
-            close = difflib.get_close_matches(name, accepted, n=1)
-            hint = f'did you mean {close[0]!r}? ' if close else ''
-            raise AesopError(
-                f'unknown option {name!r} for metric {options["type"]} (option val.metrics.{key}): {hint}'
-                f'it takes {", ".join(accepted)}'
-            )
+    named = [n for n, p in params.items() if p.kind is not p.VAR_KEYWORD and n not in ('img', 'img2', 'lq')]
+    accepted = [*named, 'better']
+    _refuse_unknown(options, accepted, f'metric {options["type"]} (option val.metrics.{key})')
 
 
 AUTOENCODER_SCALES = {'AesopAutoEncoder': None, 'AutoEncoder_RRDBNet': 4, 'BicubicDown_RRDBNet': 4}
@@ -476,20 +468,31 @@ def _lookup(registry, name, key: str):
 
 
 def _check_kwargs(component, options: dict, key: str) -> None:
-    try:
-        params = inspect.signature(component).parameters
-    except (TypeError, ValueError):
+    params = _parameters(component)
+    if params is None or any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != 'self']
+    accepted = [n for n in params if n != 'self']
+    _refuse_unknown(options, accepted, f'{options["type"]} (option {key})')
+    missing = [n for n in accepted if params[n].default is inspect.Parameter.empty and n not in options]
+    if missing:
+        raise AesopError(f'{options["type"]} (option {key}) needs {", ".join(missing)}')
+
+
+def _refuse_unknown(options: dict, accepted: list[str], what: str) -> None:
+    """The first key of ``options`` (``type`` aside) not in ``accepted`` is an error with the closest one."""
     for name in options:
         if name != 'type' and name not in accepted:
             close = difflib.get_close_matches(name, accepted, n=1)
             hint = f'did you mean {close[0]!r}? ' if close else ''
-            raise AesopError(
-                f'unknown option {name!r} for {options["type"]} (option {key}): {hint}it takes {", ".join(accepted)}'
-            )
-    missing = [n for n in accepted if params[n].default is inspect.Parameter.empty and n not in options]
-    if missing:
-        raise AesopError(f'{options["type"]} (option {key}) needs {", ".join(missing)}')
+            raise AesopError(f'unknown option {name!r} for {what}: {hint}it takes {", ".join(accepted)}')
+
+
+def _parameters(function) -> dict[str, inspect.Parameter] | None:
+    """The named (keyword-passable) parameters of ``function`` and its ``**kwargs`` if any; ``None``
+    when it has no inspectable signature."""
+    try:
+        params = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD)
+    return {n: p for n, p in params.items() if p.kind in kinds}
