@@ -251,19 +251,9 @@ def reduce_loss_dict(self: BaseModel, loss_dict):
 def paired_getitem(self: PairedImageDataset, index: int) -> dict:
     """Fix 10: name the unreadable file, or the LR/GT pair whose sizes don't fit ``scale``. In training,
     a pair that does not decode is skipped (the next one is used) with a warning naming it."""
-    for attempt in range(len(self.paths)):
-        try:
-            return _paired_getitem(self, (index + attempt) % len(self.paths))
-        except UndecodableImageError as err:
-            if self.opt['phase'] != 'train':
-                raise AesopError(str(err)) from None
-            self.skipped = getattr(self, 'skipped', 0) + 1
-            logger.warning(f'{err}: skipped ({self.skipped} skipped so far by this loader)')
-    raise AesopError(f'no image of {self.opt.get("name", "the dataset")} decodes')
+    from aesop.data.scan import first_decodable
 
-
-class UndecodableImageError(Exception):
-    """An image file that cannot be decoded (raised and handled inside :func:`paired_getitem`)."""
+    return first_decodable(self, index, lambda i: _paired_getitem(self, i), skip=self.opt['phase'] == 'train')
 
 
 def _paired_getitem(self: PairedImageDataset, index: int) -> dict:
@@ -275,6 +265,8 @@ def _paired_getitem(self: PairedImageDataset, index: int) -> dict:
         for key in ('gt_path', 'lq_path'):
             img = cv2.imread(paths[key], cv2.IMREAD_UNCHANGED)
             if img is None:
+                from aesop.data.scan import UndecodableImageError
+
                 raise UndecodableImageError(f'cannot read image {paths[key]}: missing, unreadable or corrupt') from err
             shapes[key] = img.shape[:2]
         if shapes:

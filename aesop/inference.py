@@ -31,7 +31,7 @@ from tqdm import tqdm
 from aesop.cli import cli_main
 from aesop.errors import AesopError
 from aesop.models.validation import input_multiple, pad_to_multiple
-from aesop.options import load_option_file
+from aesop.options import read_option_file
 from aesop.utils import IMAGE_EXTENSIONS, default_device, project_root
 from aesop.weights import freeze, load_weights
 
@@ -130,10 +130,8 @@ def generator_from_options(
         scale: must equal the file's ``scale`` if given.
         device: where the network runs; default :func:`default_device`.
     """
-    from aesop.official import translate_options
-
     option_file = Path(option_file).expanduser()
-    opt = translate_options(load_option_file(option_file, required=('network_g',)))  # the release's names too
+    opt = read_option_file(option_file, required=('network_g',))  # the release's names too
     file_scale = opt.get('scale', 4)
     if scale is not None and scale != file_scale:
         raise AesopError(f'--scale {scale} differs from scale: {file_scale} in {option_file}')

@@ -23,8 +23,6 @@ only for that lives here:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import torch
 from basicsr.archs.discriminator_arch import VGGStyleDiscriminator
@@ -40,6 +38,7 @@ from aesop.metrics.metrics import to_tensor
 from aesop.models.ae_model import AesopAEModel
 from aesop.models.gan_model import AesopGANModel
 from aesop.models.realworld_model import AesopRealGANModel
+from aesop.utils import iter_mappings
 
 
 def AutoEncoder_RRDBNet(*, dec_opt: dict, enc_opt: dict | None = None) -> AesopAutoEncoder:  # noqa: N802
@@ -174,7 +173,7 @@ def translate_options(opt: dict) -> dict:
         if key.startswith('network_') and isinstance(network, dict):
             if network.get('type') in TYPE_ALIASES and network['type'] not in ARCH_REGISTRY:
                 network['type'] = TYPE_ALIASES[network['type']]
-    for node in _dicts(opt):
+    for node in iter_mappings(opt):
         if node.get('type') == 'RRDBNet' and 'use_checkpoint' in node:  # G, ψ's decoder (dec_opt, decoder)
             node['type'] = 'AesopRRDBNet'
         if node.get('type') == 'RRDBNet_LEGACY':  # the ESRGAN code's option names
@@ -191,17 +190,6 @@ def translate_options(opt: dict) -> dict:
     if not opt.get('is_train', True) and opt.get('model_type') in TEST_MODEL_ALIASES:
         opt['model_type'] = 'AesopSRModel'
     return opt
-
-
-def _dicts(node) -> Iterator[dict]:
-    """Every mapping in a nested option tree, ``node`` included."""
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _dicts(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _dicts(value)
 
 
 def _attach_autoencoder(opt: dict, metric: dict, key: str) -> None:

@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from aesop.errors import AesopError
+from aesop.utils import closest, did_you_mean, iter_mappings
 
 
 class OptionLoader(yaml.SafeLoader):
@@ -89,6 +90,14 @@ def load_option_file(path: str | Path, *, required: tuple[str, ...] = ()) -> dic
     return opt
 
 
+def read_option_file(path: str | Path, *, required: tuple[str, ...] = ()) -> dict:
+    """:func:`load_option_file` with the release's names translated (:func:`aesop.official.translate_options`):
+    what the tools read an option file with."""
+    from aesop.official import translate_options
+
+    return translate_options(load_option_file(path, required=required))
+
+
 # top-level sections basicsr reads unconditionally, by stage (is_train)
 REQUIRED_SECTIONS = {
     True: ('network_g', 'datasets', 'train', 'path', 'logger'),
@@ -107,11 +116,9 @@ def parse_override_value(text: str) -> object:
     if text.lower() in ('true', 'false'):
         return text.lower() == 'true'
     if text.startswith('!!float'):
-        text = text.removeprefix('!!float').strip()
-    if re.fullmatch(r'[-+]?\d+', text):
-        return int(text)
+        return float(text.removeprefix('!!float'))
     if _NUMBER.fullmatch(text):
-        return float(text)
+        return _number(text)
     if text.startswith('['):
         return parse_yaml(text, source=f'--force_yml value {text!r}')
     return text
@@ -132,9 +139,8 @@ def check_force_yml(opt: dict, entries: list[str]) -> None:
                 node, path = None, [*path, key]  # an option this project reads that the file leaves out
                 continue
             if not isinstance(node, dict) or key not in node:
-                known = list(node) if isinstance(node, dict) else []
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f'; did you mean {":".join([*path, close[0]])!r}?' if close else ''
+                close = closest(key, node if isinstance(node, dict) else [])
+                hint = f'; did you mean {":".join([*path, close])!r}?' if close else ''
                 where = ':'.join(path) or 'the top level'
                 raise AesopError(f'--force_yml {entry!r}: no option {key!r} in {where}{hint}')
             node, path = node[key], [*path, key]
@@ -224,7 +230,7 @@ SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 def coerce_numbers(opt: dict) -> None:
     """``lr: 1e-3`` (a string for YAML 1.1) and its kind become numbers in ``train``, ``val`` and ``logger``."""
     for section in ('train', 'val', 'logger'):
-        for node in _mappings(opt.get(section)):
+        for node in iter_mappings(opt.get(section)):
             for key, value in node.items():
                 if key in NUMERIC_KEYS:
                     node[key] = _number(value)
@@ -236,15 +242,8 @@ def _number(value: object) -> object:
     """``value`` as an int or float if it is a string that spells one (``'1e-3'``, ``'4e5'``)."""
     if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         number = float(value)
-        return int(number) if number.is_integer() and not any(c in value for c in '.') and 'e-' not in value else number
+        return int(number) if number.is_integer() and '.' not in value and 'e-' not in value.lower() else number
     return value
-
-
-def _mappings(node) -> Iterator[dict]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _mappings(value)
 
 
 def check_training_options(opt: dict) -> None:
@@ -253,19 +252,13 @@ def check_training_options(opt: dict) -> None:
     total = train.get('total_iter')
     if not isinstance(total, int | float) or total <= 0:
         raise AesopError(f'train.total_iter must be a positive number of iterations, got {total!r}')
-    for key in ('optim_g', 'optim_d'):
+    for key, supported in (('optim_g', OPTIMIZERS), ('optim_d', OPTIMIZERS), ('scheduler', SCHEDULERS)):
         kind = (train.get(key) or {}).get('type')
-        if key in train and kind not in OPTIMIZERS:
-            close = difflib.get_close_matches(str(kind), OPTIMIZERS, n=1)
-            hint = f'did you mean {close[0]!r}? ' if close else ''
+        if key in train and kind not in supported:
             raise AesopError(
-                f'train.{key}.type {kind!r} is not supported: {hint}basicsr builds {", ".join(OPTIMIZERS)}'
+                f'train.{key}.type {kind!r} is not supported: {did_you_mean(kind, supported)}'
+                f'basicsr builds {", ".join(supported)}'
             )
-    kind = (train.get('scheduler') or {}).get('type')
-    if 'scheduler' in train and kind not in SCHEDULERS:
-        close = difflib.get_close_matches(str(kind), SCHEDULERS, n=1)
-        hint = f'did you mean {close[0]!r}? ' if close else ''
-        raise AesopError(f'train.scheduler.type {kind!r} is not supported: {hint}one of {", ".join(SCHEDULERS)}')
     scale = opt.get('scale')
     dataset = (opt.get('datasets') or {}).get('train') or {}
     if scale and dataset.get('gt_size') and dataset['gt_size'] % scale:
@@ -399,9 +392,10 @@ def check_components(opt: dict) -> None:
         _lookup(DATASET_REGISTRY, dataset.get('type'), f'datasets.{phase}.type')
     for key, value in (opt.get('train') or {}).items():
         if readable is not None and key.endswith('_opt') and value is not None and key not in readable:
-            close = difflib.get_close_matches(key, readable, n=1)
-            hint = f'did you mean {close[0]!r}? ' if close else ''
-            raise AesopError(f'{opt["model_type"]} does not read train.{key}: {hint}it reads {", ".join(readable)}')
+            raise AesopError(
+                f'{opt["model_type"]} does not read train.{key}: {did_you_mean(key, readable)}'
+                f'it reads {", ".join(readable)}'
+            )
         if key.endswith('_opt') and isinstance(value, dict) and 'type' in value:
             _check_kwargs(_lookup(LOSS_REGISTRY, value['type'], f'train.{key}.type'), value, f'train.{key}')
             for arch_key in ('autoencoder', 'autoencoder_arch'):
@@ -428,8 +422,7 @@ def _check_top_level(opt: dict) -> None:
     known = TOP_LEVEL_KEYS | set(REALESRGAN_OPTION_KEYS)
     for key in opt:
         if key not in known and not key.startswith('network_'):
-            close = difflib.get_close_matches(key, sorted(known), n=1)
-            hint = f'did you mean {close[0]!r}? ' if close else ''
+            hint = did_you_mean(key, sorted(known))
             raise AesopError(f'unknown top-level option {key!r}: {hint}(a typo would be ignored silently)')
 
 
@@ -482,8 +475,7 @@ def _refuse_unknown(options: dict, accepted: list[str], what: str) -> None:
     """The first key of ``options`` (``type`` aside) not in ``accepted`` is an error with the closest one."""
     for name in options:
         if name != 'type' and name not in accepted:
-            close = difflib.get_close_matches(name, accepted, n=1)
-            hint = f'did you mean {close[0]!r}? ' if close else ''
+            hint = did_you_mean(name, accepted)
             raise AesopError(f'unknown option {name!r} for {what}: {hint}it takes {", ".join(accepted)}')
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -79,3 +80,26 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
         return '| ' + ' | '.join(str(c).ljust(w) for c, w in zip(cells, widths)) + ' |'
 
     return '\n'.join([line(header), '|' + '|'.join('-' * (w + 2) for w in widths) + '|', *map(line, rows)])
+
+
+def iter_mappings(node: object) -> Iterator[dict]:
+    """Every mapping in a nested option tree (through dicts and lists), ``node`` included."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from iter_mappings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from iter_mappings(value)
+
+
+def closest(name: object, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``name`` (difflib), or ``None`` when none is close: for "did you mean"."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return close[0] if close else None
+
+
+def did_you_mean(name: object, choices: Iterable[str]) -> str:
+    """``"did you mean 'X'? "`` for the choice closest to ``name``, or ``''``."""
+    found = closest(name, choices)
+    return f'did you mean {found!r}? ' if found else ''

@@ -141,7 +141,7 @@ def load_weights(
     state_dict = select_state_dict(
         read_checkpoint(path, option=option), path=path, param_key=param_key, fallback=fallback
     )
-    if hasattr(net, 'canonical_state_dict'):  # an arch that reads other layouts of its keys (e.g. DRCT)
+    if hasattr(net, 'canonical_state_dict'):  # aesop.archs.layouts.ReadsOtherLayouts (DRCT, ESRGAN's layouts)
         state_dict = net.canonical_state_dict(state_dict)
     if strict:
         check_shapes(net, state_dict, path=path)

@@ -62,10 +62,9 @@ def metric_options(args: argparse.Namespace) -> dict[str, dict]:
     if 'ae_psnr' in names:
         if not args.ae:
             raise AesopError('ae_psnr needs --ae (an auto-encoder checkpoint)')
-        from aesop.official import translate_options
-        from aesop.options import load_option_file
+        from aesop.options import read_option_file
 
-        arch = autoencoder_arch(translate_options(load_option_file(args.ae_opt)))
+        arch = autoencoder_arch(read_option_file(args.ae_opt))
         known['ae_psnr'].update(autoencoder=arch, pretrained=str(args.ae), param_key=args.ae_key)
     return {name: known[name] for name in names}
 

@@ -53,6 +53,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils import checkpoint
 
+from aesop.archs.layouts import ReadsOtherLayouts
 from aesop.errors import OptionValueError
 
 UPSCALES = (2, 3, 4, 8)
@@ -184,7 +185,7 @@ class ResidualDenseGroup(nn.Module):
 # ``DRCT`` is not a basicsr arch name (names in ARCH_REGISTRY are global; basicsr 1.4.2 has no
 # DRCT), so we register the official name and official option files (``type: DRCT``) work as is.
 @ARCH_REGISTRY.register()
-class DRCT(nn.Module):
+class DRCT(ReadsOtherLayouts, nn.Module):
     """DRCT super-resolution network (Hsu et al., CVPRW 2024, Sec. 3).
 
     ``x → mean shift → conv_first → [RDG × len(depths)] → norm → conv_after_body (+ skip) →
@@ -361,10 +362,6 @@ class DRCT(nn.Module):
         return {
             k: v[..., None, None] if v.dim() == 2 and ADJUST_WEIGHT.fullmatch(k) else v for k, v in state_dict.items()
         }
-
-    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False):
-        """``nn.Module.load_state_dict`` of either ``adjust`` layout (:meth:`canonical_state_dict`)."""
-        return super().load_state_dict(self.canonical_state_dict(state_dict), strict=strict, assign=assign)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Deep features: (N, embed_dim, H, W) → (N, embed_dim, H, W), H and W multiples of the window."""

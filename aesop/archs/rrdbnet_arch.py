@@ -23,6 +23,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.utils import checkpoint
 
+from aesop.archs.layouts import ReadsOtherLayouts
+
 _OLD_NAMES = {'RRDB_trunk.': 'body.', 'trunk_conv.': 'conv_body.', 'upconv1.': 'conv_up1.', 'upconv2.': 'conv_up2.'}
 _OLD_NAMES |= {'HRconv.': 'conv_hr.'}
 _SEQUENTIAL_TAIL = {'model.0.': 'conv_first.', 'model.3.': 'conv_up1.', 'model.6.': 'conv_up2.'}
@@ -43,7 +45,7 @@ class CheckpointedSequential(nn.Sequential):
 
 
 @ARCH_REGISTRY.register()
-class AesopRRDBNet(RRDBNet):
+class AesopRRDBNet(ReadsOtherLayouts, RRDBNet):
     """ESRGAN's RRDBNet (basicsr's ``RRDBNet``), optionally with checkpointed RRDB blocks, that also
     loads ESRGAN's 2018 and 2019 key layouts (×4; :meth:`canonical_state_dict`).
 
@@ -93,7 +95,3 @@ class AesopRRDBNet(RRDBNet):
                     key = re.sub(r'\.RDB(\d)\.', r'.rdb\1.', key)
             out[key] = value
         return out
-
-    def load_state_dict(self, state_dict: Mapping[str, torch.Tensor], strict: bool = True, assign: bool = False):
-        """``nn.Module.load_state_dict`` of any of the layouts (:meth:`canonical_state_dict`)."""
-        return super().load_state_dict(self.canonical_state_dict(state_dict), strict=strict, assign=assign)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 import cv2
@@ -10,10 +9,9 @@ from basicsr.data.realesrgan_dataset import RealESRGANDataset
 from basicsr.utils import scandir
 from basicsr.utils.registry import DATASET_REGISTRY
 
+from aesop.data.scan import UndecodableImageError, first_decodable
 from aesop.errors import AesopError
 from aesop.utils import IMAGE_EXTENSIONS
-
-logger = logging.getLogger('basicsr')
 
 
 @DATASET_REGISTRY.register()
@@ -37,18 +35,15 @@ class AesopRealESRGANDataset(RealESRGANDataset):
                 raise AesopError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) under {folder} (datasets.*.dataroot_gt)')
 
     def __getitem__(self, index: int) -> dict:
-        """basicsr's item; an image that does not decode is skipped (the next one is used) with a warning
-        naming it, as for paired data: a long run never dies on one bad file."""
-        for attempt in range(len(self.paths)):
-            i = (index + attempt) % len(self.paths)
-            try:
-                return super().__getitem__(i)
-            except (AttributeError, OSError, ValueError, TypeError) as err:  # cv2 gives None, basicsr then fails
-                if cv2.imread(str(self.paths[i]), cv2.IMREAD_UNCHANGED) is not None:
-                    raise  # not a decoding problem
-                self.skipped = getattr(self, 'skipped', 0) + 1
-                logger.warning(
-                    f'cannot read image {self.paths[i]}: missing, unreadable or corrupt ({type(err).__name__}): '
-                    f'skipped ({self.skipped} skipped so far by this loader)'
-                )
-        raise AesopError(f'no image under {self.opt["dataroot_gt"]} decodes')
+        """basicsr's item; an image that does not decode is skipped with a warning naming it
+        (:func:`~aesop.data.scan.first_decodable`): a long run never dies on one bad file."""
+        return first_decodable(self, index, self._load, skip=True)
+
+    def _load(self, index: int) -> dict:
+        try:
+            return super().__getitem__(index)
+        except (AttributeError, OSError, ValueError, TypeError) as err:  # cv2 gives None, basicsr then fails
+            path = self.paths[index]
+            if cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None:
+                raise  # not a decoding problem
+            raise UndecodableImageError(f'cannot read image {path}: missing, unreadable or corrupt') from err

@@ -4,14 +4,15 @@ basicsr finds a corrupt or non-image file only when a batch happens to draw it: 
 0 without a word, a long one dies hours in. :func:`scan_dataset_folders` reads each file's header
 (Pillow, in threads; about 0.1 ms a file) and refuses empty files, non-images and unreadable
 headers with one line naming them. A file whose header is fine but whose pixels do not decode is
-skipped during training with a warning (``aesop.compat.paired_getitem``); ``scripts/check_dataset.py``
-decodes everything.
+skipped during training with a warning (:func:`first_decodable`, used by the paired and the
+real-world datasets); ``scripts/check_dataset.py`` decodes everything.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from tqdm import tqdm
 
 from aesop.errors import AesopError
 from aesop.utils import IMAGE_EXTENSIONS
+
+logger = logging.getLogger('basicsr')
 
 FOLDER_DATASETS = ('PairedImageDataset', 'SingleImageDataset')  # basicsr reads every file of their folders
 
@@ -84,3 +87,22 @@ def scan_dataset_folders(opt: dict) -> None:
     """:func:`scan_images` on every disk dataset of ``opt`` (before anything is built)."""
     for phase, dataset in (opt.get('datasets') or {}).items():
         scan_images(dataset_files(dataset), where=f'datasets.{phase}')
+
+
+class UndecodableImageError(Exception):
+    """An image file of a dataset item that does not decode (see :func:`first_decodable`)."""
+
+
+def first_decodable(dataset, index: int, load: Callable[[int], dict], *, skip: bool) -> dict:
+    """``load(index)``; if its image does not decode (:class:`UndecodableImageError`) and ``skip`` (training),
+    the next item instead, with a warning naming the file and counting the skips of this loader. Without
+    ``skip`` (validation, test) the error is one line."""
+    for attempt in range(len(dataset)):
+        try:
+            return load((index + attempt) % len(dataset))
+        except UndecodableImageError as err:
+            if not skip:
+                raise AesopError(str(err)) from None
+            dataset.skipped = getattr(dataset, 'skipped', 0) + 1
+            logger.warning(f'{err}: skipped ({dataset.skipped} skipped so far by this loader)')
+    raise AesopError(f'no image of {dataset.opt.get("name", "the dataset")} decodes')

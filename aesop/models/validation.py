@@ -21,6 +21,7 @@ from tqdm import tqdm
 from aesop.errors import AesopError
 from aesop.metrics import metric_device
 from aesop.utils import markdown_table
+from aesop.weights import AUTOENCODER_TYPES
 
 STALE = ('gt', 'gt_usm', 'lq', 'output', 'bottleneck')  # per-batch tensors, dropped around each image
 
@@ -153,7 +154,7 @@ def input_multiple(arch: Mapping) -> int | None:
     needs = []
     if arch.get('window_size'):
         needs.append(int(arch['window_size']))
-    if arch.get('type') in ('AesopAutoEncoder', 'AutoEncoder_RRDBNet', 'BicubicDown_RRDBNet'):
+    if arch.get('type') in AUTOENCODER_TYPES:
         needs.append(int(arch.get('scale', 4)))  # ψ tested as a network: E downscales by its scale
     if _is_rrdbnet(arch.get('type')):
         needs.append({1: 4, 2: 2}.get(int(arch.get('scale', 4)), 1))
