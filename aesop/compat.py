@@ -291,7 +291,8 @@ def parse_options(root_path: str, is_train: bool = True):
     """Fix 7: accept ``--local-rank``; read the option file safely first (one-line errors for a missing,
     empty, malformed or code-running file, missing sections, bad ``--force_yml`` entries); then
     basicsr's parser, and the options normalised."""
-    from aesop.options import REQUIRED_SECTIONS, check_force_yml, load_option_file, normalize_options
+    from aesop.options import REQUIRED_SECTIONS, check_force_yml, coerce_numbers, load_option_file, normalize_options
+    from aesop.schema import check_schema
 
     global _CPU_ONLY
     sys.argv = normalize_argv(sys.argv)
@@ -299,6 +300,8 @@ def parse_options(root_path: str, is_train: bool = True):
         file_opt = load_option_file(sys.argv[sys.argv.index('-opt') + 1], required=REQUIRED_SECTIONS[is_train])
         overrides = force_yml_entries(sys.argv)
         check_force_yml(file_opt, overrides)
+        coerce_numbers(file_opt)
+        check_schema(file_opt)  # before basicsr's parser, which fails on a missing name with a KeyError
         _CPU_ONLY = requested_num_gpu(file_opt, overrides) == 0
     opt, args = _basicsr_parse_options(root_path, is_train=is_train)
     normalize_options(opt, root_path=root_path)

@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from aesop.errors import AesopError
+from aesop.schema import admits, check_schema
 from aesop.utils import closest, did_you_mean, iter_mappings
 
 
@@ -135,8 +136,8 @@ def check_force_yml(opt: dict, entries: list[str]) -> None:
         for key in keys.split(':'):
             if not _KEY.fullmatch(key):
                 raise AesopError(f'--force_yml {entry!r}: {key!r} is not an option key')
-            if isinstance(node, dict) and key not in node and key in OPTIONAL_KEYS.get(':'.join(path), ()):
-                node, path = None, [*path, key]  # an option this project reads that the file leaves out
+            if isinstance(node, dict) and key not in node and admits('.'.join(path), key):
+                node, path = None, [*path, key]  # a declared option that the file leaves out
                 continue
             if not isinstance(node, dict) or key not in node:
                 close = closest(key, node if isinstance(node, dict) else [])
@@ -166,7 +167,11 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
 
     translate_options(opt)
     coerce_numbers(opt)
-    check_components(opt)
+    check_schema(opt)  # every section's keys and their types (aesop.schema)
+    check_components(opt)  # every ``type:`` entry's options, against its signature
+    for phase, dataset in opt['datasets'].items():
+        if dataset.get('metrics') is not None:  # the release's real-world file
+            warn(opt, f'datasets.{phase}.metrics is ignored (as basicsr does): metrics are read from val.metrics')
     if not opt.get('is_train', True) and 'val' in opt:
         opt['val'].setdefault('suffix', None)  # basicsr's SRModel reads both in test mode
         opt['val'].setdefault('save_img', False)
@@ -216,13 +221,6 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
 NUMERIC_KEYS = {'lr', 'weight_decay', 'eps', 'ema_decay', 'total_iter', 'warmup_iter', 'gamma', 'eta_min'}
 NUMERIC_KEYS |= {'val_freq', 'print_freq', 'save_checkpoint_freq', 'loss_weight', 'perceptual_weight', 'style_weight'}
 NUMERIC_LISTS = {'milestones', 'periods', 'restart_weights', 'betas'}  # lists of numbers
-# options read when present that option files usually leave out (settable with --force_yml all the same)
-OPTIONAL_KEYS = {
-    '': ('num_gpu', 'manual_seed', 'aesop_gt_usm', 'l1_gt_usm', 'percep_gt_usm', 'gan_gt_usm'),
-    'train': ('allow_psi_change', 'amp', 'channels_last', 'relativistic_gan', 'freeze_decoder', 'ema_decay'),
-    'path': ('allow_random_init', 'resume_state', 'pretrain_network_g', 'param_key_g', 'strict_load_g'),
-    'val': ('val_freq', 'save_img', 'suffix', 'pbar'),
-}
 OPTIMIZERS = ('Adam',)  # what basicsr 1.4.2's BaseModel.get_optimizer builds
 SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
 
@@ -249,9 +247,6 @@ def _number(value: object) -> object:
 def check_training_options(opt: dict) -> None:
     """Start-up checks of a training run that basicsr makes late (or never), each one line."""
     train = opt.get('train') or {}
-    total = train.get('total_iter')
-    if not isinstance(total, int | float) or total <= 0:
-        raise AesopError(f'train.total_iter must be a positive number of iterations, got {total!r}')
     for key, supported in (('optim_g', OPTIMIZERS), ('optim_d', OPTIMIZERS), ('scheduler', SCHEDULERS)):
         kind = (train.get(key) or {}).get('type')
         if key in train and kind not in supported:
@@ -403,27 +398,6 @@ def check_components(opt: dict) -> None:
                     _check_arch(value[arch_key], f'train.{key}.{arch_key}', opt.get('scale'))
     for key, value in ((opt.get('val') or {}).get('metrics') or {}).items():
         _check_metric(_lookup(METRIC_REGISTRY, value.get('type'), f'val.metrics.{key}.type'), value, key)
-    if model is not None and model.__module__.startswith('aesop.'):  # basicsr's own models keep their freedom
-        _check_top_level(opt)
-
-
-# top-level keys of basicsr's and this project's option files (plus network_*); the rest are typos
-TOP_LEVEL_KEYS = {
-    'name', 'model_type', 'scale', 'num_gpu', 'manual_seed', 'datasets', 'path', 'train', 'val', 'logger',
-    'dist_params', 'find_unused_parameters', 'high_order_degradation', 'queue_size', 'gt_size', 'gt_usm',
-    'l1_gt_usm', 'aesop_gt_usm', 'percep_gt_usm', 'gan_gt_usm',
-    'is_train', 'dist', 'rank', 'world_size', 'auto_resume', 'root_path',  # set by basicsr's parser
-}  # fmt: skip
-
-
-def _check_top_level(opt: dict) -> None:
-    from aesop.data.degradations import REALESRGAN_OPTION_KEYS
-
-    known = TOP_LEVEL_KEYS | set(REALESRGAN_OPTION_KEYS)
-    for key in opt:
-        if key not in known and not key.startswith('network_'):
-            hint = did_you_mean(key, sorted(known))
-            raise AesopError(f'unknown top-level option {key!r}: {hint}(a typo would be ignored silently)')
 
 
 def _check_metric(function, options: dict, key: str) -> None:

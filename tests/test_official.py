@@ -267,7 +267,7 @@ def test_cuda_prefetch_and_pinned_memory_fall_back_to_cpu(tmp_path, capsys):
     (tmp_path / 'hr').mkdir()
     cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), np.zeros((8, 8, 3), np.uint8))
     dataset = {'type': 'PairedImageDataset', 'dataroot_gt': 'hr', 'prefetch_mode': 'cuda', 'pin_memory': True}
-    opt = {'datasets': {'train': dataset}, 'path': {}, 'num_gpu': 0}
+    opt = {'name': 'run', 'datasets': {'train': dataset}, 'path': {}, 'num_gpu': 0}
     normalize_options(opt, root_path=tmp_path)
     assert dataset['prefetch_mode'] is None and dataset['pin_memory'] is False
     assert capsys.readouterr().err.count('aesop: warning: datasets.train: prefetch_mode cuda') == 1
@@ -278,7 +278,7 @@ def test_wandb_without_the_package_is_one_warning(tmp_path, capsys, monkeypatch)
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'wandb' else find_spec(name, *a))
-    opt = {'name': 'run', 'path': {}, 'logger': {'use_tb_logger': True, 'wandb': {'project': 'aesop'}}}
+    opt = {'name': 'run', 'datasets': {}, 'path': {}, 'logger': {'use_tb_logger': True, 'wandb': {'project': 'aesop'}}}
     normalize_options(opt, root_path=tmp_path)
     assert opt['logger']['wandb']['project'] is None
     assert "wandb is not installed (pip install -e '.[wandb]')" in capsys.readouterr().err

@@ -107,6 +107,7 @@ def test_official_option_names_are_translated(tmp_path):
     (tmp_path / 'hr').mkdir()
     cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), np.zeros((8, 8, 3), np.uint8))
     opt = {
+        'name': 'run',
         'datasets': {'train': {'type': 'PairedImageDataset', 'dataroot_gt': 'hr', 'use_flip': True}},
         'path': {},
         'num_gpu': 1,

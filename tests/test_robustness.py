@@ -177,19 +177,60 @@ def _top_level_typo(opt, root, data):
     opt['manual_sead'] = 1
 
 
+def _dataset_typo(opt, root, data):
+    opt['datasets']['train']['gt_sise'] = 64
+
+
+def _train_typo(opt, root, data):
+    opt['train']['ema_decy'] = 0.999
+
+
+def _optimizer_typo(opt, root, data):
+    opt['train']['optim_g']['betas_'] = [0.9, 0.99]
+
+
+def _logger_type(opt, root, data):
+    opt['logger']['print_freq'] = 'often'
+
+
+def _path_typo(opt, root, data):
+    opt['path']['pretrain_netwrk_g'] = 'g.pth'
+
+
+def _bool_type(opt, root, data):
+    opt['datasets']['train']['use_hflip'] = 'maybe'
+
+
+def _dist_backend(opt, root, data):
+    opt['dist_params'] = {'backend': 'ncl', 'port': 29500}
+
+
 CASES = {
     'metric option typo': (
         _metric_typo,
         r"unknown option 'crop_bordr' for metric calculate_psnr \(option val\.metrics\.psnr\): "
         r"did you mean 'crop_border'",
     ),
-    'top-level typo': (_top_level_typo, r"unknown top-level option 'manual_sead': did you mean 'manual_seed'\?"),
+    'top-level typo': (_top_level_typo, r"unknown option 'manual_sead' at the top level: did you mean 'manual_seed'\?"),
+    'dataset key typo': (_dataset_typo, r"unknown option 'gt_sise' in datasets\.train: did you mean 'gt_size'\?"),
+    'train key typo': (_train_typo, r"unknown option 'ema_decy' in train: did you mean 'ema_decay'\?"),
+    'optimizer key typo': (_optimizer_typo, r"unknown option 'betas_' in train\.optim_g: did you mean 'betas'\?"),
+    'path key typo': (
+        _path_typo,
+        r"unknown option 'pretrain_netwrk_g' in path: did you mean 'pretrain_network_g'\?",
+    ),
+    'logger value type': (_logger_type, r"option logger\.print_freq: input should be a valid integer.*, got 'often'$"),
+    'boolean value type': (_bool_type, r"option datasets\.train\.use_hflip: input should be a valid boolean.*'maybe'$"),
+    'dist backend': (
+        _dist_backend,
+        r"option dist_params\.backend: input should be 'nccl', 'gloo' or 'mpi', got 'ncl'$",
+    ),
     'lmdb backend on a folder': (
         _lmdb_folder,
         r'datasets\.train\.dataroot_gt: .* is not an LMDB database \(no data\.mdb\)',
     ),
     'symlink loop': (_symlink_loop, r'symlink loop under .*val/HR: .*val/HR/loop is .*val/HR again'),
-    'total_iter 0': (_zero_iterations, r'train\.total_iter must be a positive number of iterations, got 0$'),
+    'total_iter 0': (_zero_iterations, r'option train\.total_iter must be > 0, got 0$'),
     'batch larger than the dataset': (
         _batch_too_large,
         r'datasets\.train: \d+ images \(x dataset_enlarge_ratio\) for a batch of 1000: no iteration would run',
@@ -624,4 +665,4 @@ def test_a_start_up_error_under_torchrun_is_printed_once(tiny_data, tmp_path):
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if 'aesop: error:' in line]
-    assert len(lines) == 1 and 'train.total_iter must be a positive number' in lines[0], proc.stdout + proc.stderr
+    assert len(lines) == 1 and 'option train.total_iter must be > 0' in lines[0], proc.stdout + proc.stderr

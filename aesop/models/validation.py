@@ -42,6 +42,13 @@ class ValidationMixin:
       the means and sends them to tensorboard (``metrics/<dataset>/<metric>``) as BasicSR does.
     """
 
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+        """basicsr's, except that training skips validations before ``val.val_start_iter`` (the release's
+        option; 0 by default)."""
+        if self.is_train and current_iter < (self.opt['val'].get('val_start_iter') or 0):
+            return
+        super().validation(dataloader, current_iter, tb_logger, save_img)
+
     def test(self):
         window = input_multiple(self.opt['network_g'])  # SwinIR's window, RRDBNet ×2's unshuffle
         h, w = self.lq.shape[-2:]

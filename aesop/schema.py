@@ -1,0 +1,358 @@
+"""The declared schema of an option file's sections (pydantic): every key basicsr 1.4.2, this
+project and the authors' release read, with its type. An unknown key is a start-up error naming
+the closest known one; a wrong type names the key and the value.
+
+Components (``type:`` entries: networks, losses, metrics) are not declared here: their options
+are the parameters of the registered class or function and are checked against its signature
+(:func:`aesop.options.check_components`). The schema types what basicsr's code reads; it does
+not rewrite the options (the dict goes on unchanged).
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, ClassVar, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aesop.errors import AesopError
+from aesop.utils import did_you_mean
+
+__all__ = ['OptionFile', 'admits', 'check_schema', 'known_keys']
+
+Number = float  # an int passes too
+Components = dict[str, Any] | None  # a ``type:`` entry: checked against its signature elsewhere
+
+
+class _Section(BaseModel):
+    """A section: unknown keys are refused (``extra='forbid'``); ``PREFIXES`` admit families of keys."""
+
+    model_config = ConfigDict(extra='forbid', populate_by_name=True, protected_namespaces=())
+    PREFIXES: ClassVar[tuple[str, ...]] = ()  # keys starting with one of these are admitted (e.g. network_*)
+
+    @model_validator(mode='before')
+    @classmethod
+    def _admit_prefixed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and cls.PREFIXES:
+            return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith(cls.PREFIXES))}
+        return data
+
+
+class IoBackend(_Section):
+    type: Literal['disk', 'lmdb', 'memcached'] = 'disk'
+    db_paths: str | list[str] | None = None  # set by basicsr's lmdb datasets
+    client_keys: str | list[str] | None = None
+    server_list_cfg: str | None = None  # memcached
+    client_cfg: str | None = None
+    sys_path: str | None = None
+
+
+class Dataset(_Section):
+    """``datasets.<phase>``: the keys of basicsr's image (and video) datasets and their loaders."""
+
+    name: str | None = None
+    type: str
+    phase: str | None = None  # set by basicsr's parser
+    scale: int | None = None
+    dataroot_gt: str | None = None
+    dataroot_lq: str | None = None
+    dataroot_flow: str | None = None
+    meta_info_file: str | None = None  # PairedImageDataset
+    meta_info: str | None = None  # RealESRGANDataset (``~``: scan the folder)
+    io_backend: IoBackend | None = None
+    filename_tmpl: str = '{}'
+    gt_size: int | None = Field(default=None, gt=0)
+    use_hflip: bool = False
+    use_rot: bool = False
+    use_shuffle: bool = True  # the release's key: basicsr always shuffles the training set
+    mean: list[Number] | None = None
+    std: list[Number] | None = None
+    color: Literal['y'] | None = None
+    # loader
+    num_worker_per_gpu: int = Field(default=0, ge=0)
+    batch_size_per_gpu: int = Field(default=1, gt=0)
+    dataset_enlarge_ratio: int = Field(default=1, gt=0)
+    prefetch_mode: Literal['cpu', 'cuda'] | None = None
+    num_prefetch_queue: int = Field(default=1, gt=0)
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    # RealESRGANDataset: the blur kernels of the two degradation stages
+    blur_kernel_size: int | None = None
+    kernel_list: list[str] | None = None
+    kernel_prob: list[Number] | None = None
+    sinc_prob: Number | None = None
+    blur_sigma: list[Number] | None = None
+    betag_range: list[Number] | None = None
+    betap_range: list[Number] | None = None
+    blur_kernel_size2: int | None = None
+    kernel_list2: list[str] | None = None
+    kernel_prob2: list[Number] | None = None
+    sinc_prob2: Number | None = None
+    blur_sigma2: list[Number] | None = None
+    betag_range2: list[Number] | None = None
+    betap_range2: list[Number] | None = None
+    final_sinc_prob: Number | None = None
+    # basicsr's video datasets
+    num_frame: int | None = None
+    interval_list: list[int] | None = None
+    random_reverse: bool | None = None
+    use_flip: bool | None = None  # the release's (and old basicsr's) name of use_hflip: translated
+    flip_sequence: bool | None = None
+    test_mode: bool | None = None
+    cache_data: bool | None = None
+    padding: str | None = None
+    val_partition: str | None = None
+    use_duf_downsampling: bool | None = None
+    border: Any = None
+    metrics: Components = None  # the release's real-world file has one here; basicsr ignores it (warned)
+
+    @field_validator('use_shuffle', mode='before')
+    @classmethod
+    def _always_shuffled(cls, value: Any) -> Any:
+        if value is not True:
+            raise ValueError(f'{value!r} is not possible: basicsr always shuffles the training set')
+        return value
+
+
+class Optimizer(_Section):
+    """``train.optim_*``: ``torch.optim.Adam``'s options (what basicsr 1.4.2 builds)."""
+
+    type: str
+    lr: Number = Field(gt=0)
+    betas: list[Number] = Field(default=[0.9, 0.999], min_length=2, max_length=2)
+    eps: Number = 1e-8
+    weight_decay: Number = Field(default=0, ge=0)
+    amsgrad: bool = False
+
+
+class Scheduler(_Section):
+    """``train.scheduler``: basicsr's MultiStepRestartLR / CosineAnnealingRestartLR options."""
+
+    type: str
+    milestones: list[int] | None = None
+    gamma: Number | None = None
+    restarts: list[int] | None = None
+    restart_weights: list[Number] | None = None
+    periods: list[int] | None = None
+    eta_min: Number | None = None
+
+
+class Train(_Section):
+    """``train``: basicsr's keys, the release's and this project's; ``*_opt`` are loss entries."""
+
+    total_iter: int = Field(gt=0)
+    warmup_iter: int = -1
+    ema_decay: Number = Field(default=0, ge=0, lt=1)
+    optim_g: Optimizer | None = None
+    optim_d: Optimizer | None = None
+    scheduler: Scheduler | None = None
+    net_d_iters: int = Field(default=1, gt=0)
+    net_d_init_iters: int = Field(default=0, ge=0)
+    # this project
+    amp: Literal['none', 'bf16', 'fp16'] | None = None
+    channels_last: bool = False
+    relativistic_gan: bool | None = None
+    freeze_decoder: int = Field(default=0, ge=0)  # AE stage: D frozen for iterations ≤ N
+    allow_psi_change: bool = False
+    # basicsr's StyleGAN2 and video models
+    r1_reg_weight: Number | None = None
+    path_reg_weight: Number | None = None
+    net_g_reg_every: int | None = None
+    net_d_reg_every: int | None = None
+    mixing_prob: Number | None = None
+    path_batch_shrink: int | None = None
+    tsa_iter: int | None = None
+    fix_flow: int | None = None
+    flow_lr_mul: Number | None = None
+    dcn_lr_mul: Number | None = None
+
+    @model_validator(mode='before')
+    @classmethod
+    def _loss_entries(cls, data: Any) -> Any:
+        """``<name>_opt`` keys are loss entries (their options: the loss's signature)."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(key, str) and key.endswith('_opt') and value is not None and not isinstance(value, dict):
+                    raise ValueError(f'train.{key} must be a mapping with a type, got {value!r}')
+            return {k: v for k, v in data.items() if not (isinstance(k, str) and k.endswith('_opt'))}
+        return data
+
+
+class Val(_Section):
+    val_freq: Number | None = Field(default=None, gt=0)
+    val_start_iter: int = Field(default=0, ge=0)  # the release's: no validation before this iteration
+    save_img: bool = False
+    suffix: str | None = None
+    pbar: bool = False
+    metrics: dict[str, dict[str, Any]] | None = None
+    # basicsr's StyleGAN2 and video models
+    num_val_samples: int | None = None
+    flip_seq: bool | None = None
+    center_frame_only: bool | None = None
+
+
+class Wandb(_Section):
+    project: str | None = None
+    resume_id: str | None = None
+
+
+class Logger(_Section):
+    print_freq: int = Field(default=100, gt=0)
+    save_checkpoint_freq: Number = Field(default=5000, gt=0)
+    use_tb_logger: bool = False
+    wandb: Wandb | None = None
+
+
+class Paths(_Section):
+    """``path``: the initial weights of every network (``*_<net>``), resuming, and the folders basicsr sets."""
+
+    PREFIXES = ('pretrain_network_', 'param_key_', 'strict_load_')
+    resume_state: str | None = None
+    allow_random_init: bool = False  # test.py: score a randomly initialised network on purpose
+    root: str | None = None
+    experiments_root: str | None = None
+    results_root: str | None = None
+    models: str | None = None
+    training_states: str | None = None
+    log: str | None = None
+    visualization: str | None = None
+
+    @model_validator(mode='before')
+    @classmethod
+    def _network_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(key, str) and key.startswith('strict_load_') and not isinstance(value, bool):
+                    raise ValueError(f'path.{key} must be true or false, got {value!r}')
+                if isinstance(key, str) and key.startswith(('pretrain_network_', 'param_key_')):
+                    if value is not None and not isinstance(value, str):
+                        raise ValueError(f'path.{key} must be a string, got {value!r}')
+        return data
+
+
+class DistParams(_Section):
+    backend: Literal['nccl', 'gloo', 'mpi'] = 'nccl'
+    port: int | None = None
+
+
+class OptionFile(_Section):
+    """The top level: ``network_*`` entries are components; the Real-ESRGAN degradation's keys are
+    checked by :meth:`aesop.data.degradations.RealESRGANDegradation.from_options`."""
+
+    PREFIXES = ('network_',)
+    name: str
+    model_type: str | None = None
+    scale: int = Field(default=4, gt=0)
+    num_gpu: int | Literal['auto'] = 1
+    manual_seed: int | None = None
+    find_unused_parameters: bool = False
+    datasets: dict[str, Dataset]
+    train: Train | None = None
+    val: Val | None = None
+    logger: Logger | None = None
+    path: Paths | None = None
+    dist_params: DistParams | None = None
+    # real-world models (basicsr's RealESRGANModel family and this project's)
+    high_order_degradation: bool | None = None
+    queue_size: int | None = Field(default=None, gt=0)
+    gt_size: int | None = Field(default=None, gt=0)
+    gt_usm: bool | None = None
+    l1_gt_usm: bool | None = None
+    aesop_gt_usm: bool | None = None
+    percep_gt_usm: bool | None = None
+    gan_gt_usm: bool | None = None
+    resize_prob: list[Number] | None = None
+    resize_range: list[Number] | None = None
+    gaussian_noise_prob: Number | None = None
+    noise_range: list[Number] | None = None
+    poisson_scale_range: list[Number] | None = None
+    gray_noise_prob: Number | None = None
+    jpeg_range: list[Number] | None = None
+    second_blur_prob: Number | None = None
+    resize_prob2: list[Number] | None = None
+    resize_range2: list[Number] | None = None
+    gaussian_noise_prob2: Number | None = None
+    noise_range2: list[Number] | None = None
+    poisson_scale_range2: list[Number] | None = None
+    gray_noise_prob2: Number | None = None
+    jpeg_range2: list[Number] | None = None
+    # set by basicsr's parser and the command line
+    is_train: bool | None = None
+    dist: bool | None = None
+    rank: int | None = None
+    world_size: int | None = None
+    auto_resume: bool | None = None
+    root_path: str | None = None
+
+
+def _schema(section: str) -> type[_Section] | None:
+    """The schema class of a dotted section (``''``, ``train.optim_g``, ``datasets.val.io_backend``), or None."""
+    node: Any = OptionFile
+    for part in section.split('.') if section else ():
+        if isinstance(node, type) and issubclass(node, _Section):
+            field = node.model_fields.get(part)
+            node = field.annotation if field else None
+        elif typing.get_origin(node) is dict:
+            node = typing.get_args(node)[1]  # datasets.<phase>
+        else:
+            return None
+        kinds = typing.get_args(node) if typing.get_origin(node) in (Union, types.UnionType) else (node,)
+        node = next((k for k in kinds if _is_section(k) or typing.get_origin(k) is dict), None)
+    return node if _is_section(node) else None
+
+
+def _is_section(node: Any) -> bool:
+    return isinstance(node, type) and issubclass(node, _Section)
+
+
+def known_keys(section: str) -> tuple[str, ...]:
+    """The keys the schema declares for ``section`` (``''`` for the top level, ``datasets.<phase>``,
+    ``train``, ``train.optim_g``, …), for ``--force_yml`` and "did you mean" hints."""
+    schema = _schema(section)
+    if schema is None:
+        return ()
+    return (*schema.model_fields, *(f'{prefix}{net}' for prefix in schema.PREFIXES for net in ('g', 'd', 'decoder')))
+
+
+def admits(section: str, key: str) -> bool:
+    """Whether ``key`` is declared in ``section`` or belongs to one of its key families."""
+    schema = _schema(section)
+    if schema is None:
+        return False
+    loss_entry = section == 'train' and key.endswith('_opt')
+    return key in schema.model_fields or key.startswith(schema.PREFIXES) or loss_entry
+
+
+def check_schema(opt: dict) -> None:
+    """Validate ``opt`` against :class:`OptionFile`; the first error is one :class:`AesopError` line.
+
+    An unknown key names the closest declared one; a wrong type or range names the key, what it
+    must be and the value found.
+    """
+    try:
+        OptionFile.model_validate(opt)
+    except ValidationError as error:
+        raise AesopError(_describe(error.errors(include_url=False)[0])) from None
+
+
+def _describe(problem: dict) -> str:
+    loc = [str(part) for part in problem['loc']]
+    key = '.'.join(loc)
+    if problem['type'] == 'extra_forbidden':
+        section = '.'.join(loc[:-1])
+        where = f'in {section}' if section else 'at the top level'
+        hint = did_you_mean(loc[-1], known_keys(section))
+        return f'unknown option {loc[-1]!r} {where}: {hint}(a typo would be ignored silently)'
+    if problem['type'] == 'missing':
+        return f'option {key} is missing'
+    found = problem.get('input')
+    if problem['type'] == 'value_error':
+        message = problem['msg'].removeprefix('Value error, ')
+        return message if _schema(key) is not None else f'option {key}: {message}'  # a section's check names its key
+    if problem['type'] in _BOUNDS:
+        return f'option {key} must be {_BOUNDS[problem["type"]]} {next(iter(problem["ctx"].values())):g}, got {found!r}'
+    return f'option {key}: {problem["msg"][0].lower()}{problem["msg"][1:]}, got {found!r}'
+
+
+_BOUNDS = {'greater_than': '>', 'greater_than_equal': '≥', 'less_than': '<', 'less_than_equal': '≤'}

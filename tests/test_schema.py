@@ -1,0 +1,123 @@
+"""The declared option schema (aesop.schema): typos and wrong types at start-up, known keys accepted."""
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+
+import aesop  # noqa: F401  (registers the project's components)
+from aesop.errors import AesopError
+from aesop.models.validation import ValidationMixin
+from aesop.options import check_force_yml, coerce_numbers, load_option_file
+from aesop.schema import admits, check_schema, known_keys
+
+REPO = Path(__file__).resolve().parents[1]
+BASE = load_option_file(REPO / 'options' / 'train_aesop_rrdb.yml')
+
+
+def checked(**changes) -> str | None:
+    """The schema's message for the AESOP option file with ``changes`` (``section__key=value``), or None."""
+    opt = copy.deepcopy(BASE)
+    for dotted, value in changes.items():
+        *sections, key = dotted.split('__')
+        node = opt
+        for section in sections:
+            node = node[section]
+        node[key] = value
+    coerce_numbers(opt)
+    try:
+        check_schema(opt)
+    except AesopError as err:
+        return str(err)
+    return None
+
+
+@pytest.mark.parametrize(
+    ('change', 'expected'),
+    [
+        ({'trian': {}}, "unknown option 'trian' at the top level: did you mean 'train'?"),
+        ({'datasets__train__gt_sise': 64}, "unknown option 'gt_sise' in datasets.train: did you mean 'gt_size'?"),
+        (
+            {'datasets__val__io_backend__typ': 'disk'},
+            "unknown option 'typ' in datasets.val.io_backend: did you mean 'type'?",
+        ),
+        ({'train__ema_decy': 0.9}, "unknown option 'ema_decy' in train: did you mean 'ema_decay'?"),
+        (
+            {'train__scheduler__milestone': [1]},
+            "unknown option 'milestone' in train.scheduler: did you mean 'milestones'?",
+        ),
+        ({'val__save_imgs': True}, "unknown option 'save_imgs' in val: did you mean 'save_img'?"),
+        ({'logger__wandb': {'projekt': 'x'}}, "unknown option 'projekt' in logger.wandb: did you mean 'project'?"),
+        ({'dist_params': {'bakend': 'gloo'}}, "unknown option 'bakend' in dist_params: did you mean 'backend'?"),
+    ],
+)
+def test_a_typo_names_the_closest_key(change, expected):
+    assert checked(**change).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ('change', 'expected'),
+    [
+        ({'train__total_iter': -5}, r'option train\.total_iter must be > 0, got -5$'),
+        ({'train__ema_decay': 1.0}, r'option train\.ema_decay must be < 1, got 1\.0$'),
+        ({'train__optim_g__lr': 'fast'}, r"option train\.optim_g\.lr: input should be a valid number.*got 'fast'$"),
+        ({'train__optim_g__betas': [0.9]}, r'option train\.optim_g\.betas: .*got \[0\.9\]$'),
+        ({'train__amp': 'fp8'}, r"option train\.amp: input should be 'none', 'bf16' or 'fp16'.*got 'fp8'$"),
+        ({'train__pixel_opt': 1.0}, r'^train\.pixel_opt must be a mapping with a type, got 1\.0$'),
+        ({'datasets__train__batch_size_per_gpu': 0}, r'datasets\.train\.batch_size_per_gpu must be > 0, got 0$'),
+        ({'datasets__train__use_shuffle': False}, r'use_shuffle: False is not possible: basicsr always shuffles'),
+        ({'path__strict_load_g': 'no'}, r"^path\.strict_load_g must be true or false, got 'no'$"),
+        ({'val__val_freq': 'daily'}, r"option val\.val_freq: input should be a valid number.*got 'daily'$"),
+    ],
+)
+def test_a_wrong_type_names_the_key_and_the_value(change, expected):
+    assert re.search(expected, checked(**change))
+
+
+def test_a_missing_required_key():
+    opt = copy.deepcopy(BASE)
+    del opt['train']['total_iter']
+    with pytest.raises(AesopError, match=r'^option train\.total_iter is missing$'):
+        check_schema(opt)
+
+
+def test_families_of_keys_and_the_numbers_yaml_reads_as_strings():
+    assert checked(network_ema={'type': 'RRDBNet'}, path__pretrain_network_d='d.pth', path__strict_load_d=False) is None
+    assert checked(train__lowpass_opt={'type': 'L1Loss'}, train__optim_g__lr='1e-4', train__total_iter='4e5') is None
+    assert admits('path', 'param_key_decoder') and admits('train', 'lr_opt') and admits('datasets.train', 'gt_size')
+    assert not admits('train', 'ema_decy') and not admits('nowhere', 'x')
+    assert 'pretrain_network_g' in known_keys('path') and 'use_hflip' in known_keys('datasets.val')
+
+
+def test_every_option_file_of_the_project_fits_the_schema():
+    files = sorted((REPO / 'options').rglob('*.yml'))
+    assert len(files) > 20
+    for path in files:
+        opt = load_option_file(path)
+        coerce_numbers(opt)
+        check_schema(opt)  # raises with the file's first problem
+
+
+def test_force_yml_takes_declared_keys_the_file_leaves_out():
+    check_force_yml(copy.deepcopy(BASE), ['train:amp=bf16', 'val:val_start_iter=10', 'datasets:train:use_rot=false'])
+    with pytest.raises(AesopError, match="no option 'total_itr' in train; did you mean 'train:total_iter'"):
+        check_force_yml(copy.deepcopy(BASE), ['train:total_itr=3'])
+
+
+def test_validation_waits_for_val_start_iter():
+    calls = []
+
+    class Base:
+        def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+            calls.append(current_iter)
+
+    class Model(ValidationMixin, Base):
+        is_train = True
+        opt = {'val': {'val_start_iter': 3}}
+
+    for current_iter in (1, 2, 3, 4):
+        Model().validation(None, current_iter, None)
+    Model.is_train = False  # test.py validates once, whatever the option says
+    Model().validation(None, 0, None)
+    assert calls == [3, 4, 0]
