@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from aesop.errors import AesopError
 from aesop.utils import project_root
 
 TRACEBACK_ENV = 'AESOP_TRACEBACK'
+ERROR_STATUS = 2  # the exit status of a one-line error (argparse's, too)
+RANK_GRACE_S = 5.0  # under torchrun, how long a rank > 0 leaves rank 0 to report the same error
 
 
 def run(stage: str) -> None:
@@ -33,10 +36,12 @@ def run(stage: str) -> None:
 def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run ``main(argv)`` of a command; an :class:`AesopError` becomes one line and status 2.
 
-    The line is ``aesop: error: <message>``, printed by rank 0 only under torchrun (every rank
-    meets the same start-up errors: options, data and the experiment lock are checked alike);
-    ``AESOP_TRACEBACK=1`` re-raises it with the full traceback instead. Returns ``main``'s status
-    (0 when it returns ``None``).
+    The line is ``aesop: error: <message>``. Under torchrun every rank meets the same start-up
+    errors (options, data and the experiment lock are checked alike): rank 0 prints the line at
+    once; another rank waits :data:`RANK_GRACE_S` first, so that when rank 0 failed too the agent
+    stops it before it prints (the line appears once), and when only that rank failed the line
+    still appears, naming the rank. ``AESOP_TRACEBACK=1`` re-raises it with the full traceback
+    instead. Returns ``main``'s status (0 when it returns ``None``).
     """
     try:
         return main(argv) or 0
@@ -45,9 +50,12 @@ def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
             raise
         # raised in a DataLoader worker, the message carries the worker's traceback: keep its last line
         message = str(err).strip().splitlines()[-1].removeprefix(f'{AesopError.__module__}.AesopError: ')
-        if os.environ.get('RANK', '0') == '0' or 'TORCHELASTIC_RUN_ID' not in os.environ:
-            print(f'aesop: error: {message}', file=sys.stderr)  # under torchrun: once, from rank 0
-        return 2
+        rank = os.environ.get('RANK', '0') if 'TORCHELASTIC_RUN_ID' in os.environ else '0'
+        if rank != '0':
+            time.sleep(RANK_GRACE_S)  # stopped here by torchrun's agent if rank 0 failed too
+            message = f'(rank {rank}) {message}'
+        print(f'aesop: error: {message}', file=sys.stderr)
+        return ERROR_STATUS
 
 
 def add_autoencoder_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:

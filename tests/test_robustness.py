@@ -649,12 +649,16 @@ def test_realesrgan_dataset_skips_an_image_that_does_not_decode(tiny_data, tmp_p
 
 
 @pytest.mark.ddp
-def test_a_start_up_error_under_torchrun_is_printed_once(tiny_data, tmp_path):
-    torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
+@pytest.mark.parametrize('launcher', ['torchrun', 'aesop-torchrun'])
+def test_a_start_up_error_under_torchrun_is_printed_once(launcher, tiny_data, tmp_path):
+    if launcher == 'torchrun':
+        cmd = [shutil.which('torchrun', path=str(Path(sys.executable).parent))]
+    else:
+        cmd = [sys.executable, '-m', 'aesop.launch']  # the aesop-torchrun console script
     opt = ae_opt(tiny_data, 'once', 2, 2)
     opt['train']['total_iter'] = 0
     env = {'AESOP_ROOT': str(tmp_path), 'OMP_NUM_THREADS': '1', 'PATH': '/usr/bin:/bin', 'AESOP_RANDOM_BACKBONES': '1'}
-    cmd = [torchrun, '--nproc_per_node=2', '--master_port=0', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0']
+    cmd += ['--nproc_per_node=2', '--master_port=0', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0']
     cmd += [
         str(REPO / 'aesop' / 'train.py'),
         '-opt',
@@ -663,6 +667,28 @@ def test_a_start_up_error_under_torchrun_is_printed_once(tiny_data, tmp_path):
         'pytorch',
     ]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0
-    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if 'aesop: error:' in line]
-    assert len(lines) == 1 and 'option train.total_iter must be > 0' in lines[0], proc.stdout + proc.stderr
+    output = (proc.stdout + proc.stderr).strip().splitlines()
+    lines = [line for line in output if 'aesop: error:' in line]
+    assert len(lines) == 1, output  # rank 1 waits: stopped by the agent before it prints
+    assert lines[0] == 'aesop: error: option train.total_iter must be > 0, got 0', output
+    if launcher == 'torchrun':
+        assert proc.returncode == 1 and 'ChildFailedError' in proc.stderr  # torchrun's own banner follows
+    else:
+        assert proc.returncode == 2 and output == lines  # nothing else
+
+
+def test_an_error_of_another_rank_alone_is_printed_after_a_grace(monkeypatch, capsys):
+    from aesop import cli
+
+    def fails(_):
+        raise AesopError('only here')
+
+    slept = []
+    monkeypatch.setattr(cli.time, 'sleep', slept.append)
+    monkeypatch.setenv('TORCHELASTIC_RUN_ID', 'x')
+    monkeypatch.setenv('RANK', '1')
+    assert cli.cli_main(fails) == 2
+    assert slept == [cli.RANK_GRACE_S] and capsys.readouterr().err == 'aesop: error: (rank 1) only here\n'
+    monkeypatch.setenv('RANK', '0')
+    assert cli.cli_main(fails) == 2 and slept == [cli.RANK_GRACE_S]  # rank 0 prints at once
+    assert capsys.readouterr().err == 'aesop: error: only here\n'

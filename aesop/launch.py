@@ -1,0 +1,49 @@
+"""``aesop-torchrun`` (``python -m aesop.launch``): torchrun, quiet about errors already reported.
+
+It takes torchrun's arguments and runs torchrun's own launcher. The only difference is when
+the workers stop with a start-up error: ``aesop/train.py`` and ``aesop/test.py`` print it as one
+``aesop: error: …`` line (from rank 0) and exit with status 2. Plain torchrun then adds its
+agent's log lines and a ``ChildFailedError`` traceback with a failure table. This launcher exits
+with status 2 and prints nothing more. Any other failure (a crash, a signal, another exit
+status) is reported by torchrun as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.run import parse_args, run
+
+from aesop.cli import ERROR_STATUS
+
+__all__ = ['main']
+
+AGENT_LOGGER = 'torch.distributed.elastic.multiprocessing.api'
+
+
+class _Reported(logging.Filter):
+    """Drops the agent's lines about workers that stopped with :data:`ERROR_STATUS` (and the SIGTERM
+    it then sends the others); the failure table of any other exit is still raised."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not (f'failed (exitcode: {ERROR_STATUS})' in text or 'closing signal' in text)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.getLogger(AGENT_LOGGER).addFilter(_Reported())
+    try:
+        run(parse_args(list(sys.argv[1:] if argv is None else argv)))
+    except ChildFailedError as err:
+        _, failure = err.get_first_failure()
+        if failure.exitcode == ERROR_STATUS:  # the worker printed its one line
+            return ERROR_STATUS
+        raise
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
