@@ -3,14 +3,16 @@
 basicsr renames an existing ``experiments/<name>`` to ``<name>_archived_<time>`` when a run starts:
 started twice, the second run archives the live one's folder and both write into the new one.
 :func:`hold_experiment` makes the first run hold ``experiments/.<name>.lock`` (pid and host) for
-its whole life; a second run on the same name is refused with one line saying who holds it. A
-lock left by a process that died (kill -9) is detected by its pid on this host and taken over.
+its whole life (a kernel file lock); a second run on the same name is refused with one line
+saying who holds it. The lock of a process that died (kill -9) is gone with it: its file is
+taken over.
 :func:`exit_with_parent` stops a torchrun worker whose agent was killed.
 """
 
 from __future__ import annotations
 
 import atexit
+import fcntl
 import logging
 import os
 import signal
@@ -34,37 +36,54 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def hold_experiment(experiments_root: str | Path) -> Path:
-    """Take ``<experiments>/.<name>.lock`` for this process (released at exit); returns the lock file.
+_HELD: dict[Path, int] = {}  # lock file -> the descriptor holding its flock, for this process's life
 
-    Raises :class:`AesopError` naming the pid and host of a live holder.
+
+def hold_experiment(experiments_root: str | Path) -> Path:
+    """Hold ``<experiments>/.<name>.lock`` for this process (an exclusive ``flock``, released at exit and
+    by the kernel when the process dies); returns the lock file.
+
+    The file records the holder's pid, host and start time. A second run is refused with one
+    :class:`AesopError` naming them. A file left by a dead run holds no lock: it is taken over with
+    a warning. Two runs taking over the same stale lock cannot both win (the lock is the kernel's,
+    not the file's content). A file system without locks (``flock`` unsupported) gets a warning and
+    no lock.
     """
     folder = Path(experiments_root)
     lock = folder.parent / f'.{folder.name}.lock'
+    if lock in _HELD:
+        return lock  # this process holds it already (a second run in the same process)
     lock.parent.mkdir(parents=True, exist_ok=True)
-    me = f'{os.getpid()} {socket.gethostname()}'
     for _ in range(3):
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
         try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                pid_text, host = (lock.read_text().split() + ['', ''])[:2]
-            except FileNotFoundError:
-                continue  # released in between
-            if host == socket.gethostname() and pid_text == str(os.getpid()):
-                return lock  # this process holds it already (a second run in the same process)
-            if host == socket.gethostname() and pid_text.isdigit() and not _alive(int(pid_text)):
-                logger.warning(f'{lock}: stale lock of pid {pid_text} (no longer running) taken over')
-                lock.unlink(missing_ok=True)
-                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = (os.read(fd, 200).decode(errors='replace').split() + ['?', '?'])[:2]
+            os.close(fd)
             raise AesopError(
-                f'experiment {folder.name} is in use by pid {pid_text} on {host or "?"} (lock {lock}): '
-                'wait for that run, stop it, or give this one another name (if that run is gone, on another '
-                'host or container, delete the lock)'
+                f'experiment {folder.name} is in use by pid {holder[0]} on {holder[1]} (lock {lock}): '
+                'wait for that run, stop it, or give this one another name'
             ) from None
-        with os.fdopen(fd, 'w') as f:
-            f.write(f'{me} {time.strftime("%Y-%m-%dT%H:%M:%S")}\n')
-        atexit.register(_release, lock, me)
+        except OSError as err:  # e.g. a network file system mounted without locks
+            os.close(fd)
+            logger.warning(f'{lock}: the file system does not lock files ({err.strerror}): experiment not locked')
+            return lock
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # released (unlinked) by its holder between our open and our flock: try again
+            os.close(fd)
+            continue
+        previous = os.read(fd, 200).decode(errors='replace').split()
+        if previous:
+            host = previous[1] if len(previous) > 1 else '?'
+            logger.warning(f'{lock}: stale lock of pid {previous[0]} on {host} (no longer running) taken over')
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f'{os.getpid()} {socket.gethostname()} {time.strftime("%Y-%m-%dT%H:%M:%S")}\n'.encode(), 0)
+        _HELD[lock] = fd
+        atexit.register(_release, lock)
         if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _exit_on_sigterm)  # kill, docker stop, preemption: release too
         return lock
@@ -76,12 +95,12 @@ def _exit_on_sigterm(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
-def _release(lock: Path, me: str) -> None:
-    try:
-        if lock.read_text().startswith(me + ' '):
-            lock.unlink()
-    except FileNotFoundError:
-        pass
+def _release(lock: Path) -> None:
+    """Unlink the lock file while still holding it, then unlock (a waiting run sees the file gone and retries)."""
+    fd = _HELD.pop(lock, None)
+    if fd is not None:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
 
 
 def exit_with_parent(period_s: float = 2.0) -> threading.Thread:

@@ -20,6 +20,7 @@ import torch
 from basicsr.archs import build_network
 from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, write_yaml
 
+import aesop.compat
 import aesop.test
 import aesop.train
 from aesop.errors import AesopError
@@ -475,6 +476,59 @@ def test_a_second_run_on_a_live_experiment_is_refused_and_a_stale_lock_taken_ove
     out = third.communicate(timeout=120)[0]
     assert third.returncode == 0 and 'stale lock' in out, out
     assert not lock.exists()  # released at exit
+
+
+def test_an_unwritable_root_is_one_line(tiny_data, tmp_path, monkeypatch, capsys):
+    root = tmp_path / 'readonly'
+    root.mkdir()
+    if os.geteuid() == 0:  # root writes anywhere: deny like a read-only mount would
+        real_access = os.access
+        monkeypatch.setattr(
+            aesop.compat.os, 'access', lambda p, mode: not (mode & os.W_OK and Path(p) == root) and real_access(p, mode)
+        )
+    else:
+        root.chmod(0o555)
+    monkeypatch.setenv('AESOP_ROOT', str(root))
+    monkeypatch.setattr(
+        sys, 'argv', ['train.py', '-opt', str(write_yaml(gan_opt(tiny_data, tmp_path), tmp_path / 'o.yml'))]
+    )
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            aesop.train.main()
+    finally:
+        root.chmod(0o755)
+    assert exit_info.value.code == 2
+    message = f'aesop: error: cannot write to {root}: run from a writable folder or set AESOP_ROOT to one\n'
+    assert capsys.readouterr().err.endswith(message)
+    assert list(root.iterdir()) == []  # nothing created
+
+
+RACER = """
+import sys, time
+from aesop.errors import AesopError
+from aesop.runlock import hold_experiment
+try:
+    hold_experiment(sys.argv[1])
+except AesopError as err:
+    print('refused', err)
+else:
+    print('held')
+    time.sleep(3)
+"""
+
+
+def test_racing_takeovers_of_a_stale_lock_leave_one_holder(tmp_path):
+    lock = tmp_path / 'experiments' / '.race.lock'
+    lock.parent.mkdir()
+    lock.write_text('999999 a-host-that-died 2026-01-01T00:00:00\n')  # left by a killed run: no flock on it
+    racers = [
+        subprocess.Popen([sys.executable, '-c', RACER, str(tmp_path / 'experiments' / 'race')], stdout=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    outputs = [racer.communicate(timeout=120)[0].decode() for racer in racers]
+    assert sum(out.startswith('held') for out in outputs) == 1, outputs
+    assert sum(out.startswith('refused experiment race is in use by pid') for out in outputs) == 3, outputs
+    assert not lock.exists()  # the winner released it at exit
 
 
 def _children(pid: int) -> list[int]:
