@@ -25,6 +25,7 @@ import yaml
 from aesop.errors import AesopError
 from aesop.schema import admits, check_schema
 from aesop.utils import closest, did_you_mean, iter_mappings
+from aesop.weights import AUTOENCODER_TYPES
 
 
 class OptionLoader(yaml.SafeLoader):
@@ -357,13 +358,11 @@ def is_resuming(opt: dict) -> bool:
 
 
 def _loss_files(node: dict, prefix: str) -> Iterator[tuple[str, dict, str, str]]:
-    """Checkpoint paths in loss/metric options: ``pretrained`` (ours), ``autoencoder_load.path`` (official)."""
+    """Checkpoint paths in loss/metric options (``pretrained``; the release's keys are translated to it)."""
     for name, value in node.items():
         if isinstance(value, dict):
             yield from _loss_files(value, f'{prefix}.{name}')
-        elif isinstance(value, str) and (
-            name == 'pretrained' or (name == 'path' and prefix.endswith('autoencoder_load'))
-        ):
+        elif isinstance(value, str) and name == 'pretrained':
             yield f'{prefix}.{name}', node, name, 'file'
 
 
@@ -393,9 +392,8 @@ def check_components(opt: dict) -> None:
             )
         if key.endswith('_opt') and isinstance(value, dict) and 'type' in value:
             _check_kwargs(_lookup(LOSS_REGISTRY, value['type'], f'train.{key}.type'), value, f'train.{key}')
-            for arch_key in ('autoencoder', 'autoencoder_arch'):
-                if isinstance(value.get(arch_key), dict):
-                    _check_arch(value[arch_key], f'train.{key}.{arch_key}', opt.get('scale'))
+            if isinstance(value.get('autoencoder'), dict):
+                _check_arch(value['autoencoder'], f'train.{key}.autoencoder', opt.get('scale'))
     for key, value in ((opt.get('val') or {}).get('metrics') or {}).items():
         _check_metric(_lookup(METRIC_REGISTRY, value.get('type'), f'val.metrics.{key}.type'), value, key)
 
@@ -410,18 +408,15 @@ def _check_metric(function, options: dict, key: str) -> None:
     _refuse_unknown(options, accepted, f'metric {options["type"]} (option val.metrics.{key})')
 
 
-AUTOENCODER_SCALES = {'AesopAutoEncoder': None, 'AutoEncoder_RRDBNet': 4, 'BicubicDown_RRDBNet': 4}
-
-
 def _check_arch(arch: dict, key: str, scale: int | None) -> None:
     from basicsr.utils.registry import ARCH_REGISTRY
 
     _check_kwargs(_lookup(ARCH_REGISTRY, arch.get('type'), f'{key}.type'), arch, key)
     for name, value in arch.items():
-        if isinstance(value, dict) and 'type' in value and name != 'enc_opt':  # official enc_opt: ignored
+        if isinstance(value, dict) and 'type' in value:
             _check_arch(value, f'{key}.{name}', None)
-    if arch['type'] in AUTOENCODER_SCALES and scale is not None:
-        ae_scale = AUTOENCODER_SCALES[arch['type']] or arch.get('scale', 4)
+    if arch['type'] in AUTOENCODER_TYPES and scale is not None:
+        ae_scale = arch.get('scale', 4)
         if ae_scale != scale:
             raise AesopError(f'the auto-encoder at {key} works at ×{ae_scale} but scale is {scale}')
 

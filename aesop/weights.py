@@ -187,18 +187,17 @@ def load_frozen_autoencoder(
     return freeze(net)
 
 
-AUTOENCODER_TYPES = ('AesopAutoEncoder', 'AutoEncoder_RRDBNet', 'BicubicDown_RRDBNet')
+AUTOENCODER_TYPES = ('AesopAutoEncoder',)  # the release's names are translated to it (aesop.official)
 
 
 def autoencoder_arch(opt: Mapping) -> dict:
-    """The arch options of ψ in an option file: its ``network_g`` (AE pretraining/test files) or
-    the AESOP loss's ``autoencoder`` / official ``autoencoder_arch`` (GAN training files)."""
+    """The arch options of ψ in (translated) options: their ``network_g`` (AE pretraining/test files) or
+    the AESOP loss's ``autoencoder`` (GAN training files)."""
     network_g = opt.get('network_g') or {}
     if network_g.get('type') in AUTOENCODER_TYPES:
         return dict(network_g)
     for loss in (opt.get('train') or {}).values():
         if isinstance(loss, Mapping):
-            for key in ('autoencoder', 'autoencoder_arch'):
-                if isinstance(loss.get(key), Mapping):
-                    return dict(loss[key])
+            if isinstance(loss.get('autoencoder'), Mapping):
+                return dict(loss['autoencoder'])
     raise AesopError('no auto-encoder in these options: expected network_g of type AesopAutoEncoder or an AesopLoss')

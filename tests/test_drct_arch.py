@@ -123,7 +123,7 @@ def test_checkpointing_gives_the_same_output_and_gradients(monkeypatch):
 
 
 def test_built_through_the_registry_with_the_official_options(official_x4):
-    assert ARCH_REGISTRY.get('DRCT') is DRCT
+    assert ARCH_REGISTRY.get('AesopDRCT') is DRCT  # the DRCT code's name 'DRCT' is an alias (aesop.official)
     options = {key: value for key, value in OFFICIAL_X4.items() if key != 'type'}  # incl. the unused HAT options
     tiny = ARCH_REGISTRY.get('DRCT')(**{**options, **TINY})
     assert isinstance(tiny, DRCT) and isinstance(official_x4, DRCT)

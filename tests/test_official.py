@@ -4,6 +4,8 @@ option files in its schema through train.py and test.py."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from copy import deepcopy
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, run_entry, write_yaml
 from aesop.archs.rrdbnet_arch import CheckpointedSequential
 from aesop.errors import AesopError
 from aesop.metrics import calculate_dists, calculate_lpips
-from aesop.official import calculate_psnr_pytorch, calculate_ssim_pytorch, translate_options
+from aesop.official import aesop_psnr_pytorch, aesop_ssim_pytorch, translate_options
 from aesop.options import normalize_options
 from aesop.weights import load_weights
 
@@ -60,10 +62,10 @@ def psnr01(a: np.ndarray, b: np.ndarray) -> float:
 def test_psnr_pytorch_is_the_release_formula():
     a, b = photo(), photo()
     expected = psnr01(y01(a)[4:-4, 4:-4], y01(b)[4:-4, 4:-4])
-    assert calculate_psnr_pytorch(a, b, crop_border=4) == pytest.approx(expected, abs=1e-9)  # Y by default
+    assert aesop_psnr_pytorch(a, b, crop_border=4) == pytest.approx(expected, abs=1e-9)  # Y by default
     rgb = psnr01(a[..., ::-1] / 255.0, b[..., ::-1] / 255.0)
-    assert calculate_psnr_pytorch(a, b, test_y_channel=False) == pytest.approx(rgb, abs=1e-9)
-    assert calculate_psnr_pytorch(a, a) == pytest.approx(80.0)  # 10·log10(1 / 1e-8), not basicsr's inf
+    assert aesop_psnr_pytorch(a, b, test_y_channel=False) == pytest.approx(rgb, abs=1e-9)
+    assert aesop_psnr_pytorch(a, a) == pytest.approx(80.0)  # 10·log10(1 / 1e-8), not basicsr's inf
 
 
 @pytest.mark.parametrize('y', [False, True])
@@ -83,7 +85,7 @@ def test_ssim_pytorch_equals_scikit_image(y):
             use_sample_covariance=False,
             data_range=255,
         )
-        assert calculate_ssim_pytorch(a, other, crop_border=3, test_y_channel=y) == pytest.approx(expected, abs=1e-9)
+        assert aesop_ssim_pytorch(a, other, crop_border=3, test_y_channel=y) == pytest.approx(expected, abs=1e-9)
 
 
 def _metrics(**entries) -> dict:
@@ -105,7 +107,7 @@ def test_release_metric_names_resolve_to_the_same_metrics():
     assert metrics['musiq'] == {'type': 'calculate_pyiqa', 'metric': 'musiq'}
     assert metrics['maniqa'] == {'type': 'calculate_pyiqa', 'metric': 'maniqa'}
     assert metrics['clipiqa'] == {'type': 'calculate_pyiqa', 'metric': 'clipiqa'}  # pyiqa's CLIP-IQA is RN50
-    assert metrics['psnr'] == {'type': 'calculate_psnr_pytorch'}  # registered under its own name
+    assert metrics['psnr'] == {'type': 'aesop_psnr_pytorch'}  # the release's float64 PSNR, prefixed
     a, b = photo(), photo()
     assert calculate_metric({'img': a, 'img2': b}, metrics['lpips']) == calculate_lpips(a, b, net='alex')
     assert calculate_metric({'img': a, 'img2': b}, metrics['dists']) == calculate_dists(a, b)
@@ -487,3 +489,35 @@ def test_an_autoencoder_tested_as_a_network_takes_any_size(tmp_path):
     assert model.output.shape == lq.shape  # ψ alone refuses 34 × 30: not a multiple of its scale
     with pytest.raises(ValueError, match='not a multiple of scale 4'):
         model.net_g(lq)
+
+
+OTHER_PLUGIN_FIRST = """
+import sys
+from torchvision.transforms import functional
+sys.modules['torchvision.transforms.functional_tensor'] = functional  # as aesop.compat does
+from basicsr.utils.registry import ARCH_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
+
+class Theirs: pass
+for registry, name in ((MODEL_REGISTRY, 'ESRGANArtifactsDisModel'), (ARCH_REGISTRY, 'DRCT'),
+                       (LOSS_REGISTRY, 'AutoEncoderLoss'), (METRIC_REGISTRY, 'calculate_psnr_pytorch')):
+    registry._do_register(name, Theirs)  # e.g. the LDL or DRCT package, imported before aesop
+import aesop
+from aesop.official import translate_options
+assert MODEL_REGISTRY.get('ESRGANArtifactsDisModel') is Theirs and ARCH_REGISTRY.get('DRCT') is Theirs
+opt = translate_options({
+    'model_type': 'ESRGANArtifactsDisModel', 'network_g': {'type': 'DRCT'},
+    'train': {'aesop_opt': {'type': 'AutoEncoderLoss', 'autoencoder_arch': {'type': 'AesopAutoEncoder'},
+                            'autoencoder_load': {'path': 'ae.pth', 'key': 'params'}}},
+    'val': {'metrics': {'psnr': {'type': 'calculate_psnr_pytorch'}}},
+})
+assert opt['model_type'] == 'AesopGANModel' and opt['network_g'] == {'type': 'AesopDRCT'}, opt
+assert opt['train']['aesop_opt'] == {'type': 'AesopLoss', 'autoencoder': {'type': 'AesopAutoEncoder'},
+                                     'pretrained': 'ae.pth', 'param_key': 'params'}, opt
+assert opt['val']['metrics']['psnr'] == {'type': 'aesop_psnr_pytorch'}, opt
+print('ok')
+"""
+
+
+def test_release_names_taken_by_another_plugin_neither_crash_nor_break_release_files():
+    proc = subprocess.run([sys.executable, '-c', OTHER_PLUGIN_FIRST], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == 'ok', proc.stderr[-3000:]

@@ -1,7 +1,8 @@
-"""Architectures registered in basicsr's ``ARCH_REGISTRY``."""
+"""Architectures registered in basicsr's ``ARCH_REGISTRY`` (the release's names: :mod:`aesop.official`)."""
 
 from aesop.archs.autoencoder_arch import AesopAutoEncoder, BicubicDownsample
-from aesop.archs.drct_arch import DRCT
+from aesop.archs.drct_arch import DRCT, AesopDRCT
+from aesop.archs.legacy_arch import AesopSPSRNet
 from aesop.archs.rrdbnet_arch import AesopRRDBNet
 
-__all__ = ['DRCT', 'AesopAutoEncoder', 'AesopRRDBNet', 'BicubicDownsample']
+__all__ = ['DRCT', 'AesopAutoEncoder', 'AesopDRCT', 'AesopRRDBNet', 'AesopSPSRNet', 'BicubicDownsample']

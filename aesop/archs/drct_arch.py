@@ -6,7 +6,7 @@ each residual group replaced by a Residual Dense Group (RDG) whose Swin-Dense-Re
 Block (SDRCB) densely connects five Swin Transformer layers through 1×1 ``adjust`` convs of ``gc``
 growth channels.
 
-basicsr 1.4.2 ships no DRCT; ``DRCT`` below follows the official code (``ming053l/DRCT``,
+basicsr 1.4.2 ships no DRCT; :class:`AesopDRCT` below follows the official code (``ming053l/DRCT``,
 ``drct/archs/DRCT_arch.py``) so that official option files build it (``type: DRCT``) and official
 checkpoints (``params`` / ``params_ema``) load into it strictly. Swin layers, windowing, patch
 (un)embedding and the upsampler are basicsr's SwinIR blocks, whose names and shapes are the
@@ -26,7 +26,7 @@ an RDG, ``d_k = embed_dim + (k-1)·gc`` = 180, 212, 244, 276, 308, ``w = window_
 - ``layers.i.swin2.attn_mask``, ``layers.i.swin4.attn_mask``: ((img_size/w)², w², w²) = (16, 256, 256) buffer
 - ``layers.i.adjust<k>.{weight,bias}``: (gc, d_k, 1, 1), (gc,) for k ≤ 4; ``adjust5``: (embed_dim, d_5, 1, 1).
   The AESOP release's DRCT stores them as ``nn.Linear`` weights, (gc, d_k) and (embed_dim, d_5): both
-  layouts load strictly (:meth:`DRCT.canonical_state_dict`); this network saves the 1×1-conv one.
+  layouts load strictly (:meth:`AesopDRCT.canonical_state_dict`); this network saves the 1×1-conv one.
 - ``norm.{weight,bias}``: (180,)
 - ``conv_after_body.{weight,bias}``: (180, 180, 3, 3), (180,) (only with ``resi_connection='1conv'``)
 - ``conv_before_upsample.0.{weight,bias}``: (64, 180, 3, 3), (64,)
@@ -94,7 +94,7 @@ def pad_to_window(x: torch.Tensor, multiple: int) -> torch.Tensor:
 class DenseSwinLayer(SwinTransformerBlock):
     """basicsr's Swin Transformer layer (same parameters and buffers) with a caller-given mask.
 
-    The shifted-window mask (basicsr's ``calculate_mask``) comes from :class:`DRCT`, computed once per
+    The shifted-window mask (basicsr's ``calculate_mask``) comes from :class:`AesopDRCT`, computed once per
     forward for the actual
     feature size on the input's device, instead of per layer on the CPU.
     """
@@ -182,10 +182,9 @@ class ResidualDenseGroup(nn.Module):
         return features[-1] * 0.2 + x
 
 
-# ``DRCT`` is not a basicsr arch name (names in ARCH_REGISTRY are global; basicsr 1.4.2 has no
-# DRCT), so we register the official name and official option files (``type: DRCT``) work as is.
+# Registered with the project's prefix; the DRCT code's name ``type: DRCT`` is an alias (aesop.official).
 @ARCH_REGISTRY.register()
-class DRCT(ReadsOtherLayouts, nn.Module):
+class AesopDRCT(ReadsOtherLayouts, nn.Module):
     """DRCT super-resolution network (Hsu et al., CVPRW 2024, Sec. 3).
 
     ``x → mean shift → conv_first → [RDG × len(depths)] → norm → conv_after_body (+ skip) →
@@ -383,3 +382,6 @@ class DRCT(ReadsOtherLayouts, nn.Module):
         x = self.conv_last(self.upsample(self.conv_before_upsample(x)))
         x = x / self.img_range + mean
         return x[..., : h * self.upscale, : w * self.upscale]
+
+
+DRCT = AesopDRCT  # the DRCT code's class name

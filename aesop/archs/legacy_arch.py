@@ -1,7 +1,7 @@
 """SPSR's generator (Ma et al., "Structure-Preserving Super Resolution with Gradient Guidance", CVPR 2020).
 
 The SPSR row of the paper's tables evaluates the published checkpoint (``SPSR.pth``); the AESOP
-release's test files name its network ``SPSRNet`` (:mod:`aesop.official`). :class:`SPSRNet` is
+release's test files name its network ``SPSRNet`` (an alias, :mod:`aesop.official`). :class:`AesopSPSRNet` is
 built from spandrel's ESRGAN-era blocks so that the original checkpoint's keys (``model.*``,
 ``b_*``, ``f_*``, ``HR_conv*_new``, ``get_g_nopadding.*``) load strictly. (The ESRGAN row's old key
 layouts are read by :class:`~aesop.archs.AesopRRDBNet`.)
@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 
 import torch
+from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
@@ -40,7 +41,8 @@ class GradientMap(nn.Module):
         return grad.reshape(x.shape)
 
 
-class SPSRNet(nn.Module):
+@ARCH_REGISTRY.register()
+class AesopSPSRNet(nn.Module):
     """SPSR's generator (Ma et al., CVPR 2020, Fig. 2), with the original code's module names.
 
     SR branch: ``model`` = conv, ``num_block`` RRDBs + conv with a shortcut, ``log2(upscale)``
