@@ -1,44 +1,40 @@
-"""Fixes that make ``basicsr==1.4.2`` run on today's PyTorch, on CPU and GPU alike.
+"""Patches that make ``basicsr==1.4.2`` run on today's PyTorch, on CPU and GPU alike.
 
-Importing :mod:`aesop` applies them, in this order, before anything else imports basicsr.
-Each fix is small, named after what it repairs, and tested in ``tests/test_compat.py``:
+Only what no subclass or hook of this package can do is patched here: a module basicsr imports
+at module level, its free functions (the training loop's helpers, the option parser), and one
+dataset method. Importing :mod:`aesop` applies them, before anything else imports basicsr. The
+policies of this package's models (CPU DDP, ``weights_only`` loading, atomic saves, the NaN
+stop) are overrides in :class:`aesop.models.base.AesopModelMixin`, not patches of ``BaseModel``.
+Each fix is tested in ``tests/test_compat.py``:
 
 1. ``torchvision.transforms.functional_tensor`` was removed from torchvision (0.17); basicsr's
    ``degradations.py`` imports ``rgb_to_grayscale`` from it. We alias the module to
    ``torchvision.transforms.functional``, which has the same function.
 2. ``init_dist`` always used NCCL and ``torch.cuda.set_device``: we use gloo without CUDA or
-   with ``num_gpu: 0`` (read from the option file before basicsr initialises the process
-   group) and pick the GPU from ``LOCAL_RANK`` (torchrun) rather than the global rank.
-3. ``BaseModel.model_to_device`` passed ``device_ids=[torch.cuda.current_device()]`` to DDP,
-   which fails on CPU.
-4. ``BaseModel.load_network`` used ``torch.load`` without ``weights_only`` and printed
-   mismatches instead of failing clearly: we load through :func:`aesop.weights.load_weights`.
-5. ``basicsr.train.load_resume_state`` called ``torch.cuda.current_device()`` (fails on CPU)
+   with ``num_gpu: 0`` (read from the option file on the command line, before basicsr
+   initialises the process group) and pick the GPU from ``LOCAL_RANK`` (torchrun) rather than
+   the global rank.
+3. ``basicsr.train.load_resume_state`` called ``torch.cuda.current_device()`` (fails on CPU)
    and looked for ``--auto_resume`` states under the *working directory*; ours looks in the
    experiment's ``training_states`` folder, loads with ``weights_only=True`` and skips a
    corrupt newest state with a warning.
-6. ``VGGFeatureExtractor`` read ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` relative to
+4. ``VGGFeatureExtractor`` read ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` relative to
    the working directory and otherwise downloaded ImageNet weights via the removed
-   ``pretrained=`` argument: see :class:`OfflineVGGZoo`.
-7. ``parse_options``: accepts ``--local-rank`` (``torch.distributed.launch`` in PyTorch ≥ 2.0),
+   ``pretrained=`` argument: see :class:`aesop.backbones.OfflineVGGZoo`.
+5. ``parse_options``: accepts ``--local-rank`` (``torch.distributed.launch`` in PyTorch ≥ 2.0),
    reads option files with YAML's safe loader (basicsr's full loader ran ``!!python/…`` tags) and
    ``--force_yml`` values without ``eval`` (after checking their keys, which basicsr ``exec``-s),
    and then normalises the options (:func:`aesop.options.normalize_options`); a training run holds
    its experiment folder (:mod:`aesop.runlock`) and a torchrun worker stops when its agent dies.
-8. ``save_network`` / ``save_training_state`` wrote in place (a kill mid-write left a truncated
-   file that auto-resume then picked) and ignored write errors: ours write atomically
-   (:func:`aesop.weights.atomic_save`) and fail loudly.
-9. A NaN or inf loss went on training and got saved: ``reduce_loss_dict`` now stops the run,
-   naming the iteration and the loss term, before the next checkpoint.
-10. ``PairedImageDataset`` failed on a corrupt image or an LR/GT pair of the wrong sizes with an
-    ``AttributeError`` or a bare ``ValueError``: now one line naming the files and sizes; in
-    training an image that does not decode is skipped with a warning naming it.
-11. ``filter2D`` (the Real-ESRGAN blurs) flattened its input with ``.view``, which fails on the
-    channels-last-strided tensors ``DiffJPEG`` returns on current PyTorch: it now gets a
-    contiguous input (same values), in ``img_process_util`` and the modules that imported it.
-12. ``init_wandb_logger`` called ``wandb.util.generate_id``, which current wandb removed, and let
-    wandb write to the working directory: ours lets ``wandb.init`` make the id and writes under
-    the experiment folder (``experiments/<name>/wandb``).
+6. ``PairedImageDataset`` failed on a corrupt image or an LR/GT pair of the wrong sizes with an
+   ``AttributeError`` or a bare ``ValueError``: now one line naming the files and sizes; in
+   training an image that does not decode is skipped with a warning naming it.
+7. ``filter2D`` (the Real-ESRGAN blurs) flattened its input with ``.view``, which fails on the
+   channels-last-strided tensors ``DiffJPEG`` returns on current PyTorch: it now gets a
+   contiguous input (same values), in ``img_process_util`` and the modules that imported it.
+8. ``init_wandb_logger`` called ``wandb.util.generate_id``, which current wandb removed, and let
+   wandb write to the working directory: ours lets ``wandb.init`` make the id and writes under
+   the experiment folder (``experiments/<name>/wandb``).
 """
 
 from __future__ import annotations
@@ -46,7 +42,6 @@ from __future__ import annotations
 import collections
 import importlib.util
 import logging
-import math
 import os
 import sys
 from pathlib import Path
@@ -76,24 +71,19 @@ import basicsr.utils.img_process_util as _bsr_img_process  # noqa: E402
 import basicsr.utils.options as _bsr_options  # noqa: E402
 import cv2  # noqa: E402
 from basicsr.data.paired_image_dataset import PairedImageDataset  # noqa: E402
-from basicsr.models.base_model import BaseModel  # noqa: E402
 from basicsr.utils.dist_util import master_only  # noqa: E402
 from basicsr.utils.misc import check_resume  # noqa: E402
-from torch.nn.parallel import DistributedDataParallel  # noqa: E402
 
+from aesop.backbones import OfflineVGGZoo  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
-from aesop.options import ordered_yaml, parse_override_value  # noqa: E402
+from aesop.options import load_option_file, ordered_yaml, parse_override_value  # noqa: E402
 from aesop.runlock import exit_with_parent, hold_experiment, remove_stale_temporaries  # noqa: E402
-from aesop.utils import find_pretrained_file, random_backbones  # noqa: E402
-from aesop.weights import atomic_save, load_weights, read_checkpoint  # noqa: E402
+from aesop.weights import read_checkpoint  # noqa: E402
 
 logger = logging.getLogger('basicsr')
 
 # Training states hold basicsr's MultiStepRestartLR, whose milestones are a Counter.
 torch.serialization.add_safe_globals([collections.Counter])
-
-
-_CPU_ONLY = False  # set by parse_options from the option file's num_gpu, before init_dist runs
 
 
 def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
@@ -105,7 +95,7 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
             '--launcher pytorch needs the process group torchrun sets up: '
             'torchrun --nproc_per_node=N aesop/train.py -opt … --launcher pytorch (or drop --launcher)'
         )
-    cuda = torch.cuda.is_available() and not _CPU_ONLY
+    cuda = torch.cuda.is_available() and not cpu_only_requested(sys.argv)
     backend = backend if cuda and backend else ('nccl' if cuda else 'gloo')
     if launcher == 'slurm':
         from basicsr.utils.dist_util import _init_dist_slurm
@@ -120,29 +110,8 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
     dist.init_process_group(backend=backend, **kwargs)
 
 
-def model_to_device(self: BaseModel, net: torch.nn.Module) -> torch.nn.Module:
-    """Fix 3: DDP without ``device_ids`` on CPU."""
-    net = net.to(self.device)
-    if self.opt['dist']:
-        device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
-        net = DistributedDataParallel(
-            net, device_ids=device_ids, find_unused_parameters=self.opt.get('find_unused_parameters', False)
-        )
-    elif self.opt['num_gpu'] > 1:
-        net = torch.nn.DataParallel(net)
-    return net
-
-
-def load_network(self: BaseModel, net: torch.nn.Module, load_path: str, strict: bool = True, param_key='params'):
-    """Fix 4: ``weights_only=True``, and a clear error for a checkpoint that doesn't fit."""
-    net = self.get_bare_model(net)
-    logger.info(f'Loading {type(net).__name__} model from {load_path}, with param key: [{param_key}].')
-    option = next((f'path.{k}' for k, v in self.opt['path'].items() if v == load_path), None)
-    load_weights(net, load_path, param_key=param_key, strict=strict, fallback=True, option=option)
-
-
 def load_resume_state(opt: dict):
-    """Fix 5: resume on CPU, auto-resume from the experiment folder, skip a corrupt newest state."""
+    """Fix 3: resume on CPU, auto-resume from the experiment folder, skip a corrupt newest state."""
     if opt['auto_resume']:
         state_dir = Path(opt['path']['training_states'])
         states = sorted(state_dir.glob('*.state'), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
@@ -170,86 +139,8 @@ def load_resume_state(opt: dict):
     return state
 
 
-class OfflineVGGZoo:
-    """Fix 6: stands in for ``torchvision.models.vgg`` inside ``basicsr.archs.vgg_arch``.
-
-    ``vgg19(pretrained=True)`` loads the ImageNet file (``vgg19-dcbb9e9d.pth``) from the first of
-    :func:`aesop.utils.pretrained_search_dirs` holding it (``$AESOP_PRETRAINED_DIR``, the
-    project's ``experiments/pretrained_models/``, torch's hub cache), never downloads, and names
-    the missing file otherwise. With ``AESOP_RANDOM_BACKBONES=1`` the weights stay random.
-    """
-
-    def __getattr__(self, name: str):
-        from torchvision.models import vgg as tv_vgg
-
-        builder = getattr(tv_vgg, name)
-
-        def build(pretrained: bool = False) -> torch.nn.Module:
-            with torch.random.fork_rng(devices=[]):
-                if pretrained and random_backbones():
-                    torch.manual_seed(0)  # the same random backbone in every run: comparable numbers
-                net = builder(weights=None)
-            if pretrained and random_backbones():
-                logger.warning(f'{name}: random weights (AESOP_RANDOM_BACKBONES is set, seed 0)')
-            elif pretrained:
-                url = getattr(tv_vgg, f'{name.upper()}_Weights').IMAGENET1K_V1.url
-                path = find_pretrained_file(url.rsplit('/', 1)[-1], url=url, what=f'{name.upper()} (perceptual loss)')
-                net.load_state_dict(read_checkpoint(path))
-            return net
-
-        return build
-
-
-@master_only
-def save_network(self: BaseModel, net, net_label: str, current_iter, param_key='params') -> None:
-    """Fix 8: ``models/<net_label>_<iter>.pth`` with one state dict per ``param_key``, atomically."""
-    nets = net if isinstance(net, list) else [net]
-    keys = param_key if isinstance(param_key, list) else [param_key]
-    checkpoint = {
-        key: {k.removeprefix('module.'): v.cpu() for k, v in self.get_bare_model(n).state_dict().items()}
-        for n, key in zip(nets, keys, strict=True)
-    }
-    label = 'latest' if current_iter == -1 else current_iter
-    atomic_save(checkpoint, Path(self.opt['path']['models']) / f'{net_label}_{label}.pth')
-
-
-@master_only
-def save_training_state(self: BaseModel, epoch: int, current_iter: int) -> None:
-    """Fix 8: ``training_states/<iter>.state`` (optimisers, schedulers), atomically."""
-    if current_iter == -1:
-        return
-    state = {
-        'epoch': epoch,
-        'iter': current_iter,
-        'optimizers': [o.state_dict() for o in self.optimizers],
-        'schedulers': [s.state_dict() for s in self.schedulers],
-        **(self.extra_training_state() if hasattr(self, 'extra_training_state') else {}),  # e.g. ψ's digest
-    }
-    atomic_save(state, Path(self.opt['path']['training_states']) / f'{current_iter}.state')
-
-
-def update_learning_rate(self: BaseModel, current_iter: int, warmup_iter: int = -1) -> None:
-    """Remembers the iteration for fix 9 (BasicSR's loop calls this once per iteration)."""
-    self.current_iter = current_iter
-    _basicsr_update_learning_rate(self, current_iter, warmup_iter)
-
-
-def reduce_loss_dict(self: BaseModel, loss_dict):
-    """Fix 9: stop on a non-finite loss before anything containing it is saved."""
-    log_dict = _basicsr_reduce_loss_dict(self, loss_dict)
-    for name, value in log_dict.items():
-        if not math.isfinite(value):
-            from aesop.models.checkpoint import where_to_resume
-
-            raise AesopError(
-                f'loss {name} is {value} at iteration {getattr(self, "current_iter", "?")}: training stopped; '
-                f'{where_to_resume(self.opt)}'
-            )
-    return log_dict
-
-
 def paired_getitem(self: PairedImageDataset, index: int) -> dict:
-    """Fix 10: name the unreadable file, or the LR/GT pair whose sizes don't fit ``scale``. In training,
+    """Fix 6: name the unreadable file, or the LR/GT pair whose sizes don't fit ``scale``. In training,
     a pair that does not decode is skipped (the next one is used) with a warning naming it."""
     from aesop.data.scan import first_decodable
 
@@ -288,13 +179,12 @@ def _check_pair_sizes(paths: dict, gt: tuple, lq: tuple, opt: dict) -> None:
 
 
 def parse_options(root_path: str, is_train: bool = True):
-    """Fix 7: accept ``--local-rank``; read the option file safely first (one-line errors for a missing,
+    """Fix 5: accept ``--local-rank``; read the option file safely first (one-line errors for a missing,
     empty, malformed or code-running file, missing sections, bad ``--force_yml`` entries); then
     basicsr's parser, and the options normalised."""
     from aesop.options import REQUIRED_SECTIONS, check_force_yml, coerce_numbers, load_option_file, normalize_options
     from aesop.schema import check_schema
 
-    global _CPU_ONLY
     sys.argv = normalize_argv(sys.argv)
     if '-opt' in sys.argv[:-1]:
         file_opt = load_option_file(sys.argv[sys.argv.index('-opt') + 1], required=REQUIRED_SECTIONS[is_train])
@@ -302,7 +192,6 @@ def parse_options(root_path: str, is_train: bool = True):
         check_force_yml(file_opt, overrides)
         coerce_numbers(file_opt)
         check_schema(file_opt)  # before basicsr's parser, which fails on a missing name with a KeyError
-        _CPU_ONLY = requested_num_gpu(file_opt, overrides) == 0
     opt, args = _basicsr_parse_options(root_path, is_train=is_train)
     normalize_options(opt, root_path=root_path)
     if opt['dist'] and 'TORCHELASTIC_RUN_ID' in os.environ:
@@ -346,6 +235,15 @@ def force_yml_entries(argv: list[str]) -> list[str]:
     return entries
 
 
+def cpu_only_requested(argv: list[str]) -> bool:
+    """Whether the command's option file (or a ``--force_yml num_gpu=0``) asks for the CPU: read again from
+    ``argv``, because basicsr initialises the process group before it returns the options."""
+    if '-opt' not in argv[:-1]:
+        return False
+    file_opt = load_option_file(argv[argv.index('-opt') + 1])
+    return requested_num_gpu(file_opt, force_yml_entries(argv)) == 0
+
+
 def requested_num_gpu(file_opt: dict, overrides: list[str]):
     """``num_gpu`` of the option file, or of a ``--force_yml num_gpu=…`` entry (0 as an int)."""
     value = file_opt.get('num_gpu')
@@ -356,13 +254,13 @@ def requested_num_gpu(file_opt: dict, overrides: list[str]):
 
 
 def filter2D(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:  # noqa: N802  (basicsr's name)
-    """Fix 11: basicsr's ``filter2D`` on a contiguous copy of ``img`` (B, C, H, W)."""
+    """Fix 7: basicsr's ``filter2D`` on a contiguous copy of ``img`` (B, C, H, W)."""
     return _basicsr_filter2d(img.contiguous(), kernel)
 
 
 @master_only
 def init_wandb_logger(opt: dict) -> None:
-    """Fix 12: wandb syncing the tensorboard log, on current wandb (``logger.wandb.project``, ``resume_id``)."""
+    """Fix 8: wandb syncing the tensorboard log, on current wandb (``logger.wandb.project``, ``resume_id``)."""
     import wandb
 
     wandb_opt = opt['logger']['wandb']
@@ -386,12 +284,8 @@ def normalize_argv(argv: list[str]) -> list[str]:
 
 _basicsr_parse_options = _bsr_options.parse_options
 _basicsr_filter2d = _bsr_img_process.filter2D
-_basicsr_update_learning_rate = BaseModel.update_learning_rate
-_basicsr_reduce_loss_dict = BaseModel.reduce_loss_dict
 _basicsr_paired_getitem = PairedImageDataset.__getitem__
 _bsr_options.init_dist = init_dist
-BaseModel.model_to_device = model_to_device
-BaseModel.load_network = load_network
 _bsr_train.load_resume_state = load_resume_state
 _bsr_train.parse_options = parse_options
 _bsr_options.ordered_yaml = ordered_yaml  # the option file: YAML's safe loader (no code-running tags)
@@ -400,10 +294,6 @@ _bsr_train.init_wandb_logger = init_wandb_logger
 _bsr_test.parse_options = parse_options
 _vgg_arch.vgg = OfflineVGGZoo()
 _vgg_arch.VGG_PRETRAIN_PATH = ''  # never look relative to the working directory
-BaseModel.save_network = save_network
-BaseModel.save_training_state = save_training_state
-BaseModel.update_learning_rate = update_learning_rate
-BaseModel.reduce_loss_dict = reduce_loss_dict
 PairedImageDataset.__getitem__ = paired_getitem
 for _module in (_bsr_img_process, _bsr_realesrgan, _bsr_realesrnet):
     _module.filter2D = filter2D

@@ -10,6 +10,7 @@ import torch
 from torchvision.models import vgg as tv_vgg
 
 from aesop import compat
+from aesop.backbones import OfflineVGGZoo
 from aesop.errors import AesopError
 from aesop.options import load_option_file
 from aesop.weights import read_checkpoint
@@ -60,7 +61,7 @@ def test_offline_vgg_names_the_missing_file(monkeypatch, tmp_path):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
     monkeypatch.setenv('AESOP_ROOT', str(tmp_path))
     with pytest.raises(AesopError, match=r'vgg19-dcbb9e9d\.pth.*download\.pytorch\.org/models/vgg19-dcbb9e9d\.pth'):
-        compat.OfflineVGGZoo().vgg19(pretrained=True)
+        OfflineVGGZoo().vgg19(pretrained=True)
 
 
 def test_offline_vgg_loads_a_local_file_into_the_perceptual_loss(monkeypatch, tmp_path):
@@ -112,15 +113,20 @@ def test_a_pickled_callable_is_refused_and_never_runs(tmp_path):
 
 
 def test_ddp_wrapping_works_on_cpu():
-    """model_to_device: DDP without device_ids on CPU (gloo, world size 1)."""
+    """AesopModelMixin.model_to_device: DDP without device_ids on CPU (gloo, world size 1)."""
     import torch.distributed as dist
     from basicsr.models.base_model import BaseModel
+
+    from aesop.models.base import AesopModelMixin
+
+    class Model(AesopModelMixin, BaseModel):
+        pass
 
     if not dist.is_available():
         pytest.skip('torch.distributed unavailable')
     dist.init_process_group('gloo', init_method='tcp://127.0.0.1:0', rank=0, world_size=1)
     try:
-        model = BaseModel({'num_gpu': 0, 'is_train': True, 'dist': True})
+        model = Model({'num_gpu': 0, 'is_train': True, 'dist': True})
         net = model.model_to_device(torch.nn.Linear(2, 2))
         assert isinstance(net, torch.nn.parallel.DistributedDataParallel)
         net(torch.ones(1, 2)).sum().backward()
@@ -129,7 +135,7 @@ def test_ddp_wrapping_works_on_cpu():
 
 
 def test_filter2d_takes_channels_last_inputs():
-    """Fix 11: the Real-ESRGAN blur works on DiffJPEG's strided outputs, with unchanged values."""
+    """Fix 7: the Real-ESRGAN blur works on DiffJPEG's strided outputs, with unchanged values."""
     import torch.nn.functional as F
     from basicsr.models import realesrgan_model
     from basicsr.utils import img_process_util

@@ -22,6 +22,7 @@ from basicsr.utils import tensor2img
 from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 
+from aesop.backbones import OfflineVGGZoo
 from aesop.data.resize import bicubic_downscale
 from aesop.errors import AesopError
 from aesop.utils import default_device, find_pretrained_file, random_backbones
@@ -88,8 +89,6 @@ def dists_net(device: torch.device, random: bool) -> nn.Module:
 
     import DISTS_pytorch
     from DISTS_pytorch import DISTS_pt
-
-    from aesop.compat import OfflineVGGZoo
 
     models = DISTS_pt.models
     DISTS_pt.models = SimpleNamespace(vgg16=OfflineVGGZoo().vgg16)  # instead of a download

@@ -10,14 +10,14 @@ from basicsr.models.sr_model import SRModel
 from basicsr.utils import tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from aesop.models.checkpoint import CheckpointMixin
+from aesop.models.base import AesopModelMixin
 from aesop.models.precision import PrecisionMixin
 from aesop.models.validation import ValidationMixin
 from aesop.weights import load_weights
 
 
 @MODEL_REGISTRY.register()
-class AesopAEModel(CheckpointMixin, PrecisionMixin, ValidationMixin, SRModel):
+class AesopAEModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRModel):
     """Pretrains ψ = D∘E (``network_g``, e.g. ``AesopAutoEncoder``) on HR images.
 
     Data: ``gt`` is the HR input and the target of D∘E; ``lq`` (the bicubic LR) is the target
@@ -100,7 +100,7 @@ class AesopAEModel(CheckpointMixin, PrecisionMixin, ValidationMixin, SRModel):
             self.model_ema(decay=self.ema_decay)
 
     def probe_input(self):
-        """ψ's input: one HR image of the last training batch (see :class:`CheckpointMixin`)."""
+        """ψ's input: one HR image of the last training batch (see :class:`~aesop.models.base.AesopModelMixin`)."""
         return self.gt[:1] if hasattr(self, 'gt') else None
 
     def test(self):

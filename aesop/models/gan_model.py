@@ -12,7 +12,7 @@ from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from aesop.errors import AesopError, OptionValueError
-from aesop.models.checkpoint import CheckpointMixin
+from aesop.models.base import AesopModelMixin
 from aesop.models.precision import PrecisionMixin
 from aesop.models.validation import ValidationMixin
 
@@ -36,14 +36,14 @@ def check_switch(value: object, key: str) -> None:
 
 
 @MODEL_REGISTRY.register()
-class AesopSRModel(CheckpointMixin, ValidationMixin, SRModel):
+class AesopSRModel(AesopModelMixin, ValidationMixin, SRModel):
     """BasicSR's SRModel plus window padding and the metric table: trains/tests any SR network."""
 
     LOSS_OPTIONS = ('pixel_opt', 'perceptual_opt')
 
 
 @MODEL_REGISTRY.register()
-class AesopGANModel(CheckpointMixin, PrecisionMixin, ValidationMixin, SRGANModel):
+class AesopGANModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRGANModel):
     """GAN SR training: L = Σ fidelity + λ_percep L_percep + λ_adv L_adv + λ_art L_art.
 
     - fidelity terms (:data:`FIDELITY_TERMS`): ``pixel_opt`` for ESRGAN/LDL (Eq. 3),
