@@ -28,9 +28,9 @@ import yaml
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from aesop.archs.sizes import input_multiple, pad_to_multiple
 from aesop.cli import cli_main
 from aesop.errors import AesopError
-from aesop.models.validation import input_multiple, pad_to_multiple
 from aesop.options import read_option_file
 from aesop.utils import IMAGE_EXTENSIONS, default_device, project_root
 from aesop.weights import freeze, load_weights

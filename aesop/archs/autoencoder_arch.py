@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from copy import deepcopy
 
 import torch
@@ -108,6 +109,11 @@ class AesopAutoEncoder(nn.Module):
             self.encoder = BicubicDownsample(scale=scale)
             for module in (self.conv_first, self.body, self.conv_last):
                 module.requires_grad_(False)
+
+    @classmethod
+    def input_multiple(cls, options: Mapping) -> int:
+        """H and W multiples of ``scale`` (E downscales by it; ψ tested as a network, as the release's AE test)."""
+        return int(options.get('scale', 4))
 
     def encode(self, hr: torch.Tensor) -> torch.Tensor:
         """E: (N, 3, H, W) HR → (N, 3, H/s, W/s) LR estimate (the bottleneck, Eq. 4)."""

@@ -50,10 +50,10 @@ from basicsr.archs.arch_util import Upsample, trunc_normal_
 from basicsr.archs.swinir_arch import PatchEmbed, PatchUnEmbed, SwinTransformerBlock, window_partition, window_reverse
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
-from torch.nn import functional as F
 from torch.utils import checkpoint
 
 from aesop.archs.layouts import ReadsOtherLayouts
+from aesop.archs.sizes import pad_to_multiple
 from aesop.errors import OptionValueError
 
 UPSCALES = (2, 3, 4, 8)
@@ -72,23 +72,6 @@ def rdg_heads(dim: int, gc: int, num_heads: int, layer: int) -> int:
     ``num_heads - (dim + layer·gc) % num_heads`` heads (6, 4, 2, 6, 4 for DRCT's 180 + 32·k).
     """
     return num_heads if layer == 0 else num_heads - (dim + layer * gc) % num_heads
-
-
-def pad_to_window(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad (N, C, H, W) at the bottom/right to multiples of ``multiple``.
-
-    As the official ``DRCTModel.pre_process`` (``F.pad(..., 'reflect')``), but also for inputs
-    smaller than the padding: reflection is repeated, and a 1-pixel side is replicated.
-    """
-    for dim in (-2, -1):
-        missing = -x.shape[dim] % multiple
-        while missing:
-            size = x.shape[dim]
-            step = missing if size == 1 else min(missing, size - 1)
-            pad = (0, 0, 0, step) if dim == -2 else (0, step, 0, 0)
-            x = F.pad(x, pad, mode='replicate' if size == 1 else 'reflect')
-            missing -= step
-    return x
 
 
 class DenseSwinLayer(SwinTransformerBlock):
@@ -227,7 +210,10 @@ class AesopDRCT(ReadsOtherLayouts, nn.Module):
         OptionValueError: (a ``ValueError``) for an unsupported option value.
     """
 
-    pads_input = True  # callers (validation, tiled inference) need not pad to the window
+    @classmethod
+    def input_multiple(cls, options: Mapping) -> int:
+        """Any size: the network pads to its window itself (callers need not, see :mod:`aesop.archs.sizes`)."""
+        return 1
 
     def __init__(
         self,
@@ -374,7 +360,7 @@ class AesopDRCT(ReadsOtherLayouts, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, in_chans, H, W) in [0, 1] → (N, in_chans, H·upscale, W·upscale), any H and W."""
         h, w = x.shape[-2:]
-        x = pad_to_window(x, self.window_size)
+        x = pad_to_multiple(x, self.window_size, mode='reflect')  # as the official DRCTModel.pre_process
         mean = self.mean.to(x.dtype)
         x = (x - mean) * self.img_range
         x = self.conv_first(x)

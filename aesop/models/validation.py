@@ -5,8 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import inspect
-import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from os import path as osp
 from pathlib import Path
 
@@ -18,10 +17,10 @@ from basicsr.utils.dist_util import master_only
 from basicsr.utils.registry import METRIC_REGISTRY
 from tqdm import tqdm
 
+from aesop.archs.sizes import input_multiple, pad_to_multiple
 from aesop.errors import AesopError
 from aesop.metrics import metric_device
 from aesop.utils import markdown_table
-from aesop.weights import AUTOENCODER_TYPES
 
 STALE = ('gt', 'gt_usm', 'lq', 'output', 'bottleneck')  # per-batch tensors, dropped around each image
 
@@ -29,7 +28,7 @@ STALE = ('gt', 'gt_usm', 'lq', 'output', 'bottleneck')  # per-batch tensors, dro
 class ValidationMixin:
     """Validation for BasicSR's ``SRModel`` family, replacing its ``nondist_validation``.
 
-    - :meth:`test` mirror-pads the LR input to what the generator needs (:func:`input_multiple`:
+    - :meth:`test` mirror-pads the LR input to what the generator needs (:mod:`aesop.archs.sizes`:
       SwinIR's ``window_size``, which basicsr 1.4.2's SRModel ignores) and crops the output back;
     - metric networks run on the model's device (:func:`aesop.metrics.metric_device`) and get
       the LR image too (``lq``, for LR-PSNR);
@@ -145,44 +144,6 @@ def takes_lq(metric_type: str) -> bool:
     """Whether a registered metric accepts the LR image (an ``lq`` or ``**kwargs`` parameter)."""
     params = inspect.signature(METRIC_REGISTRY.get(metric_type)).parameters
     return 'lq' in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
-def input_multiple(arch: Mapping) -> int | None:
-    """What H and W of the input must be multiples of for the arch ``arch`` (``None``: anything).
-
-    SwinIR needs multiples of its ``window_size``; RRDBNet at ×2 / ×1 pixel-unshuffles its
-    input by 2 / 4 first; an auto-encoder (tested as a network, as the release's AE test file
-    does) needs multiples of its scale. An arch class with ``pads_input = True`` (DRCT) pads itself: ``None``.
-    """
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    if arch.get('type') in ARCH_REGISTRY and getattr(ARCH_REGISTRY.get(arch['type']), 'pads_input', False):
-        return None
-    needs = []
-    if arch.get('window_size'):
-        needs.append(int(arch['window_size']))
-    if arch.get('type') in AUTOENCODER_TYPES:
-        needs.append(int(arch.get('scale', 4)))  # ψ tested as a network: E downscales by its scale
-    if _is_rrdbnet(arch.get('type')):
-        needs.append({1: 4, 2: 2}.get(int(arch.get('scale', 4)), 1))
-    multiple = math.lcm(*needs) if needs else 1
-    return multiple if multiple > 1 else None
-
-
-def _is_rrdbnet(arch_type: str | None) -> bool:
-    """basicsr's ``RRDBNet`` or a subclass (checkpointed, legacy layouts)."""
-    from basicsr.archs.rrdbnet_arch import RRDBNet
-    from basicsr.utils.registry import ARCH_REGISTRY
-
-    cls = ARCH_REGISTRY.get(arch_type) if arch_type in ARCH_REGISTRY else None
-    return isinstance(cls, type) and issubclass(cls, RRDBNet)
-
-
-def pad_to_multiple(img: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Mirror-pad (N, C, H, W) at the bottom/right to multiples of ``multiple``, as SwinIR's tests do."""
-    h, w = img.shape[-2:]
-    img = torch.cat([img, torch.flip(img, [2])], 2)[..., : h + (-h) % multiple, :]
-    return torch.cat([img, torch.flip(img, [3])], 3)[..., : w + (-w) % multiple]
 
 
 @master_only
