@@ -1,7 +1,7 @@
 """Helpers shared by the figure and data scripts under ``scripts/`` (paper Figs. 3, 4 and 6).
 
 Images are handled as float32 ``(H, W, 3)`` RGB arrays in [0, 1]; ψ = D∘E is built, loaded and
-frozen by :func:`aesop.weights.load_frozen_autoencoder` (the one place that does it) and runs on
+frozen by :func:`aesop.archs.autoencoder_arch.load_frozen_autoencoder` (the one place that does it) and runs on
 CUDA when available, else on the CPU. Figures are drawn on a bare :class:`matplotlib.figure.Figure`
 with the Agg canvas, so no GUI backend and no global pyplot state are involved.
 """
@@ -19,11 +19,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 
+from aesop.archs.autoencoder_arch import autoencoder_arch, load_frozen_autoencoder
 from aesop.errors import AesopError
 from aesop.losses.fidelity_loss import AesopLowPassLoss
 from aesop.options import read_option_file
 from aesop.utils import default_device, project_root
-from aesop.weights import autoencoder_arch, load_frozen_autoencoder
 
 Box = tuple[int, int, int, int]  # (top, left, height, width) in pixels
 
@@ -99,7 +99,7 @@ def load_autoencoder(
 ) -> nn.Module:
     """The frozen ψ = D∘E (Eq. 8) whose arch is in ``option_file``, from ``checkpoint[param_key]``.
 
-    ``option_file`` is any BasicSR option file holding ψ's arch (:func:`aesop.weights.autoencoder_arch`:
+    ``option_file`` is any BasicSR option file holding ψ's arch (:func:`aesop.archs.autoencoder_arch.autoencoder_arch`:
     AE pretraining files, AESOP training files); relative paths fall back to the project root.
     """
     option_file = resolve_path(option_file)

@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 import yaml
 
+from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.errors import AesopError
 from aesop.schema import admits, check_schema
 from aesop.utils import closest, did_you_mean, iter_mappings
-from aesop.weights import AUTOENCODER_TYPES
 
 
 class OptionLoader(yaml.SafeLoader):

@@ -1,4 +1,4 @@
-"""Loading weights: one place for reading checkpoint files and for the frozen auto-encoder.
+"""Checkpoint files: the one place that reads, checks, loads and writes them.
 
 Everything here loads with ``weights_only=True`` (no arbitrary unpickling) onto the CPU first,
 and turns the usual failures (missing file, missing key, tensors that don't fit the arch) into
@@ -13,7 +13,6 @@ import os
 import pickle
 import re
 from collections.abc import Mapping
-from copy import deepcopy
 from pathlib import Path
 
 import torch
@@ -164,40 +163,3 @@ def freeze(net: nn.Module) -> nn.Module:
     for param in net.parameters():
         param.requires_grad_(False)
     return net
-
-
-def load_frozen_autoencoder(
-    arch_opt: Mapping, path: str | Path, *, param_key: str = 'params_ema', option: str | None = None
-) -> nn.Module:
-    """Build ψ = D∘E from arch options, load it strictly and freeze it (Sec. 4.2, Eq. 8).
-
-    The one place that builds, loads and freezes ψ: the AESOP loss uses it, and so should any
-    metric or tool that needs the auto-encoder.
-
-    Args:
-        arch_opt: ``network_g``-style options with ``type`` (e.g. ``AesopAutoEncoder``).
-        path: checkpoint written by AE pretraining (or an official AESOP checkpoint).
-        param_key: ``params_ema`` (default, as the paper) or ``params``.
-        option: option key naming ``path``, for error messages.
-    """
-    from basicsr.archs import build_network
-
-    net = build_network(deepcopy(dict(arch_opt)))
-    load_weights(net, path, param_key=param_key, strict=True, option=option)
-    return freeze(net)
-
-
-AUTOENCODER_TYPES = ('AesopAutoEncoder',)  # the release's names are translated to it (aesop.official)
-
-
-def autoencoder_arch(opt: Mapping) -> dict:
-    """The arch options of ψ in (translated) options: their ``network_g`` (AE pretraining/test files) or
-    the AESOP loss's ``autoencoder`` (GAN training files)."""
-    network_g = opt.get('network_g') or {}
-    if network_g.get('type') in AUTOENCODER_TYPES:
-        return dict(network_g)
-    for loss in (opt.get('train') or {}).values():
-        if isinstance(loss, Mapping):
-            if isinstance(loss.get('autoencoder'), Mapping):
-                return dict(loss['autoencoder'])
-    raise AesopError('no auto-encoder in these options: expected network_g of type AesopAutoEncoder or an AesopLoss')

@@ -40,8 +40,8 @@ def requested(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 def metric_options(args: argparse.Namespace) -> dict[str, dict]:
     """Options (as in ``val.metrics``) of each requested per-image metric, by the name the user gave."""
+    from aesop.archs.autoencoder_arch import autoencoder_arch
     from aesop.errors import AesopError
-    from aesop.weights import autoencoder_arch
 
     crop = args.scale if args.crop_border is None else args.crop_border
     known = {

@@ -1,10 +1,11 @@
-"""The auto-encoder ψ = D∘E of AESOP (Sec. 4.1, App. A)."""
+"""The auto-encoder ψ = D∘E of AESOP (Sec. 4.1, App. A); ψ found in options, built, loaded and frozen (Eq. 8)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 from copy import deepcopy
+from pathlib import Path
 
 import torch
 from basicsr.archs import build_network
@@ -14,7 +15,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from aesop.errors import OptionValueError
+from aesop.errors import AesopError, OptionValueError
+from aesop.weights import freeze, load_weights
 
 SCALES = (2, 4, 8)
 ENCODERS = ('learned', 'bicubic')
@@ -140,3 +142,38 @@ class AesopAutoEncoder(nn.Module):
                 f'{tuple(decoded.shape[-2:])}, expected {tuple(hr.shape[-2:])} (×{self.scale})'
             )
         return (decoded, bottleneck) if return_bottleneck else decoded
+
+
+def load_frozen_autoencoder(
+    arch_opt: Mapping, path: str | Path, *, param_key: str = 'params_ema', option: str | None = None
+) -> nn.Module:
+    """Build ψ = D∘E from arch options, load it strictly and freeze it (Sec. 4.2, Eq. 8).
+
+    The one place that builds, loads and freezes ψ: the AESOP loss uses it, and so should any
+    metric or tool that needs the auto-encoder.
+
+    Args:
+        arch_opt: ``network_g``-style options with ``type`` (e.g. ``AesopAutoEncoder``).
+        path: checkpoint written by AE pretraining (or an official AESOP checkpoint).
+        param_key: ``params_ema`` (default, as the paper) or ``params``.
+        option: option key naming ``path``, for error messages.
+    """
+    net = build_network(deepcopy(dict(arch_opt)))
+    load_weights(net, path, param_key=param_key, strict=True, option=option)
+    return freeze(net)
+
+
+AUTOENCODER_TYPES = ('AesopAutoEncoder',)  # the release's names are translated to it (aesop.official)
+
+
+def autoencoder_arch(opt: Mapping) -> dict:
+    """The arch options of ψ in (translated) options: their ``network_g`` (AE pretraining/test files) or
+    the AESOP loss's ``autoencoder`` (GAN training files)."""
+    network_g = opt.get('network_g') or {}
+    if network_g.get('type') in AUTOENCODER_TYPES:
+        return dict(network_g)
+    for loss in (opt.get('train') or {}).values():
+        if isinstance(loss, Mapping):
+            if isinstance(loss.get('autoencoder'), Mapping):
+                return dict(loss['autoencoder'])
+    raise AesopError('no auto-encoder in these options: expected network_g of type AesopAutoEncoder or an AesopLoss')

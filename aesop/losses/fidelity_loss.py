@@ -16,8 +16,9 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.transforms.functional import gaussian_blur
 
+from aesop.archs.autoencoder_arch import load_frozen_autoencoder
 from aesop.errors import OptionValueError
-from aesop.weights import file_digest, load_frozen_autoencoder
+from aesop.weights import file_digest
 
 CRITERIA = {'l1': l1_loss, 'l2': mse_loss, 'mse': mse_loss, 'charbonnier': charbonnier_loss}
 REDUCTIONS = ('none', 'mean', 'sum')
@@ -63,7 +64,7 @@ class AesopLoss(TransformedFidelityLoss):
     """L_AESOP = ‖ψ(I_HR) − ψ(I_SR)‖₁ with ψ = D∘E frozen (Eq. 8, Sec. 4.2).
 
     ψ is built from ``autoencoder`` options and loaded from ``pretrained[param_key]`` by
-    :func:`aesop.weights.load_frozen_autoencoder`: eval mode, ``requires_grad=False``, never in
+    :func:`aesop.archs.autoencoder_arch.load_frozen_autoencoder`: eval mode, ``requires_grad=False``, never in
     an optimiser, never saved with the SR model. ψ(HR) is computed without a graph; gradients
     reach G through ψ(SR) only.
 

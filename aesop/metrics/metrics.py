@@ -22,11 +22,12 @@ from basicsr.utils import tensor2img
 from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 
+from aesop.archs.autoencoder_arch import load_frozen_autoencoder
 from aesop.backbones import OfflineVGGZoo
 from aesop.data.resize import bicubic_downscale
 from aesop.errors import AesopError
 from aesop.utils import default_device, find_pretrained_file, random_backbones
-from aesop.weights import load_frozen_autoencoder, read_checkpoint
+from aesop.weights import read_checkpoint
 
 _DEVICE: ContextVar[torch.device | None] = ContextVar('aesop_metric_device', default=None)
 
