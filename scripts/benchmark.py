@@ -1,4 +1,4 @@
-"""What AESOP costs: one training step of ESRGAN, LDL and AESOP side by side, plus inference (issue 5).
+"""What AESOP costs: one training step of ESRGAN, LDL and AESOP side by side, plus inference.
 
     python scripts/benchmark.py [--device cpu|cuda] [--amp none|bf16|fp16] [--batch 2] [--patch 128] \\
         [--steps 3] [--json] [--naive] [--tiny] [--channels-last]

@@ -105,7 +105,9 @@ class AesopLoss(TransformedFidelityLoss):
 
 @LOSS_REGISTRY.register()
 class AesopLRConsistencyLoss(TransformedFidelityLoss):
-    """‖down(I_SR) − down(I_HR)‖ (or ‖down(I_SR) − I_LR‖): LR-consistency (seed paper 002).
+    """‖down(I_SR) − down(I_HR)‖ (or ‖down(I_SR) − I_LR‖): LR-consistency.
+
+    From S. Park, "Discussing a novel approach for the loss of Super-Resolution" (2021).
 
     ``down`` is bicubic downscaling by ``1/scale`` (``F.interpolate``; ``antialias=True`` is close
     to MATLAB's ``imresize``, ``False`` reproduces the official ``LRL1Loss``).
@@ -114,7 +116,7 @@ class AesopLRConsistencyLoss(TransformedFidelityLoss):
         scale: SR scale factor.
         target: ``'hr'`` compares with the downscaled HR, ``'lq'`` with the LR input itself.
         antialias: antialiased bicubic (``True``) or plain (``False``).
-        criterion: ``l1``, ``l2``/``mse`` (the seed paper's MSE) or ``charbonnier``.
+        criterion: ``l1``, ``l2``/``mse`` (that post's MSE) or ``charbonnier``.
     """
 
     def __init__(

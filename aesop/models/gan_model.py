@@ -20,7 +20,7 @@ from aesop.models.validation import ValidationMixin
 FIDELITY_TERMS = {
     'pixel_opt': 'l_g_pix',  # L1 (ESRGAN; LDL with weight 0.01)
     'aesop_opt': 'l_g_aesop',  # L_AESOP, Eq. 8 (weight 1, Eq. 9)
-    'lr_opt': 'l_g_lr',  # LR-consistency (seed paper 002)
+    'lr_opt': 'l_g_lr',  # LR-consistency (Park 2021)
     'lowpass_opt': 'l_g_lowpass',  # low-pass L1 (Tab. 5(b))
 }
 # Which HR image a fidelity term compares with (:meth:`AesopGANModel.target`): L_AESOP has its own
