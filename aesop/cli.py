@@ -58,6 +58,13 @@ def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
         return ERROR_STATUS
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors raise :class:`AesopError` (one line and status 2 via :func:`cli_main`)."""
+
+    def error(self, message: str):
+        raise AesopError(message)
+
+
 def add_autoencoder_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
     """``--ae CKPT --ae-opt OPTION_FILE --ae-key KEY``: the frozen ψ of the tools (figures, evaluator)."""
     parser.add_argument('--ae', type=Path, required=required, help='auto-encoder checkpoint (AE pretraining output)')

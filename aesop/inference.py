@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from aesop.archs.sizes import input_multiple, pad_to_multiple
-from aesop.cli import cli_main
+from aesop.cli import ArgumentParser, cli_main
 from aesop.errors import AesopError
 from aesop.options import read_option_file
 from aesop.utils import IMAGE_EXTENSIONS, default_device, project_root
@@ -374,11 +374,7 @@ def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str) -> list[Pat
 def build_parser() -> argparse.ArgumentParser:
     """The ``scripts/infer.py`` command line; usage errors raise :class:`AesopError`."""
 
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str):
-            raise AesopError(message)
-
-    parser = Parser(
+    parser = ArgumentParser(
         prog='infer.py',
         description='Super-resolve images with a trained generator. Output: OUT_DIR/<stem><suffix>.png '
         '(8-bit in: 8-bit PNG; 16-bit in: 16-bit PNG; grey stays grey; alpha is upscaled bicubically).',

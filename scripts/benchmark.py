@@ -64,15 +64,15 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
-from aesop.cli import cli_main  # noqa: E402
+from aesop.cli import ArgumentParser, cli_main  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.inference import upscale  # noqa: E402
+from aesop.models.precision import AMP_DTYPES  # noqa: E402
 from aesop.utils import RANDOM_BACKBONES_ENV, markdown_table  # noqa: E402
 from aesop.weights import freeze  # noqa: E402
 
 DEVICES = ('cpu', 'cuda')
-AMP_MODES = ('none', 'bf16', 'fp16')
-AMP_DTYPES = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+AMP_MODES = tuple(AMP_DTYPES)  # train.amp's values
 PATCHES = (128, 256)  # the input sizes of basicsr's VGGStyleDiscriminator
 SCALE = 4
 OPTION_FILES = {
@@ -577,11 +577,7 @@ def checkpoint_cost(args: argparse.Namespace, device: torch.device) -> list[dict
 def build_parser() -> argparse.ArgumentParser:
     """The command line; usage errors raise :class:`AesopError` (one line, exit status 2)."""
 
-    class Parser(argparse.ArgumentParser):
-        def error(self, message: str):
-            raise AesopError(message)
-
-    parser = Parser(prog='benchmark.py', description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(prog='benchmark.py', description=__doc__.split('\n\n')[0])
     parser.add_argument('--device', choices=DEVICES, default=DEVICES[0], help='where to run (default %(default)s)')
     parser.add_argument('--amp', choices=AMP_MODES, default='none', help='train.amp (and inference autocast)')
     parser.add_argument('--channels-last', action='store_true', help='set train.channels_last: true')

@@ -16,7 +16,6 @@ with the whole GT set: they fill only the ``mean`` row. Prints a Markdown table 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 
@@ -97,7 +96,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Per-image metric values, in the order of the SR folder; the last key is ``mean``."""
     from aesop.errors import AesopError
     from aesop.metrics.fid import frechet_distance, image_patches, inception_features
-    from aesop.models.validation import score
+    from aesop.metrics.scoring import score
 
     metrics = metric_options(args)
     features: dict[str, tuple[list, list]] = {m: ([], []) for m in requested(args)[1]}
@@ -138,25 +137,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 
 def markdown(rows: dict[str, dict[str, float]], verbose: bool) -> str:
+    from aesop.metrics.scoring import cells
     from aesop.utils import markdown_table
 
     names = list(rows['mean'])
     shown = rows if verbose else {'mean': rows['mean']}
     return markdown_table(['image', *names], [[image, *cells(row, names, 4)] for image, row in shown.items()])
-
-
-def cells(row: dict[str, float], names: list[str], digits: int) -> list[str]:
-    """The row's values in ``names`` order; blank where it has none (set-level metrics per image)."""
-    return [f'{row[n]:.{digits}f}' if n in row else '' for n in names]
-
-
-def write_csv(rows: dict[str, dict[str, float]], path: Path) -> None:
-    names = list(rows['mean'])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['image', *names])
-        writer.writerows([image, *cells(row, names, 6)] for image, row in rows.items())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
 def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> int:
     print(markdown(rows, args.verbose))
     if args.csv:
-        write_csv(rows, args.csv)
+        from aesop.metrics.scoring import write_image_csv
+
+        write_image_csv(args.csv, rows)
         print(f'CSV: {args.csv}')
     return 0
 

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import csv
-import functools
-import inspect
 from collections.abc import Iterator
 from os import path as osp
 from pathlib import Path
 
 import numpy as np
 import torch
-from basicsr.metrics import calculate_metric
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import master_only
-from basicsr.utils.registry import METRIC_REGISTRY
 from tqdm import tqdm
 
 from aesop.archs.sizes import input_multiple, pad_to_multiple
 from aesop.errors import AesopError
 from aesop.metrics import metric_device
+from aesop.metrics.scoring import needs_reference, score, write_image_csv
 from aesop.utils import markdown_table
 
 STALE = ('gt', 'gt_usm', 'lq', 'output', 'bottleneck')  # per-batch tensors, dropped around each image
@@ -126,35 +123,10 @@ class ValidationMixin:
         return vis / dataset_name / f'{img_name}{tag}_{suffix}.png'
 
 
-def score(img: np.ndarray, ref: np.ndarray, lq: np.ndarray | None, metric_opt: dict) -> float:
-    """basicsr's ``calculate_metric``, also passing the LR image to metrics that take it."""
-    data = {'img': img, 'img2': ref, **({'lq': lq} if lq is not None and takes_lq(metric_opt['type']) else {})}
-    return float(calculate_metric(data, metric_opt))
-
-
-@functools.cache
-def needs_reference(metric_type: str) -> bool:
-    """Whether a registered metric needs the GT image (an ``img2`` parameter without default)."""
-    param = inspect.signature(METRIC_REGISTRY.get(metric_type)).parameters.get('img2')
-    return param is not None and param.default is inspect.Parameter.empty
-
-
-@functools.cache
-def takes_lq(metric_type: str) -> bool:
-    """Whether a registered metric accepts the LR image (an ``lq`` or ``**kwargs`` parameter)."""
-    params = inspect.signature(METRIC_REGISTRY.get(metric_type)).parameters
-    return 'lq' in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
-
-
 @master_only
 def write_image_table(path: Path, rows: dict[str, dict[str, float]], means: dict[str, float]) -> None:
     """``image,<metric>,…`` with one row per image and a last ``mean`` row (the evaluator's CSV)."""
-    with open(path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['image', *means])
-        for image, row in rows.items():
-            writer.writerow([image, *(f'{row[m]:.6f}' for m in means)])
-        writer.writerow(['mean', *(f'{v:.6f}' for v in means.values())])
+    write_image_csv(path, {**rows, 'mean': means})
 
 
 @master_only
