@@ -1,10 +1,11 @@
 """Patches that make ``basicsr==1.4.2`` run on today's PyTorch, on CPU and GPU alike.
 
 Only what no subclass or hook of this package can do is patched here: a module basicsr imports
-at module level, its free functions (the training loop's helpers, the option parser), and one
-dataset method. Importing :mod:`aesop` applies them, before anything else imports basicsr. The
-policies of this package's models (CPU DDP, ``weights_only`` loading, atomic saves, the NaN
-stop) are overrides in :class:`aesop.models.base.AesopModelMixin`, not patches of ``BaseModel``.
+at module level, and its free functions (the training loop's helpers, the option parser).
+Importing :mod:`aesop` applies them, before anything else imports basicsr. The policies of this
+package's models (CPU DDP, ``weights_only`` loading, atomic saves, the NaN stop) are overrides in
+:class:`aesop.models.base.AesopModelMixin`; those of ``PairedImageDataset`` (one-line errors,
+undecodable pairs skipped) are :class:`aesop.data.paired_dataset.AesopPairedImageDataset`.
 Each fix is tested in ``tests/test_compat.py``:
 
 1. ``torchvision.transforms.functional_tensor`` was removed from torchvision (0.17); basicsr's
@@ -26,13 +27,10 @@ Each fix is tested in ``tests/test_compat.py``:
    ``--force_yml`` values without ``eval`` (after checking their keys, which basicsr ``exec``-s),
    and then normalises the options (:func:`aesop.options.normalize_options`); a training run holds
    its experiment folder (:mod:`aesop.runlock`) and a torchrun worker stops when its agent dies.
-6. ``PairedImageDataset`` failed on a corrupt image or an LR/GT pair of the wrong sizes with an
-   ``AttributeError`` or a bare ``ValueError``: now one line naming the files and sizes; in
-   training an image that does not decode is skipped with a warning naming it.
-7. ``filter2D`` (the Real-ESRGAN blurs) flattened its input with ``.view``, which fails on the
+6. ``filter2D`` (the Real-ESRGAN blurs) flattened its input with ``.view``, which fails on the
    channels-last-strided tensors ``DiffJPEG`` returns on current PyTorch: it now gets a
    contiguous input (same values), in ``img_process_util`` and the modules that imported it.
-8. ``init_wandb_logger`` called ``wandb.util.generate_id``, which current wandb removed, and let
+7. ``init_wandb_logger`` called ``wandb.util.generate_id``, which current wandb removed, and let
    wandb write to the working directory: ours lets ``wandb.init`` make the id and writes under
    the experiment folder (``experiments/<name>/wandb``).
 """
@@ -69,8 +67,6 @@ import basicsr.test as _bsr_test  # noqa: E402
 import basicsr.train as _bsr_train  # noqa: E402
 import basicsr.utils.img_process_util as _bsr_img_process  # noqa: E402
 import basicsr.utils.options as _bsr_options  # noqa: E402
-import cv2  # noqa: E402
-from basicsr.data.paired_image_dataset import PairedImageDataset  # noqa: E402
 from basicsr.utils.dist_util import master_only  # noqa: E402
 from basicsr.utils.misc import check_resume  # noqa: E402
 
@@ -137,45 +133,6 @@ def load_resume_state(opt: dict):
         return None
     check_resume(opt, state['iter'])
     return state
-
-
-def paired_getitem(self: PairedImageDataset, index: int) -> dict:
-    """Fix 6: name the unreadable file, or the LR/GT pair whose sizes don't fit ``scale``. In training,
-    a pair that does not decode is skipped (the next one is used) with a warning naming it."""
-    from aesop.data.scan import first_decodable
-
-    return first_decodable(self, index, lambda i: _paired_getitem(self, i), skip=self.opt['phase'] == 'train')
-
-
-def _paired_getitem(self: PairedImageDataset, index: int) -> dict:
-    paths = self.paths[index]
-    try:
-        item = _basicsr_paired_getitem(self, index)
-    except Exception as err:
-        shapes = {}
-        for key in ('gt_path', 'lq_path'):
-            img = cv2.imread(paths[key], cv2.IMREAD_UNCHANGED)
-            if img is None:
-                from aesop.data.scan import UndecodableImageError
-
-                raise UndecodableImageError(f'cannot read image {paths[key]}: missing, unreadable or corrupt') from err
-            shapes[key] = img.shape[:2]
-        if shapes:
-            _check_pair_sizes(paths, shapes['gt_path'], shapes['lq_path'], self.opt)
-        raise
-    _check_pair_sizes(paths, tuple(item['gt'].shape[-2:]), tuple(item['lq'].shape[-2:]), self.opt)
-    return item
-
-
-def _check_pair_sizes(paths: dict, gt: tuple, lq: tuple, opt: dict) -> None:
-    """GT must be exactly ``scale`` × LR (after BasicSR's validation crop) and fit ``gt_size``."""
-    scale = opt['scale']
-    pair = f'{paths["gt_path"]} ({gt[0]}×{gt[1]}) and {paths["lq_path"]} ({lq[0]}×{lq[1]})'
-    if tuple(gt) != (lq[0] * scale, lq[1] * scale):
-        raise AesopError(f'GT/LR sizes do not match scale {scale}: {pair}')
-    gt_size = opt.get('gt_size') if opt['phase'] == 'train' else None
-    if gt_size and min(gt) < gt_size:
-        raise AesopError(f'images smaller than gt_size {gt_size}: {pair}')
 
 
 def parse_options(root_path: str, is_train: bool = True):
@@ -254,13 +211,13 @@ def requested_num_gpu(file_opt: dict, overrides: list[str]):
 
 
 def filter2D(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:  # noqa: N802  (basicsr's name)
-    """Fix 7: basicsr's ``filter2D`` on a contiguous copy of ``img`` (B, C, H, W)."""
+    """Fix 6: basicsr's ``filter2D`` on a contiguous copy of ``img`` (B, C, H, W)."""
     return _basicsr_filter2d(img.contiguous(), kernel)
 
 
 @master_only
 def init_wandb_logger(opt: dict) -> None:
-    """Fix 8: wandb syncing the tensorboard log, on current wandb (``logger.wandb.project``, ``resume_id``)."""
+    """Fix 7: wandb syncing the tensorboard log, on current wandb (``logger.wandb.project``, ``resume_id``)."""
     import wandb
 
     wandb_opt = opt['logger']['wandb']
@@ -284,7 +241,6 @@ def normalize_argv(argv: list[str]) -> list[str]:
 
 _basicsr_parse_options = _bsr_options.parse_options
 _basicsr_filter2d = _bsr_img_process.filter2D
-_basicsr_paired_getitem = PairedImageDataset.__getitem__
 _bsr_options.init_dist = init_dist
 _bsr_train.load_resume_state = load_resume_state
 _bsr_train.parse_options = parse_options
@@ -294,6 +250,5 @@ _bsr_train.init_wandb_logger = init_wandb_logger
 _bsr_test.parse_options = parse_options
 _vgg_arch.vgg = OfflineVGGZoo()
 _vgg_arch.VGG_PRETRAIN_PATH = ''  # never look relative to the working directory
-PairedImageDataset.__getitem__ = paired_getitem
 for _module in (_bsr_img_process, _bsr_realesrgan, _bsr_realesrnet):
     _module.filter2D = filter2D

@@ -153,7 +153,8 @@ def check_force_yml(opt: dict, entries: list[str]) -> None:
 def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
     """Normalise ``opt`` in place and return it.
 
-    - official AESOP option names are translated (:func:`aesop.official.translate_options`);
+    - official AESOP option names are translated (:func:`aesop.official.translate_options`), and
+      basicsr's ``PairedImageDataset`` is built as :class:`~aesop.data.AesopPairedImageDataset`;
     - without CUDA, ``num_gpu`` becomes 0 so the run happens on the CPU, and a CUDA prefetcher
       (``prefetch_mode: cuda``, ``pin_memory``) falls back to the CPU one with a warning;
     - ``logger.wandb.project`` without the ``wandb`` package (``pip install -e '.[wandb]'``) is
@@ -167,6 +168,8 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
     from aesop.official import translate_options
 
     translate_options(opt)
+    for dataset in (opt.get('datasets') or {}).values():
+        dataset['type'] = UPGRADED_DATASETS.get(dataset.get('type'), dataset.get('type'))
     coerce_numbers(opt)
     check_schema(opt)  # every section's keys and their types (aesop.schema)
     check_components(opt)  # every ``type:`` entry's options, against its signature
@@ -218,6 +221,8 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
     return opt
 
 
+# basicsr's datasets built as this package's subclass (same options and items, one-line errors)
+UPGRADED_DATASETS = {'PairedImageDataset': 'AesopPairedImageDataset'}
 # option keys YAML reads as strings when written 1e-4 (no dot, no !!float): numbers here, as the user meant
 NUMERIC_KEYS = {'lr', 'weight_decay', 'eps', 'ema_decay', 'total_iter', 'warmup_iter', 'gamma', 'eta_min'}
 NUMERIC_KEYS |= {'val_freq', 'print_freq', 'save_checkpoint_freq', 'loss_weight', 'perceptual_weight', 'style_weight'}
@@ -275,7 +280,7 @@ def check_dataset_files(opt: dict) -> None:
         if (dataset.get('io_backend') or {}).get('type', 'disk') != 'disk':
             continue
         gt, lq = dataset.get('dataroot_gt'), dataset.get('dataroot_lq')
-        if dataset.get('type') == 'PairedImageDataset' and gt and lq and not dataset.get('meta_info_file'):
+        if dataset.get('type') == 'AesopPairedImageDataset' and gt and lq and not dataset.get('meta_info_file'):
             gt_files = sorted(p.name for p in Path(gt).iterdir() if p.is_file())
             lq_files = {p.name for p in Path(lq).iterdir() if p.is_file()}
             template = dataset.get('filename_tmpl', '{}')

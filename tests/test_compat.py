@@ -135,7 +135,7 @@ def test_ddp_wrapping_works_on_cpu():
 
 
 def test_filter2d_takes_channels_last_inputs():
-    """Fix 7: the Real-ESRGAN blur works on DiffJPEG's strided outputs, with unchanged values."""
+    """Fix 6: the Real-ESRGAN blur works on DiffJPEG's strided outputs, with unchanged values."""
     import torch.nn.functional as F
     from basicsr.models import realesrgan_model
     from basicsr.utils import img_process_util

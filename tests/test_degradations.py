@@ -91,7 +91,7 @@ def basicsr_feed_data(opt: dict, monkeypatch: pytest.MonkeyPatch):
     """basicsr's own ``RealESRGANModel.feed_data`` / ``_dequeue_and_enqueue`` on CPU, unmodified.
 
     Only ``Tensor.cuda`` is patched, inside the test, to a no-op (the pair queue). basicsr's
-    ``filter2D`` runs with compat fix 7 (a contiguous input), without which ``feed_data`` fails on
+    ``filter2D`` runs with compat fix 6 (a contiguous input), without which ``feed_data`` fails on
     current PyTorch.
     """
     monkeypatch.setattr(torch.Tensor, 'cuda', lambda self, *args, **kwargs: self)

@@ -114,7 +114,7 @@ def test_official_option_names_are_translated(tmp_path):
     }
     normalize_options(opt, root_path=tmp_path)
     assert opt['datasets']['train'] == {
-        'type': 'PairedImageDataset',
+        'type': 'AesopPairedImageDataset',  # basicsr's, with one-line errors
         'dataroot_gt': str(tmp_path / 'hr'),
         'use_hflip': True,
     }

@@ -1,11 +1,13 @@
-"""Data helpers. Training and testing use basicsr's datasets (``PairedImageDataset``, ...)."""
+"""Datasets and data helpers: basicsr's datasets with clear errors, the Real-ESRGAN degradation, the demo data."""
 
 from aesop.data.degradations import REALESRGAN_OPTION_KEYS, DegradedPair, PairQueue, RealESRGANDegradation
 from aesop.data.demo import DEMO_TRAIN, DEMO_VAL, make_demo_dataset
+from aesop.data.paired_dataset import AesopPairedImageDataset
 from aesop.data.realesrgan_dataset import AesopRealESRGANDataset
 from aesop.data.resize import bicubic_downscale
 
 __all__ = [
+    'AesopPairedImageDataset',
     'AesopRealESRGANDataset',
     'DEMO_TRAIN',
     'DEMO_VAL',

@@ -24,7 +24,8 @@ from aesop.utils import IMAGE_EXTENSIONS
 
 logger = logging.getLogger('basicsr')
 
-FOLDER_DATASETS = ('PairedImageDataset', 'SingleImageDataset')  # basicsr reads every file of their folders
+# basicsr reads every file of their folders
+FOLDER_DATASETS = ('PairedImageDataset', 'AesopPairedImageDataset', 'SingleImageDataset')
 
 
 def header_problem(path: str | Path) -> str | None:
