@@ -1,0 +1,176 @@
+"""Evaluate a folder of SR images against ground truth: any method's outputs (Sec. 5 metrics).
+
+The body of ``scripts/evaluate.py``:
+
+    python scripts/evaluate.py --sr results/x/visualization/DIV2K100 --gt datasets/DIV2K/DIV2K_valid_HR \
+        [--lq datasets/DIV2K/DIV2K_valid_LR_bicubic/X4] [--scale 4] [--crop-border 4] \
+        [--metrics psnr,ssim,lpips,dists,ae_psnr,lr_psnr,niqe,fid,patch_fid] [--ae CKPT --ae-opt options/train_ae.yml] \
+        [--sr-suffix _x] [--csv out.csv] [--verbose]
+
+Images are paired by file stem (``--sr-suffix`` is removed from SR stems first). PSNR/SSIM are
+basicsr's MATLAB-convention functions on the Y channel with ``--crop-border`` (default: the
+scale); LPIPS (AlexNet) and DISTS run on the GPU when there is one; AE-PSNR needs ``--ae``;
+LR-PSNR needs ``--lq``. FID and patch-FID (:mod:`aesop.metrics.fid`) compare the whole SR set
+with the whole GT set: they fill only the ``mean`` row. Prints a Markdown table (per image with
+``--verbose``; the mean always) and writes a CSV ``image,<metric>,…`` with a last row ``mean``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from aesop.cli import add_autoencoder_arguments
+from aesop.utils import IMAGE_EXTENSIONS
+
+SET_METRICS = ('fid', 'patch_fid')  # one value for the whole set
+
+
+def requested(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """``--metrics`` split into per-image and set-level names, in the order given."""
+    names = [m.strip() for m in args.metrics.split(',') if m.strip()]
+    return [m for m in names if m not in SET_METRICS], [m for m in names if m in SET_METRICS]
+
+
+def metric_options(args: argparse.Namespace) -> dict[str, dict]:
+    """Options (as in ``val.metrics``) of each requested per-image metric, by the name the user gave."""
+    from aesop.archs.autoencoder_arch import autoencoder_arch
+    from aesop.errors import AesopError
+
+    crop = args.scale if args.crop_border is None else args.crop_border
+    known = {
+        'psnr': {'type': 'calculate_psnr', 'crop_border': crop, 'test_y_channel': True},
+        'ssim': {'type': 'calculate_ssim', 'crop_border': crop, 'test_y_channel': True},
+        'lpips': {'type': 'calculate_lpips', 'crop_border': 0},
+        'dists': {'type': 'calculate_dists', 'crop_border': 0},
+        'niqe': {'type': 'calculate_niqe', 'crop_border': crop},
+        'lr_psnr': {'type': 'calculate_lr_psnr', 'scale': args.scale},
+        'ae_psnr': {'type': 'calculate_ae_psnr', 'crop_border': crop},
+    }
+    names = requested(args)[0]
+    unknown = [m for m in names if m not in known]
+    if unknown:
+        raise AesopError(f'unknown metric {unknown[0]!r}; choose from {", ".join([*known, *SET_METRICS])}')
+    if 'lr_psnr' in names and not args.lq:
+        raise AesopError('lr_psnr needs --lq (the LR images)')
+    if 'ae_psnr' in names:
+        if not args.ae:
+            raise AesopError('ae_psnr needs --ae (an auto-encoder checkpoint)')
+        from aesop.options import read_option_file
+
+        arch = autoencoder_arch(read_option_file(args.ae_opt))
+        known['ae_psnr'].update(autoencoder=arch, pretrained=str(args.ae), param_key=args.ae_key)
+    return {name: known[name] for name in names}
+
+
+def images(folder: Path, strip: str = '') -> dict[str, Path]:
+    from aesop.errors import AesopError
+
+    if not folder.is_dir():
+        raise AesopError(f'not a folder: {folder}')
+    found = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            stem = path.stem.removesuffix(strip) if strip else path.stem
+            found[stem] = path
+    if not found:
+        raise AesopError(f'no images in {folder}')
+    return found
+
+
+def read(path: Path) -> np.ndarray:
+    from aesop.errors import AesopError
+
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise AesopError(f'cannot read image {path}')
+    return img
+
+
+def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
+    """Per-image metric values, in the order of the SR folder; the last key is ``mean``."""
+    from aesop.errors import AesopError
+    from aesop.metrics.fid import frechet_distance, image_patches, inception_features
+    from aesop.metrics.scoring import score
+
+    metrics = metric_options(args)
+    features: dict[str, tuple[list, list]] = {m: ([], []) for m in requested(args)[1]}
+    sr, gt = images(args.sr, args.sr_suffix), images(args.gt)
+    lq = images(args.lq) if args.lq else {}
+    missing = [stem for stem in sr if stem not in gt or (args.lq and stem not in lq)]
+    if missing:
+        raise AesopError(
+            f'no ground truth{" or LR" if args.lq else ""} for {len(missing)} SR image(s), e.g. {missing[0]!r}'
+        )
+    unscored = [stem for stem in gt if stem not in sr]
+    if unscored and args.strict:
+        raise AesopError(f'--strict: {len(unscored)} of {len(gt)} GT images have no SR image, e.g. {unscored[0]!r}')
+    if unscored:
+        print(
+            f'aesop: warning: {len(unscored)} of {len(gt)} GT images have no SR image (e.g. {unscored[0]!r}): '
+            f'the means are over the {len(sr)} that do (--strict refuses)',
+            file=sys.stderr,
+        )
+    rows = {}
+    for stem in tqdm(sr, unit='image', desc='evaluate'):
+        img, ref = read(sr[stem]), read(gt[stem])
+        if img.shape != ref.shape:
+            raise AesopError(f'{sr[stem]} is {img.shape[:2]} but {gt[stem]} is {ref.shape[:2]}')
+        low = read(lq[stem]) if lq else None
+        rows[stem] = {name: score(img, ref, low, opt) for name, opt in metrics.items()}
+        for name, (ours, theirs) in features.items():
+            split = (lambda x: [x]) if name == 'fid' else (lambda x: list(image_patches(x)))
+            ours.append(inception_features(split(img)))
+            theirs.append(inception_features(split(ref)))
+    rows['mean'] = {name: float(np.mean([row[name] for row in rows.values()])) for name in metrics}
+    for name, (ours, theirs) in features.items():
+        try:
+            rows['mean'][name] = frechet_distance(np.concatenate(ours), np.concatenate(theirs))
+        except ValueError as error:
+            raise AesopError(f'{name}: {error}') from None
+    return rows
+
+
+def markdown(rows: dict[str, dict[str, float]], verbose: bool) -> str:
+    from aesop.metrics.scoring import cells
+    from aesop.utils import markdown_table
+
+    names = list(rows['mean'])
+    shown = rows if verbose else {'mean': rows['mean']}
+    return markdown_table(['image', *names], [[image, *cells(row, names, 4)] for image, row in shown.items()])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--sr', type=Path, required=True, help='folder of SR images')
+    parser.add_argument('--gt', type=Path, required=True, help='folder of ground-truth HR images')
+    parser.add_argument('--lq', type=Path, help='folder of LR images (for lr_psnr)')
+    parser.add_argument('--scale', type=int, default=4)
+    parser.add_argument('--crop-border', type=int, help='border cropped for PSNR/SSIM/NIQE/AE-PSNR (default: scale)')
+    parser.add_argument('--metrics', default='psnr,ssim,lpips,dists', help='comma-separated metric names')
+    add_autoencoder_arguments(parser, required=False)
+    parser.add_argument('--sr-suffix', default='', help='suffix removed from SR file stems before pairing')
+    parser.add_argument('--csv', type=Path, help='write the CSV here')
+    parser.add_argument('--verbose', action='store_true', help='print one row per image')
+    parser.add_argument('--strict', action='store_true', help='refuse GT images without an SR image')
+    args = parser.parse_args(argv)
+
+    import aesop  # noqa: F401  (before basicsr)
+    from aesop.cli import cli_main
+
+    return cli_main(lambda _: report(evaluate(args), args), None)
+
+
+def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> int:
+    print(markdown(rows, args.verbose))
+    if args.csv:
+        from aesop.metrics.scoring import write_image_csv
+
+        write_image_csv(args.csv, rows)
+        print(f'CSV: {args.csv}')
+    return 0
