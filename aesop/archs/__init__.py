@@ -2,7 +2,17 @@
 
 from aesop.archs.autoencoder_arch import AesopAutoEncoder, BicubicDownsample
 from aesop.archs.drct_arch import DRCT, AesopDRCT
+from aesop.archs.hraware_arch import AesopClipImageEncoder, AesopHRAwareReconstructor
 from aesop.archs.legacy_arch import AesopSPSRNet
 from aesop.archs.rrdbnet_arch import AesopRRDBNet
 
-__all__ = ['DRCT', 'AesopAutoEncoder', 'AesopDRCT', 'AesopRRDBNet', 'AesopSPSRNet', 'BicubicDownsample']
+__all__ = [
+    'DRCT',
+    'AesopAutoEncoder',
+    'AesopClipImageEncoder',
+    'AesopDRCT',
+    'AesopHRAwareReconstructor',
+    'AesopRRDBNet',
+    'AesopSPSRNet',
+    'BicubicDownsample',
+]

@@ -1,5 +1,13 @@
 """Losses registered in basicsr's ``LOSS_REGISTRY``."""
 
 from aesop.losses.fidelity_loss import AesopLoss, AesopLowPassLoss, AesopLRConsistencyLoss, TransformedFidelityLoss
+from aesop.losses.hraware_loss import AesopFeatureAlignmentLoss, AesopLRReconstructionLoss
 
-__all__ = ['AesopLoss', 'AesopLRConsistencyLoss', 'AesopLowPassLoss', 'TransformedFidelityLoss']
+__all__ = [
+    'AesopFeatureAlignmentLoss',
+    'AesopLRConsistencyLoss',
+    'AesopLRReconstructionLoss',
+    'AesopLoss',
+    'AesopLowPassLoss',
+    'TransformedFidelityLoss',
+]

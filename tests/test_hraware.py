@@ -1,0 +1,123 @@
+"""HR-aware self-supervised finetuning (paper 003): FAR, HQI, the controller, L_rec and the networks."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import aesop  # noqa: F401
+from aesop.archs.hraware_arch import AesopClipImageEncoder, AesopHRAwareReconstructor
+from aesop.errors import AesopError
+from aesop.losses.hraware_loss import (
+    AesopFeatureAlignmentLoss,
+    AesopLRReconstructionLoss,
+    controller,
+    far_descriptors,
+    high_frequency_map,
+    hqi,
+)
+from aesop.metrics.metrics import lpips_net
+
+TINY = {'scale': 2, 'num_feat': 8, 'num_block_img': 1, 'num_feat_deg': 8, 'num_block_deg': 1, 'deg_dim': 16,
+        'num_block_rec': 1, 'clip_channels': 32}  # fmt: skip
+TINY_CLIP = {'layers': (1, 1, 1, 1), 'width': 8, 'layer': 3, 'input_size': 32}
+
+
+def test_descriptors_are_the_gram_rows_means_and_maxima():
+    e = torch.randn(2, 3, 4, 5, dtype=torch.float64)
+    avg, peak = far_descriptors(e)
+    for n in range(2):
+        f = e[n].reshape(3, 20).numpy()
+        gram = np.array([[sum(f[i, k] * f[j, k] for k in range(20)) / 20 for j in range(3)] for i in range(3)])
+        np.testing.assert_allclose(avg[n].numpy(), gram.mean(axis=1), rtol=1e-6)
+        np.testing.assert_allclose(peak[n].numpy(), gram.max(axis=1), rtol=1e-6)
+
+
+def test_far_is_zero_for_equal_features_and_identity_maps_and_positive_otherwise():
+    identity = nn.Linear(6, 6, bias=False)
+    nn.init.eye_(identity.weight)
+    e = torch.rand(2, 6, 8, 8)
+    far = AesopFeatureAlignmentLoss(loss_weight=2.0)
+    assert far(e, e, identity, identity).item() == pytest.approx(0.0, abs=1e-6)
+    avg_a, max_a = far_descriptors(e)
+    avg_b, max_b = far_descriptors(e * 2)
+    expected = 2.0 * ((avg_a - avg_b).norm(dim=1) + (max_a - max_b).norm(dim=1)).mean()
+    assert far(e, e * 2, identity, identity).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_hqi_is_one_minus_lpips_of_the_bicubic_upsampled_lr():
+    rng = np.random.default_rng(0)
+    hr = rng.random((2, 32, 32, 3)).astype(np.float32)
+    lr = np.stack([cv2.resize(img, (8, 8), interpolation=cv2.INTER_AREA) for img in hr])
+    up = np.stack([cv2.resize(img, (32, 32), interpolation=cv2.INTER_CUBIC) for img in lr]).clip(0, 1)
+    net = lpips_net('alex', torch.device('cpu'), True)
+    as_tensor = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2)  # noqa: E731
+    expected = 1 - net(as_tensor(up), as_tensor(hr), normalize=True).reshape(-1)
+    torch.testing.assert_close(hqi(as_tensor(lr), as_tensor(hr), net), expected, atol=2e-3, rtol=0)
+
+
+def test_both_controller_forms_and_the_noise():
+    q = torch.tensor([0.2, 0.9])
+    torch.testing.assert_close(controller(q), q)  # finetuning: n + HQI
+    torch.testing.assert_close(controller(q, form='pretrain'), 1 - q)  # pretraining: n + (1 − HQI)
+    torch.testing.assert_close(controller(q, form='inverse'), 1 - q)  # Tab. 4's inverted finetuning
+    torch.manual_seed(0)
+    noisy = controller(q, noise_std=0.1)
+    torch.manual_seed(0)
+    torch.testing.assert_close(noisy, q + 0.1 * torch.randn(2))
+    with pytest.raises(AesopError, match='controller form'):
+        controller(q, form='both')
+
+
+def test_high_frequency_map_and_the_reconstruction_loss():
+    flat = torch.full((1, 3, 8, 8), 0.5)
+    assert high_frequency_map(flat).abs().max() == 0
+    edge = torch.zeros(1, 3, 8, 8)
+    edge[..., 3:] = 1.0  # a vertical edge inside the 2×2 cells of columns 2–3
+    hf = high_frequency_map(edge)
+    assert hf.max() == 1 and hf[..., 2:4].min() == 1 and hf[..., :2].max() == 0 and hf[..., 4:].max() == 0
+    pred, target = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    assert AesopLRReconstructionLoss()(pred, target).item() == pytest.approx((pred - target).abs().mean().item())
+    weighted = AesopLRReconstructionLoss(hf_weight=2.0)(pred, target)
+    expected = ((1 + 2.0 * high_frequency_map(target)) * (pred - target).abs()).mean()
+    assert weighted.item() == pytest.approx(expected.item())
+
+
+def test_the_reconstructor_maps_hr_to_lr_size_styled_by_s():
+    net = AesopHRAwareReconstructor(**TINY)
+    lr, hr = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 16, 16)
+    out = net(lr, hr, s=torch.tensor([0.5, 1.5]))
+    assert out.shape == (2, 3, 8, 8)
+    assert not torch.allclose(net(lr, hr, s=0.5), net(lr, hr, s=1.5))  # s scales the style
+    with pytest.raises(AesopError, match='not a multiple of scale 2'):
+        net(lr, torch.rand(2, 3, 15, 16))
+
+
+def test_clip_encoder_tiny_random_and_a_missing_file(monkeypatch, tmp_path):
+    monkeypatch.setenv('AESOP_RANDOM_BACKBONES', '1')
+    clip = AesopClipImageEncoder(**TINY_CLIP)
+    feature = clip(torch.rand(2, 3, 20, 24))
+    assert feature.shape[:2] == (2, clip.channels) and not any(p.requires_grad for p in clip.parameters())
+    assert not clip.train().training  # frozen in eval mode
+    with pytest.raises(AesopError, match=r'CLIP weights not found: .*nope\.safetensors'):
+        AesopClipImageEncoder(**TINY_CLIP, pretrained=str(tmp_path / 'nope.safetensors'))
+    monkeypatch.setenv('AESOP_RANDOM_BACKBONES', '0')
+    monkeypatch.setenv('AESOP_ROOT', str(tmp_path))
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    with pytest.raises(AesopError, match=r"CLIP RN50 .* weights 'open_clip_model\.safetensors' not found"):
+        AesopClipImageEncoder(**TINY_CLIP)
+
+
+def test_clip_encoder_reads_open_clip_weights(monkeypatch, tmp_path):
+    from safetensors.torch import save_file
+
+    monkeypatch.setenv('AESOP_RANDOM_BACKBONES', '1')
+    source = AesopClipImageEncoder(**TINY_CLIP)
+    state = {f'visual.{k}': v + 0.01 if v.is_floating_point() else v for k, v in source.visual.state_dict().items()}
+    save_file(state, str(tmp_path / 'clip.safetensors'))
+    loaded = AesopClipImageEncoder(**TINY_CLIP, pretrained=str(tmp_path / 'clip.safetensors'))
+    for key, value in loaded.visual.state_dict().items():
+        torch.testing.assert_close(value, state[f'visual.{key}'])
