@@ -63,6 +63,7 @@ class Dataset(_Section):
     io_backend: IoBackend | None = None
     filename_tmpl: str = '{}'
     gt_size: int | None = Field(default=None, gt=0)
+    lq_size: int | None = Field(default=None, gt=0)  # AesopLRPatchDataset's crop
     use_hflip: bool = False
     use_rot: bool = False
     use_shuffle: bool = True  # the release's key: basicsr always shuffles the training set

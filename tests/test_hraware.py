@@ -121,3 +121,19 @@ def test_clip_encoder_reads_open_clip_weights(monkeypatch, tmp_path):
     loaded = AesopClipImageEncoder(**TINY_CLIP, pretrained=str(tmp_path / 'clip.safetensors'))
     for key, value in loaded.visual.state_dict().items():
         torch.testing.assert_close(value, state[f'visual.{key}'])
+
+
+def test_lr_patch_dataset_crops_flips_and_names_a_small_image(tiny_data, tmp_path):
+    from basicsr.data import build_dataset
+
+    folder = tiny_data / 'val' / 'LR_bicubic' / 'X4'
+    opt = {'type': 'AesopLRPatchDataset', 'name': 'lr', 'dataroot_lq': str(folder), 'phase': 'train', 'scale': 4}
+    dataset = build_dataset({**opt, 'lq_size': 8, 'use_hflip': True, 'use_rot': True, 'io_backend': {'type': 'disk'}})
+    item = dataset[0]
+    assert item['lq'].shape == (3, 8, 8) and 0 <= item['lq'].min() and item['lq'].max() <= 1
+    whole = build_dataset({**opt, 'phase': 'val', 'io_backend': {'type': 'disk'}})[0]['lq']
+    image = cv2.imread(str(sorted(folder.iterdir())[0]))
+    assert whole.shape == (3, *image.shape[:2])
+    torch.testing.assert_close(whole, torch.from_numpy(image[..., ::-1] / 255.0).permute(2, 0, 1).float())
+    with pytest.raises(AesopError, match=r'is smaller than lq_size 4096'):
+        build_dataset({**opt, 'lq_size': 4096, 'io_backend': {'type': 'disk'}})[0]

@@ -2,11 +2,13 @@
 
 from aesop.data.degradations import REALESRGAN_OPTION_KEYS, DegradedPair, PairQueue, RealESRGANDegradation
 from aesop.data.demo import DEMO_TRAIN, DEMO_VAL, make_demo_dataset
+from aesop.data.lr_patch_dataset import AesopLRPatchDataset
 from aesop.data.paired_dataset import AesopPairedImageDataset
 from aesop.data.realesrgan_dataset import AesopRealESRGANDataset
 from aesop.data.resize import bicubic_downscale
 
 __all__ = [
+    'AesopLRPatchDataset',
     'AesopPairedImageDataset',
     'AesopRealESRGANDataset',
     'DEMO_TRAIN',
