@@ -221,6 +221,8 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
     return opt
 
 
+# initial weights of networks a run saves (not needed on resume; a frozen network's always are)
+SAVED_NETWORKS = ('pretrain_network_g', 'pretrain_network_d', 'pretrain_network_decoder')
 # basicsr's datasets built as this package's subclass (same options and items, one-line errors)
 UPGRADED_DATASETS = {'PairedImageDataset': 'AesopPairedImageDataset'}
 # option keys YAML reads as strings when written 1e-4 (no dot, no !!float): numbers here, as the user meant
@@ -291,8 +293,8 @@ def check_dataset_files(opt: dict) -> None:
                     f'datasets.{phase}: {len(gt_files)} GT images in {gt} but {len(lq_files)} LR images in {lq}'
                     f'{first} (pairs are matched by name, filename_tmpl {template!r})'
                 )
-        if phase == 'train' and gt:
-            count = len([p for p in Path(gt).rglob('*') if p.is_file()]) * dataset.get('dataset_enlarge_ratio', 1)
+        if phase == 'train' and (gt or lq):  # the LR folder of an LR-only dataset (AesopLRPatchDataset)
+            count = len([p for p in Path(gt or lq).rglob('*') if p.is_file()]) * dataset.get('dataset_enlarge_ratio', 1)
             batch = dataset.get('batch_size_per_gpu', 1) * opt.get('world_size', 1)
             if isinstance(batch, int) and count < batch:
                 raise AesopError(
@@ -344,13 +346,16 @@ def file_options(opt: dict) -> Iterator[tuple[str, dict, str, str]]:
     for name, value in paths.items():
         if value is None or not name.startswith(('pretrain_network', 'resume_state')):
             continue
-        if resuming and name.startswith('pretrain_network'):
+        if resuming and name in SAVED_NETWORKS:
             continue  # a resumed run loads its own checkpoints, never the initial weights
         if name == 'pretrain_network_decoder' and paths.get('pretrain_network_g'):
             continue  # ignored when the whole auto-encoder is loaded (e.g. on resume)
         yield f'path.{name}', paths, name, 'file'
     for section in ('train', 'val'):
         yield from _loss_files(opt.get(section) or {}, section)
+    for key, network in opt.items():  # e.g. network_clip's pretrained CLIP weights
+        if key.startswith('network_') and isinstance(network, dict):
+            yield from _loss_files(network, key)
 
 
 def is_resuming(opt: dict) -> bool:
@@ -363,7 +368,7 @@ def is_resuming(opt: dict) -> bool:
 
 
 def _loss_files(node: dict, prefix: str) -> Iterator[tuple[str, dict, str, str]]:
-    """Checkpoint paths in loss/metric options (``pretrained``; the release's keys are translated to it)."""
+    """Checkpoint paths in loss, metric and network options: ``pretrained`` (the release's keys are translated)."""
     for name, value in node.items():
         if isinstance(value, dict):
             yield from _loss_files(value, f'{prefix}.{name}')

@@ -139,6 +139,13 @@ class Scheduler(_Section):
     eta_min: Number | None = None
 
 
+class Controller(_Section):
+    """``train.controller`` of HR-aware finetuning (paper 003, Eq. 8); absent: s = 1."""
+
+    form: Literal['finetune', 'pretrain', 'inverse'] | None = None  # default: the model's stage
+    noise_std: Number = Field(default=0.0, ge=0)
+
+
 class Train(_Section):
     """``train``: basicsr's keys, the release's and this project's; ``*_opt`` are loss entries."""
 
@@ -156,6 +163,7 @@ class Train(_Section):
     relativistic_gan: bool | None = None
     freeze_decoder: int = Field(default=0, ge=0)  # AE stage: D frozen for iterations ≤ N
     allow_psi_change: bool = False
+    controller: Controller | None = None  # HR-aware finetuning (paper 003)
     # basicsr's StyleGAN2 and video models
     r1_reg_weight: Number | None = None
     path_reg_weight: Number | None = None
@@ -256,7 +264,7 @@ class OptionFile(_Section):
     dist_params: DistParams | None = None
     # real-world models (basicsr's RealESRGANModel family and this project's)
     high_order_degradation: bool | None = None
-    queue_size: int | None = Field(default=None, gt=0)
+    queue_size: int | None = Field(default=None, ge=0)  # 0: no training-pair pool
     gt_size: int | None = Field(default=None, gt=0)
     gt_usm: bool | None = None
     l1_gt_usm: bool | None = None

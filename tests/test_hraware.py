@@ -22,7 +22,7 @@ from aesop.losses.hraware_loss import (
 from aesop.metrics.metrics import lpips_net
 
 TINY = {'scale': 2, 'num_feat': 8, 'num_block_img': 1, 'num_feat_deg': 8, 'num_block_deg': 1, 'deg_dim': 16,
-        'num_block_rec': 1, 'clip_channels': 32}  # fmt: skip
+        'num_block_rec': 1, 'clip_channels': 128}  # TINY_CLIP's third stage: 16 × width  # fmt: skip
 TINY_CLIP = {'layers': (1, 1, 1, 1), 'width': 8, 'layer': 3, 'input_size': 32}
 
 
@@ -84,6 +84,11 @@ def test_high_frequency_map_and_the_reconstruction_loss():
     weighted = AesopLRReconstructionLoss(hf_weight=2.0)(pred, target)
     expected = ((1 + 2.0 * high_frequency_map(target)) * (pred - target).abs()).mean()
     assert weighted.item() == pytest.approx(expected.item())
+    pred, target = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    lpips = lpips_net('alex', torch.device('cpu'), True)
+    with_lpips = AesopLRReconstructionLoss(lpips_weight=0.5)(pred, target)
+    expected = (pred - target).abs().mean() + 0.5 * lpips(pred, target, normalize=True).mean()
+    assert with_lpips.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 def test_the_reconstructor_maps_hr_to_lr_size_styled_by_s():
@@ -137,3 +142,83 @@ def test_lr_patch_dataset_crops_flips_and_names_a_small_image(tiny_data, tmp_pat
     torch.testing.assert_close(whole, torch.from_numpy(image[..., ::-1] / 255.0).permute(2, 0, 1).float())
     with pytest.raises(AesopError, match=r'is smaller than lq_size 4096'):
         build_dataset({**opt, 'lq_size': 4096, 'io_backend': {'type': 'disk'}})[0]
+
+
+def tiny_stage(name: str, data, tmp_path) -> dict:
+    """options/<name>.yml on tiny networks and the tiny dataset, 2 iterations with validation and saves."""
+    from conftest import REPO, load_yaml
+
+    opt = load_yaml(REPO / 'options' / f'{name}.yml')
+    opt.update(num_gpu=0, name=name)
+    for key in ('network_g', 'network_recon'):
+        if opt.get(key, {}).get('type') == 'AesopHRAwareReconstructor':
+            opt[key] = {**opt[key], **TINY, 'scale': 4}
+    if opt['network_g']['type'] == 'RRDBNet':
+        opt['network_g'].update(num_feat=8, num_block=1, num_grow_ch=4)
+    if 'network_clip' in opt:
+        opt['network_clip'] = {**opt['network_clip'], **TINY_CLIP, 'pretrained': None}
+    train, val = opt['datasets']['train'], opt['datasets']['val']
+    train.update(num_worker_per_gpu=0, batch_size_per_gpu=2, dataset_enlarge_ratio=1)
+    if train['type'] == 'AesopLRPatchDataset':
+        train.update(dataroot_lq=str(data / 'val' / 'LR_bicubic' / 'X4'), lq_size=16, dataset_enlarge_ratio=4)
+    else:
+        train.update(dataroot_gt=str(data / 'train' / 'HR'), gt_size=64)
+        opt['gt_size'] = 64
+    val.update(dataroot_gt=str(data / 'val' / 'HR'), dataroot_lq=str(data / 'val' / 'LR_bicubic' / 'X4'))
+    opt['train'].update(total_iter=2)
+    opt['train']['rec_opt']['lpips_weight'] = 0  # AlexNet-LPIPS needs more than the tiny 16-px LR images
+    opt['val'].update(val_freq=2)
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
+    return opt
+
+
+def test_both_stages_train_two_iterations_and_finetuning_reads_the_pretrained_network(tiny_data, tmp_path):
+    from conftest import run_entry, write_yaml
+
+    recon = tiny_stage('train_hraware_recon', tiny_data, tmp_path)
+    run_entry('train', write_yaml(recon, tmp_path / 'recon.yml'), tmp_path)
+    checkpoint = tmp_path / 'experiments' / 'train_hraware_recon' / 'models' / 'net_g_latest.pth'
+    assert set(torch.load(checkpoint, weights_only=True)) == {'params', 'params_ema'}
+
+    finetune = tiny_stage('finetune_hraware_realesrgan', tiny_data, tmp_path)
+    from basicsr.archs import build_network
+
+    m = build_network(dict(finetune['network_g']))  # M's initial weights
+    torch.save({'params_ema': m.state_dict()}, tmp_path / 'm.pth')
+    finetune['path'].update(pretrain_network_g=str(tmp_path / 'm.pth'), pretrain_network_recon=str(checkpoint))
+    proc = run_entry('train', write_yaml(finetune, tmp_path / 'ft.yml'), tmp_path)
+    assert 'l_rec' in proc.stdout + proc.stderr and 'l_far' in proc.stdout + proc.stderr
+    saved = torch.load(tmp_path / 'experiments' / 'finetune_hraware_realesrgan' / 'models' / 'net_g_latest.pth')
+    assert set(saved['params']) == set(m.state_dict())  # M only: nothing of R, E_deg, E_img or CLIP
+
+
+def test_a_finetuning_step_changes_m_only(tiny_data, tmp_path):
+    from basicsr.archs import build_network
+    from basicsr.models import build_model
+
+    opt = tiny_stage('finetune_hraware_anchor_realesrgan', tiny_data, tmp_path)
+    recon = build_network(dict(opt['network_recon']))
+    torch.save({'params_ema': recon.state_dict()}, tmp_path / 'recon.pth')
+    opt['path'] = {'pretrain_network_recon': str(tmp_path / 'recon.pth'), 'param_key_recon': 'params_ema'}
+    anchor = opt['train']['anchor_opt']
+    anchor['autoencoder']['decoder'].update(num_feat=8, num_block=1, num_grow_ch=4)
+    anchor['autoencoder'].update(num_feat=16, num_block=1, num_grow_ch=4)
+    torch.save({'params_ema': build_network(dict(anchor['autoencoder'])).state_dict()}, tmp_path / 'psi.pth')
+    anchor['pretrained'] = str(tmp_path / 'psi.pth')
+    opt['train']['optim_g']['lr'] = 1e-3
+    opt.update(is_train=True, dist=False, rank=0, world_size=1)
+    model = build_model(opt)
+    frozen = {'recon': model.recon, 'clip': model.clip, 'start': model.net_start}
+    before = {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in frozen.items()}
+    m_before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
+    model.feed_data({'lq': torch.rand(2, 3, 16, 16)})
+    model.optimize_parameters(1)
+    assert set(model.log_dict) == {'l_rec', 'l_far', 'l_anchor'}
+    for name, net in frozen.items():
+        for key, value in net.state_dict().items():
+            assert torch.equal(value, before[name][key]), f'{name}.{key} changed'
+        assert all(p.grad is None and not p.requires_grad for p in net.parameters()), name
+        assert not net.training, name
+    assert any(not torch.equal(v, m_before[k]) for k, v in model.net_g.state_dict().items())
+    optimised = {id(p) for group in model.optimizer_g.param_groups for p in group['params']}
+    assert optimised == {id(p) for p in model.net_g.parameters()}

@@ -63,6 +63,7 @@ def test_option_file_builds(path, tmp_path):
             torch.save({'params_ema': build_network(deepcopy(loss['autoencoder'])).state_dict()}, tmp_path / 'ae.pth')
             loss['pretrained'] = str(tmp_path / 'ae.pth')
     opt['path'] = {k: v for k, v in opt['path'].items() if not k.startswith(('pretrain_network', 'resume'))}
+    hraware(opt, tmp_path)
     opt['path'].update(models=str(tmp_path), training_states=str(tmp_path), results_root=str(tmp_path))
     opt.update(is_train=is_train, dist=False, num_gpu=0, rank=0, world_size=1)
     translate_options(opt)  # the release's names and keys, as normalize_options does first
@@ -70,6 +71,11 @@ def test_option_file_builds(path, tmp_path):
     model = build_model(opt)
 
     lq = torch.rand(1, 3, 20, 12)  # not a multiple of SwinIR's window: the model pads
+    if opt['model_type'] == 'AesopHRAwareReconModel':  # X̂ = R(s·E_deg(LR), E_img(HR)), at LR size
+        model.feed_data({'gt': torch.rand(1, 3, 80, 48), 'lq': lq})
+        model.test()
+        assert model.output.shape == lq.shape
+        return
     if opt['model_type'] == 'AesopAEModel':
         model.feed_data({'gt': torch.rand(1, 3, 80, 48), 'lq': lq})
         model.test()
@@ -82,6 +88,20 @@ def test_option_file_builds(path, tmp_path):
         size = opt['network_d'].get('input_size', 32)  # VGG-style: one score; U-Net: one per pixel
         expected = (2, 1) if 'input_size' in opt['network_d'] else (2, 1, size, size)
         assert model.net_d(torch.rand(2, 3, size, size)).shape == expected
+
+
+def hraware(opt: dict, tmp_path: Path) -> None:
+    """Paper 003's files: tiny reconstruction network (its weights saved for finetuning) and CLIP."""
+    from test_hraware import TINY, TINY_CLIP
+
+    for key in ('network_g', 'network_recon'):
+        if opt.get(key, {}).get('type') == 'AesopHRAwareReconstructor':
+            opt[key] = {**opt[key], **TINY, 'scale': 4}
+    if 'network_clip' in opt:
+        opt['network_clip'] = {**opt['network_clip'], **TINY_CLIP, 'pretrained': None}
+    if 'network_recon' in opt:
+        torch.save({'params_ema': build_network(deepcopy(opt['network_recon'])).state_dict()}, tmp_path / 'recon.pth')
+        opt['path']['pretrain_network_recon'] = str(tmp_path / 'recon.pth')
 
 
 @pytest.mark.parametrize('name', ['train_aesop_rrdb.yml', 'test_rrdb.yml', 'train_ae.yml'])

@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from aesop.errors import AesopError, OptionValueError
-from aesop.utils import find_pretrained_file, random_backbones
+from aesop.utils import find_pretrained_file, project_root, random_backbones
 from aesop.weights import freeze, read_checkpoint
 
 __all__ = ['AesopClipImageEncoder', 'AesopHRAwareReconstructor']
@@ -195,11 +195,11 @@ class AesopClipImageEncoder(nn.Module):
         return getattr(self.visual, f'layer{self.layer}')[-1].conv3.out_channels
 
     def _load(self, pretrained: str | None) -> None:
-        path = (
-            Path(pretrained)
-            if pretrained
-            else find_pretrained_file(CLIP_RN50['file'], url=CLIP_RN50['url'], what='CLIP RN50 (E_clip of FAR)')
-        )
+        if pretrained:  # relative: to the project root, as the option pipeline resolves every path
+            path = Path(pretrained).expanduser()
+            path = path if path.is_absolute() else project_root() / path
+        else:
+            path = find_pretrained_file(CLIP_RN50['file'], url=CLIP_RN50['url'], what='CLIP RN50 (E_clip of FAR)')
         if not path.is_file():
             raise AesopError(
                 f'CLIP weights not found: {path} (AesopClipImageEncoder pretrained); download {CLIP_RN50["url"]}'

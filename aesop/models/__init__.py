@@ -2,6 +2,15 @@
 
 from aesop.models.ae_model import AesopAEModel
 from aesop.models.gan_model import FIDELITY_TERMS, AesopGANModel, AesopSRModel
+from aesop.models.hraware_model import AesopHRAwareFinetuneModel, AesopHRAwareReconModel
 from aesop.models.realworld_model import AesopRealGANModel
 
-__all__ = ['FIDELITY_TERMS', 'AesopAEModel', 'AesopGANModel', 'AesopRealGANModel', 'AesopSRModel']
+__all__ = [
+    'FIDELITY_TERMS',
+    'AesopAEModel',
+    'AesopGANModel',
+    'AesopHRAwareFinetuneModel',
+    'AesopHRAwareReconModel',
+    'AesopRealGANModel',
+    'AesopSRModel',
+]

@@ -1,0 +1,210 @@
+"""HR-aware self-supervised real-world finetuning (Zhang & Yao, "High-Resolution Be Aware!", paper 003).
+
+Two stages, two models:
+
+- :class:`AesopHRAwareReconModel` pretrains the LR reconstruction network (Eq. 5):
+  ``L_pt = L_rec(R(s·E_deg(X^s), E_img(Y)), X^s) + λ_pt·Φ_far(Y)`` on synthetic pairs (HR Y from
+  ``AesopRealESRGANDataset``, LR X^s from the Real-ESRGAN degradation), ``s = n + (1 − HQI(X^s, Y))``.
+- :class:`AesopHRAwareFinetuneModel` finetunes an SR model M on a target domain's LR images (Eq. 6):
+  ``L_ft = L_rec(R(s·E_deg(X), E_img(M(X))), X) + λ_ft·Φ_far(M(X))``, ``s = n + HQI(X, M(X))``.
+  Only M learns: the reconstruction network and CLIP are frozen, in eval mode, never in an
+  optimiser, never saved with M, not wrapped in DDP.
+
+Options (``train``): ``rec_opt`` (``AesopLRReconstructionLoss``), ``far_opt``
+(``AesopFeatureAlignmentLoss``; leave it out: no FAR), ``controller: {form, noise_std}`` (leave it
+out: s = 1, LWay's baseline; ``form: inverse`` is Tab. 4's inverted finetuning), and in finetuning
+``anchor_opt`` (an ``AesopLoss``: this project's extension, off by default, see the class).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+
+import torch
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from aesop.data.degradations import RealESRGANDegradation
+from aesop.errors import AesopError
+from aesop.losses.hraware_loss import controller, hqi
+from aesop.metrics.metrics import lpips_net
+from aesop.models.base import AesopModelMixin
+from aesop.models.validation import ValidationMixin
+from aesop.utils import random_backbones
+from aesop.weights import freeze, load_weights
+
+__all__ = ['AesopHRAwareFinetuneModel', 'AesopHRAwareReconModel']
+
+
+class _HRAwareBase(AesopModelMixin, ValidationMixin, SRModel):
+    """What both stages share: the frozen CLIP encoder, L_rec, FAR, the controller, EMA."""
+
+    LOSS_OPTIONS = ('rec_opt', 'far_opt')
+    CONTROLLER_FORM = 'finetune'  # the stage's form of Eq. 8
+
+    def init_training_settings(self):
+        self.net_g.train()
+        train_opt = self.opt['train']
+        self.ema_decay = train_opt.get('ema_decay', 0)
+        if self.ema_decay > 0:
+            self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
+            load_path = self.opt['path'].get('pretrain_network_g')
+            if load_path is not None:
+                key = self.opt['path'].get('param_key_g', 'params')
+                strict = self.opt['path'].get('strict_load_g', True)
+                self.load_network(self.net_g_ema, load_path, strict, key)
+            else:
+                self.model_ema(0)
+            self.net_g_ema.eval()
+        if not train_opt.get('rec_opt'):
+            raise AesopError(f'{type(self).__name__} needs train.rec_opt (L_rec, an AesopLRReconstructionLoss)')
+        self.cri_rec = build_loss(train_opt['rec_opt']).to(self.device)
+        self.cri_far = build_loss(train_opt['far_opt']).to(self.device) if train_opt.get('far_opt') else None
+        clip = build_network(copy.deepcopy(self.opt['network_clip'])) if self.cri_far else None
+        self.clip = freeze(clip.to(self.device)) if clip is not None else None
+        control = train_opt.get('controller')
+        given = {k: v for k, v in (control or {}).items() if v is not None}
+        self.control = None if control is None else {'form': self.CONTROLLER_FORM, 'noise_std': 0.0, **given}
+        self.lpips = lpips_net('alex', self.device, random_backbones()) if self.control else None
+        self.setup_optimizers()
+        self.setup_schedulers()
+
+    def controller_value(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor | float:
+        """s of Eq. 8 for a batch (no gradient); 1 without ``train.controller``."""
+        if self.control is None:
+            return 1.0
+        with torch.no_grad():
+            return controller(hqi(lr, hr.clamp(0, 1), self.lpips), **self.control)
+
+    def far(self, recon: torch.nn.Module, e_im: torch.Tensor, hr: torch.Tensor) -> torch.Tensor | None:
+        """Φ_far(hr) (Eq. 9) with E_img's features ``e_im`` and the reconstruction network's T_a, T_m."""
+        if self.cri_far is None:
+            return None
+        return self.cri_far(e_im, self.clip(hr.clamp(0, 1)), recon.t_avg, recon.t_max)
+
+
+@MODEL_REGISTRY.register()
+class AesopHRAwareReconModel(_HRAwareBase):
+    """Pretraining of the LR reconstruction network (``network_g``: ``AesopHRAwareReconstructor``), Eq. 5.
+
+    Training batches come from ``AesopRealESRGANDataset`` and are degraded on the model's device
+    (:class:`~aesop.data.RealESRGANDegradation`, the top-level options of the real-world model).
+    Validation on LR/HR pairs reports each ``val.metrics`` entry on X̂ vs the LR image (s from the
+    controller without noise).
+    """
+
+    CONTROLLER_FORM = 'pretrain'
+
+    @classmethod
+    def check_options(cls, opt: dict) -> None:
+        if opt.get('is_train', True):
+            RealESRGANDegradation.from_options(opt)
+
+    def __init__(self, opt):
+        super().__init__(opt)
+        self.degradation = RealESRGANDegradation.from_options(opt).to(self.device) if self.is_train else None
+
+    def feed_data(self, data):
+        if self.degradation is not None and 'kernel1' in data:
+            kernels = (data[k].to(self.device) for k in ('kernel1', 'kernel2', 'sinc_kernel'))
+            self.lq, self.gt, _ = self.degradation(data['gt'].to(self.device), *kernels)
+        else:
+            super().feed_data(data)
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad()
+        recon = self.get_bare_model(self.net_g)
+        s = self.controller_value(self.lq, self.gt)
+        e_im = recon.image_features(self.gt)
+        style = torch.as_tensor(s, device=self.device).reshape(-1, 1) * recon.degradation(self.lq)
+        self.output = recon.reconstruct(style, e_im)
+        loss_dict = OrderedDict(l_rec=self.cri_rec(self.output, self.lq))
+        far = self.far(recon, e_im, self.gt)
+        if far is not None:
+            loss_dict['l_far'] = far
+        sum(loss_dict.values()).backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def probe_input(self):
+        return None  # G takes (LR, HR): the weights' check is enough
+
+    def test(self):
+        net = getattr(self, 'net_g_ema', self.net_g)
+        net.eval()
+        with torch.no_grad():  # s without noise
+            quality = hqi(self.lq, self.gt, self.lpips) if self.control else None
+            s = 1.0 if quality is None else controller(quality, form=self.control['form'])
+            self.output = net(self.lq, self.gt, s)
+        self.net_g.train()
+
+    def validation_pairs(self):
+        from basicsr.utils import tensor2img
+
+        yield '', tensor2img(self.output), tensor2img(self.lq), None  # X̂ vs X
+
+
+@MODEL_REGISTRY.register()
+class AesopHRAwareFinetuneModel(_HRAwareBase):
+    """Finetuning of an SR model M (``network_g``, from ``path.pretrain_network_g``) on LR images, Eq. 6.
+
+    The frozen LR reconstruction network is ``network_recon`` with ``path.pretrain_network_recon``
+    (``param_key_recon``, default ``params_ema``); CLIP is ``network_clip``. Training batches are
+    ``AesopLRPatchDataset`` patches (``lq``); validation is the usual SR validation on pairs.
+
+    ``train.anchor_opt`` (this project's extension, not in the paper; off by default): an
+    ``AesopLoss`` between ψ(M(X)) and ψ(M₀(X)), M₀ the frozen starting model, to keep the fidelity
+    content of M fixed while FAR and the controller change the perceptual part.
+    """
+
+    LOSS_OPTIONS = ('rec_opt', 'far_opt', 'anchor_opt')
+
+    def init_training_settings(self):
+        path = self.opt['path']
+        if not path.get('pretrain_network_recon'):
+            raise AesopError(
+                'AesopHRAwareFinetuneModel needs path.pretrain_network_recon (the pretrained R, E_deg, E_img)'
+            )
+        recon = build_network(copy.deepcopy(self.opt['network_recon']))
+        load_weights(
+            recon,
+            path['pretrain_network_recon'],
+            param_key=path.get('param_key_recon', 'params_ema'),
+            strict=True,
+            option='path.pretrain_network_recon',
+        )
+        self.recon = freeze(recon.to(self.device))
+        super().init_training_settings()
+        anchor = self.opt['train'].get('anchor_opt')
+        self.cri_anchor = build_loss(anchor).to(self.device) if anchor else None
+        self.net_start = freeze(copy.deepcopy(self.get_bare_model(self.net_g))) if anchor else None
+        get_root_logger().info('HR-aware finetuning: only network_g learns; R, E_deg, E_img and CLIP are frozen')
+
+    def optimize_parameters(self, current_iter):
+        self.optimizer_g.zero_grad()
+        self.output = self.net_g(self.lq)
+        s = self.controller_value(self.lq, self.output.detach())
+        e_im = self.recon.image_features(self.output)  # frozen weights: the gradient reaches M only
+        with torch.no_grad():
+            e_d = self.recon.degradation(self.lq)
+        style = torch.as_tensor(s, device=self.device).reshape(-1, 1) * e_d
+        reconstruction = self.recon.reconstruct(style, e_im)
+        loss_dict = OrderedDict(l_rec=self.cri_rec(reconstruction, self.lq))
+        far = self.far(self.recon, e_im, self.output)
+        if far is not None:
+            loss_dict['l_far'] = far
+        if self.cri_anchor is not None:
+            with torch.no_grad():
+                start = self.net_start(self.lq)
+            loss_dict['l_anchor'] = self.cri_anchor(self.output, start)
+        sum(loss_dict.values()).backward()
+        self.optimizer_g.step()
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
