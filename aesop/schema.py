@@ -144,6 +144,8 @@ class Controller(_Section):
 
     form: Literal['finetune', 'pretrain', 'inverse'] | None = None  # default: the model's stage
     noise_std: Number = Field(default=0.0, ge=0)
+    redraw: bool = True  # n drawn every step for every image; false: one n for the whole run
+    grad: bool = False  # s carries HQI's gradient to M (finetuning)
 
 
 class Train(_Section):

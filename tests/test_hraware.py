@@ -192,7 +192,8 @@ def test_both_stages_train_two_iterations_and_finetuning_reads_the_pretrained_ne
     assert set(saved['params']) == set(m.state_dict())  # M only: nothing of R, E_deg, E_img or CLIP
 
 
-def test_a_finetuning_step_changes_m_only(tiny_data, tmp_path):
+def finetune_model(tiny_data, tmp_path, **train):
+    """AesopHRAwareFinetuneModel of the anchor file on tiny networks (random R and ψ weights saved)."""
     from basicsr.archs import build_network
     from basicsr.models import build_model
 
@@ -206,8 +207,13 @@ def test_a_finetuning_step_changes_m_only(tiny_data, tmp_path):
     torch.save({'params_ema': build_network(dict(anchor['autoencoder'])).state_dict()}, tmp_path / 'psi.pth')
     anchor['pretrained'] = str(tmp_path / 'psi.pth')
     opt['train']['optim_g']['lr'] = 1e-3
+    opt['train'].update(train)
     opt.update(is_train=True, dist=False, rank=0, world_size=1)
-    model = build_model(opt)
+    return build_model(opt)
+
+
+def test_a_finetuning_step_changes_m_only(tiny_data, tmp_path):
+    model = finetune_model(tiny_data, tmp_path)
     frozen = {'recon': model.recon, 'clip': model.clip, 'start': model.net_start}
     before = {name: {k: v.clone() for k, v in net.state_dict().items()} for name, net in frozen.items()}
     m_before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
@@ -222,3 +228,18 @@ def test_a_finetuning_step_changes_m_only(tiny_data, tmp_path):
     assert any(not torch.equal(v, m_before[k]) for k, v in model.net_g.state_dict().items())
     optimised = {id(p) for group in model.optimizer_g.param_groups for p in group['params']}
     assert optimised == {id(p) for p in model.net_g.parameters()}
+
+
+def test_controller_noise_once_or_every_step_and_its_gradient(tiny_data, tmp_path):
+    lr, sr = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 64, 64, requires_grad=True)
+    model = finetune_model(tiny_data, tmp_path, controller={'form': 'finetune', 'noise_std': 0.5, 'redraw': False})
+    first, second = model.controller_value(lr, sr), model.controller_value(lr, sr)
+    torch.testing.assert_close(first, second)  # one n for the run
+    assert not first.requires_grad  # s carries no gradient by default
+    quality = hqi(lr, sr.detach(), model.lpips)
+    torch.testing.assert_close(first - quality, torch.full_like(quality, model.fixed_noise))
+    model = finetune_model(tiny_data, tmp_path, controller={'form': 'finetune', 'noise_std': 0.5})
+    assert not torch.equal(model.controller_value(lr, sr), model.controller_value(lr, sr))  # redrawn
+    model = finetune_model(tiny_data, tmp_path, controller={'form': 'finetune', 'grad': True})
+    model.controller_value(lr, sr).sum().backward()
+    assert sr.grad is not None and sr.grad.abs().sum() > 0

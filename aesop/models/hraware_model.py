@@ -68,17 +68,24 @@ class _HRAwareBase(AesopModelMixin, ValidationMixin, SRModel):
         self.clip = freeze(clip.to(self.device)) if clip is not None else None
         control = train_opt.get('controller')
         given = {k: v for k, v in (control or {}).items() if v is not None}
-        self.control = None if control is None else {'form': self.CONTROLLER_FORM, 'noise_std': 0.0, **given}
+        defaults = {'form': self.CONTROLLER_FORM, 'noise_std': 0.0, 'redraw': True, 'grad': False}
+        self.control = None if control is None else {**defaults, **given}
+        self.fixed_noise = float(torch.randn(())) * self.control['noise_std'] if self.control else 0.0
         self.lpips = lpips_net('alex', self.device, random_backbones()) if self.control else None
         self.setup_optimizers()
         self.setup_schedulers()
 
     def controller_value(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor | float:
-        """s of Eq. 8 for a batch (no gradient); 1 without ``train.controller``."""
+        """s of Eq. 8 for a batch; 1 without ``train.controller``. Options: ``form``, ``noise_std``, ``redraw``
+        (n drawn every step for every image, default; ``false``: one n for the whole run) and ``grad`` (s
+        carries HQI's gradient to M, finetuning only; default ``false``)."""
         if self.control is None:
             return 1.0
-        with torch.no_grad():
-            return controller(hqi(lr, hr.clamp(0, 1), self.lpips), **self.control)
+        with torch.set_grad_enabled(bool(self.control['grad']) and torch.is_grad_enabled()):
+            quality = hqi(lr, hr.clamp(0, 1), self.lpips)
+        if self.control['redraw']:
+            return controller(quality, form=self.control['form'], noise_std=self.control['noise_std'])
+        return controller(quality, form=self.control['form']) + self.fixed_noise
 
     def far(self, recon: torch.nn.Module, e_im: torch.Tensor, hr: torch.Tensor) -> torch.Tensor | None:
         """Φ_far(hr) (Eq. 9) with E_img's features ``e_im`` and the reconstruction network's T_a, T_m."""
@@ -189,7 +196,7 @@ class AesopHRAwareFinetuneModel(_HRAwareBase):
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
         self.output = self.net_g(self.lq)
-        s = self.controller_value(self.lq, self.output.detach())
+        s = self.controller_value(self.lq, self.output)
         e_im = self.recon.image_features(self.output)  # frozen weights: the gradient reaches M only
         with torch.no_grad():
             e_d = self.recon.degradation(self.lq)
