@@ -4,7 +4,11 @@ Stages, each through the real entry points (``aesop/train.py`` / ``aesop/test.py
   0. a tiny PSNR-oriented RRDBNet (the initialisation the paper takes from ESRGAN-PSNR);
   1. auto-encoder pretraining, L_LR (Eq. 4) + L_HR (Eq. 5), decoder from stage 0;
   2. GAN SR with the AESOP loss (Eq. 9), G from stage 0, frozen ψ from stage 1;
-  3. evaluation of stages 0 and 2 on held-out photos.
+  3. evaluation of stages 0 and 2 on held-out photos;
+  4. the LR reconstruction network of HR-aware finetuning (paper 003, Eq. 5), tiny;
+  5. HR-aware finetuning (Eq. 6) of stage 2's generator on the held-out photos' LR images under a fixed
+     synthetic degradation (no GT used in training);
+  6. stage 2's generator before and after stage 5 on those images, against their GT.
 Nothing is downloaded: the VGG19 of the perceptual loss is random (AESOP_RANDOM_BACKBONES=1),
 so this demonstrates the pipeline, not the paper's numbers.
 """
@@ -36,7 +40,21 @@ STAGES = (
         'options/demo/test_aesop.yml',
         ('--force_yml', 'name=demo_test_psnr', 'path:pretrain_network_g=experiments/demo_psnr/models/net_g_latest.pth'),
     ),
+    ('4 HR-aware reconstruction network', 'train', 'options/demo/train_hraware_recon.yml', ()),
+    ('5 HR-aware finetuning of stage 2', 'train', 'options/demo/finetune_hraware.yml', ()),
+    ('6 test after finetuning', 'test', 'options/demo/test_hraware.yml', ()),
+    (
+        '6 test before finetuning',
+        'test',
+        'options/demo/test_hraware.yml',
+        (
+            '--force_yml',
+            'name=demo_test_hraware_start',
+            'path:pretrain_network_g=experiments/demo_aesop/models/net_g_latest.pth',
+        ),
+    ),
 )
+RESULTS = ('demo_test_psnr', 'demo_test_aesop', 'demo_test_hraware_start', 'demo_test_hraware_finetuned')
 ITER = re.compile(r', iter:\s*(\d+)')  # BasicSR's log line: [epoch:  0, iter:     20, lr:...]
 IMAGES = re.compile(r'(\d+)/(\d+) \[')  # BasicSR's validation progress bar: 1/2 [00:01<...
 
@@ -80,20 +98,22 @@ def main() -> None:
     os.environ['AESOP_RANDOM_BACKBONES'] = '1'
     os.environ['AESOP_ROOT'] = str(root)
 
-    from aesop.data import make_demo_dataset
+    from aesop.data import make_degraded_lr, make_demo_dataset
 
     data = make_demo_dataset(root / 'datasets' / 'demo')
+    for split in ('train', 'val'):
+        make_degraded_lr(data, split=split)
     print(f'demo dataset (×4, MATLAB bicubic LR): {data}')
     times = {title: run_stage(title, script, opt, extra, root) for title, script, opt, extra in STAGES}
 
     print('\nTime per stage: ' + ', '.join(f'{t.split()[0]}: {s:.0f}s' for t, s in times.items()))
     print(f'Total: {sum(times.values()):.0f}s\n')
-    print(metric_table([root / 'results' / name / 'metrics.csv' for name in ('demo_test_psnr', 'demo_test_aesop')]))
+    print(metric_table([root / 'results' / name / 'metrics.csv' for name in RESULTS]))
     print()
     print(f'SR images:          {root}/results/demo_test_aesop/visualization/demo_val/')
     print(f'Metric tables:      {root}/results/demo_test_{{aesop,psnr}}/metrics.{{md,csv}}')
-    print(f'Training logs:      {root}/experiments/demo_{{psnr,ae,aesop}}/train_*.log')
-    print(f'Checkpoints:        {root}/experiments/demo_{{psnr,ae,aesop}}/models/')
+    print(f'Training logs:      {root}/experiments/demo_{{psnr,ae,aesop,hraware_recon,hraware_finetune}}/train_*.log')
+    print(f'Checkpoints:        {root}/experiments/demo_{{psnr,ae,aesop,hraware_recon,hraware_finetune}}/models/')
     print(f'Tensorboard events: {root}/tb_logger/  (tensorboard --logdir {root}/tb_logger)')
 
 

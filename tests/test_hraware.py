@@ -243,3 +243,21 @@ def test_controller_noise_once_or_every_step_and_its_gradient(tiny_data, tmp_pat
     model = finetune_model(tiny_data, tmp_path, controller={'form': 'finetune', 'grad': True})
     model.controller_value(lr, sr).sum().backward()
     assert sr.grad is not None and sr.grad.abs().sum() > 0
+
+
+def test_the_demos_target_domain_is_a_fixed_degradation(tiny_data, tmp_path):
+    import shutil
+
+    from aesop.data import make_degraded_lr
+
+    outs = []
+    for run in ('a', 'b'):
+        root = tmp_path / run
+        shutil.copytree(tiny_data / 'val' / 'HR', root / 'val' / 'HR')
+        outs.append(make_degraded_lr(root))
+    (name,) = [p.name for p in outs[0].iterdir()]
+    hr = cv2.imread(str(tiny_data / 'val' / 'HR' / name))
+    a, b = (cv2.imread(str(out / name)) for out in outs)
+    assert a.shape == (hr.shape[0] // 4, hr.shape[1] // 4, 3) and np.array_equal(a, b)  # the same every time
+    bicubic = cv2.imread(str(tiny_data / 'val' / 'LR_bicubic' / 'X4' / name))
+    assert np.abs(a.astype(int) - bicubic).mean() > 1  # not the bicubic LR

@@ -1,7 +1,7 @@
 """Datasets and data helpers: basicsr's datasets with clear errors, the Real-ESRGAN degradation, the demo data."""
 
 from aesop.data.degradations import REALESRGAN_OPTION_KEYS, DegradedPair, PairQueue, RealESRGANDegradation
-from aesop.data.demo import DEMO_TRAIN, DEMO_VAL, make_demo_dataset
+from aesop.data.demo import DEMO_TRAIN, DEMO_VAL, make_degraded_lr, make_demo_dataset
 from aesop.data.lr_patch_dataset import AesopLRPatchDataset
 from aesop.data.paired_dataset import AesopPairedImageDataset
 from aesop.data.realesrgan_dataset import AesopRealESRGANDataset
@@ -18,5 +18,6 @@ __all__ = [
     'PairQueue',
     'RealESRGANDegradation',
     'bicubic_downscale',
+    'make_degraded_lr',
     'make_demo_dataset',
 ]

@@ -64,6 +64,27 @@ def make_demo_dataset(
     return root
 
 
+def make_degraded_lr(root: str | Path, *, split: str = 'val', scale: int = 4, seed: int = 0) -> Path:
+    """Write ``root/<split>/LR_degraded/X<scale>``: the split's HR images under one fixed synthetic degradation
+    (Gaussian blur σ 1.2, MATLAB bicubic ×1/scale, Gaussian noise σ 4/255, JPEG quality 70), the target
+    domain of the demo's HR-aware finetuning (its GT known, so PSNR can be shown before and after), and the
+    synthetic pairs of the demo's reconstruction network (``split='train'``)."""
+    root = Path(root)
+    out = root / split / 'LR_degraded' / f'X{scale}'
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for hr_path in sorted((root / split / 'HR').glob('*.png')):
+        if (out / hr_path.name).is_file():
+            continue
+        hr = cv2.cvtColor(cv2.imread(str(hr_path)), cv2.COLOR_BGR2RGB)
+        blurred = cv2.GaussianBlur(hr, (0, 0), 1.2)
+        lr = bicubic_downscale(blurred, scale).astype(np.float64)
+        lr = np.clip(lr + rng.normal(0, 4, lr.shape), 0, 255).round().astype(np.uint8)
+        _, jpeg = cv2.imencode('.jpg', cv2.cvtColor(lr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 70])
+        cv2.imwrite(str(out / hr_path.name), cv2.imdecode(jpeg, cv2.IMREAD_COLOR))
+    return out
+
+
 def _sub_images(img: np.ndarray, name: str, size: int, most: int) -> dict[str, np.ndarray]:
     """Up to ``most`` non-overlapping ``size`` × ``size`` crops named ``<name>_s<index>``."""
     h, w = img.shape[:2]

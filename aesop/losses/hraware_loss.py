@@ -16,7 +16,7 @@ from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
-from aesop.errors import OptionValueError
+from aesop.errors import AesopError, OptionValueError
 
 __all__ = [
     'AesopFeatureAlignmentLoss',
@@ -109,6 +109,11 @@ class AesopLRReconstructionLoss(nn.Module):
         weight = 1 + self.hf_weight * high_frequency_map(target) if self.hf_weight else 1
         loss = (weight * (pred - target).abs()).mean()
         if self.lpips_weight:
+            if min(pred.shape[-2:]) < 32:
+                raise AesopError(
+                    f'AesopLRReconstructionLoss: LPIPS (AlexNet) needs LR images of at least 32 px, got '
+                    f'{tuple(pred.shape[-2:])}: larger patches, or lpips_weight: 0'
+                )
             from aesop.metrics.metrics import lpips_net
             from aesop.utils import random_backbones
 

@@ -99,7 +99,8 @@ class AesopHRAwareReconModel(_HRAwareBase):
     """Pretraining of the LR reconstruction network (``network_g``: ``AesopHRAwareReconstructor``), Eq. 5.
 
     Training batches come from ``AesopRealESRGANDataset`` and are degraded on the model's device
-    (:class:`~aesop.data.RealESRGANDegradation`, the top-level options of the real-world model).
+    (:class:`~aesop.data.RealESRGANDegradation`, the top-level options of the real-world model);
+    without those options a paired dataset's LR images are the synthetic LR (e.g. the demo's).
     Validation on LR/HR pairs reports each ``val.metrics`` entry on X̂ vs the LR image (s from the
     controller without noise).
     """
@@ -108,17 +109,26 @@ class AesopHRAwareReconModel(_HRAwareBase):
 
     @classmethod
     def check_options(cls, opt: dict) -> None:
-        if opt.get('is_train', True):
+        if opt.get('is_train', True) and cls.degrades(opt):
             RealESRGANDegradation.from_options(opt)
+
+    @staticmethod
+    def degrades(opt: dict) -> bool:
+        """Whether training pairs are made by the Real-ESRGAN degradation (its top-level options are
+        given); without them, a paired training dataset's own LR images are X^s."""
+        return 'resize_prob' in opt
 
     def __init__(self, opt):
         super().__init__(opt)
-        self.degradation = RealESRGANDegradation.from_options(opt).to(self.device) if self.is_train else None
+        make = self.is_train and self.degrades(opt)
+        self.degradation = RealESRGANDegradation.from_options(opt).to(self.device) if make else None
 
     def feed_data(self, data):
         if self.degradation is not None and 'kernel1' in data:
             kernels = (data[k].to(self.device) for k in ('kernel1', 'kernel2', 'sinc_kernel'))
-            self.lq, self.gt, _ = self.degradation(data['gt'].to(self.device), *kernels)
+            self.lq, self.gt = self.degradation.degrade(data['gt'].to(self.device), *kernels)  # no USM target
+            if self.degradation.queue is not None:
+                self.lq, self.gt = self.degradation.queue(self.lq, self.gt)
         else:
             super().feed_data(data)
 
