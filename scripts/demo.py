@@ -54,7 +54,10 @@ STAGES = (
         ),
     ),
 )
-RESULTS = ('demo_test_psnr', 'demo_test_aesop', 'demo_test_hraware_start', 'demo_test_hraware_finetuned')
+RESULTS = (  # one table each: (stage 0 vs 2 on bicubic LR), (stage 2 before vs after HR-aware finetuning)
+    ('demo_test_psnr', 'demo_test_aesop'),
+    ('demo_test_hraware_start', 'demo_test_hraware_finetuned'),
+)
 ITER = re.compile(r', iter:\s*(\d+)')  # BasicSR's log line: [epoch:  0, iter:     20, lr:...]
 IMAGES = re.compile(r'(\d+)/(\d+) \[')  # BasicSR's validation progress bar: 1/2 [00:01<...
 
@@ -108,7 +111,8 @@ def main() -> None:
 
     print('\nTime per stage: ' + ', '.join(f'{t.split()[0]}: {s:.0f}s' for t, s in times.items()))
     print(f'Total: {sum(times.values()):.0f}s\n')
-    print(metric_table([root / 'results' / name / 'metrics.csv' for name in RESULTS]))
+    for names in RESULTS:
+        print(metric_table([root / 'results' / name / 'metrics.csv' for name in names]) + '\n')
     print()
     print(f'SR images:          {root}/results/demo_test_aesop/visualization/demo_val/')
     print(f'Metric tables:      {root}/results/demo_test_{{aesop,psnr}}/metrics.{{md,csv}}')

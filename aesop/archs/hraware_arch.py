@@ -130,10 +130,13 @@ class AesopHRAwareReconstructor(nn.Module):
             x = block(x, style)
         return self.rec_last(x)
 
-    def forward(self, lr: torch.Tensor, hr: torch.Tensor, s: torch.Tensor | float = 1.0) -> torch.Tensor:
-        """X̂ = R(s·E_deg(lr), E_img(hr)) (Eq. 4); ``s``: a number or one value per image, (N,)."""
+    def forward(self, lr: torch.Tensor, hr: torch.Tensor, s: torch.Tensor | float = 1.0, return_features: bool = False):
+        """X̂ = R(s·E_deg(lr), E_img(hr)) (Eq. 4); ``s``: a number or one value per image, (N,). With
+        ``return_features``, ``(X̂, e_im)`` (FAR's input; through ``forward`` so DDP sees the whole step)."""
         s = torch.as_tensor(s, dtype=lr.dtype, device=lr.device).reshape(-1, 1)
-        return self.reconstruct(s * self.degradation(lr), self.image_features(hr))
+        e_im = self.image_features(hr)
+        out = self.reconstruct(s * self.degradation(lr), e_im)
+        return (out, e_im) if return_features else out
 
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)

@@ -136,9 +136,7 @@ class AesopHRAwareReconModel(_HRAwareBase):
         self.optimizer_g.zero_grad()
         recon = self.get_bare_model(self.net_g)
         s = self.controller_value(self.lq, self.gt)
-        e_im = recon.image_features(self.gt)
-        style = torch.as_tensor(s, device=self.device).reshape(-1, 1) * recon.degradation(self.lq)
-        self.output = recon.reconstruct(style, e_im)
+        self.output, e_im = self.net_g(self.lq, self.gt, s, return_features=True)
         loss_dict = OrderedDict(l_rec=self.cri_rec(self.output, self.lq))
         far = self.far(recon, e_im, self.gt)
         if far is not None:
@@ -155,9 +153,10 @@ class AesopHRAwareReconModel(_HRAwareBase):
     def test(self):
         net = getattr(self, 'net_g_ema', self.net_g)
         net.eval()
+        control = getattr(self, 'control', None)  # test.py: no training settings, s = 1
         with torch.no_grad():  # s without noise
-            quality = hqi(self.lq, self.gt, self.lpips) if self.control else None
-            s = 1.0 if quality is None else controller(quality, form=self.control['form'])
+            quality = hqi(self.lq, self.gt, self.lpips) if control else None
+            s = 1.0 if quality is None else controller(quality, form=control['form'])
             self.output = net(self.lq, self.gt, s)
         self.net_g.train()
 
