@@ -72,8 +72,17 @@ from basicsr.utils.misc import check_resume  # noqa: E402
 
 from aesop.backbones import OfflineVGGZoo  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
-from aesop.options import load_option_file, ordered_yaml, parse_override_value  # noqa: E402
+from aesop.options import (  # noqa: E402
+    REQUIRED_SECTIONS,
+    check_force_yml,
+    coerce_numbers,
+    load_option_file,
+    normalize_options,
+    ordered_yaml,
+    parse_override_value,
+)
 from aesop.runlock import exit_with_parent, hold_experiment, remove_stale_temporaries  # noqa: E402
+from aesop.schema import check_schema  # noqa: E402
 from aesop.weights import read_checkpoint  # noqa: E402
 
 logger = logging.getLogger('basicsr')
@@ -139,9 +148,6 @@ def parse_options(root_path: str, is_train: bool = True):
     """Fix 5: accept ``--local-rank``; read the option file safely first (one-line errors for a missing,
     empty, malformed or code-running file, missing sections, bad ``--force_yml`` entries); then
     basicsr's parser, and the options normalised."""
-    from aesop.options import REQUIRED_SECTIONS, check_force_yml, coerce_numbers, load_option_file, normalize_options
-    from aesop.schema import check_schema
-
     sys.argv = normalize_argv(sys.argv)
     if '-opt' in sys.argv[:-1]:
         file_opt = load_option_file(sys.argv[sys.argv.index('-opt') + 1], required=REQUIRED_SECTIONS[is_train])

@@ -25,8 +25,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from aesop.cli import add_autoencoder_arguments
-from aesop.utils import IMAGE_EXTENSIONS
+from aesop.archs.autoencoder_arch import autoencoder_arch
+from aesop.cli import add_autoencoder_arguments, cli_main
+from aesop.errors import AesopError
+from aesop.metrics.fid import frechet_distance, image_patches, inception_features
+from aesop.metrics.scoring import cells, score, write_image_csv
+from aesop.options import read_option_file
+from aesop.utils import IMAGE_EXTENSIONS, markdown_table
 
 SET_METRICS = ('fid', 'patch_fid')  # one value for the whole set
 
@@ -39,9 +44,6 @@ def requested(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 def metric_options(args: argparse.Namespace) -> dict[str, dict]:
     """Options (as in ``val.metrics``) of each requested per-image metric, by the name the user gave."""
-    from aesop.archs.autoencoder_arch import autoencoder_arch
-    from aesop.errors import AesopError
-
     crop = args.scale if args.crop_border is None else args.crop_border
     known = {
         'psnr': {'type': 'calculate_psnr', 'crop_border': crop, 'test_y_channel': True},
@@ -61,16 +63,12 @@ def metric_options(args: argparse.Namespace) -> dict[str, dict]:
     if 'ae_psnr' in names:
         if not args.ae:
             raise AesopError('ae_psnr needs --ae (an auto-encoder checkpoint)')
-        from aesop.options import read_option_file
-
         arch = autoencoder_arch(read_option_file(args.ae_opt))
         known['ae_psnr'].update(autoencoder=arch, pretrained=str(args.ae), param_key=args.ae_key)
     return {name: known[name] for name in names}
 
 
 def images(folder: Path, strip: str = '') -> dict[str, Path]:
-    from aesop.errors import AesopError
-
     if not folder.is_dir():
         raise AesopError(f'not a folder: {folder}')
     found = {}
@@ -84,8 +82,6 @@ def images(folder: Path, strip: str = '') -> dict[str, Path]:
 
 
 def read(path: Path) -> np.ndarray:
-    from aesop.errors import AesopError
-
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise AesopError(f'cannot read image {path}')
@@ -94,10 +90,6 @@ def read(path: Path) -> np.ndarray:
 
 def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Per-image metric values, in the order of the SR folder; the last key is ``mean``."""
-    from aesop.errors import AesopError
-    from aesop.metrics.fid import frechet_distance, image_patches, inception_features
-    from aesop.metrics.scoring import score
-
     metrics = metric_options(args)
     features: dict[str, tuple[list, list]] = {m: ([], []) for m in requested(args)[1]}
     sr, gt = images(args.sr, args.sr_suffix), images(args.gt)
@@ -137,9 +129,6 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
 
 
 def markdown(rows: dict[str, dict[str, float]], verbose: bool) -> str:
-    from aesop.metrics.scoring import cells
-    from aesop.utils import markdown_table
-
     names = list(rows['mean'])
     shown = rows if verbose else {'mean': rows['mean']}
     return markdown_table(['image', *names], [[image, *cells(row, names, 4)] for image, row in shown.items()])
@@ -160,17 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--strict', action='store_true', help='refuse GT images without an SR image')
     args = parser.parse_args(argv)
 
-    import aesop  # noqa: F401  (before basicsr)
-    from aesop.cli import cli_main
-
     return cli_main(lambda _: report(evaluate(args), args), None)
 
 
 def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> int:
     print(markdown(rows, args.verbose))
     if args.csv:
-        from aesop.metrics.scoring import write_image_csv
-
         write_image_csv(args.csv, rows)
         print(f'CSV: {args.csv}')
     return 0

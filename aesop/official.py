@@ -92,6 +92,12 @@ def _renamed(canonical: str) -> Rewrite:
     return lambda node: {'type': canonical, **node}
 
 
+def _replace(node: dict, entry: dict) -> None:
+    """Rewrite ``node`` in place (it sits inside the options) as ``entry``."""
+    node.clear()
+    node.update(entry)
+
+
 def _moved(node: dict, renames: dict[str, str]) -> dict:
     """``node`` with the keys in ``renames`` renamed (order kept; a key given both ways keeps the new one)."""
     return {renames.get(k, k): v for k, v in node.items() if not (k in renames and renames[k] in node)}
@@ -223,9 +229,7 @@ def translate_options(opt: dict) -> dict:
     from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY
 
     for dataset in (opt.get('datasets') or {}).values():
-        for old, new in DATASET_OPTION_ALIASES.items():
-            if old in dataset:
-                dataset.setdefault(new, dataset.pop(old))
+        _replace(dataset, _moved(dataset, DATASET_OPTION_ALIASES))
         if dataset.get('type') in TYPE_ALIASES and dataset['type'] not in DATASET_REGISTRY:
             dataset['type'] = TYPE_ALIASES[dataset['type']]
     for key, network in opt.items():
@@ -234,9 +238,7 @@ def translate_options(opt: dict) -> dict:
                 network['type'] = TYPE_ALIASES[network['type']]
     for node in list(iter_mappings(opt)):
         if node.get('type') in ARCH_REWRITES or node.get('type') in LOSS_REWRITES:
-            entry = rewrite_entry(node)
-            node.clear()
-            node.update(entry)
+            _replace(node, rewrite_entry(node))
     for node in iter_mappings(opt):
         if node.get('type') == 'RRDBNet' and 'use_checkpoint' in node:  # G, ψ's decoder (dec_opt, decoder)
             node['type'] = 'AesopRRDBNet'
@@ -257,9 +259,7 @@ def translate_options(opt: dict) -> dict:
 def _attach_autoencoder(opt: dict, metric: dict, key: str) -> None:
     """ψ of an AE-PSNR entry: its own (``autoencoder`` + ``pretrained``, or the release's keys), else the one
     of the training loss (L_AESOP), as the release."""
-    entry = psi_options(dict(metric))
-    metric.clear()
-    metric.update(entry)
+    _replace(metric, psi_options(dict(metric)))
     if metric.get('autoencoder') is not None and metric.get('pretrained') is not None:
         return
     for loss in (opt.get('train') or {}).values():

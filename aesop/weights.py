@@ -24,7 +24,7 @@ logger = logging.getLogger('basicsr')
 
 
 def read_checkpoint(path: str | Path, *, option: str | None = None) -> dict:
-    """Read a ``.pth`` file safely (``weights_only=True``, mapped to the CPU).
+    """Read a ``.pth`` file safely (``weights_only=True``, mapped to the CPU), or a ``.safetensors`` file.
 
     Args:
         path: checkpoint file.
@@ -35,6 +35,10 @@ def read_checkpoint(path: str | Path, *, option: str | None = None) -> dict:
     if not path.is_file():
         raise AesopError(f'checkpoint not found: {path}{where}')
     try:
+        if path.suffix == '.safetensors':  # tensors only, nothing to unpickle (e.g. open_clip's weights)
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device='cpu')
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))

@@ -261,3 +261,16 @@ def test_the_demos_target_domain_is_a_fixed_degradation(tiny_data, tmp_path):
     assert a.shape == (hr.shape[0] // 4, hr.shape[1] // 4, 3) and np.array_equal(a, b)  # the same every time
     bicubic = cv2.imread(str(tiny_data / 'val' / 'LR_bicubic' / 'X4' / name))
     assert np.abs(a.astype(int) - bicubic).mean() > 1  # not the bicubic LR
+
+
+def test_a_resumed_finetuning_refuses_a_changed_reconstruction_network(tiny_data, tmp_path):
+    from aesop.weights import file_digest
+
+    model = finetune_model(tiny_data, tmp_path)
+    recorded = model.extra_training_state()['autoencoders']
+    assert recorded['network_recon']['sha256'] == file_digest(tmp_path / 'recon.pth')
+    assert recorded['anchor_opt']['sha256'] == file_digest(tmp_path / 'psi.pth')
+    recorded['network_recon'] = {**recorded['network_recon'], 'sha256': '0' * 64}  # trained against another R
+    state = {'autoencoders': recorded, 'optimizers': [o.state_dict() for o in model.optimizers], 'schedulers': []}
+    with pytest.raises(AesopError, match=r'^the reconstruction network of network_recon changed since the training'):
+        model.resume_training(state)

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from basicsr.archs.arch_util import ResidualBlockNoBN, make_layer
 from basicsr.archs.stylegan2_arch import ModulatedConv2d
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
@@ -30,18 +31,6 @@ from aesop.utils import find_pretrained_file, project_root, random_backbones
 from aesop.weights import freeze, read_checkpoint
 
 __all__ = ['AesopClipImageEncoder', 'AesopHRAwareReconstructor']
-
-
-class ResidualBlock(nn.Module):
-    """SRResNet's residual block without batch norm: x + conv(relu(conv(x)))."""
-
-    def __init__(self, num_feat: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-        self.conv2 = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.relu(self.conv1(x)))
 
 
 class ModulatedResidualBlock(nn.Module):
@@ -57,7 +46,10 @@ class ModulatedResidualBlock(nn.Module):
 
 
 def _trunk(num_in: int, num_feat: int, num_block: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(num_in, num_feat, 3, 1, 1), *[ResidualBlock(num_feat) for _ in range(num_block)])
+    """A 3×3 conv, then ``num_block`` of SRResNet's residual blocks without batch norm (basicsr's)."""
+    return nn.Sequential(
+        nn.Conv2d(num_in, num_feat, 3, 1, 1), make_layer(ResidualBlockNoBN, num_block, num_feat=num_feat)
+    )
 
 
 @ARCH_REGISTRY.register()
@@ -139,8 +131,6 @@ class AesopHRAwareReconstructor(nn.Module):
         return (out, e_im) if return_features else out
 
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CLIP_RN50 = {
     'file': 'open_clip_model.safetensors',
     'url': 'https://huggingface.co/timm/resnet50_clip.openai/resolve/main/open_clip_model.safetensors',
@@ -175,6 +165,7 @@ class AesopClipImageEncoder(nn.Module):
     ) -> None:
         super().__init__()
         try:
+            from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
             from open_clip.modified_resnet import ModifiedResNet
         except ImportError as err:
             raise AesopError(f"AesopClipImageEncoder needs open_clip ({err}): pip install -e '.[hraware]'") from None
@@ -186,8 +177,8 @@ class AesopClipImageEncoder(nn.Module):
         self.visual = ModifiedResNet(
             list(layers), output_dim=max(1, width * 16), heads=heads, image_size=input_size, width=width
         )
-        self.register_buffer('mean', torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer('std', torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('mean', torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer('std', torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1), persistent=False)
         if pretrained is not None or not random_backbones():
             self._load(pretrained)
         freeze(self)
@@ -207,14 +198,9 @@ class AesopClipImageEncoder(nn.Module):
             raise AesopError(
                 f'CLIP weights not found: {path} (AesopClipImageEncoder pretrained); download {CLIP_RN50["url"]}'
             )
-        if path.suffix == '.safetensors':
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = read_checkpoint(path)
+        state = read_checkpoint(path, option='AesopClipImageEncoder pretrained')
         visual = {k.removeprefix('visual.'): v for k, v in state.items() if k.startswith('visual.')}
-        missing, unexpected = self.visual.load_state_dict(visual or state, strict=False)
+        missing, _ = self.visual.load_state_dict(visual or state, strict=False)
         needed = [k for k in missing if not k.startswith('attnpool.')]  # the attention pool is not used
         if needed:
             raise AesopError(f'{path} is not a CLIP ResNet checkpoint: it has no {needed[0]}')

@@ -39,7 +39,8 @@ class AesopModelMixin:
     """
 
     def frozen_autoencoders(self) -> dict[str, dict[str, str]]:
-        """``{loss key: {'path': …, 'sha256': …}}`` for the losses with a frozen ψ."""
+        """``{key: {'path': …, 'sha256': …}}`` for every frozen network read from a file: here the losses
+        with a frozen ψ (a model with other frozen networks adds them, with ``'what'`` naming them)."""
         losses = getattr(self, 'cri_fidelity', {})
         return {
             key: {'path': cri.pretrained, 'sha256': cri.digest} for key, cri in losses.items() if hasattr(cri, 'digest')
@@ -101,8 +102,9 @@ class AesopModelMixin:
             before = recorded.get(key)
             if before is None or before['sha256'] == now['sha256']:
                 continue
+            what = now.get('what', 'ψ')
             message = (
-                f'ψ of {key} changed since the training state was written: {before["path"]} had sha256 '
+                f'{what} of {key} changed since the training state was written: {before["path"]} had sha256 '
                 f'{before["sha256"][:16]}…, {now["path"]} has {now["sha256"][:16]}…'
             )
             if not allow:

@@ -35,7 +35,7 @@ from aesop.metrics.metrics import lpips_net
 from aesop.models.base import AesopModelMixin
 from aesop.models.validation import ValidationMixin
 from aesop.utils import random_backbones
-from aesop.weights import freeze, load_weights
+from aesop.weights import file_digest, freeze, load_weights
 
 __all__ = ['AesopHRAwareFinetuneModel', 'AesopHRAwareReconModel']
 
@@ -196,11 +196,23 @@ class AesopHRAwareFinetuneModel(_HRAwareBase):
             option='path.pretrain_network_recon',
         )
         self.recon = freeze(recon.to(self.device))
+        self.recon_file = {
+            'path': path['pretrain_network_recon'],
+            'sha256': file_digest(path['pretrain_network_recon']),
+            'what': 'the reconstruction network',
+        }
         super().init_training_settings()
         anchor = self.opt['train'].get('anchor_opt')
         self.cri_anchor = build_loss(anchor).to(self.device) if anchor else None
         self.net_start = freeze(copy.deepcopy(self.get_bare_model(self.net_g))) if anchor else None
         get_root_logger().info('HR-aware finetuning: only network_g learns; R, E_deg, E_img and CLIP are frozen')
+
+    def frozen_autoencoders(self) -> dict[str, dict[str, str]]:
+        """The frozen files a resumed run must find unchanged: R, E_deg, E_img and the anchor's ψ."""
+        frozen = {'network_recon': self.recon_file}
+        if self.cri_anchor is not None:
+            frozen['anchor_opt'] = {'path': self.cri_anchor.pretrained, 'sha256': self.cri_anchor.digest}
+        return {**super().frozen_autoencoders(), **frozen}
 
     def optimize_parameters(self, current_iter):
         self.optimizer_g.zero_grad()
