@@ -33,6 +33,9 @@ Each fix is tested in ``tests/test_compat.py``:
 7. ``init_wandb_logger`` called ``wandb.util.generate_id``, which current wandb removed, and let
    wandb write to the working directory: ours lets ``wandb.init`` make the id and writes under
    the experiment folder (``experiments/<name>/wandb``).
+8. SwinIR's ``window_reverse`` computed the batch size as ``int(windows / (h * w / ws / ws))``, a
+   float division that ``torch.export`` (ONNX export, ``torch.compile`` with dynamic shapes)
+   turns into a fixed batch size: ours divides integers (the same values). DRCT imports it.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ def install_functional_tensor_alias() -> None:
 
 install_functional_tensor_alias()
 
+import basicsr.archs.swinir_arch as _bsr_swinir  # noqa: E402
 import basicsr.archs.vgg_arch as _vgg_arch  # noqa: E402
 import basicsr.models.realesrgan_model as _bsr_realesrgan  # noqa: E402
 import basicsr.models.realesrnet_model as _bsr_realesrnet  # noqa: E402
@@ -240,6 +244,13 @@ def init_wandb_logger(opt: dict) -> None:
     logger.info(f'Use wandb logger with id={run.id}; project={wandb_opt["project"]}.')
 
 
+def window_reverse(windows: torch.Tensor, window_size: int, h: int, w: int) -> torch.Tensor:
+    """Fix 8: basicsr's ``window_reverse`` ((num_windows·b, ws, ws, c) → (b, h, w, c)) in integer arithmetic."""
+    b = windows.shape[0] // ((h // window_size) * (w // window_size))
+    x = windows.view(b, h // window_size, w // window_size, window_size, window_size, -1)
+    return x.permute(0, 1, 3, 2, 4, 5).contiguous().view(b, h, w, -1)
+
+
 def normalize_argv(argv: list[str]) -> list[str]:
     """``--local-rank`` (``torch.distributed.launch``) → ``--local_rank`` (basicsr's flag)."""
     return [a.replace('--local-rank', '--local_rank', 1) if a.startswith('--local-rank') else a for a in argv]
@@ -255,6 +266,7 @@ _bsr_options._postprocess_yml_value = parse_override_value  # --force_yml values
 _bsr_train.init_wandb_logger = init_wandb_logger
 _bsr_test.parse_options = parse_options
 _vgg_arch.vgg = OfflineVGGZoo()
+_bsr_swinir.window_reverse = window_reverse
 _vgg_arch.VGG_PRETRAIN_PATH = ''  # never look relative to the working directory
 for _module in (_bsr_img_process, _bsr_realesrgan, _bsr_realesrnet):
     _module.filter2D = filter2D

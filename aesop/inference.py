@@ -5,6 +5,7 @@ The command line is ``scripts/infer.py`` (:func:`main`)::
     python scripts/infer.py -i photos/ -o results/sr --opt options/test_rrdb.yml --tile 256
     python scripts/infer.py -i lr.png -o out/ --weights net_g.pth \\
         --arch '{type: RRDBNet, num_in_ch: 3, num_out_ch: 3, num_feat: 64, num_block: 23}'
+    python scripts/infer.py -i lr.png -o out/ --weights 4x_model.pth   # the arch detected (spandrel)
 
 The core is :func:`upscale` (a tensor in, a tensor out): the input is mirror-padded to what the
 arch needs (SwinIR's ``window_size``), optionally cut into overlapping tiles so that the memory
@@ -18,7 +19,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from copy import deepcopy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -33,7 +34,7 @@ from aesop.cli import ArgumentParser, cli_main
 from aesop.errors import AesopError
 from aesop.options import read_option_file
 from aesop.utils import IMAGE_EXTENSIONS, default_device, project_root
-from aesop.weights import freeze, load_weights
+from aesop.weights import freeze, load_weights, read_checkpoint, select_state_dict
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma of R, G, B (as cv2's RGB2GRAY)
 
@@ -53,6 +54,7 @@ class Generator:
             ``None``: any size.
         name: the arch's ``type``, for messages.
         weights: the checkpoint it was loaded from, for messages.
+        arch: the arch options it was built from (``None`` for a network spandrel built).
     """
 
     net: nn.Module
@@ -60,13 +62,14 @@ class Generator:
     window: int | None
     name: str
     weights: str = ''
+    arch: dict | None = None
 
 
 def load_generator(
     arch: Mapping,
     weights: str | Path,
     *,
-    scale: int,
+    scale: int | None,
     param_key: str | None = 'params',
     option: str | None = None,
     device: torch.device | None = None,
@@ -76,7 +79,8 @@ def load_generator(
     Args:
         arch: ``network_g``-style options with ``type``; takes RGB input (3 channels).
         weights: checkpoint file (BasicSR's ``{'params': …, 'params_ema': …}``).
-        scale: the arch's upscaling factor (checked here on a small zero input).
+        scale: the arch's upscaling factor (checked here on a small zero input); ``None``: measured
+            on it (1 for the auto-encoder ψ).
         param_key: key of the state dict in the checkpoint; a missing ``params_ema`` falls back
             to ``params``; ``None``: the checkpoint is the state dict itself.
         option: the option key that named ``weights``, for error messages.
@@ -93,9 +97,9 @@ def load_generator(
     arch = deepcopy(dict(arch))
     if 'type' not in arch:
         raise AesopError(f'the arch options need a type, e.g. {{type: RRDBNet, …}}; got {arch}')
-    if scale < 1:
+    if scale is not None and scale < 1:
         raise AesopError(f'scale must be a positive integer, got {scale}')
-    check_components({'network_g': arch, 'scale': scale})
+    check_components({'network_g': arch, 'scale': scale or 4})
     in_channels = arch.get('num_in_ch', arch.get('in_chans', 3))
     if in_channels != 3:
         raise AesopError(f'inference needs a network with 3 input channels (RGB); {arch["type"]} has {in_channels}')
@@ -106,9 +110,71 @@ def load_generator(
     load_weights(net, weights, param_key=param_key, strict=True, fallback=True, option=option)
     net = freeze(net).to(device or default_device())
     window = input_multiple(arch)
-    probe = torch.zeros(1, 3, window or 8, window or 8)  # a wrong scale fails here, before any image is read
-    _forward(net, probe, scale=scale, window=window, half=False)
-    return Generator(net=net, scale=scale, window=window, name=arch['type'], weights=str(weights))
+    return _checked(Generator(net=net, scale=scale, window=window, name=arch['type'], weights=str(weights), arch=arch))
+
+
+def _checked(gen: Generator) -> Generator:
+    """``gen`` after one small forward (a wrong scale fails here, before any image is read); a ``None``
+    scale is measured."""
+    size = max(gen.window or 1, 8)
+    probe = torch.zeros(1, 3, size, size)
+    if gen.scale is None:
+        with torch.no_grad():
+            out = gen.net(probe.to(_device_of(gen.net, probe.device)))
+        gen = replace(gen, scale=max(out.shape[-1] // size, 1))
+    _forward(gen.net, probe, scale=gen.scale, window=gen.window, half=False)
+    return gen
+
+
+def detect_generator(
+    weights: str | Path, *, param_key: str | None = 'params_ema', device: torch.device | None = None
+) -> Generator:
+    """A checkpoint's network without its options: this project's ψ (:func:`aesop.archs.detect.detect_arch`),
+    else what spandrel recognises (ESRGAN/RRDBNet in both layouts, SwinIR, DRCT, and the rest it knows).
+
+    spandrel's network runs as it is, padded to spandrel's ``multiple_of`` like ours (mirror): it
+    differs from this project's own SwinIR/DRCT only by padding (reflect in spandrel's models; DRCT
+    to multiples of 16 whatever its window), so for exact agreement with validation pass ``--opt``.
+
+    Raises:
+        AesopError: the weights cannot be read, or neither recognises them.
+    """
+    import spandrel
+
+    from aesop.archs.detect import detect_arch
+
+    state_dict = select_state_dict(
+        read_checkpoint(weights, option='--weights'), path=weights, param_key=param_key, fallback=True
+    )
+    arch = detect_arch(state_dict)
+    if arch is not None:
+        gen = load_generator(arch, weights, scale=None, param_key=param_key, option='--weights', device=device)
+        inline = yaml.safe_dump(arch, default_flow_style=True, width=1 << 16).strip()
+        print(f'detected {arch["type"]} (this project): {inline}', file=sys.stderr)
+        return gen
+    try:
+        descriptor = spandrel.ModelLoader().load_from_state_dict(state_dict)
+    except spandrel.UnsupportedModelError as err:
+        raise AesopError(
+            f'cannot tell the architecture of {weights}: neither spandrel nor this project knows its keys '
+            f'(e.g. {next(iter(state_dict), "none")}); pass --arch or --opt'
+        ) from err
+    except (RuntimeError, KeyError, ValueError, AssertionError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise AesopError(
+            f'spandrel recognised {weights} but could not load it ({first}); pass --arch or --opt'
+        ) from err
+    if not isinstance(descriptor, spandrel.ImageModelDescriptor) or descriptor.input_channels != 3:
+        raise AesopError(f'{weights} is a {descriptor.architecture.name} network, not a 3-channel image model')
+    multiple = descriptor.size_requirements.multiple_of
+    name = descriptor.architecture.name
+    print(
+        f'detected {name} x{descriptor.scale} with spandrel (inputs padded to multiples of {multiple})',
+        file=sys.stderr,
+    )
+    net = freeze(descriptor.model).to(device or default_device())
+    gen = Generator(net=net, scale=descriptor.scale, window=multiple if multiple > 1 else None, name=name)
+    return _checked(replace(gen, weights=str(weights)))
 
 
 def generator_from_options(
@@ -117,6 +183,7 @@ def generator_from_options(
     weights: str | Path | None = None,
     param_key: str | None = None,
     scale: int | None = None,
+    measure_scale: bool = False,
     device: torch.device | None = None,
 ) -> Generator:
     """The ``network_g`` of a BasicSR option file, with its ``path.pretrain_network_g`` weights.
@@ -128,6 +195,8 @@ def generator_from_options(
         weights: use this checkpoint instead of ``path.pretrain_network_g``.
         param_key: use this key instead of ``path.param_key_g``.
         scale: must equal the file's ``scale`` if given.
+        measure_scale: without ``scale``, measure the network's own factor instead of taking the
+            file's (the auto-encoder ψ of an AE option file is ×1).
         device: where the network runs; default :func:`default_device`.
     """
     option_file = Path(option_file).expanduser()
@@ -146,7 +215,12 @@ def generator_from_options(
     if param_key is None:
         param_key = paths.get('param_key_g', 'params')
     return load_generator(
-        opt['network_g'], weights, scale=int(file_scale), param_key=param_key, option=option, device=device
+        opt['network_g'],
+        weights,
+        scale=None if measure_scale and scale is None else int(file_scale),
+        param_key=param_key,
+        option=option,
+        device=device,
     )
 
 
@@ -381,20 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument('-i', '--input', required=True, type=Path, help='an image or a folder of images')
     parser.add_argument('-o', '--output', required=True, type=Path, help='output folder (created)')
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument(
-        '--opt', type=Path, help='BasicSR option file: its network_g, scale, path.pretrain_network_g and param_key_g'
-    )
-    source.add_argument('--arch', help="arch options as inline YAML, e.g. '{type: RRDBNet, num_in_ch: 3, …}'")
-    parser.add_argument('--weights', type=Path, help='checkpoint (.pth); needed with --arch, overrides the --opt one')
-    parser.add_argument(
-        '--param-key',
-        help="checkpoint key of the weights (default: with --arch params_ema, with --opt the file's param_key_g); "
-        'a missing params_ema falls back to params',
-    )
-    parser.add_argument(
-        '--scale', type=int, help='upscaling factor of the arch (with --arch; default: its scale/upscale, else 4)'
-    )
+    add_network_arguments(parser)
     parser.add_argument('--tile', type=int, default=0, help='tile size in input px, e.g. 256 (default 0: whole image)')
     parser.add_argument('--tile-pad', type=int, default=16, help='context px around each tile (default 16)')
     parser.add_argument('--half', action='store_true', help='autocast: fp16 on CUDA, bf16 on the CPU')
@@ -402,21 +463,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_from_args(args: argparse.Namespace) -> Generator:
-    """The generator that the parsed command line names."""
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--opt`` / ``--arch`` / neither (detected), ``--weights``, ``--param-key``, ``--scale`` (infer, export)."""
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        '--opt', type=Path, help='BasicSR option file: its network_g, scale, path.pretrain_network_g and param_key_g'
+    )
+    source.add_argument('--arch', help="arch options as inline YAML, e.g. '{type: RRDBNet, num_in_ch: 3, …}'")
+    parser.add_argument(
+        '--weights',
+        type=Path,
+        help='checkpoint (.pth or .safetensors); overrides the --opt one; alone, its arch is detected (spandrel, ψ)',
+    )
+    parser.add_argument(
+        '--param-key',
+        help="checkpoint key of the weights (default: params_ema; with --opt the file's param_key_g); "
+        'a missing params_ema falls back to params',
+    )
+    parser.add_argument(
+        '--scale', type=int, help='upscaling factor of the arch (with --arch; default: its scale/upscale, else 4)'
+    )
+
+
+def load_from_args(args: argparse.Namespace, *, measure_scale: bool = False) -> Generator:
+    """The network that the parsed command line (:func:`add_network_arguments`) names.
+
+    ``measure_scale``: with ``--opt``/``--arch`` and no ``--scale``, the scale is measured on the
+    network (export: ψ is ×1) instead of read from the options.
+    """
     if args.opt is not None:
-        return generator_from_options(args.opt, weights=args.weights, param_key=args.param_key, scale=args.scale)
+        return generator_from_options(
+            args.opt, weights=args.weights, param_key=args.param_key, scale=args.scale, measure_scale=measure_scale
+        )
     if args.weights is None:
-        raise AesopError('--arch needs --weights')
+        raise AesopError('give --weights (its arch is detected), or --opt, or --arch with --weights')
+    if args.arch is None:
+        return detect_generator(args.weights, param_key=args.param_key or 'params_ema')
     try:
         arch = yaml.safe_load(args.arch)
     except yaml.YAMLError as err:
         raise AesopError(f'--arch is not valid YAML: {" ".join(str(err).split())}') from err
     if not isinstance(arch, dict):
         raise AesopError(f"--arch must be a YAML mapping such as '{{type: RRDBNet, …}}', got {args.arch!r}")
-    scale = args.scale or arch.get('upscale') or arch.get('scale') or 4
+    scale = args.scale or (None if measure_scale else arch.get('upscale') or arch.get('scale') or 4)
     param_key = args.param_key or 'params_ema'
-    return load_generator(arch, args.weights, scale=int(scale), param_key=param_key, option='--weights')
+    return load_generator(
+        arch, args.weights, scale=int(scale) if scale else None, param_key=param_key, option='--weights'
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

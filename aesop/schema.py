@@ -367,3 +367,157 @@ def _describe(problem: dict) -> str:
 
 
 _BOUNDS = {'greater_than': '>', 'greater_than_equal': '≥', 'less_than': '<', 'less_than_equal': '≤'}
+
+
+# The options reference (docs/options.md), generated from the models above by scripts/options_reference.py.
+
+_FAMILIES: dict[tuple[str, str], str] = {
+    ('', 'network_'): "a network built from its `type:` (any arch in basicsr's registry or this package's), whose "
+    "other keys are the arch's parameters, checked against its signature: `network_g` (G), `network_d` (D), "
+    '`network_recon` and `network_clip` (HR-aware finetuning).',
+    ('path', 'pretrain_network_'): 'the initial weights of `network_<name>` (`pretrain_network_decoder`: those of '
+    "ψ's decoder in an auto-encoder file); a file, never downloaded: a missing one stops the run at start-up naming "
+    'this key. Not needed on resume.',
+    ('path', 'param_key_'): 'the key of that checkpoint holding the weights (`params`, `params_ema`, …).',
+    ('path', 'strict_load_'): '`true` or `false`: whether every tensor of that checkpoint must fit the network.',
+    ('train', '_opt'): 'a loss entry (`pixel_opt`, `aesop_opt`, `perceptual_opt`, `gan_opt`, `artifacts_opt`, …): '
+    "a mapping with a `type:`, whose other keys are the loss's parameters, checked against its signature; an "
+    'entry the model does not read is refused.',
+}
+_BOUND_SIGNS = {'gt': '>', 'ge': '≥', 'lt': '<', 'le': '≤'}
+
+
+def options_reference() -> str:
+    """The Markdown of ``docs/options.md``: a table of keys (type, default, description) per section of an option
+    file, walking the models from :class:`OptionFile` down, and the open families of keys.
+
+    A model reached under several keys (``train.optim_g``, ``train.optim_d``) is listed once. A description is the
+    field's ``Field(description=...)``; without one the cell is empty.
+    """
+    lines = [
+        '# Options reference',
+        '',
+        '<!-- Generated from aesop/schema.py by `python scripts/options_reference.py`: do not edit by hand. -->',
+        '',
+        "Every key of an option file that basicsr 1.4.2, the authors' release and this project read, by section, "
+        'as declared in `aesop/schema.py`. An unknown key is a start-up error naming the closest declared one; a '
+        "wrong type or range names the key and the value. `~` is YAML's null, *required* keys have no default and "
+        '`number` is an int or a float. Components (`type:` entries: networks, losses, metrics) are not listed here: '
+        'their options are the parameters of the registered class or function, checked against its signature.',
+    ]
+    for names, schema in _sections():
+        lines += ['', '## ' + (' / '.join(f'`{name}`' for name in names) if names[0] else 'Top level'), '']
+        if schema.__doc__:
+            lines += [_markdown(schema.__doc__), '']
+        lines += ['| key | type | default | description |', '|---|---|---|---|']
+        for key, field in schema.model_fields.items():
+            cells = (f'`{key}`', _type_cell(field), _default_cell(field), _markdown(field.description or ''))
+            lines.append('| ' + ' | '.join(cell.replace('|', '\\|') for cell in cells) + ' |')
+        families = [(affix, text) for (section, affix), text in _FAMILIES.items() if section == names[0]]
+        families += [(p, 'admitted as a family of keys.') for p in schema.PREFIXES if (names[0], p) not in _FAMILIES]
+        if families:
+            lines += ['', 'Open families of keys:', '']
+            lines += [
+                f'- `{"*" + affix if affix.startswith("_") else affix + "*"}`: {text}' for affix, text in families
+            ]
+    return '\n'.join(lines) + '\n'
+
+
+def _sections() -> list[tuple[tuple[str, ...], type[_Section]]]:
+    """Every section reachable from :class:`OptionFile`, depth first in field order: (its dotted names, its model)."""
+    found: list[tuple[tuple[str, ...], type[_Section]]] = [(('',), OptionFile)]
+
+    def walk(prefix: str, schema: type[_Section]) -> None:
+        groups: dict[type[_Section], list[str]] = {}
+        for key, field in schema.model_fields.items():
+            child, mapping = _child_section(field.annotation)
+            if child is not None:
+                groups.setdefault(child, []).append(f'{prefix}{key}' + ('.<phase>' if mapping else ''))
+        for child, names in groups.items():
+            found.append((tuple(names), child))
+            walk(f'{names[0]}.', child)
+
+    walk('', OptionFile)
+    return found
+
+
+def _child_section(annotation: Any) -> tuple[type[_Section] | None, bool]:
+    """The section model a field holds (optional or not), and whether it holds a mapping of them (``datasets``)."""
+    for kind in _union_members(annotation):
+        if _is_section(kind):
+            return kind, False
+        if typing.get_origin(kind) is dict and _is_section(typing.get_args(kind)[1]):
+            return typing.get_args(kind)[1], True
+    return None, False
+
+
+def _union_members(annotation: Any) -> tuple[Any, ...]:
+    return typing.get_args(annotation) if typing.get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+
+
+def _type_name(annotation: Any) -> str:
+    """A readable type: ``int``, ``number``, ``list[int]``, ``'nccl' | 'gloo' | 'mpi'``, ``str | ~``, ``section``."""
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return ' | '.join(_type_name(member) for member in typing.get_args(annotation))
+    if origin is Literal:
+        return ' | '.join(repr(value) for value in typing.get_args(annotation))
+    if origin in (list, dict):
+        return f'{origin.__name__}[{", ".join(_type_name(arg) for arg in typing.get_args(annotation))}]'
+    if annotation is type(None):
+        return '~'
+    if annotation is Any:
+        return 'any'
+    if _is_section(annotation):
+        return 'section'
+    return 'number' if annotation is float else getattr(annotation, '__name__', str(annotation))
+
+
+def _type_cell(field: Any) -> str:
+    """The type in code, followed by the field's bounds (``> 0``, ``length 2``)."""
+    bounds = [
+        f'{sign} {_yaml(getattr(m, key))}'
+        for m in field.metadata
+        for key, sign in _BOUND_SIGNS.items()
+        if hasattr(m, key)
+    ]
+    lengths = [(getattr(m, 'min_length', None), getattr(m, 'max_length', None)) for m in field.metadata]
+    low = next((lo for lo, _ in lengths if lo is not None), None)
+    high = next((hi for _, hi in lengths if hi is not None), None)
+    if low is not None and low == high:
+        bounds.append(f'length {low}')
+    else:
+        bounds += [f'length ≥ {low}'] * (low is not None) + [f'length ≤ {high}'] * (high is not None)
+    return ', '.join([f'`{_type_name(field.annotation)}`', *bounds])
+
+
+def _default_cell(field: Any) -> str:
+    if field.is_required():
+        return '*required*'
+    return f'`{_yaml(field.get_default(call_default_factory=True))}`'
+
+
+def _yaml(value: Any) -> str:
+    """``value`` as it would be written in an option file (``~``, ``true``, ``1e-8``, ``[0.9, 0.999]``)."""
+    if value is None:
+        return '~'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, float):
+        mantissa, _, exponent = repr(value).partition('e')
+        return f'{mantissa}e{int(exponent)}' if exponent else mantissa
+    if isinstance(value, (list, tuple)):
+        return '[' + ', '.join(_yaml(item) for item in value) + ']'
+    if isinstance(value, dict):
+        return '{' + ', '.join(f'{key}: {_yaml(item)}' for key, item in value.items()) + '}'
+    return str(value)
+
+
+def _markdown(docstring: str) -> str:
+    """A docstring or description on one line, reST's ``code`` and :role:`target` as Markdown code."""
+    text = ' '.join(docstring.split())
+    for role in (':class:', ':func:', ':meth:', ':mod:'):
+        text = text.replace(role, '')
+    return text.replace('``', '`')

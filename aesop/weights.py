@@ -12,8 +12,9 @@ import logging
 import os
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from torch import nn
@@ -66,11 +67,19 @@ def atomic_save(obj, path: str | Path) -> None:
     A kill at any moment leaves either the previous file or the complete new one, never a
     truncated checkpoint.
     """
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None]) -> None:
+    """Write ``data`` (bytes, or a function writing to the open file) as :func:`atomic_save` does."""
     path = Path(path)
     tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
     try:
         with open(tmp, 'wb') as f:
-            torch.save(obj, f)
+            if isinstance(data, bytes):
+                f.write(data)
+            else:
+                data(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -91,8 +100,11 @@ def select_state_dict(
 
     With ``fallback``, a missing ``params_ema`` falls back to ``params`` as BasicSR does, and a
     file that is itself a state dict of tensors (the published ESRGAN / SPSR checkpoints) is used
-    whatever the key. Strips a DDP ``module.`` prefix.
+    whatever the key. A ``.safetensors`` file is one state dict (``aesop-export``): the key does not
+    apply. Strips a DDP ``module.`` prefix.
     """
+    if Path(path).suffix == '.safetensors':
+        param_key = None
     if param_key is not None:
         if param_key not in checkpoint and fallback and param_key == 'params_ema' and 'params' in checkpoint:
             logger.info(f'{path}: params_ema does not exist, use params.')

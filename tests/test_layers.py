@@ -1,5 +1,5 @@
 """The package reads bottom-up: a module imports only its own layer or lower ones (lazy imports
-included), and no import cycle exists. The layers are the README's "Architecture" section."""
+included), and no import cycle exists. The layers are docs/architecture.md's."""
 
 import ast
 from pathlib import Path
@@ -14,7 +14,7 @@ LAYERS = [
     ('official',),  # the authors' release's names
     ('options',),  # reading, translating and checking option files
     ('compat', 'cli'),  # basicsr patches and the option pipeline; one-line errors
-    ('__init__', 'train', 'test', 'launch', 'inference', 'evaluation', 'figures'),  # entry points and tools
+    ('__init__', 'train', 'test', 'launch', 'inference', 'export', 'evaluation', 'figures'),  # entry points and tools
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -256,7 +256,7 @@ def test_legacy_esrgan_layouts_load_and_match_spandrel(tmp_path):
 
 def test_spsr_has_the_original_key_layout():
     """Checked once against spandrel 0.2's SPSR (removed from later spandrel): strict load, equal outputs
-    (see the README); here the layout that loader detects."""
+    (see docs/official.md); here the layout that loader detects."""
     net = build_network({'type': 'SPSRNet', 'in_nc': 3, 'out_nc': 3, 'nf': 8, 'nb': 20, 'upscale': 4})
     state = net.state_dict()
     assert state['model.0.weight'].shape == (8, 3, 3, 3) and state['f_HR_conv1.0.weight'].shape == (3, 8, 3, 3)

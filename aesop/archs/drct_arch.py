@@ -46,8 +46,9 @@ import re
 from collections.abc import Mapping, Sequence
 
 import torch
+from basicsr.archs import swinir_arch
 from basicsr.archs.arch_util import Upsample, trunc_normal_
-from basicsr.archs.swinir_arch import PatchEmbed, PatchUnEmbed, SwinTransformerBlock, window_partition, window_reverse
+from basicsr.archs.swinir_arch import PatchEmbed, PatchUnEmbed, SwinTransformerBlock, window_partition
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.utils import checkpoint
@@ -93,7 +94,7 @@ class DenseSwinLayer(SwinTransformerBlock):
             x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
         windows = window_partition(x, ws).view(-1, ws * ws, c)
         windows = self.attn(windows, mask=shift_mask if shift else None)
-        x = window_reverse(windows.view(-1, ws, ws, c), ws, h, w)
+        x = swinir_arch.window_reverse(windows.view(-1, ws, ws, c), ws, h, w)  # as patched by aesop.compat (fix 8)
         if shift:
             x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
         x = shortcut + self.drop_path(x.reshape(b, h * w, c))

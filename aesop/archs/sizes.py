@@ -45,18 +45,28 @@ def pad_to_multiple(
 
     ``symmetric`` mirrors with the edge row repeated (SwinIR's test script: flip and concatenate);
     ``reflect`` without it (DRCT's ``pre_process``). Inputs smaller than the padding are padded
-    again, as often as needed; a 1-pixel side is replicated under ``reflect``.
+    again, as often as needed; a 1-pixel side is replicated under ``reflect``. Traced with
+    symbolic sizes (``torch.export``, ONNX), a side of at least ``multiple`` px is one mirror with
+    no branch on the size.
     """
     for dim in (-2, -1):
-        missing = -img.shape[dim] % multiple
-        while missing:
+        size = img.shape[dim]
+        missing = (size + multiple - 1) // multiple * multiple - size  # not -size % multiple: simpler when traced
+        if isinstance(missing, int) and not missing:  # eager and already a multiple: no copy
+            continue
+        while True:
             size = img.shape[dim]
+            if mode == 'symmetric':  # the most one mirror adds
+                room = size
+            else:
+                room = size - 1 if size > 1 else missing  # a 1-pixel side: replicated at once
+            step = missing if missing <= room else room
             if mode == 'symmetric':
-                step = min(missing, size)
                 img = torch.cat([img, img.flip(dim).narrow(dim, 0, step)], dim)
             else:
-                step = missing if size == 1 else min(missing, size - 1)
                 pad = (0, 0, 0, step) if dim == -2 else (0, step, 0, 0)
                 img = F.pad(img, pad, mode='replicate' if size == 1 else 'reflect')
-            missing -= step
+            missing = missing - step
+            if missing <= 0:
+                break
     return img

@@ -1,0 +1,206 @@
+"""Export a trained generator or auto-encoder ψ: safetensors (tensors only) or ONNX.
+
+The command line is ``aesop-export`` / ``scripts/export.py`` (:func:`main`)::
+
+    aesop-export --weights experiments/X/models/net_g_latest.pth --opt options/test_rrdb.yml --format onnx -o g.onnx
+    aesop-export --weights ae.pth --opt options/train_ae.yml --key params --format safetensors -o psi.safetensors
+    aesop-export --weights 4x_model.pth --format onnx -o g.onnx          # the arch detected (spandrel, ψ)
+
+- **safetensors**: the state dict alone (no pickled code), with the arch options in the file's
+  metadata (``aesop.arch``); it loads back strictly into the same arch, and everything that
+  reads weights here reads it (``--weights`` of ``scripts/infer.py``, ``path.pretrain_network_*``,
+  ψ's ``pretrained``).
+- **ONNX** (opset ≥ 17, through ``torch.onnx.export(dynamo=True)``): input ``input`` (N, 3, H, W)
+  in [0, 1], output ``output`` (N, C, H·s, W·s); batch, height and width are dynamic. The mirror
+  padding to the arch's multiple (SwinIR's window, ψ's scale) and the crop back are inside the
+  graph, as :func:`aesop.inference.upscale` does them, so any size ≥ the multiple runs. The file
+  is then run with onnxruntime on the CPU against the PyTorch network (max abs error printed;
+  above ``--atol`` is an error). ``--half`` exports fp16 weights and inputs (for GPU runtimes;
+  onnxruntime's CPU provider lacks fp16 kernels for some of these ops, and the check says so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from aesop.archs.sizes import pad_to_multiple
+from aesop.cli import ArgumentParser, cli_main
+from aesop.errors import AesopError
+from aesop.inference import Generator, add_network_arguments, load_from_args
+from aesop.weights import atomic_write
+
+__all__ = ['OnnxGraph', 'export_onnx', 'export_safetensors', 'main']
+
+OPSET = 18
+FP32_ATOL = 1e-4  # onnxruntime vs PyTorch on the CPU (a tiny net is ~1e-7; a full RRDB ~1e-5)
+
+
+class OnnxGraph(nn.Module):
+    """What the ONNX file computes: pad H and W to ``multiple`` (mirror), run ``net``, crop to ``(H·s, W·s)``."""
+
+    def __init__(self, net: nn.Module, *, multiple: int | None, scale: int) -> None:
+        super().__init__()
+        self.net, self.multiple, self.scale = net, multiple, scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        if self.multiple:
+            x = pad_to_multiple(x, self.multiple)
+        return self.net(x)[..., : h * self.scale, : w * self.scale]
+
+
+def _probe_size(gen: Generator) -> int:
+    """The side of the example input: a multiple plus a remainder, so the padding is traced."""
+    multiple = max(gen.window or 1, getattr(gen.net, 'window_size', 1) or 1)
+    return 2 * multiple + 3 if multiple > 1 else 21
+
+
+def export_safetensors(gen: Generator, out: Path, *, half: bool = False) -> Path:
+    """Write ``gen``'s state dict (fp16 with ``half``) and, as metadata, its arch options and scale."""
+    from safetensors.torch import save
+
+    tensors = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous().clone()
+        for k, v in gen.net.state_dict().items()
+    }
+    metadata = {'format': 'pt', 'aesop.scale': str(gen.scale), 'aesop.source': Path(gen.weights).name}
+    if gen.arch is not None:
+        metadata['aesop.arch'] = json.dumps(gen.arch)
+    atomic_write(out, save(tensors, metadata=metadata))
+    return out
+
+
+def export_onnx(gen: Generator, out: Path, *, half: bool = False, opset: int = OPSET) -> Path:
+    """Write ``gen`` as ONNX with dynamic batch, height and width (padding and crop in the graph)."""
+    try:
+        import onnxscript  # noqa: F401  (torch.onnx's dynamo exporter needs it)
+    except ImportError as err:
+        raise AesopError("ONNX export needs onnx and onnxscript: pip install -e '.[export]'") from err
+    from torch.export import Dim
+
+    if opset < 17:
+        raise AesopError(f'--opset must be at least 17 (LayerNorm, used by SwinIR/DRCT), got {opset}')
+    graph = OnnxGraph(gen.net, multiple=gen.window, scale=gen.scale).eval()
+    dtype = torch.float16 if half else torch.float32
+    graph = graph.to(dtype)
+    size = _probe_size(gen)
+    example = torch.rand(2, 3, size, size + 1, dtype=dtype, device=next(graph.parameters()).device)
+    dims = {'x': {0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO}}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f'.{out.name}.tmp')
+    try:
+        torch.onnx.export(
+            graph,
+            (example,),
+            str(tmp),
+            dynamo=True,
+            opset_version=opset,
+            input_names=['input'],
+            output_names=['output'],
+            dynamic_shapes=dims,
+            external_data=False,
+        )
+        tmp.replace(out)
+    except Exception as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, AesopError):
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise AesopError(f'ONNX export of {gen.name} failed: {first}') from err
+    return out
+
+
+def check_onnx(gen: Generator, path: Path, *, half: bool = False) -> float | None:
+    """Max abs difference between onnxruntime (CPU) and PyTorch on two inputs of other sizes than the
+    example's (one not a multiple of the arch's); ``None`` when onnxruntime cannot run the file."""
+    import numpy as np
+    import onnxruntime as ort
+
+    try:
+        session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    except Exception as err:  # e.g. NOT_IMPLEMENTED: no fp16 kernel for an op on the CPU
+        print(f'onnxruntime cannot load {path.name} on the CPU ({str(err).splitlines()[0]})', file=sys.stderr)
+        return None
+    size = _probe_size(gen)
+    graph = OnnxGraph(gen.net, multiple=gen.window, scale=gen.scale).eval()
+    dtype = torch.float16 if half else torch.float32
+    worst = 0.0
+    for shape in ((1, 3, size + 5, size + 2), (2, 3, size - 2, size + 9)):
+        x = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(dtype)
+        with torch.no_grad():
+            ref = graph.to(dtype)(x.to(next(graph.parameters()).device)).float().cpu().numpy()
+        try:
+            (got,) = session.run(None, {'input': x.numpy()})
+        except Exception as err:
+            print(f'onnxruntime cannot run {path.name} on the CPU ({str(err).splitlines()[0]})', file=sys.stderr)
+            return None
+        if got.shape != ref.shape:
+            raise AesopError(f'{path}: onnxruntime gave {got.shape} for {tuple(shape)}, PyTorch {ref.shape}')
+        worst = max(worst, float(np.abs(got.astype(np.float32) - ref).max()))
+    graph.float()
+    return worst
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``aesop-export`` command line; usage errors raise :class:`AesopError`."""
+    parser = ArgumentParser(
+        prog='aesop-export',
+        description='Export a generator or auto-encoder checkpoint to safetensors (tensors + arch metadata) or '
+        'ONNX (dynamic batch/height/width, padding inside the graph, checked with onnxruntime).',
+    )
+    add_network_arguments(parser)
+    parser.add_argument('--key', dest='key', help='alias of --param-key (e.g. params_ema)')
+    parser.add_argument('--format', required=True, choices=('onnx', 'safetensors'))
+    parser.add_argument('--half', action='store_true', help='fp16 weights (and, for ONNX, inputs and outputs)')
+    parser.add_argument('--opset', type=int, default=OPSET, help=f'ONNX opset (default {OPSET}; at least 17)')
+    parser.add_argument(
+        '--atol', type=float, help=f'largest onnxruntime-vs-PyTorch error accepted (default {FP32_ATOL}; fp16: 1e-2)'
+    )
+    parser.add_argument('--no-check', action='store_true', help='do not run the ONNX file with onnxruntime')
+    parser.add_argument('-o', '--output', required=True, type=Path, help='output file (.onnx / .safetensors)')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; 0: written (and checked); 2: bad arguments or weights, or a failed check."""
+    return cli_main(_run, argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.key:
+        args.param_key = args.key
+    if args.output.is_dir():
+        raise AesopError(f'-o {args.output} is a folder: give the output file')
+    gen = load_from_args(args, measure_scale=True)
+    gen = replace(gen, net=gen.net.cpu())
+    if args.format == 'safetensors':
+        export_safetensors(gen, args.output, half=args.half)
+        print(f'wrote {args.output} ({gen.name} x{gen.scale}, {"fp16" if args.half else "fp32"})', file=sys.stderr)
+        return 0
+    export_onnx(gen, args.output, half=args.half, opset=args.opset)
+    print(f'wrote {args.output} ({gen.name} x{gen.scale}, opset {args.opset}, dynamic N/H/W)', file=sys.stderr)
+    if args.no_check:
+        return 0
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("not checked: onnxruntime is not installed (pip install -e '.[export]')", file=sys.stderr)
+        return 0
+    error = check_onnx(gen, args.output, half=args.half)
+    if error is None:
+        print('not checked: run it where the runtime has these kernels (e.g. a GPU provider)', file=sys.stderr)
+        return 0
+    atol = args.atol if args.atol is not None else (1e-2 if args.half else FP32_ATOL)
+    print(f'onnxruntime vs PyTorch: max abs error {error:.2e} (limit {atol:.0e})', file=sys.stderr)
+    if error > atol:
+        raise AesopError(f'{args.output}: onnxruntime differs from PyTorch by {error:.2e} > {atol:.0e}')
+    return 0
