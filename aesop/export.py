@@ -13,7 +13,7 @@ The command line is ``aesop-export`` / ``scripts/export.py`` (:func:`main`)::
 - **ONNX** (opset ≥ 17, through ``torch.onnx.export(dynamo=True)``): input ``input`` (N, 3, H, W)
   in [0, 1], output ``output`` (N, C, H·s, W·s); batch, height and width are dynamic. The mirror
   padding to the arch's multiple (SwinIR's window, ψ's scale) and the crop back are inside the
-  graph, as :func:`aesop.inference.upscale` does them, so any size ≥ the multiple runs. The file
+  graph, as :func:`aesop.archs.tiling.upscale` does them, so any size ≥ the multiple runs. The file
   is then run with onnxruntime on the CPU against the PyTorch network (max abs error printed;
   above ``--atol`` is an error). ``--half`` exports fp16 weights and inputs (for GPU runtimes;
   onnxruntime's CPU provider lacks fp16 kernels for some of these ops, and the check says so).

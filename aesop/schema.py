@@ -28,7 +28,9 @@ Components = dict[str, Any] | None  # a ``type:`` entry: checked against its sig
 class _Section(BaseModel):
     """A section: unknown keys are refused (``extra='forbid'``); ``PREFIXES`` admit families of keys."""
 
-    model_config = ConfigDict(extra='forbid', populate_by_name=True, protected_namespaces=())
+    model_config = ConfigDict(
+        extra='forbid', populate_by_name=True, protected_namespaces=(), use_attribute_docstrings=True
+    )
     PREFIXES: ClassVar[tuple[str, ...]] = ()  # keys starting with one of these are admitted (e.g. network_*)
 
     @model_validator(mode='before')
@@ -41,9 +43,11 @@ class _Section(BaseModel):
 
 class IoBackend(_Section):
     type: Literal['disk', 'lmdb', 'memcached'] = 'disk'
-    db_paths: str | list[str] | None = None  # set by basicsr's lmdb datasets
+    db_paths: str | list[str] | None = None
+    """Set by basicsr's lmdb datasets."""
     client_keys: str | list[str] | None = None
-    server_list_cfg: str | None = None  # memcached
+    server_list_cfg: str | None = None
+    """Memcached."""
     client_cfg: str | None = None
     sys_path: str | None = None
 
@@ -53,27 +57,36 @@ class Dataset(_Section):
 
     name: str | None = None
     type: str
-    phase: str | None = None  # set by basicsr's parser
+    phase: str | None = None
+    """Set by basicsr's parser."""
     scale: int | None = None
     dataroot_gt: str | None = None
     dataroot_lq: str | None = None
     dataroot_flow: str | None = None
-    meta_info_file: str | None = None  # PairedImageDataset
-    meta_info: str | None = None  # RealESRGANDataset (``~``: scan the folder)
+    meta_info_file: str | None = None
+    """PairedImageDataset."""
+    meta_info: str | None = None
+    """RealESRGANDataset (``~``: scan the folder)."""
     io_backend: IoBackend | None = None
     filename_tmpl: str = '{}'
     gt_size: int | None = Field(default=None, gt=0)
-    lq_size: int | None = Field(default=None, gt=0)  # AesopLRPatchDataset's crop
+    """HR patch size of training crops (a multiple of scale)."""
+    lq_size: int | None = Field(default=None, gt=0)
+    """AesopLRPatchDataset's crop."""
     use_hflip: bool = False
     use_rot: bool = False
-    use_shuffle: bool = True  # the release's key: basicsr always shuffles the training set
+    use_shuffle: bool = True
+    """The release's key: basicsr always shuffles the training set."""
     mean: list[Number] | None = None
     std: list[Number] | None = None
     color: Literal['y'] | None = None
     # loader
     num_worker_per_gpu: int = Field(default=0, ge=0)
+    """Data-loading worker processes per GPU."""
     batch_size_per_gpu: int = Field(default=1, gt=0)
+    """Images per GPU (per process) and iteration."""
     dataset_enlarge_ratio: int = Field(default=1, gt=0)
+    """Repeat the dataset this many times per epoch."""
     prefetch_mode: Literal['cpu', 'cuda'] | None = None
     num_prefetch_queue: int = Field(default=1, gt=0)
     pin_memory: bool = False
@@ -98,7 +111,8 @@ class Dataset(_Section):
     num_frame: int | None = None
     interval_list: list[int] | None = None
     random_reverse: bool | None = None
-    use_flip: bool | None = None  # the release's (and old basicsr's) name of use_hflip: translated
+    use_flip: bool | None = None
+    """The release's (and old basicsr's) name of use_hflip: translated."""
     flip_sequence: bool | None = None
     test_mode: bool | None = None
     cache_data: bool | None = None
@@ -106,7 +120,8 @@ class Dataset(_Section):
     val_partition: str | None = None
     use_duf_downsampling: bool | None = None
     border: Any = None
-    metrics: Components = None  # the release's real-world file has one here; basicsr ignores it (warned)
+    metrics: Components = None
+    """The release's real-world file has one here; basicsr ignores it (warned)."""
 
     @field_validator('use_shuffle', mode='before')
     @classmethod
@@ -142,30 +157,50 @@ class Scheduler(_Section):
 class Controller(_Section):
     """``train.controller`` of HR-aware finetuning (paper 003, Eq. 8); absent: s = 1."""
 
-    form: Literal['finetune', 'pretrain', 'inverse'] | None = None  # default: the model's stage
+    form: Literal['finetune', 'pretrain', 'inverse'] | None = None
+    """Default: the model's stage."""
     noise_std: Number = Field(default=0.0, ge=0)
-    redraw: bool = True  # n drawn every step for every image; false: one n for the whole run
-    grad: bool = False  # s carries HQI's gradient to M (finetuning)
+    redraw: bool = True
+    """N drawn every step for every image; false: one n for the whole run."""
+    grad: bool = False
+    """S carries HQI's gradient to M (finetuning)."""
 
 
 class Train(_Section):
     """``train``: basicsr's keys, the release's and this project's; ``*_opt`` are loss entries."""
 
     total_iter: int = Field(gt=0)
+    """Iterations to train (the last saves ``latest``)."""
     warmup_iter: int = -1
+    """Linear learning-rate warm-up iterations (-1: none), basicsr's."""
     ema_decay: Number = Field(default=0, ge=0, lt=1)
+    """Decay of the EMA generator ``net_g_ema`` (0: none; 0.999 in the paper; LDL needs it)."""
     optim_g: Optimizer | None = None
     optim_d: Optimizer | None = None
     scheduler: Scheduler | None = None
     net_d_iters: int = Field(default=1, gt=0)
+    """G steps only every n-th iteration (D every iteration)."""
     net_d_init_iters: int = Field(default=0, ge=0)
+    """Iterations that train D alone at the start."""
     # this project
     amp: Literal['none', 'bf16', 'fp16'] | None = None
+    """Autocast of the forward passes (fp16 with a gradient scaler); losses in fp32."""
     channels_last: bool = False
+    """Networks, ψ and batches in NHWC layout (faster convolutions on recent GPUs)."""
     relativistic_gan: bool | None = None
-    freeze_decoder: int = Field(default=0, ge=0)  # AE stage: D frozen for iterations ≤ N
+    """ESRGAN's relativistic-average GAN (default) or the standard one (false, Real-ESRGAN)."""
+    freeze_decoder: int = Field(default=0, ge=0)
+    """AE stage: D frozen for iterations ≤ N."""
     allow_psi_change: bool = False
-    controller: Controller | None = None  # HR-aware finetuning (paper 003)
+    """Resume although ψ's file changed since the training state was written."""
+    grad_clip: Number | dict[Literal['g', 'd'], Number | None] | None = None
+    """Max gradient norm (G and D)."""
+    accumulate: int = Field(default=1, ge=1)
+    """Micro-batches per optimiser step."""
+    compile: bool | dict[str, Any] = False
+    """Torch.compile of G and D (its keyword arguments)."""
+    controller: Controller | None = None
+    """HR-aware finetuning (paper 003)."""
     # basicsr's StyleGAN2 and video models
     r1_reg_weight: Number | None = None
     path_reg_weight: Number | None = None
@@ -192,11 +227,21 @@ class Train(_Section):
 
 class Val(_Section):
     val_freq: Number | None = Field(default=None, gt=0)
-    val_start_iter: int = Field(default=0, ge=0)  # the release's: no validation before this iteration
+    """Validate every n iterations."""
+    val_start_iter: int = Field(default=0, ge=0)
+    """The release's: no validation before this iteration."""
     save_img: bool = False
+    """Save the SR images of each validation (test: under results/<name>/visualization)."""
     suffix: str | None = None
+    """Suffix of saved test images (default: the option file's name)."""
     pbar: bool = False
+    """A progress bar over the validation images."""
     metrics: dict[str, dict[str, Any]] | None = None
+    """Metrics by name, each ``{type: …, <its options>}`` (basicsr's and this project's)."""
+    tile: int = Field(default=0, ge=0)
+    """Validate tile by tile (input px; 0: whole images)."""
+    tile_pad: int = Field(default=16, ge=0)
+    """Context px around each tile."""
     # basicsr's StyleGAN2 and video models
     num_val_samples: int | None = None
     flip_seq: bool | None = None
@@ -210,8 +255,11 @@ class Wandb(_Section):
 
 class Logger(_Section):
     print_freq: int = Field(default=100, gt=0)
+    """Log the losses every n iterations."""
     save_checkpoint_freq: Number = Field(default=5000, gt=0)
+    """Save networks and the training state every n iterations."""
     use_tb_logger: bool = False
+    """Write tensorboard logs (tb_logger/<name>)."""
     wandb: Wandb | None = None
 
 
@@ -220,7 +268,9 @@ class Paths(_Section):
 
     PREFIXES = ('pretrain_network_', 'param_key_', 'strict_load_')
     resume_state: str | None = None
-    allow_random_init: bool = False  # test.py: score a randomly initialised network on purpose
+    """A training state to resume from (or ``--auto_resume``)."""
+    allow_random_init: bool = False
+    """Test.py: score a randomly initialised network on purpose."""
     root: str | None = None
     experiments_root: str | None = None
     results_root: str | None = None
@@ -266,7 +316,8 @@ class OptionFile(_Section):
     dist_params: DistParams | None = None
     # real-world models (basicsr's RealESRGANModel family and this project's)
     high_order_degradation: bool | None = None
-    queue_size: int | None = Field(default=None, ge=0)  # 0: no training-pair pool
+    queue_size: int | None = Field(default=None, ge=0)
+    """0: no training-pair pool."""
     gt_size: int | None = Field(default=None, gt=0)
     gt_usm: bool | None = None
     l1_gt_usm: bool | None = None

@@ -15,7 +15,8 @@ from basicsr.archs import build_network
 from conftest import REPO
 from torch import nn
 
-from aesop.inference import input_multiple, load_generator, main, tile_spans, upscale
+from aesop.archs.tiling import tile_spans
+from aesop.inference import input_multiple, load_generator, main, upscale
 
 ARCH = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4}
 SWINIR = {

@@ -121,3 +121,12 @@ def test_validation_waits_for_val_start_iter():
     Model.is_train = False  # test.py validates once, whatever the option says
     Model().validation(None, 0, None)
     assert calls == [3, 4, 0]
+
+
+def test_the_loop_options():
+    """``train.grad_clip`` / ``accumulate`` / ``compile`` and ``val.tile`` / ``tile_pad`` (tests/test_loop.py)."""
+    assert checked(train__grad_clip={'g': 1.0}, train__accumulate=4, train__compile={'mode': 'max-autotune'}) is None
+    assert checked(train__grad_clip=0.5, train__compile=True, val__tile=256, val__tile_pad=32) is None
+    assert 'train.accumulate' in checked(train__accumulate=0)
+    assert 'grad_clip' in checked(train__grad_clip={'x': 1.0})
+    assert 'val.tile' in checked(val__tile=-1)

@@ -11,7 +11,7 @@ from basicsr.utils import tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from aesop.models.base import AesopModelMixin
-from aesop.models.precision import PrecisionMixin
+from aesop.models.precision import PrecisionMixin, mean_of
 from aesop.models.validation import ValidationMixin
 from aesop.weights import load_weights
 
@@ -82,20 +82,27 @@ class AesopAEModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRModel):
     def optimize_parameters(self, current_iter):
         self.set_decoder_frozen(current_iter <= self.freeze_decoder_iters)  # also right after a resume
         self.optimizer_g.zero_grad()
-        with self.autocast():
-            output, bottleneck = self.net_g(self.gt, return_bottleneck=True)
-        self.output, self.bottleneck = output.float(), bottleneck.float()  # losses in fp32
-        loss_dict = OrderedDict()
-        l_total = 0
-        if self.cri_pix:
-            loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)  # Eq. 5
-            l_total += loss_dict['l_pix']
-        if self.cri_pix_at_lr:
-            loss_dict['l_pix_at_LR'] = self.cri_pix_at_lr(self.bottleneck, self.lq)  # Eq. 4
-            l_total += loss_dict['l_pix_at_LR']
-        self.backward(l_total, self.optimizer_g)
+        logs, outputs, bottlenecks = [], [], []
+        for _ in self.micro_batches():  # train.accumulate (one, by default)
+            with self.autocast():
+                output, bottleneck = self.net_g(self.gt, return_bottleneck=True)
+            self.output, self.bottleneck = output.float(), bottleneck.float()  # losses in fp32
+            loss_dict = OrderedDict()
+            l_total = 0
+            if self.cri_pix:
+                loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)  # Eq. 5
+                l_total += loss_dict['l_pix']
+            if self.cri_pix_at_lr:
+                loss_dict['l_pix_at_LR'] = self.cri_pix_at_lr(self.bottleneck, self.lq)  # Eq. 4
+                l_total += loss_dict['l_pix_at_LR']
+            self.backward(l_total, self.optimizer_g)
+            logs.append(loss_dict)
+            outputs.append(self.output.detach())
+            bottlenecks.append(self.bottleneck.detach())
         self.step(self.optimizer_g)
-        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if len(outputs) > 1:
+            self.output, self.bottleneck = torch.cat(outputs), torch.cat(bottlenecks)
+        self.log_dict = self.reduce_loss_dict(mean_of(logs))
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 

@@ -13,7 +13,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from aesop.errors import AesopError, OptionValueError
 from aesop.models.base import AesopModelMixin
-from aesop.models.precision import PrecisionMixin
+from aesop.models.precision import PrecisionMixin, mean_of
 from aesop.models.validation import ValidationMixin
 
 # Fidelity terms: option key in ``train`` → loss-dict key. Any subset may be set.
@@ -171,29 +171,37 @@ class AesopGANModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRGANModel
         )
 
     def optimize_parameters(self, current_iter):
+        """G's step, then D's, each over the micro-batches of ``train.accumulate`` (one, by default)."""
         for p in self.net_d.parameters():
             p.requires_grad = False
         self.optimizer_g.zero_grad()
         g_step = current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
-        with torch.set_grad_enabled(g_step), self.autocast():  # D-only iterations need no graph through G
-            self.output = self.net_g(self.lq)
-        if self.output.shape[-2:] != self.gt.shape[-2:]:
-            raise AesopError(
-                f'network_g ({self.opt["network_g"]["type"]}) maps {tuple(self.lq.shape[-2:])} to '
-                f'{tuple(self.output.shape[-2:])} but the GT is {tuple(self.gt.shape[-2:])}: check its '
-                f'scale/upscale/upsampler options (scale is {self.opt["scale"]})'
-            )
-        loss_dict = OrderedDict()
+        outputs, logs = [], []
+        for _ in self.micro_batches():
+            with torch.set_grad_enabled(g_step), self.autocast():  # D-only iterations need no graph through G
+                self.output = self.net_g(self.lq)
+            if self.output.shape[-2:] != self.gt.shape[-2:]:
+                raise AesopError(
+                    f'network_g ({self.opt["network_g"]["type"]}) maps {tuple(self.lq.shape[-2:])} to '
+                    f'{tuple(self.output.shape[-2:])} but the GT is {tuple(self.gt.shape[-2:])}: check its '
+                    f'scale/upscale/upsampler options (scale is {self.opt["scale"]})'
+                )
+            loss_dict = OrderedDict()
+            if g_step:
+                l_g_total, loss_dict = self.generator_losses()
+                self.backward(l_g_total, self.optimizer_g)
+            outputs.append(self.output.detach())
+            logs.append(loss_dict)
         if g_step:
-            l_g_total, loss_dict = self.generator_losses()
-            self.backward(l_g_total, self.optimizer_g)
             self.step(self.optimizer_g)
 
         for p in self.net_d.parameters():
             p.requires_grad = True
         self.optimizer_d.zero_grad()
-        loss_dict.update(self.discriminator_losses(self.target('gan'), self.output.detach()))
+        for i in self.micro_batches():
+            logs[i].update(self.discriminator_losses(self.target('gan'), outputs[i]))
         self.step(self.optimizer_d)
-        self.log_dict = self.reduce_loss_dict(loss_dict)
+        self.output = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        self.log_dict = self.reduce_loss_dict(mean_of(logs))
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from basicsr.utils import get_root_logger, imwrite, tensor2img
 from basicsr.utils.dist_util import master_only
+from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from aesop.archs.sizes import input_multiple, pad_to_multiple
+from aesop.archs.tiling import upscale
 from aesop.errors import AesopError
 from aesop.metrics import metric_device
 from aesop.metrics.scoring import needs_reference, score, write_image_csv
@@ -27,6 +30,11 @@ class ValidationMixin:
 
     - :meth:`test` mirror-pads the LR input to what the generator needs (:mod:`aesop.archs.sizes`:
       SwinIR's ``window_size``, which basicsr 1.4.2's SRModel ignores) and crops the output back;
+      with ``val.tile`` (and ``val.tile_pad``) it runs tile by tile through inference's tiler
+      (:func:`aesop.archs.tiling.upscale`), so DIV2K-size images validate in bounded memory;
+    - under DDP every rank scores its share of the images (every world-size-th) and the per-image
+      rows are gathered, so the means equal one process's and no rank waits through a whole
+      validation in a collective (basicsr validated on rank 0 alone);
     - metric networks run on the model's device (:func:`aesop.metrics.metric_device`) and get
       the LR image too (``lq``, for LR-PSNR);
     - per image, each ``val.metrics`` entry is computed on every pair :meth:`validation_pairs`
@@ -47,6 +55,21 @@ class ValidationMixin:
 
     def test(self):
         window = input_multiple(self.opt['network_g'])  # SwinIR's window, RRDBNet ×2's unshuffle
+        val_opt = self.opt.get('val') or {}
+        if val_opt.get('tile'):
+            net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
+            was_training = net.training
+            net.eval()
+            self.output = upscale(
+                net,
+                self.lq,
+                scale=self.opt['scale'],
+                tile=val_opt['tile'],
+                tile_pad=val_opt.get('tile_pad', 16),
+                window=window,
+            )
+            net.train(was_training)
+            return
         h, w = self.lq.shape[-2:]
         if not window or (h % window == 0 and w % window == 0):
             return super().test()
@@ -64,11 +87,61 @@ class ValidationMixin:
         gt = tensor2img(self.gt) if hasattr(self, 'gt') else None
         yield '', tensor2img(self.output), gt, tensor2img(self.lq)
 
-    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):
+    def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
+        """Every rank scores its share of the images; see :meth:`nondist_validation`."""
+        self.nondist_validation(
+            dataloader, current_iter, tb_logger, save_img, shard=(self.opt['rank'], self.opt['world_size'])
+        )
+
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img, shard: tuple[int, int] = (0, 1)):
+        """Score every image (``shard=(rank, world_size)``: images ``rank``, ``rank + world_size``, …, then
+        the rows of all ranks gathered in dataset order), then log and write the means."""
         dataset_name = dataloader.dataset.opt['name']
         metrics = self.opt['val'].get('metrics') or {}
         if metrics:
             self._initialize_best_metric_results(dataset_name)
+        rank, world = shard
+        if world > 1:
+            indices = range(rank, len(dataloader.dataset), world)
+            dataloader = DataLoader(
+                Subset(dataloader.dataset, indices), batch_size=1, num_workers=dataloader.num_workers
+            )
+        try:
+            rows = self._score_images(dataloader, dataset_name, metrics, current_iter, save_img)
+            failure = None
+        except AesopError as err:
+            rows, failure = {}, str(err)
+        if world > 1:  # every rank gets every row (and every failure): the same means everywhere
+            parts: list = [None] * world
+            dist.all_gather_object(parts, (rows, failure))
+            placed = [
+                (j * world + r, name, row)
+                for r, (part, _) in enumerate(parts)
+                for j, (name, row) in enumerate(part.items())
+            ]
+            rows = {name: row for _, name, row in sorted(placed, key=lambda item: item[0])}  # the dataset's order
+            failure = next((f for _, f in parts if f), None)
+        if failure:
+            raise AesopError(failure)
+        if not rows or not metrics:
+            return
+        names = list(next(iter(rows.values())))
+        self.metric_results = {name: float(np.mean([row[name] for row in rows.values()])) for name in names}
+        record = self.best_metric_results[dataset_name]
+        for name, value in self.metric_results.items():
+            if name not in record:  # a tagged pair (e.g. psnr_lr) is better in the same direction
+                better = record[max((m for m in record if name.startswith(m)), key=len)]['better']
+                record[name] = {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
+            self._update_best_metric_result(dataset_name, name, value, current_iter)
+        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if not self.opt['is_train']:
+            folder = Path(self.opt['path']['results_root'])
+            write_image_table(folder / f'{dataset_name}.csv', rows, self.metric_results)
+            self._metric_rows = {**getattr(self, '_metric_rows', {}), dataset_name: dict(self.metric_results)}
+            write_metric_table(folder, self.opt['name'], self._metric_rows)
+
+    def _score_images(self, dataloader, dataset_name: str, metrics: dict, current_iter, save_img: bool) -> dict:
+        """``{image: {metric: value}}`` for the images of ``dataloader`` (saved when ``save_img``)."""
         rows: dict[str, dict[str, float]] = {}
         pbar = tqdm(dataloader, unit='image', desc=dataset_name, disable=not self.opt['val'].get('pbar'))
         with metric_device(self.device):
@@ -93,22 +166,7 @@ class ValidationMixin:
                             row[name + tag] = score(img, ref, lq, self.metric_options(metric_opt, tag))
                 for attr in STALE:
                     self.__dict__.pop(attr, None)
-        if not rows or not metrics:
-            return
-        names = list(next(iter(rows.values())))
-        self.metric_results = {name: float(np.mean([row[name] for row in rows.values()])) for name in names}
-        record = self.best_metric_results[dataset_name]
-        for name, value in self.metric_results.items():
-            if name not in record:  # a tagged pair (e.g. psnr_lr) is better in the same direction
-                better = record[max((m for m in record if name.startswith(m)), key=len)]['better']
-                record[name] = {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
-            self._update_best_metric_result(dataset_name, name, value, current_iter)
-        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
-        if not self.opt['is_train']:
-            folder = Path(self.opt['path']['results_root'])
-            write_image_table(folder / f'{dataset_name}.csv', rows, self.metric_results)
-            self._metric_rows = {**getattr(self, '_metric_rows', {}), dataset_name: dict(self.metric_results)}
-            write_metric_table(folder, self.opt['name'], self._metric_rows)
+        return rows
 
     def metric_options(self, metric_opt: dict, tag: str) -> dict:
         """Options of a metric for the pair ``tag`` (the AE model shrinks the border at LR size)."""
