@@ -67,7 +67,11 @@ def test_bad_input_is_one_line(folders, tmp_path, capsys):
 
 def test_fid_and_patch_fid_fill_the_mean_row(folders, tmp_path):
     """Set-level: blank per image; 0 for a set against itself, > 0 against another set."""
-    sr, gt, lq = folders
+    sr, all_gt, lq = folders
+    gt = tmp_path / 'gt3'  # the GT of the 3 SR images: 4 Inception passes per image (fid, patch_fid; 2 runs)
+    gt.mkdir()
+    for path in sr.glob('*_x4.png'):
+        shutil.copy(all_gt / path.name.replace('_x4', ''), gt)
     out = tmp_path / 'fid.csv'
     same = tmp_path / 'same'
     shutil.copytree(gt, same)

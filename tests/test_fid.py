@@ -35,6 +35,15 @@ def test_frechet_distance_closed_forms():
         frechet_distance(a[:1], a)
 
 
+def test_frechet_distance_of_sets_smaller_than_the_dimension():
+    """Fewer samples than features (every FID here): the n₁ × n₂ singular values equal basicsr's sqrtm."""
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(20, 64)) + 0.5, rng.normal(size=(30, 64)) @ rng.normal(size=(64, 64)) * 0.3
+    stats = [(x.mean(0), np.cov(x, rowvar=False)) for x in (a, b)]
+    assert frechet_distance(a, b) == pytest.approx(calculate_fid(*stats[0], *stats[1]), rel=1e-5)
+    assert frechet_distance(a, a) == pytest.approx(0, abs=1e-9)
+
+
 def test_inception_features_offline_and_deterministic():
     imgs = [np.full((64, 80, 3), v, np.uint8) for v in (30, 200)]
     first = inception_features(imgs)
