@@ -92,7 +92,14 @@ def test_flops_are_exact_and_linear_in_the_batch(benchmark, tmp_path):
     args = benchmark.parse_args(['--tiny'])
     variants = [benchmark.VARIANTS[k] for k in ('ldl', 'aesop_srresnet')]
     ckpts = {'srresnet': benchmark.save_random_autoencoder(args, tmp_path, 'srresnet')}
-    one, two = (benchmark.count_flops(variants, args, device=torch.device('cpu'), ckpts=ckpts, batch=n) for n in (1, 2))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)  # --tiny's 1 thread, as main sets it
+    try:
+        one, two = (
+            benchmark.count_flops(variants, args, device=torch.device('cpu'), ckpts=ckpts, batch=n) for n in (1, 2)
+        )
+    finally:
+        torch.set_num_threads(threads)
     assert set(one) == {'ldl', 'aesop_srresnet', 'psi_srresnet'}
     assert two == {k: 2 * f for k, f in one.items()}
     assert one['aesop_srresnet'] == one['ldl'] + one['psi_srresnet']
