@@ -376,6 +376,19 @@ def _loss_files(node: dict, prefix: str) -> Iterator[tuple[str, dict, str, str]]
             yield f'{prefix}.{name}', node, name, 'file'
 
 
+def _check_step_options(model: type | None, opt: dict) -> None:
+    """``train.amp``/``grad_clip``/``accumulate``/… are read by the models with :class:`PrecisionMixin` only:
+    elsewhere they would be ignored silently."""
+    from aesop.models.precision import STEP_OPTIONS, PrecisionMixin
+
+    train = opt.get('train') or {}
+    used = [key for key in STEP_OPTIONS if train.get(key) not in (None, False, 0, 1, 'none')]
+    if model is not None and used and not issubclass(model, PrecisionMixin):
+        raise AesopError(
+            f'train.{used[0]} is not supported by {model.__name__}: the AE, GAN and real-world models read it'
+        )
+
+
 def check_components(opt: dict) -> None:
     """Every ``type`` names a registered component and every option is one it takes.
 
@@ -389,6 +402,7 @@ def check_components(opt: dict) -> None:
     readable = getattr(model, 'LOSS_OPTIONS', None)  # the loss entries the model reads, if it says
     if hasattr(model, 'check_options'):  # e.g. the real-world model's degradation settings
         model.check_options(opt)
+    _check_step_options(model, opt)
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, dict):
             _check_arch(value, key, opt.get('scale'))

@@ -98,3 +98,14 @@ def test_val_tile_equals_whole_image_validation(tmp_path):
         outputs.append(model.output.clamp(0, 1))
     assert outputs[1].shape == (1, 3, 160, 148)
     assert torch.allclose(outputs[0], outputs[1], atol=1e-5)
+
+
+def test_step_options_on_a_model_that_does_not_read_them_are_refused(tmp_path):
+    from aesop.errors import AesopError
+    from aesop.options import check_components
+
+    opt = {**base_opt(tmp_path, accumulate=2), 'model_type': 'AesopSRModel', 'network_g': TINY_RRDB}
+    with pytest.raises(AesopError, match='train.accumulate is not supported by AesopSRModel'):
+        check_components(opt)
+    opt['train']['accumulate'] = 1
+    check_components(opt)

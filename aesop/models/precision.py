@@ -13,6 +13,7 @@ from torch import nn
 from aesop.errors import AesopError
 
 AMP_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+STEP_OPTIONS = ('amp', 'channels_last', 'grad_clip', 'accumulate', 'compile')  # train.*: models with this mixin
 
 
 class PrecisionMixin:
