@@ -42,7 +42,7 @@ paper's AE-PSNR of a 100K-iteration ψ.
 Inference (``inference`` part): images/s of the generator alone (eval, ``no_grad``) at a fixed
 LR size, and the peak memory of tiled inference (:func:`aesop.inference.upscale`) for two image
 sizes. Gradient checkpointing (``checkpointing`` part): G's forward + backward with and without
-``network_g.use_checkpoint`` (:func:`checkpoint_cost`). Both in the first mode.
+``network_g.use_checkpoint`` (:func:`checkpoint_cost`), in fp32. Inference runs in the first mode.
 
 The header names the CPU and whether it has BF16 units (``avx512_bf16`` / ``amx_bf16`` in
 ``/proc/cpuinfo``), the threads and the load average (also after every round and at the end).
@@ -188,8 +188,8 @@ def cpu_info(cpuinfo: str | None = None) -> dict:
         cpuinfo: the text of ``/proc/cpuinfo`` (read here when ``None``; empty where it is missing).
 
     Returns:
-        ``model``, ``logical_cpus``, ``avx2``, ``avx512f``, ``avx512_bf16``, ``amx_bf16`` and
-        ``bf16_units`` (either of the last two), and torch's kernel level (``torch_capability``).
+        ``model``, ``logical_cpus``, ``flags_known``, ``avx2``, ``avx512f``, ``avx512_bf16``, ``amx_bf16``
+        and ``bf16_units`` (either of the last two), and torch's kernel level (``torch_capability``).
     """
     if cpuinfo is None:
         try:
@@ -205,6 +205,7 @@ def cpu_info(cpuinfo: str | None = None) -> dict:
     info = {
         'model': fields.get('model name') or platform.processor() or platform.machine(),
         'logical_cpus': os.cpu_count(),
+        'flags_known': bool(flags),
         **{flag: flag in flags for flag in ('avx2', 'avx512f', *BF16_FLAGS)},
     }
     info['bf16_units'] = any(info[flag] for flag in BF16_FLAGS)
@@ -224,6 +225,8 @@ def cpu_line(info: dict) -> str:
     kernels = f'; torch kernels {info["torch_capability"]}' if info.get('torch_capability') else ''
     if info['bf16_units']:
         verdict = 'has BF16 units: bf16 autocast can be faster than fp32'
+    elif not info.get('flags_known', True):
+        verdict = 'CPU flags unknown here (no /proc/cpuinfo): measure bf16 before choosing it'
     else:
         verdict = 'no BF16 units: bf16 autocast is emulated here and slower than fp32'
     return (
@@ -1203,7 +1206,8 @@ def _run(argv: Sequence[str] | None) -> int:
     loads: list[tuple[float, float, float]] = []
     with tempfile.TemporaryDirectory(prefix='aesop_benchmark_') as tmp:
         kinds = [v.psi for v in variants if v.psi]
-        ckpts = {kind: save_random_autoencoder(args, Path(tmp), kind) for kind in kinds}
+        models_needed = 'steps' in args.parts or 'flops' in args.parts
+        ckpts = {kind: save_random_autoencoder(args, Path(tmp), kind) for kind in kinds if models_needed}
         if 'steps' in args.parts:
             results, loads = time_training_steps(variants, args, device=device, ckpts=ckpts)
             text, step_fields = report(results, variants, modes)
