@@ -286,17 +286,7 @@ def load_options(
         ae_ckpt: ψ's checkpoint for ``aesop_opt.pretrained`` (``None``: left as in the file).
     """
     mode = mode or args.modes[0]
-    opt = yaml.safe_load(OPTION_FILES[method].read_text())
-    opt.pop('datasets', None)
-    opt.update(
-        name=f'benchmark_{method}',
-        is_train=True,
-        dist=False,
-        rank=0,
-        world_size=1,
-        num_gpu=1 if device.type == 'cuda' else 0,
-        auto_resume=False,
-    )
+    opt = run_options(OPTION_FILES[method], f'benchmark_{method}', device)
     opt['path'] = {k: v for k, v in opt['path'].items() if not k.startswith('pretrain_')}
     opt['network_d']['input_size'] = args.patch
     train = opt['train']
@@ -695,21 +685,20 @@ def flops_report(flops: dict[str, int], variants: Sequence[Variant], args: argpa
 # AE-PSNR: a short AE pretraining of each ψ on the demo data
 
 
+def run_options(path: Path, name: str, device: torch.device) -> dict:
+    """An option file's options as one training process without data on ``device``."""
+    opt = yaml.safe_load(path.read_text())
+    opt.pop('datasets', None)
+    dist = {'is_train': True, 'dist': False, 'rank': 0, 'world_size': 1, 'auto_resume': False}
+    opt.update(name=name, num_gpu=1 if device.type == 'cuda' else 0, **dist)
+    return opt
+
+
 def ae_options(kind: str, args: argparse.Namespace, device: torch.device) -> dict:
     """``AesopAEModel`` options of ψ ``kind`` (its AE option file): no data, random decoder, no EMA."""
-    opt = yaml.safe_load(AE_OPTION_FILES[kind].read_text())
-    opt.pop('datasets', None)
+    opt = run_options(AE_OPTION_FILES[kind], f'benchmark_ae_{kind}', device)
     opt.pop('val', None)
-    opt.update(
-        name=f'benchmark_ae_{kind}',
-        is_train=True,
-        dist=False,
-        rank=0,
-        world_size=1,
-        num_gpu=1 if device.type == 'cuda' else 0,
-        auto_resume=False,
-        network_g=psi_arch(kind, args),
-    )
+    opt['network_g'] = psi_arch(kind, args)
     opt['path'] = {k: v for k, v in opt['path'].items() if not k.startswith('pretrain_')}
     opt['train'].update(ema_decay=0, freeze_decoder=0)  # the trained ψ itself is scored
     return opt
