@@ -1,4 +1,4 @@
-"""ImageNet backbones without downloads: the VGG of basicsr's perceptual loss and of DISTS.
+"""ImageNet backbones without downloads: the VGG19 of basicsr's perceptual loss, LPIPS's AlexNet/VGG16, DISTS's VGG16.
 
 Nothing is downloaded at run time: a backbone's weights are read from a local file, found in
 :func:`aesop.utils.pretrained_search_dirs`, and a missing file is one error naming it and where
@@ -10,40 +10,77 @@ from __future__ import annotations
 import logging
 
 import torch
+from torch import nn
 
 from aesop.utils import find_pretrained_file, random_backbones
 from aesop.weights import read_checkpoint
 
-__all__ = ['OfflineVGGZoo']
+__all__ = ['OfflineZoo', 'random_init']
 
 logger = logging.getLogger('basicsr')
 
 
-class OfflineVGGZoo:
-    """Stands in for ``torchvision.models.vgg`` inside ``basicsr.archs.vgg_arch`` (compat fix 4) and DISTS.
+def random_init(net: nn.Module, *, seed: int = 0) -> nn.Module:
+    """Give a backbone built on the meta device seeded random weights on the CPU, cheaply.
 
-    ``vgg19(pretrained=True)`` loads the ImageNet file (``vgg19-dcbb9e9d.pth``) from the first of
+    Convolutions get torchvision's VGG initialisation (He normal, fan-out, zero bias); fully
+    connected layers, which the feature extractors built on these backbones never run (basicsr's
+    perceptual loss, LPIPS and DISTS all take ``.features``), are zero: drawing VGG's 120 M
+    classifier weights is what made building a random VGG take 1.6 s.
+    """
+    net.to_empty(device='cpu')
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # the same random backbone in every run: comparable numbers
+        for module in net.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode='fan_out', nonlinearity='relu')
+            elif isinstance(module, nn.Linear):
+                nn.init.zeros_(module.weight)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+            else:
+                continue
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return net
+
+
+class OfflineZoo:
+    """Stands in for ``torchvision.models`` where basicsr, LPIPS and DISTS build an ImageNet backbone.
+
+    ``zoo.vgg19(pretrained=True)`` (any torchvision builder name) loads the ImageNet file
+    (``vgg19-dcbb9e9d.pth``, ``alexnet-owt-7be5be79.pth``, …) from the first of
     :func:`aesop.utils.pretrained_search_dirs` holding it (``$AESOP_PRETRAINED_DIR``, the
     project's ``experiments/pretrained_models/``, torch's hub cache), never downloads, and names
-    the missing file otherwise. With ``AESOP_RANDOM_BACKBONES=1`` the weights stay random.
+    the missing file otherwise. With ``AESOP_RANDOM_BACKBONES=1`` the weights are random
+    (:func:`random_init`). Either way the network is built on the meta device first, so no time
+    goes into initialising weights that are then overwritten. ``pretrained=False`` is torchvision's
+    own random initialisation.
     """
 
+    def __init__(self, purpose: str = 'ImageNet backbone') -> None:
+        self.purpose = purpose  # named in the missing-file error: 'VGG19 (perceptual loss)'
+
     def __getattr__(self, name: str):
-        from torchvision.models import vgg as tv_vgg
+        import torchvision.models
 
-        builder = getattr(tv_vgg, name)
+        if name.startswith('__'):
+            raise AttributeError(name)
 
-        def build(pretrained: bool = False) -> torch.nn.Module:
-            with torch.random.fork_rng(devices=[]):
-                if pretrained and random_backbones():
-                    torch.manual_seed(0)  # the same random backbone in every run: comparable numbers
+        builder = torchvision.models.get_model_builder(name)
+
+        def build(pretrained: bool = False) -> nn.Module:
+            if not pretrained:
+                return builder(weights=None)
+            with torch.device('meta'):
                 net = builder(weights=None)
-            if pretrained and random_backbones():
+            if random_backbones():
                 logger.warning(f'{name}: random weights (AESOP_RANDOM_BACKBONES is set, seed 0)')
-            elif pretrained:
-                url = getattr(tv_vgg, f'{name.upper()}_Weights').IMAGENET1K_V1.url
-                path = find_pretrained_file(url.rsplit('/', 1)[-1], url=url, what=f'{name.upper()} (perceptual loss)')
-                net.load_state_dict(read_checkpoint(path))
+                return random_init(net)
+            url = torchvision.models.get_model_weights(name).IMAGENET1K_V1.url
+            path = find_pretrained_file(url.rsplit('/', 1)[-1], url=url, what=f'{name.upper()} ({self.purpose})')
+            net.load_state_dict(read_checkpoint(path), assign=True)
             return net
 
+        build.__name__ = name
         return build

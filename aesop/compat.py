@@ -21,7 +21,7 @@ Each fix is tested in ``tests/test_compat.py``:
    corrupt newest state with a warning.
 4. ``VGGFeatureExtractor`` read ``experiments/pretrained_models/vgg19-dcbb9e9d.pth`` relative to
    the working directory and otherwise downloaded ImageNet weights via the removed
-   ``pretrained=`` argument: see :class:`aesop.backbones.OfflineVGGZoo`.
+   ``pretrained=`` argument: see :class:`aesop.backbones.OfflineZoo`.
 5. ``parse_options``: accepts ``--local-rank`` (``torch.distributed.launch`` in PyTorch ≥ 2.0),
    reads option files with YAML's safe loader (basicsr's full loader ran ``!!python/…`` tags) and
    ``--force_yml`` values without ``eval`` (after checking their keys, which basicsr ``exec``-s),
@@ -74,7 +74,7 @@ import basicsr.utils.options as _bsr_options  # noqa: E402
 from basicsr.utils.dist_util import master_only  # noqa: E402
 from basicsr.utils.misc import check_resume  # noqa: E402
 
-from aesop.backbones import OfflineVGGZoo  # noqa: E402
+from aesop.backbones import OfflineZoo  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.options import (  # noqa: E402
     REQUIRED_SECTIONS,
@@ -265,7 +265,7 @@ _bsr_options.ordered_yaml = ordered_yaml  # the option file: YAML's safe loader 
 _bsr_options._postprocess_yml_value = parse_override_value  # --force_yml values without eval
 _bsr_train.init_wandb_logger = init_wandb_logger
 _bsr_test.parse_options = parse_options
-_vgg_arch.vgg = OfflineVGGZoo()
+_vgg_arch.vgg = OfflineZoo('perceptual loss')
 _bsr_swinir.window_reverse = window_reverse
 _vgg_arch.VGG_PRETRAIN_PATH = ''  # never look relative to the working directory
 for _module in (_bsr_img_process, _bsr_realesrgan, _bsr_realesrnet):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import subprocess
 import sys
@@ -13,6 +15,8 @@ import torch
 import yaml
 
 os.environ['AESOP_RANDOM_BACKBONES'] = '1'  # no ImageNet weights can be downloaded in tests
+
+from zygote import Zygote  # noqa: E402
 
 import aesop  # noqa: E402,F401
 
@@ -59,11 +63,29 @@ def point_at(opt: dict, data: Path) -> dict:
     return opt
 
 
+@functools.cache
+def zygote() -> Zygote:
+    """This worker's fork server for entry-point runs (``tests/zygote.py``), started on first use."""
+    server = Zygote({**os.environ, 'OMP_NUM_THREADS': '1'})
+    atexit.register(server.close)
+    return server
+
+
+def spawn(cmd: list[str], *, cwd: Path, env: dict[str, str]):
+    """``Popen(cmd, stdout=PIPE, stderr=STDOUT, text=True)`` for a Python script, forked from the zygote."""
+    if zygote().accepts(env):
+        return zygote().popen(cmd, cwd=cwd, env=env, merge_stderr=True)
+    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def run_entry(script: str, opt_file: Path, root: Path, *args: str, check: bool = True, launcher=None):
     """Run ``aesop/<script>.py -opt <opt_file>`` (or under ``launcher``) with experiments under ``root``."""
     env = {**os.environ, 'AESOP_ROOT': str(root), 'OMP_NUM_THREADS': '1'}
     cmd = [*(launcher or [sys.executable]), str(REPO / 'aesop' / f'{script}.py'), '-opt', str(opt_file), *args]
-    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    if launcher is None and zygote().accepts(env):
+        proc = zygote().run(cmd, cwd=root, env=env, timeout=300)
+    else:
+        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(
             f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'

@@ -10,7 +10,7 @@ import torch
 from torchvision.models import vgg as tv_vgg
 
 from aesop import compat
-from aesop.backbones import OfflineVGGZoo
+from aesop.backbones import OfflineZoo
 from aesop.errors import AesopError
 from aesop.options import load_option_file
 from aesop.weights import read_checkpoint
@@ -61,7 +61,7 @@ def test_offline_vgg_names_the_missing_file(monkeypatch, tmp_path):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
     monkeypatch.setenv('AESOP_ROOT', str(tmp_path))
     with pytest.raises(AesopError, match=r'vgg19-dcbb9e9d\.pth.*download\.pytorch\.org/models/vgg19-dcbb9e9d\.pth'):
-        OfflineVGGZoo().vgg19(pretrained=True)
+        OfflineZoo().vgg19(pretrained=True)
 
 
 def test_offline_vgg_loads_a_local_file_into_the_perceptual_loss(monkeypatch, tmp_path):

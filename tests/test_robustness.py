@@ -18,7 +18,7 @@ import basicsr.utils.logger
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, write_yaml
+from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, spawn, write_yaml
 
 import aesop.compat
 import aesop.test
@@ -352,10 +352,10 @@ def ae_opt(data, name, total_iter, save_freq):
     return opt
 
 
-def launch(opt_file, root, *args, **kw):
+def launch(opt_file, root, *args):
     env = {'AESOP_ROOT': str(root), 'OMP_NUM_THREADS': '1', 'PATH': '/usr/bin:/bin', 'AESOP_RANDOM_BACKBONES': '1'}
     cmd = [sys.executable, str(REPO / 'aesop' / 'train.py'), '-opt', str(opt_file), *args]
-    return subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return spawn(cmd, cwd=root, env=env)
 
 
 def test_kill_9_then_auto_resume_finishes_from_the_last_complete_state(tiny_data, tmp_path):

@@ -23,10 +23,10 @@ from basicsr.utils.registry import METRIC_REGISTRY
 from torch import nn
 
 from aesop.archs.autoencoder_arch import load_frozen_autoencoder
-from aesop.backbones import OfflineVGGZoo
+from aesop.backbones import OfflineZoo
 from aesop.data.resize import bicubic_downscale
 from aesop.errors import AesopError
-from aesop.utils import default_device, find_pretrained_file, random_backbones
+from aesop.utils import default_device, random_backbones
 from aesop.weights import read_checkpoint
 
 _DEVICE: ContextVar[torch.device | None] = ContextVar('aesop_metric_device', default=None)
@@ -56,10 +56,15 @@ def _crop(img: np.ndarray, border: int) -> np.ndarray:
     return img[border:-border, border:-border] if border else img
 
 
-def _imagenet_weights(url: str, what: str) -> dict[str, torch.Tensor]:
-    """State dict of a torchvision ImageNet backbone from a local file (never downloaded)."""
-    path = find_pretrained_file(url.rsplit('/', 1)[-1], url=url, what=what)
-    return read_checkpoint(path)
+@contextlib.contextmanager
+def _offline_backbones(namespace: object, attr: str, purpose: str) -> Iterator[None]:
+    """While inside, a package's torchvision models namespace (``namespace.attr``) is :class:`OfflineZoo`."""
+    saved = getattr(namespace, attr)
+    setattr(namespace, attr, OfflineZoo(purpose))
+    try:
+        yield
+    finally:
+        setattr(namespace, attr, saved)
 
 
 @functools.cache
@@ -67,18 +72,11 @@ def lpips_net(net: str, device: torch.device, random: bool) -> nn.Module:
     """The ``lpips`` package's LPIPS (its learned linear layers ship with it); AlexNet/VGG16
     backbone from a local ImageNet file, or random with ``AESOP_RANDOM_BACKBONES=1``."""
     import lpips
-    from torchvision.models import AlexNet_Weights, VGG16_Weights, alexnet, vgg16
+    from lpips import pretrained_networks
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)  # a random backbone is the same in every run
-        model = lpips.LPIPS(net=net, pnet_rand=True, verbose=False)
-    if not random:
-        builder, weights = {'alex': (alexnet, AlexNet_Weights), 'vgg': (vgg16, VGG16_Weights)}[net]
-        backbone = builder(weights=None)
-        backbone.load_state_dict(_imagenet_weights(weights.IMAGENET1K_V1.url, f'LPIPS-{net} backbone'))
-        for module in model.net.children():  # slices hold features[i] under the name str(i)
-            for index, layer in module.named_children():
-                layer.load_state_dict(backbone.features[int(index)].state_dict())
+    with _offline_backbones(pretrained_networks, 'tv', f'LPIPS-{net}'):
+        model = lpips.LPIPS(net=net, verbose=False)  # its backbone: tv.<net>(pretrained=True), the zoo's
+    del random  # part of the cache key: OfflineZoo reads AESOP_RANDOM_BACKBONES itself
     return model.eval().to(device)
 
 
@@ -86,20 +84,15 @@ def lpips_net(net: str, device: torch.device, random: bool) -> nn.Module:
 def dists_net(device: torch.device, random: bool) -> nn.Module:
     """DISTS (``DISTS_pytorch``; its learned alpha/beta ship with it) on a local VGG16."""
     from pathlib import Path
-    from types import SimpleNamespace
 
     import DISTS_pytorch
     from DISTS_pytorch import DISTS_pt
 
-    models = DISTS_pt.models
-    DISTS_pt.models = SimpleNamespace(vgg16=OfflineVGGZoo().vgg16)  # instead of a download
-    try:
-        model = DISTS_pt.DISTS(load_weights=False)
-    finally:
-        DISTS_pt.models = models
+    with _offline_backbones(DISTS_pt, 'models', 'DISTS'):
+        model = DISTS_pt.DISTS(load_weights=False)  # its backbone: models.vgg16(pretrained=True), the zoo's
     weights = read_checkpoint(Path(DISTS_pytorch.__file__).parent / 'weights.pt')
     model.alpha.data, model.beta.data = weights['alpha'], weights['beta']
-    del random  # part of the cache key: OfflineVGGZoo reads AESOP_RANDOM_BACKBONES itself
+    del random  # part of the cache key: OfflineZoo reads AESOP_RANDOM_BACKBONES itself
     return model.eval().to(device)
 
 
