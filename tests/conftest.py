@@ -71,21 +71,29 @@ def zygote() -> Zygote:
     return server
 
 
-def spawn(cmd: list[str], *, cwd: Path, env: dict[str, str]):
-    """``Popen(cmd, stdout=PIPE, stderr=STDOUT, text=True)`` for a Python script, forked from the zygote."""
+def spawn(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None):
+    """``Popen([sys.executable, …], stdout=PIPE, stderr=STDOUT, text=True)``, forked from the zygote.
+
+    ``env`` defaults to this process's with ``OMP_NUM_THREADS=1``, as every run of the tests has.
+    """
+    cwd, env = cwd or Path.cwd(), {**os.environ, 'OMP_NUM_THREADS': '1'} if env is None else env
     if zygote().accepts(env):
         return zygote().popen(cmd, cwd=cwd, env=env, merge_stderr=True)
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def run_python(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, capture_output=True, text=True)``, forked from the zygote when ``cmd`` runs Python."""
+    if cmd[0] == sys.executable and zygote().accepts(env):
+        return zygote().run(cmd, cwd=cwd, env=env, timeout=timeout)
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def run_entry(script: str, opt_file: Path, root: Path, *args: str, check: bool = True, launcher=None):
     """Run ``aesop/<script>.py -opt <opt_file>`` (or under ``launcher``) with experiments under ``root``."""
     env = {**os.environ, 'AESOP_ROOT': str(root), 'OMP_NUM_THREADS': '1'}
     cmd = [*(launcher or [sys.executable]), str(REPO / 'aesop' / f'{script}.py'), '-opt', str(opt_file), *args]
-    if launcher is None and zygote().accepts(env):
-        proc = zygote().run(cmd, cwd=root, env=env, timeout=300)
-    else:
-        proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_python(cmd, cwd=root, env=env, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(
             f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'

@@ -18,7 +18,7 @@ import basicsr.utils.logger
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, spawn, write_yaml
+from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, run_python, spawn, write_yaml
 
 import aesop.compat
 import aesop.test
@@ -521,12 +521,9 @@ def test_racing_takeovers_of_a_stale_lock_leave_one_holder(tmp_path):
     lock = tmp_path / 'experiments' / '.race.lock'
     lock.parent.mkdir()
     lock.write_text('999999 a-host-that-died 2026-01-01T00:00:00\n')  # left by a killed run: no flock on it
-    racers = [
-        subprocess.Popen([sys.executable, '-c', RACER, str(tmp_path / 'experiments' / 'race')], stdout=subprocess.PIPE)
-        for _ in range(4)
-    ]
-    outputs = [racer.communicate(timeout=120)[0].decode() for racer in racers]
-    assert sum(out.startswith('held') for out in outputs) == 1, outputs
+    racers = [spawn([sys.executable, '-c', RACER, str(tmp_path / 'experiments' / 'race')]) for _ in range(4)]
+    outputs = [racer.communicate(timeout=120)[0] for racer in racers]
+    assert sum('held' in out.splitlines() for out in outputs) == 1, outputs  # the winner also warns: taken over
     assert sum(out.startswith('refused experiment race is in use by pid') for out in outputs) == 3, outputs
     assert not lock.exists()  # the winner released it at exit
 
@@ -643,11 +640,9 @@ def test_an_image_that_does_not_decode_is_skipped_in_training(tiny_data, tmp_pat
     assert re.search(
         rf'cannot read image {re.escape(str(broken))}: missing, unreadable or corrupt: skipped \(1 skipped', out
     )
-    checker = subprocess.run(
-        [sys.executable, str(REPO / 'scripts' / 'check_dataset.py'), str(copy / 'train' / 'HR')],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert checker.returncode == 1 and f'{broken}: does not decode' in checker.stdout, checker.stdout + checker.stderr
+    checker = spawn([sys.executable, str(REPO / 'scripts' / 'check_dataset.py'), str(copy / 'train' / 'HR')])
+    out = checker.communicate(timeout=120)[0]
+    assert checker.returncode == 1 and f'{broken}: does not decode' in out, out
 
 
 def test_testing_a_checkpoint_with_nan_weights_stops_with_one_line(tiny_data, tmp_path, monkeypatch, capsys):
@@ -720,7 +715,7 @@ def test_a_start_up_error_under_torchrun_is_printed_once(launcher, tiny_data, tm
         '--launcher',
         'pytorch',
     ]
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    proc = run_python(cmd, cwd=tmp_path, env=env, timeout=300)  # torchrun itself stays a subprocess
     output = (proc.stdout + proc.stderr).strip().splitlines()
     lines = [line for line in output if 'aesop: error:' in line]
     assert len(lines) == 1, output  # rank 1 waits: stopped by the agent before it prints
