@@ -293,7 +293,7 @@ def load_options(
     if args.tiny:
         opt['network_g'].update(TINY_G)
         opt['network_d'].update(TINY_D)
-        train.pop('perceptual_opt', None)  # building VGG19 alone takes seconds
+        train.pop('perceptual_opt', None)  # VGG19's forward and backward would dominate a tiny step
     train['amp'] = mode.amp
     if mode.channels_last:
         train['channels_last'] = True
@@ -887,10 +887,11 @@ def tiled_inference(net: nn.Module, args: argparse.Namespace, device: torch.devi
     The LR image lives on the CPU (as in ``scripts/infer.py``): on CUDA the peak is the network's,
     on the CPU it also counts the assembled output.
     """
-    runs = [(size, args.tile) for size in args.tiled_sizes] + [(max(args.tiled_sizes), 0)]
+    largest = max(args.tiled_sizes, key=lambda hw: hw[0] * hw[1])
+    runs = [(hw, args.tile) for hw in args.tiled_sizes] + [(largest, 0)]
     rows = []
-    for size, tile in runs:
-        img = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(3))
+    for (h, w), tile in runs:
+        img = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(3))
         memory = PeakMemory(device)
         memory.start()
         start = time.perf_counter()
@@ -901,12 +902,12 @@ def tiled_inference(net: nn.Module, args: argparse.Namespace, device: torch.devi
         else:
             synchronize(device)
             peak_mb = memory.stop()
-            if out.shape[-2:] != (size * SCALE, size * SCALE):
-                raise AesopError(f'upscale returned {tuple(out.shape)} for a {size}² input')
+            if out.shape[-2:] != (h * SCALE, w * SCALE):
+                raise AesopError(f'upscale returned {tuple(out.shape)} for a {h}x{w} input')
         seconds = time.perf_counter() - start
         del out
         rows.append(
-            {'lr_size': size, 'tile': tile, 'tile_pad': args.tile_pad, 'seconds': seconds, 'peak_mem_mb': peak_mb}
+            {'lr_hw': [h, w], 'tile': tile, 'tile_pad': args.tile_pad, 'seconds': seconds, 'peak_mem_mb': peak_mb}
         )
     return rows
 
@@ -967,6 +968,23 @@ def checkpoint_cost(args: argparse.Namespace, device: torch.device) -> list[dict
 # command line and report
 
 
+def _sizes(text: str) -> list[tuple[int, int]]:
+    """An argparse type: comma-separated LR sizes, ``N`` (square) or ``HxW``."""
+    sizes = []
+    for item in (t.strip() for t in text.split(',') if t.strip()):
+        h, _, w = item.partition('x')
+        if not (h.isdigit() and (not w or w.isdigit())) or int(h) < 1 or (w and int(w) < 1):
+            raise argparse.ArgumentTypeError(f'--tiled-sizes: comma-separated N or HxW (LR px), got {item!r}')
+        sizes.append((int(h), int(w or h)))
+    if not sizes:
+        raise argparse.ArgumentTypeError('--tiled-sizes: at least one size')
+    return sizes
+
+
+def _hw(hw: Sequence[int], scale: int = 1) -> str:
+    return f'{hw[0] * scale}x{hw[1] * scale}'
+
+
 def _names(choices: dict | Sequence[str], what: str):
     """An argparse type: a comma-separated list of names from ``choices``, no repeats."""
 
@@ -1009,6 +1027,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f'what to run (default {",".join(DEFAULT_PARTS)}; ae: AE-PSNR after a short AE pretraining)',
     )
     parser.add_argument('--ae-iters', type=int, default=40, help='AE pretraining iterations of the ae part (40)')
+    parser.add_argument(
+        '--tiled-sizes',
+        type=_sizes,
+        help='LR sizes of the inference part, N or HxW, tiled; the largest also whole (default 96,192 on the CPU, '
+        '512,1024 on CUDA; DIV2K: 339x510)',
+    )
+    parser.add_argument('--tile', type=int, help='tile of the inference part, LR px (default 64; CUDA 256)')
+    parser.add_argument('--tile-pad', type=int, help='context around each tile, LR px (default 8; CUDA 16)')
     parser.add_argument('--json', action='store_true', help='print one JSON object as the last line')
     parser.add_argument(
         '--tiny',
@@ -1038,11 +1064,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.steps < 1 or args.batch < 1 or args.ae_iters < 1 or (args.threads is not None and args.threads < 1):
         raise AesopError('--steps, --batch, --ae-iters and --threads must be >= 1')
     if args.tiny:
-        args.infer_size, args.tiled_sizes, args.tile, args.tile_pad = 16, (24, 48), 16, 4
+        defaults = 16, (24, 48), 16, 4
     elif args.device == 'cuda':
-        args.infer_size, args.tiled_sizes, args.tile, args.tile_pad = 64, (512, 1024), 256, 16
+        defaults = 64, (512, 1024), 256, 16
     else:
-        args.infer_size, args.tiled_sizes, args.tile, args.tile_pad = 64, (96, 192), 64, 8
+        defaults = 64, (96, 192), 64, 8
+    args.infer_size = defaults[0]
+    args.tiled_sizes = args.tiled_sizes or [(n, n) for n in defaults[1]]
+    args.tile = defaults[2] if args.tile is None else args.tile
+    args.tile_pad = defaults[3] if args.tile_pad is None else args.tile_pad
+    if args.tile < 1 or args.tile_pad < 0:
+        raise AesopError('--tile must be >= 1 and --tile-pad >= 0')
     return args
 
 
@@ -1250,7 +1282,13 @@ def _run(argv: Sequence[str] | None) -> int:
             how = f'tile {t["tile"]} pad {t["tile_pad"]}' if t['tile'] else 'whole image'
             peak = 'out of memory' if t['peak_mem_mb'] is None else f'{t["peak_mem_mb"]:.0f}'
             rows.append(
-                [f'upscale LR {t["lr_size"]}² -> {t["lr_size"] * SCALE}², {how}', f'{t["seconds"]:.3f}', '', '', peak]
+                [
+                    f'upscale LR {_hw(t["lr_hw"])} -> {_hw(t["lr_hw"], SCALE)}, {how}',
+                    f'{t["seconds"]:.3f}',
+                    '',
+                    '',
+                    peak,
+                ]
             )
         print()
         print(markdown_table([f'inference ({modes[0].key})', 's / image', 'CPU s', 'throughput', 'peak MiB'], rows))

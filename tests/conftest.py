@@ -71,20 +71,25 @@ def zygote() -> Zygote:
     return server
 
 
+def forkable(cmd: list[str], env: dict[str, str]) -> bool:
+    """Whether ``cmd`` may run forked from the zygote (Python, same import-time environment, not disabled)."""
+    return cmd[0] == sys.executable and os.environ.get('AESOP_TEST_NO_ZYGOTE') != '1' and zygote().accepts(env)
+
+
 def spawn(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None):
     """``Popen([sys.executable, …], stdout=PIPE, stderr=STDOUT, text=True)``, forked from the zygote.
 
     ``env`` defaults to this process's with ``OMP_NUM_THREADS=1``, as every run of the tests has.
     """
     cwd, env = cwd or Path.cwd(), {**os.environ, 'OMP_NUM_THREADS': '1'} if env is None else env
-    if zygote().accepts(env):
+    if forkable(cmd, env):
         return zygote().popen(cmd, cwd=cwd, env=env, merge_stderr=True)
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def run_python(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
     """``subprocess.run(cmd, capture_output=True, text=True)``, forked from the zygote when ``cmd`` runs Python."""
-    if cmd[0] == sys.executable and zygote().accepts(env):
+    if forkable(cmd, env):
         return zygote().run(cmd, cwd=cwd, env=env, timeout=timeout)
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 

@@ -57,7 +57,7 @@ def test_tiny_run_reports_every_row_as_json(benchmark, capsys):
         assert flops['per_step_paper_batch'][row] == 16 * flops['per_image'][row] == 16 * flops['per_step'][row]
     assert report['modes']['fp32']['aesop_step_s'] == report['aesop_step_s']  # the first mode is the top level
     assert set(report['peak_mem_mb']) == set(rows) and all(v > 0 for v in report['peak_mem_mb'].values())
-    assert [(t['lr_size'], t['tile']) for t in report['tiled']] == [(24, 16), (48, 16), (48, 0)]
+    assert [(t['lr_hw'], t['tile']) for t in report['tiled']] == [([24, 24], 16), ([48, 48], 16), ([48, 48], 0)]
     assert all(t['seconds'] > 0 and t['peak_mem_mb'] >= 0 for t in report['tiled'])  # RSS: may be reused pages
     assert report['conv_dtype'] == 'float32' and report['tiny'] and report['steps'] == 1
     assert report['ae_psnr'] is None and 'no trained' in report['ae_psnr_note']

@@ -56,6 +56,22 @@ def test_num_gpu_is_read_before_the_process_group_starts(tmp_path):
     assert compat.force_yml_entries(['t.py', '--force_yml', 'a=1', 'b:c=2', '--debug']) == ['a=1', 'b:c=2']
 
 
+def test_random_backbones_are_seeded_he_normal_and_leave_the_global_rng_alone():
+    """AESOP_RANDOM_BACKBONES (set by the tests): the same weights every time, He-normal convolutions
+    (torchvision's VGG init), zero classifier (never run by the feature extractors)."""
+    state = torch.random.get_rng_state()
+    a, b = OfflineZoo().vgg19(pretrained=True), OfflineZoo().alexnet(pretrained=True)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert torch.equal(a.features[0].weight, OfflineZoo().vgg19(pretrained=True).features[0].weight)
+    for net in (a, b):
+        for conv in (m for m in net.features if isinstance(m, torch.nn.Conv2d)):
+            fan_out = conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
+            assert conv.weight.std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.1)
+            assert not conv.bias.any()
+        assert all(not m.weight.any() for m in net.classifier if isinstance(m, torch.nn.Linear))
+        assert not any(p.is_meta for p in net.parameters())
+
+
 def test_offline_vgg_names_the_missing_file(monkeypatch, tmp_path):
     monkeypatch.setenv('AESOP_RANDOM_BACKBONES', '0')
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))

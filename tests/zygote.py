@@ -13,7 +13,7 @@ but skips tearing down the modules, which in a forked child costs ~2.7 s of copy
 ``tests/test_zygote.py`` checks all of that against real subprocesses.
 
 Only runs whose import-time environment (``IMPORT_ENV``) equals the zygote's go through it;
-anything else, and every run when ``AESOP_TEST_NO_ZYGOTE=1``, is a plain subprocess. torchrun
+anything else is a plain subprocess, and every run is when ``AESOP_TEST_NO_ZYGOTE=1`` (``conftest.forkable``). torchrun
 launches its workers itself: those runs stay subprocesses.
 
 Protocol (JSON lines): a request ``{argv, cwd, env, stdout, stderr}`` on the zygote's stdin is
@@ -206,9 +206,7 @@ class Zygote:
 
     def accepts(self, env: dict[str, str]) -> bool:
         """Whether a run with ``env`` would start from the same imports as the zygote did."""
-        return os.environ.get('AESOP_TEST_NO_ZYGOTE') != '1' and all(
-            env.get(key) == self.env.get(key) for key in IMPORT_ENV
-        )
+        return all(env.get(key) == self.env.get(key) for key in IMPORT_ENV)
 
     def popen(self, cmd: list[str], *, cwd: str | Path, env: dict[str, str], merge_stderr: bool, text: bool = True):
         if cmd[0] != sys.executable:
