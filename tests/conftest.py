@@ -72,8 +72,10 @@ def zygote() -> Zygote:
 
 
 def forkable(cmd: list[str], env: dict[str, str]) -> bool:
-    """Whether ``cmd`` may run forked from the zygote (Python, same import-time environment, not disabled)."""
-    return cmd[0] == sys.executable and os.environ.get('AESOP_TEST_NO_ZYGOTE') != '1' and zygote().accepts(env)
+    """Whether ``cmd`` may run forked from the zygote (Linux, Python, same import-time environment, not disabled)."""
+    if sys.platform != 'linux' or cmd[0] != sys.executable or os.environ.get('AESOP_TEST_NO_ZYGOTE') == '1':
+        return False
+    return zygote().accepts(env)
 
 
 def spawn(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None):

@@ -12,9 +12,9 @@ exit status (or signal) is the run's. It ends as an interpreter does in what a r
 but skips tearing down the modules, which in a forked child costs ~2.7 s of copy-on-write.
 ``tests/test_zygote.py`` checks all of that against real subprocesses.
 
-Only runs whose import-time environment (``IMPORT_ENV``) equals the zygote's go through it;
-anything else is a plain subprocess, and every run is when ``AESOP_TEST_NO_ZYGOTE=1`` (``conftest.forkable``). torchrun
-launches its workers itself: those runs stay subprocesses.
+Only Python runs on Linux whose import-time environment (``IMPORT_ENV``) equals the zygote's go
+through it (``conftest.forkable``); anything else is a plain subprocess, and so is every run when
+``AESOP_TEST_NO_ZYGOTE=1``. torchrun launches its workers itself: those stay subprocesses.
 
 Protocol (JSON lines): a request ``{argv, cwd, env, stdout, stderr}`` on the zygote's stdin is
 answered ``{"pid": …}`` at the fork and ``{"exit": pid, "rc": …}`` when the child is reaped (the
@@ -104,8 +104,8 @@ def _child(request: dict) -> NoReturn:
     # objects copied-on-write from the zygote, which took ~2.7 s per run.
     threading._shutdown()
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
     os._exit(status or 0)
 
 
@@ -203,6 +203,10 @@ class Zygote:
         self._tmp = tempfile.TemporaryDirectory(prefix='zygote-')
         self._count = 0
         self.ready = self._next(lambda m: 'ready' in m, timeout=300)
+        if self.ready['threads'] != 1:  # fork copies only the calling thread: another one's locks stay held
+            self.close()
+            threads = self.ready['threads']
+            raise RuntimeError(f'the test zygote runs {threads} threads after its imports: unsafe to fork')
 
     def accepts(self, env: dict[str, str]) -> bool:
         """Whether a run with ``env`` would start from the same imports as the zygote did."""
