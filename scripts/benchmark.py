@@ -2,7 +2,8 @@
 
     python scripts/benchmark.py [--device cpu|cuda] [--modes fp32,bf16,channels_last | --amp bf16 --channels-last] \\
         [--variants esrgan,ldl,aesop,aesop_srresnet] [--batch 2] [--patch 128] [--steps 3] [--threads N] \\
-        [--parts steps,flops,inference,checkpointing,ae] [--ae-iters 40] [--json] [--tiny]
+        [--parts steps,flops,inference,checkpointing,ae] [--ae-iters 40] [--json] [--tiny] \\
+        [--tiled-sizes 96,192 | 339x510] [--tile 64] [--tile-pad 8]
 
 Rows (``--variants``): ESRGAN, LDL and AESOP built from ``options/train_{esrgan,ldl,aesop}_rrdb.yml``
 at the paper's size (RRDBNet nf 64 × 23 blocks; VGG19 perceptual loss with random weights,
@@ -972,10 +973,11 @@ def _sizes(text: str) -> list[tuple[int, int]]:
     """An argparse type: comma-separated LR sizes, ``N`` (square) or ``HxW``."""
     sizes = []
     for item in (t.strip() for t in text.split(',') if t.strip()):
-        h, _, w = item.partition('x')
-        if not (h.isdigit() and (not w or w.isdigit())) or int(h) < 1 or (w and int(w) < 1):
+        h, x, w = item.partition('x')
+        w = w if x else h
+        if not (h.isdigit() and w.isdigit()) or int(h) < 1 or int(w) < 1:
             raise argparse.ArgumentTypeError(f'--tiled-sizes: comma-separated N or HxW (LR px), got {item!r}')
-        sizes.append((int(h), int(w or h)))
+        sizes.append((int(h), int(w)))
     if not sizes:
         raise argparse.ArgumentTypeError('--tiled-sizes: at least one size')
     return sizes

@@ -82,6 +82,12 @@ def test_modes_are_timed_side_by_side_in_one_run(benchmark, capsys):
     assert any(line.startswith('| training step | fp32 s | bf16 s | channels_last s') for line in out)
 
 
+def test_tiled_sizes_take_n_or_h_x_w(benchmark):
+    args = benchmark.parse_args(['--tiled-sizes', '339x510,64', '--tile', '128', '--tile-pad', '0'])
+    assert args.tiled_sizes == [(339, 510), (64, 64)] and (args.tile, args.tile_pad) == (128, 0)
+    assert benchmark.parse_args([]).tiled_sizes == [(96, 96), (192, 192)] and benchmark.parse_args([]).tile == 64
+
+
 def test_the_gpu_checks_flags_still_mean_one_mode(benchmark):
     assert all(flag in benchmark.build_parser().format_help() for flag in ('--amp', '--channels-last', '--json'))
     args = benchmark.parse_args(['--amp', 'bf16', '--channels-last'])
@@ -144,6 +150,9 @@ def test_cpu_info_reads_the_bf16_flags(benchmark):
         ['--parts', 'steps,naive'],
         ['--threads', '0'],
         ['--naive'],
+        ['--tiled-sizes', '339x'],
+        ['--tiled-sizes', '0x5'],
+        ['--tile', '0'],
     ],
 )
 def test_bad_arguments_fail_with_one_line(benchmark, capsys, argv):

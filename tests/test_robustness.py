@@ -640,9 +640,10 @@ def test_an_image_that_does_not_decode_is_skipped_in_training(tiny_data, tmp_pat
     assert re.search(
         rf'cannot read image {re.escape(str(broken))}: missing, unreadable or corrupt: skipped \(1 skipped', out
     )
-    checker = spawn([sys.executable, str(REPO / 'scripts' / 'check_dataset.py'), str(copy / 'train' / 'HR')])
-    out = checker.communicate(timeout=120)[0]
-    assert checker.returncode == 1 and f'{broken}: does not decode' in out, out
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    cmd = [sys.executable, str(REPO / 'scripts' / 'check_dataset.py'), str(copy / 'train' / 'HR')]
+    checker = run_python(cmd, cwd=tmp_path, env=env, timeout=120)
+    assert checker.returncode == 1 and f'{broken}: does not decode' in checker.stdout, checker.stdout + checker.stderr
 
 
 def test_testing_a_checkpoint_with_nan_weights_stops_with_one_line(tiny_data, tmp_path, monkeypatch, capsys):
@@ -715,7 +716,7 @@ def test_a_start_up_error_under_torchrun_is_printed_once(launcher, tiny_data, tm
         '--launcher',
         'pytorch',
     ]
-    proc = run_python(cmd, cwd=tmp_path, env=env, timeout=300)  # torchrun itself stays a subprocess
+    proc = run_python(cmd, cwd=tmp_path, env=env, timeout=300)  # torchrun and all workers stay subprocesses
     output = (proc.stdout + proc.stderr).strip().splitlines()
     lines = [line for line in output if 'aesop: error:' in line]
     assert len(lines) == 1, output  # rank 1 waits: stopped by the agent before it prints
