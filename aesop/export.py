@@ -88,9 +88,8 @@ def export_onnx(gen: Generator, out: Path, *, half: bool = False, opset: int = O
 
     if opset < 17:
         raise AesopError(f'--opset must be at least 17 (LayerNorm, used by SwinIR/DRCT), got {opset}')
-    graph = OnnxGraph(gen.net, multiple=gen.window, scale=gen.scale).eval()
     dtype = torch.float16 if half else torch.float32
-    graph = graph.to(dtype)
+    graph = OnnxGraph(gen.net, multiple=gen.window, scale=gen.scale).eval().to(dtype)
     size = _probe_size(gen)
     example = torch.rand(2, 3, size, size + 1, dtype=dtype, device=next(graph.parameters()).device)
     dims = {'x': {0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO}}
@@ -115,6 +114,8 @@ def export_onnx(gen: Generator, out: Path, *, half: bool = False, opset: int = O
             raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise AesopError(f'ONNX export of {gen.name} failed: {first}') from err
+    finally:
+        graph.float()  # --half cast the generator's own weights for the trace
     return out
 
 
@@ -130,22 +131,24 @@ def check_onnx(gen: Generator, path: Path, *, half: bool = False) -> float | Non
         print(f'onnxruntime cannot load {path.name} on the CPU ({str(err).splitlines()[0]})', file=sys.stderr)
         return None
     size = _probe_size(gen)
-    graph = OnnxGraph(gen.net, multiple=gen.window, scale=gen.scale).eval()
     dtype = torch.float16 if half else torch.float32
+    graph = OnnxGraph(gen.net, multiple=gen.window, scale=gen.scale).eval().to(dtype)
     worst = 0.0
-    for shape in ((1, 3, size + 5, size + 2), (2, 3, size - 2, size + 9)):
-        x = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(dtype)
-        with torch.no_grad():
-            ref = graph.to(dtype)(x.to(next(graph.parameters()).device)).float().cpu().numpy()
-        try:
-            (got,) = session.run(None, {'input': x.numpy()})
-        except Exception as err:
-            print(f'onnxruntime cannot run {path.name} on the CPU ({str(err).splitlines()[0]})', file=sys.stderr)
-            return None
-        if got.shape != ref.shape:
-            raise AesopError(f'{path}: onnxruntime gave {got.shape} for {tuple(shape)}, PyTorch {ref.shape}')
-        worst = max(worst, float(np.abs(got.astype(np.float32) - ref).max()))
-    graph.float()
+    try:
+        for shape in ((1, 3, size + 5, size + 2), (2, 3, size - 2, size + 9)):
+            x = torch.rand(shape, generator=torch.Generator().manual_seed(0)).to(dtype)
+            with torch.no_grad():
+                ref = graph(x.to(next(graph.parameters()).device)).float().cpu().numpy()
+            try:
+                (got,) = session.run(None, {'input': x.numpy()})
+            except Exception as err:
+                print(f'onnxruntime cannot run {path.name} on the CPU ({str(err).splitlines()[0]})', file=sys.stderr)
+                return None
+            if got.shape != ref.shape:
+                raise AesopError(f'{path}: onnxruntime gave {got.shape} for {tuple(shape)}, PyTorch {ref.shape}')
+            worst = max(worst, float(np.abs(got.astype(np.float32) - ref).max()))
+    finally:
+        graph.float()  # the generator's own weights were cast: give them back in fp32, whatever happened
     return worst
 
 

@@ -60,15 +60,17 @@ class ValidationMixin:
             net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
             was_training = net.training
             net.eval()
-            self.output = upscale(
-                net,
-                self.lq,
-                scale=self.opt['scale'],
-                tile=val_opt['tile'],
-                tile_pad=val_opt.get('tile_pad', 16),
-                window=window,
-            )
-            net.train(was_training)
+            try:
+                self.output = upscale(
+                    net,
+                    self.lq,
+                    scale=self.opt['scale'],
+                    tile=val_opt['tile'],
+                    tile_pad=val_opt.get('tile_pad', 16),
+                    window=window,
+                )
+            finally:
+                net.train(was_training)
             return
         h, w = self.lq.shape[-2:]
         if not window or (h % window == 0 and w % window == 0):
