@@ -159,7 +159,11 @@ class Controller(_Section):
 
     form: Literal['finetune', 'pretrain', 'inverse'] | None = None
     """Default: the model's stage."""
-    noise_std: Number = Field(default=0.0, ge=0)
+    noise: Literal['vector', 'scalar'] = 'vector'
+    """N per image: a C_d-vector, one value per channel of e_d (Sec. 4.3: "the vector n is a C_d-dimensional
+    random vector and n ∼ N(0, I)"), or one number scaling all of e_d alike (scalar: this project's variant)."""
+    noise_std: Number = Field(default=1.0, ge=0)
+    """N's standard deviation (the paper's n ∼ N(0, I): 1)."""
     redraw: bool = True
     """N drawn every step for every image; false: one n for the whole run."""
     grad: bool = False
@@ -225,6 +229,21 @@ class Train(_Section):
         return data
 
 
+class SaveBest(_Section):
+    """``val.save_best``: keep the generator of the best validation as ``models/net_g_best.pth`` (any model).
+
+    Paper 003, Sec. 5: "we split a validation set from the testing data and use the early stopping strategy".
+    The iteration and value are logged, written beside it (``net_g_best.json``) and kept in the training state,
+    so a resumed run replaces the file only with a better one."""
+
+    metric: str
+    """A key of ``val.metrics``: its mean over the validation set decides."""
+    better: Literal['higher', 'lower'] | None = None
+    """Default: the metric's own ``better`` (basicsr's key; ``higher`` when it has none)."""
+    dataset: str | None = None
+    """The ``name`` of the validation set that decides (default: the first one)."""
+
+
 class Val(_Section):
     val_freq: Number | None = Field(default=None, gt=0)
     """Validate every n iterations."""
@@ -242,6 +261,8 @@ class Val(_Section):
     """Validate tile by tile (input px; 0: whole images)."""
     tile_pad: int = Field(default=16, ge=0)
     """Context px around each tile."""
+    save_best: SaveBest | None = None
+    """Early stopping: keep the best validation's generator (training)."""
     # basicsr's StyleGAN2 and video models
     num_val_samples: int | None = None
     flip_seq: bool | None = None
@@ -346,6 +367,28 @@ class OptionFile(_Section):
     world_size: int | None = None
     auto_resume: bool | None = None
     root_path: str | None = None
+
+    @model_validator(mode='after')
+    def _save_best_names_a_validation(self) -> OptionFile:
+        """``val.save_best`` names one of ``val.metrics`` and, with ``dataset``, a validation set."""
+        rule = self.val.save_best if self.val else None
+        if rule is None:
+            return self
+        metrics = self.val.metrics or {}
+        if rule.metric not in metrics:
+            raise ValueError(
+                f'val.save_best.metric {rule.metric!r} is not one of val.metrics: {did_you_mean(rule.metric, metrics)}'
+                f'(known: {", ".join(metrics) or "none"})'
+            )
+        names = [d.name for phase, d in self.datasets.items() if phase.split('_')[0] == 'val']
+        if not names and self.train is not None:
+            raise ValueError('val.save_best needs a validation set (datasets.val) to pick the best iteration')
+        if rule.dataset is not None and rule.dataset not in names:
+            raise ValueError(
+                f'val.save_best.dataset {rule.dataset!r} is not the name of a validation set: '
+                f'{did_you_mean(rule.dataset, [n for n in names if n])}(known: {", ".join(map(str, names)) or "none"})'
+            )
+        return self
 
 
 def _schema(section: str) -> type[_Section] | None:

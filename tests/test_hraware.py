@@ -61,13 +61,19 @@ def test_hqi_is_one_minus_lpips_of_the_bicubic_upsampled_lr():
 
 def test_both_controller_forms_and_the_noise():
     q = torch.tensor([0.2, 0.9])
-    torch.testing.assert_close(controller(q), q)  # finetuning: n + HQI
-    torch.testing.assert_close(controller(q, form='pretrain'), 1 - q)  # pretraining: n + (1 − HQI)
-    torch.testing.assert_close(controller(q, form='inverse'), 1 - q)  # Tab. 4's inverted finetuning
+    torch.testing.assert_close(controller(q), q[:, None])  # finetuning: n + HQI
+    torch.testing.assert_close(controller(q, form='pretrain'), 1 - q[:, None])  # pretraining: n + (1 − HQI)
+    torch.testing.assert_close(controller(q, form='inverse'), 1 - q[:, None])  # Tab. 4's inverted finetuning
     torch.manual_seed(0)
-    noisy = controller(q, noise_std=0.1)
+    noisy = controller(q, noise_std=1.0, channels=4)  # the paper's n: a C_d-vector ~ N(0, I) per image
     torch.manual_seed(0)
-    torch.testing.assert_close(noisy, q + 0.1 * torch.randn(2))
+    n = torch.randn(2, 4)
+    expected = torch.tensor([[0.2 + n[0, c].item() for c in range(4)], [0.9 + n[1, c].item() for c in range(4)]])
+    torch.testing.assert_close(noisy, expected)
+    torch.manual_seed(0)
+    scalar = controller(q, noise_std=0.1)  # one n per image (this project's scalar form)
+    torch.manual_seed(0)
+    torch.testing.assert_close(scalar, (q + 0.1 * torch.randn(2))[:, None])
     with pytest.raises(AesopError, match='controller form'):
         controller(q, form='both')
 
@@ -97,6 +103,15 @@ def test_the_reconstructor_maps_hr_to_lr_size_styled_by_s():
     out = net(lr, hr, s=torch.tensor([0.5, 1.5]))
     assert out.shape == (2, 3, 8, 8)
     assert not torch.allclose(net(lr, hr, s=0.5), net(lr, hr, s=1.5))  # s scales the style
+    e_d = net.degradation(lr)
+    vector = torch.rand(2, TINY['deg_dim'])  # the paper's s: one value per channel of e_d (Sec. 4.3)
+    for b in range(2):
+        for c in range(TINY['deg_dim']):
+            assert net.style(vector, e_d)[b, c].item() == pytest.approx(vector[b, c].item() * e_d[b, c].item())
+    torch.testing.assert_close(net(lr, hr, s=torch.full((2, TINY['deg_dim']), 0.5)), net(lr, hr, s=0.5))
+    assert not torch.allclose(net(lr, hr, s=vector), net(lr, hr, s=vector.mean(1)))
+    with pytest.raises(AesopError, match=r'the controller s has shape \(2, 3\)'):
+        net(lr, hr, s=torch.rand(2, 3))
     with pytest.raises(AesopError, match='not a multiple of scale 2'):
         net(lr, torch.rand(2, 3, 15, 16))
 
@@ -237,12 +252,32 @@ def test_controller_noise_once_or_every_step_and_its_gradient(tiny_data, tmp_pat
     torch.testing.assert_close(first, second)  # one n for the run
     assert not first.requires_grad  # s carries no gradient by default
     quality = hqi(lr, sr.detach(), model.lpips)
-    torch.testing.assert_close(first - quality, torch.full_like(quality, model.fixed_noise))
+    assert first.shape == (2, TINY['deg_dim']) and model.fixed_noise.shape == (1, TINY['deg_dim'])
+    torch.testing.assert_close(first - quality[:, None], model.fixed_noise.expand(2, -1))
     model = finetune_model(tiny_data, tmp_path, controller={'form': 'finetune', 'noise_std': 0.5})
     assert not torch.equal(model.controller_value(lr, sr), model.controller_value(lr, sr))  # redrawn
     model = finetune_model(tiny_data, tmp_path, controller={'form': 'finetune', 'grad': True})
     model.controller_value(lr, sr).sum().backward()
     assert sr.grad is not None and sr.grad.abs().sum() > 0
+
+
+def test_the_controllers_default_is_the_papers_vector_noise_of_std_1(tiny_data, tmp_path):
+    """Sec. 4.3: "the vector n is a C_d-dimensional random vector and n ∼ N(0, I)"."""
+    lr, sr = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 64, 64)
+    model = finetune_model(tiny_data, tmp_path, controller={'form': 'finetune'})
+    assert (model.control['noise'], model.control['noise_std'], model.control['channels']) == ('vector', 1.0, 16)
+    quality = hqi(lr, sr, model.lpips)
+    torch.manual_seed(3)
+    s = model.controller_value(lr, sr)
+    torch.manual_seed(3)
+    torch.testing.assert_close(s, quality[:, None] + torch.randn(2, TINY['deg_dim']))
+    model = finetune_model(tiny_data, tmp_path, controller={'noise': 'scalar', 'noise_std': 0.25})
+    torch.manual_seed(3)
+    s = model.controller_value(lr, sr)
+    torch.manual_seed(3)
+    torch.testing.assert_close(s, quality[:, None] + 0.25 * torch.randn(2, 1))
+    model.feed_data({'lq': lr})
+    model.optimize_parameters(1)  # an (N, 1) s styles e_d too
 
 
 def test_the_demos_target_domain_is_a_fixed_degradation(tiny_data, tmp_path):

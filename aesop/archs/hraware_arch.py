@@ -82,7 +82,7 @@ class AesopHRAwareReconstructor(nn.Module):
         super().__init__()
         if scale < 1:
             raise OptionValueError(f'AesopHRAwareReconstructor: scale must be >= 1, got {scale}')
-        self.scale = scale
+        self.scale, self.deg_dim = scale, deg_dim
         self.deg_encoder = nn.Sequential(
             _trunk(3, num_feat_deg, num_block_deg),
             nn.Conv2d(num_feat_deg, num_feat_deg, 3, 1, 1),
@@ -122,12 +122,23 @@ class AesopHRAwareReconstructor(nn.Module):
             x = block(x, style)
         return self.rec_last(x)
 
+    def style(self, s: torch.Tensor | float, e_d: torch.Tensor) -> torch.Tensor:
+        """s·e_d, element-wise (Eq. 4): ``s`` a number, one value per image (N,) or (N, 1), or the
+        paper's C_d-vector per image (N, deg_dim) (Sec. 4.3); ``e_d`` (N, deg_dim)."""
+        s = torch.as_tensor(s, dtype=e_d.dtype, device=e_d.device)
+        s = s.reshape(-1, 1) if s.dim() < 2 else s
+        if s.dim() != 2 or s.shape[1] not in (1, self.deg_dim) or s.shape[0] not in (1, e_d.shape[0]):
+            raise OptionValueError(
+                f'AesopHRAwareReconstructor: the controller s has shape {tuple(s.shape)}; e_d has '
+                f'{tuple(e_d.shape)} (s: a number, (N,), (N, 1) or (N, {self.deg_dim}))'
+            )
+        return s * e_d
+
     def forward(self, lr: torch.Tensor, hr: torch.Tensor, s: torch.Tensor | float = 1.0, return_features: bool = False):
-        """X̂ = R(s·E_deg(lr), E_img(hr)) (Eq. 4); ``s``: a number or one value per image, (N,). With
-        ``return_features``, ``(X̂, e_im)`` (FAR's input; through ``forward`` so DDP sees the whole step)."""
-        s = torch.as_tensor(s, dtype=lr.dtype, device=lr.device).reshape(-1, 1)
+        """X̂ = R(s·E_deg(lr), E_img(hr)) (Eq. 4); ``s``: see :meth:`style`. With ``return_features``,
+        ``(X̂, e_im)`` (FAR's input; through ``forward`` so DDP sees the whole step)."""
         e_im = self.image_features(hr)
-        out = self.reconstruct(s * self.degradation(lr), e_im)
+        out = self.reconstruct(self.style(s, self.degradation(lr)), e_im)
         return (out, e_im) if return_features else out
 
 

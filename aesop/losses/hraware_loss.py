@@ -67,13 +67,23 @@ def controller(
     *,
     form: Literal['finetune', 'pretrain', 'inverse'] = 'finetune',
     noise_std: float = 0.0,
+    channels: int = 1,
 ) -> torch.Tensor:
-    """The controller s of Eq. 8 from HQI values (N,): ``n + HQI`` in finetuning, ``n + (1 − HQI)`` in
-    pretraining and in Tab. 4's inverted finetuning (``inverse``); n ~ N(0, noise_std²), drawn per image."""
+    """The controller s of Eq. 8 from HQI values (N,), as (N, ``channels``): ``n + HQI`` in finetuning,
+    ``n + (1 − HQI)`` in pretraining and in Tab. 4's inverted finetuning (``inverse``).
+
+    Paper 003, Sec. 4.3: "the vector n is a C_d-dimensional random vector and n ∼ N(0, I), which helps
+    the robustness": with ``channels`` = C_d (e_d's size) every image gets its own n, one value per
+    channel of e_d, with HQI broadcast over the channels; ``noise_std`` is n's standard deviation (the
+    paper: 1). ``channels=1`` is one n per image, scaling all of e_d alike (this project's scalar form)."""
     if form not in ('finetune', 'pretrain', 'inverse'):
         raise OptionValueError(f"controller form must be 'finetune', 'pretrain' or 'inverse', got {form!r}")
-    base = quality if form == 'finetune' else 1 - quality
-    return base + noise_std * torch.randn_like(base) if noise_std else base
+    if channels < 1:
+        raise OptionValueError(f'controller: channels must be >= 1, got {channels}')
+    base = (quality if form == 'finetune' else 1 - quality).reshape(-1, 1).expand(-1, channels)
+    if not noise_std:
+        return base
+    return base + noise_std * torch.randn(base.shape, dtype=base.dtype, device=base.device)
 
 
 def high_frequency_map(img: torch.Tensor) -> torch.Tensor:

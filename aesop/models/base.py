@@ -35,7 +35,8 @@ class AesopModelMixin:
     - the training state records the file and SHA-256 of every frozen auto-encoder ψ (L_AESOP), and
       :meth:`resume_training` refuses a ψ whose file changed since (``train.allow_psi_change: true``
       allows it), so a resumed run never trains against another ψ without saying so; a learning
-      rate changed in the option file is reported (the saved optimiser state keeps the old one).
+      rate changed in the option file is reported (the saved optimiser state keeps the old one);
+    - the training state also keeps ``val.save_best``'s record (:meth:`ValidationMixin.keep_best`).
     """
 
     def frozen_autoencoders(self) -> dict[str, dict[str, str]]:
@@ -48,7 +49,7 @@ class AesopModelMixin:
 
     def extra_training_state(self) -> dict:
         """What the training state stores beyond basicsr's (see :meth:`save_training_state`)."""
-        return {'autoencoders': self.frozen_autoencoders()}
+        return {'autoencoders': self.frozen_autoencoders(), 'best_checkpoint': getattr(self, 'best_checkpoint', None)}
 
     def _nonfinite(self) -> str | None:
         """The first non-finite thing a checkpoint would contain, described; ``None`` if all is finite."""
@@ -118,6 +119,7 @@ class AesopModelMixin:
                     f'optimizer {i}: lr {now} in the option file but {before} in the training state: the resumed '
                     f'run keeps {before} and its schedule (basicsr restores the optimizer and scheduler states)'
                 )
+        self.restore_best(resume_state)
         super().resume_training(resume_state)
 
     def model_to_device(self, net: nn.Module) -> nn.Module:

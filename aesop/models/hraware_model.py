@@ -11,8 +11,9 @@ Two stages, two models:
   optimiser, never saved with M, not wrapped in DDP.
 
 Options (``train``): ``rec_opt`` (``AesopLRReconstructionLoss``), ``far_opt``
-(``AesopFeatureAlignmentLoss``; leave it out: no FAR), ``controller: {form, noise_std}`` (leave it
-out: s = 1, LWay's baseline; ``form: inverse`` is Tab. 4's inverted finetuning), and in finetuning
+(``AesopFeatureAlignmentLoss``; leave it out: no FAR), ``controller: {form, noise, noise_std, redraw, grad}``
+(leave it out: s = 1, LWay's baseline; ``form: inverse`` is Tab. 4's inverted finetuning; n is the paper's
+C_d-vector ~ N(0, I) by default, Sec. 4.3), and in finetuning
 ``anchor_opt`` (an ``AesopLoss``: this project's extension, off by default, see the class).
 """
 
@@ -34,6 +35,7 @@ from aesop.losses.hraware_loss import controller, hqi
 from aesop.metrics.metrics import lpips_net
 from aesop.models.base import AesopModelMixin
 from aesop.models.validation import ValidationMixin
+from aesop.schema import Controller
 from aesop.utils import random_backbones
 from aesop.weights import file_digest, freeze, load_weights
 
@@ -67,25 +69,34 @@ class _HRAwareBase(AesopModelMixin, ValidationMixin, SRModel):
         clip = build_network(copy.deepcopy(self.opt['network_clip'])) if self.cri_far else None
         self.clip = freeze(clip.to(self.device)) if clip is not None else None
         control = train_opt.get('controller')
-        given = {k: v for k, v in (control or {}).items() if v is not None}
-        defaults = {'form': self.CONTROLLER_FORM, 'noise_std': 0.0, 'redraw': True, 'grad': False}
-        self.control = None if control is None else {**defaults, **given}
-        self.fixed_noise = float(torch.randn(())) * self.control['noise_std'] if self.control else 0.0
+        self.control = None if control is None else Controller.model_validate(control).model_dump()
+        if self.control is not None:
+            self.control['form'] = self.control['form'] or self.CONTROLLER_FORM
+            self.control['channels'] = self.reconstructor().deg_dim if self.control['noise'] == 'vector' else 1
+            if not self.control['redraw']:  # one n for the whole run, drawn from the seeded generator
+                noise = torch.randn(1, self.control['channels']).to(self.device)
+                self.fixed_noise = self.control['noise_std'] * noise
         self.lpips = lpips_net('alex', self.device, random_backbones()) if self.control else None
         self.setup_optimizers()
         self.setup_schedulers()
 
+    def reconstructor(self) -> torch.nn.Module:
+        """The LR reconstruction network whose e_d the controller scales (here: the one being trained)."""
+        return self.get_bare_model(self.net_g)
+
     def controller_value(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor | float:
-        """s of Eq. 8 for a batch; 1 without ``train.controller``. Options: ``form``, ``noise_std``, ``redraw``
-        (n drawn every step for every image, default; ``false``: one n for the whole run) and ``grad`` (s
-        carries HQI's gradient to M, finetuning only; default ``false``)."""
+        """s of Eq. 8 for a batch, (N, C_d) (``noise: vector``, the paper's) or (N, 1) (``noise: scalar``);
+        1 without ``train.controller``. The options are :class:`aesop.schema.Controller`'s: ``form``,
+        ``noise``, ``noise_std``, ``redraw`` (n drawn every step for every image, default; ``false``: one n
+        for the whole run) and ``grad`` (s carries HQI's gradient to M, finetuning only; default ``false``)."""
         if self.control is None:
             return 1.0
         with torch.set_grad_enabled(bool(self.control['grad']) and torch.is_grad_enabled()):
             quality = hqi(lr, hr.clamp(0, 1), self.lpips)
+        form, channels = self.control['form'], self.control['channels']
         if self.control['redraw']:
-            return controller(quality, form=self.control['form'], noise_std=self.control['noise_std'])
-        return controller(quality, form=self.control['form']) + self.fixed_noise
+            return controller(quality, form=form, noise_std=self.control['noise_std'], channels=channels)
+        return controller(quality, form=form, channels=channels) + self.fixed_noise
 
     def far(self, recon: torch.nn.Module, e_im: torch.Tensor, hr: torch.Tensor) -> torch.Tensor | None:
         """Φ_far(hr) (Eq. 9) with E_img's features ``e_im`` and the reconstruction network's T_a, T_m."""
@@ -207,6 +218,10 @@ class AesopHRAwareFinetuneModel(_HRAwareBase):
         self.net_start = freeze(copy.deepcopy(self.get_bare_model(self.net_g))) if anchor else None
         get_root_logger().info('HR-aware finetuning: only network_g learns; R, E_deg, E_img and CLIP are frozen')
 
+    def reconstructor(self) -> torch.nn.Module:
+        """The frozen LR reconstruction network."""
+        return self.recon
+
     def frozen_autoencoders(self) -> dict[str, dict[str, str]]:
         """The frozen files a resumed run must find unchanged: R, E_deg, E_img and the anchor's ψ."""
         frozen = {'network_recon': self.recon_file}
@@ -221,8 +236,7 @@ class AesopHRAwareFinetuneModel(_HRAwareBase):
         e_im = self.recon.image_features(self.output)  # frozen weights: the gradient reaches M only
         with torch.no_grad():
             e_d = self.recon.degradation(self.lq)
-        style = torch.as_tensor(s, device=self.device).reshape(-1, 1) * e_d
-        reconstruction = self.recon.reconstruct(style, e_im)
+        reconstruction = self.recon.reconstruct(self.recon.style(s, e_d), e_im)
         loss_dict = OrderedDict(l_rec=self.cri_rec(reconstruction, self.lq))
         far = self.far(self.recon, e_im, self.output)
         if far is not None:

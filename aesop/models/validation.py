@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from os import path as osp
 from pathlib import Path
@@ -21,8 +22,40 @@ from aesop.errors import AesopError
 from aesop.metrics import metric_device
 from aesop.metrics.scoring import needs_reference, score, write_image_csv
 from aesop.utils import markdown_table
+from aesop.weights import atomic_write
 
 STALE = ('gt', 'gt_usm', 'lq', 'output', 'bottleneck')  # per-batch tensors, dropped around each image
+BEST = 'net_g_best'  # val.save_best's checkpoint (models/net_g_best.pth) and its record (.json)
+
+
+def save_best_rule(opt: dict) -> dict | None:
+    """``val.save_best`` with its defaults resolved (``{'metric', 'better', 'dataset'}``), or ``None``."""
+    rule = (opt.get('val') or {}).get('save_best')
+    if not rule:
+        return None
+    metric_opt = opt['val']['metrics'][rule['metric']]
+    first = next((d.get('name') for phase, d in opt['datasets'].items() if phase.split('_')[0] == 'val'), None)
+    return {
+        'metric': rule['metric'],
+        'better': rule.get('better') or metric_opt.get('better', 'higher'),
+        'dataset': rule.get('dataset') or first,
+    }
+
+
+def is_better(value: float, than: dict | None) -> bool:
+    """Whether ``value`` beats the record ``than`` (``{'value', 'better', …}``; ``None``: anything does)."""
+    if than is None:
+        return True
+    return value < than['value'] if than['better'] == 'lower' else value > than['value']
+
+
+def read_best_record(models_dir: str | Path) -> dict | None:
+    """The record beside ``net_g_best.pth`` (what it scored, at which iteration), or ``None``."""
+    path = Path(models_dir) / f'{BEST}.json'
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 class ValidationMixin:
@@ -136,11 +169,49 @@ class ValidationMixin:
                 record[name] = {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
             self._update_best_metric_result(dataset_name, name, value, current_iter)
         self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
-        if not self.opt['is_train']:
+        if self.opt['is_train']:
+            self.keep_best(dataset_name, current_iter)
+        else:
             folder = Path(self.opt['path']['results_root'])
             write_image_table(folder / f'{dataset_name}.csv', rows, self.metric_results)
             self._metric_rows = {**getattr(self, '_metric_rows', {}), dataset_name: dict(self.metric_results)}
             write_metric_table(folder, self.opt['name'], self._metric_rows)
+
+    def keep_best(self, dataset_name: str, current_iter: int) -> None:
+        """``val.save_best``: write ``models/net_g_best.pth`` (G, and its EMA) and its record when this
+        validation beats :attr:`best_checkpoint`, the best so far (paper 003, Sec. 5: early stopping)."""
+        rule = save_best_rule(self.opt)
+        if rule is None or dataset_name != rule['dataset']:
+            return
+        value = self.metric_results[rule['metric']]
+        if not is_better(value, getattr(self, 'best_checkpoint', None)):
+            return
+        if hasattr(self, 'net_g_ema'):
+            self.save_network([self.net_g, self.net_g_ema], 'net_g', 'best', param_key=['params', 'params_ema'])
+        else:
+            self.save_network(self.net_g, 'net_g', 'best')
+        # basicsr's last validation after training is labelled past total_iter: it scores the last iteration's G
+        iteration = min(current_iter, self.opt['train']['total_iter'])
+        self.best_checkpoint = {**rule, 'value': value, 'iter': iteration}
+        write_best_record(Path(self.opt['path']['models']), self.best_checkpoint)
+        get_root_logger().info(
+            f'Best {rule["metric"]} on {dataset_name}: {value:.4f} at iteration {iteration} '
+            f'({rule["better"]} is better): saved {BEST}.pth'
+        )
+
+    def restore_best(self, resume_state: dict) -> None:
+        """On resume: the best so far is the training state's, or the record beside ``net_g_best.pth`` when that
+        one is better (the interrupted run went on past the state): the file is only ever replaced by a better one."""
+        best = resume_state.get('best_checkpoint')
+        on_disk = read_best_record(self.opt['path']['models'])
+        if on_disk is not None and save_best_rule(self.opt) is not None and is_better(on_disk['value'], best):
+            if best is not None:
+                get_root_logger().info(
+                    f'{BEST}.pth (iteration {on_disk["iter"]}, {on_disk["metric"]} {on_disk["value"]:.4f}) is better '
+                    f"than the training state's best: the resumed run keeps it until it beats it"
+                )
+            best = on_disk
+        self.best_checkpoint = best
 
     def _score_images(self, dataloader, dataset_name: str, metrics: dict, current_iter, save_img: bool) -> dict:
         """``{image: {metric: value}}`` for the images of ``dataloader`` (saved when ``save_img``)."""
@@ -181,6 +252,12 @@ class ValidationMixin:
             return vis / img_name / f'{img_name}{tag}_{current_iter}.png'
         suffix = self.opt['val'].get('suffix') or self.opt['name']
         return vis / dataset_name / f'{img_name}{tag}_{suffix}.png'
+
+
+@master_only
+def write_best_record(models_dir: Path, record: dict) -> None:
+    """``net_g_best.json``: the record of ``net_g_best.pth``, written atomically after it."""
+    atomic_write(models_dir / f'{BEST}.json', (json.dumps(record, indent=2) + '\n').encode())
 
 
 @master_only
