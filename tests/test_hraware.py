@@ -180,6 +180,7 @@ def tiny_stage(name: str, data, tmp_path) -> dict:
         train.update(dataroot_gt=str(data / 'train' / 'HR'), gt_size=64)
         opt['gt_size'] = 64
     val.update(dataroot_gt=str(data / 'val' / 'HR'), dataroot_lq=str(data / 'val' / 'LR_bicubic' / 'X4'))
+    val.pop('meta_info_file', None)  # the split of the paper's test set: every tiny validation image here
     opt['train'].update(total_iter=2)
     opt['train']['rec_opt']['lpips_weight'] = 0  # AlexNet-LPIPS needs more than the tiny 16-px LR images
     opt['val'].update(val_freq=2)
@@ -203,8 +204,13 @@ def test_both_stages_train_two_iterations_and_finetuning_reads_the_pretrained_ne
     finetune['path'].update(pretrain_network_g=str(tmp_path / 'm.pth'), pretrain_network_recon=str(checkpoint))
     proc = run_entry('train', write_yaml(finetune, tmp_path / 'ft.yml'), tmp_path)
     assert 'l_rec' in proc.stdout + proc.stderr and 'l_far' in proc.stdout + proc.stderr
-    saved = torch.load(tmp_path / 'experiments' / 'finetune_hraware_realesrgan' / 'models' / 'net_g_latest.pth')
+    models = tmp_path / 'experiments' / 'finetune_hraware_realesrgan' / 'models'
+    saved = torch.load(models / 'net_g_latest.pth')
     assert set(saved['params']) == set(m.state_dict())  # M only: nothing of R, E_deg, E_img or CLIP
+    best = torch.load(models / 'net_g_best.pth')  # early stopping on the validation split (val.save_best: lpips)
+    assert set(best) == {'params', 'params_ema'} and set(best['params']) == set(m.state_dict())
+    log = next((tmp_path / 'experiments' / 'finetune_hraware_realesrgan').glob('train_*.log')).read_text()
+    assert 'Best lpips on RealSR_Canon_val' in log and 'saved net_g_best.pth' in log
 
 
 def finetune_model(tiny_data, tmp_path, **train):

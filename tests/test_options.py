@@ -41,7 +41,11 @@ PAPER_FILES = """train_ae train_aesop_rrdb train_aesop_rrdb256 train_aesop_swini
     train_ae_realworld train_aesop_realworld train_aesop_realworld_paper train_ldl_realworld test_realworld
     test_esrgan test_spsr
     train_aesop_drct train_ldl_drct test_drct
-    test_rrdb test_swinir test_ae demo/train_psnr demo/train_ae demo/train_aesop demo/test_aesop""".split()
+    test_rrdb test_swinir test_ae demo/train_psnr demo/train_ae demo/train_aesop demo/test_aesop
+    train_hraware_recon train_hraware_recon_s_only train_hraware_recon_far_only train_lway_recon
+    finetune_hraware_realesrgan finetune_hraware_realesrgan_s_only finetune_hraware_realesrgan_far_only
+    finetune_lway_realesrgan finetune_hraware_realesrgan_inverse finetune_hraware_swinir finetune_lway_swinir
+    test_hraware test_hraware_swinir""".split()
 
 
 def test_the_paper_option_files_exist():

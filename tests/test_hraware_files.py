@@ -1,0 +1,138 @@
+"""Paper 003's option files hold the paper's settings: degradations, the ablations' pretraining, early stopping,
+the SwinIR-GAN rows; and the validation split's script."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from conftest import REPO, load_yaml, run_python
+
+OPTIONS = REPO / 'options'
+FINETUNING = sorted(OPTIONS.glob('finetune_*.yml')) + [OPTIONS / 'demo' / 'finetune_hraware.yml']
+
+# Real-ESRGAN ×4's second-order degradation (Real-ESRGAN's options/train_realesrgan_x4plus.yml), written out here
+REAL_ESRGAN_X4 = {
+    'resize_prob': [0.2, 0.7, 0.1], 'resize_range': [0.15, 1.5], 'gaussian_noise_prob': 0.5, 'noise_range': [1, 30],
+    'poisson_scale_range': [0.05, 3], 'gray_noise_prob': 0.4, 'jpeg_range': [30, 95], 'second_blur_prob': 0.8,
+    'resize_prob2': [0.3, 0.4, 0.3], 'resize_range2': [0.3, 1.2], 'gaussian_noise_prob2': 0.5, 'noise_range2': [1, 25],
+    'poisson_scale_range2': [0.05, 2.5], 'gray_noise_prob2': 0.4, 'jpeg_range2': [30, 95],
+}  # fmt: skip
+REAL_ESRGAN_X4_KERNELS = {
+    'blur_kernel_size': 21, 'kernel_prob': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], 'sinc_prob': 0.1,
+    'blur_sigma': [0.2, 3], 'betag_range': [0.5, 4], 'betap_range': [1, 2], 'blur_kernel_size2': 21,
+    'kernel_prob2': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], 'sinc_prob2': 0.1, 'blur_sigma2': [0.2, 1.5],
+    'betag_range2': [0.5, 4], 'betap_range2': [1, 2], 'final_sinc_prob': 0.8,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    'name', ['train_hraware_recon', 'train_hraware_recon_s_only', 'train_hraware_recon_far_only', 'train_lway_recon']
+)
+def test_pretraining_degrades_as_real_esrgan_x4(name):
+    """Sec. 5.1: DIV2K's GT "through the second-order degradation pipeline [32]" (Real-ESRGAN)."""
+    opt = load_yaml(OPTIONS / f'{name}.yml')
+    assert {k: opt[k] for k in REAL_ESRGAN_X4} == REAL_ESRGAN_X4
+    train = opt['datasets']['train']
+    assert {k: train[k] for k in REAL_ESRGAN_X4_KERNELS} == REAL_ESRGAN_X4_KERNELS
+
+
+def parts(opt: dict) -> tuple[bool, bool]:
+    """(controller, FAR) of a stage's option file."""
+    return 'controller' in opt['train'], 'far_opt' in opt['train']
+
+
+@pytest.mark.parametrize('path', FINETUNING, ids=lambda p: p.relative_to(OPTIONS).as_posix())
+def test_each_finetuning_reads_a_pretraining_with_the_same_controller_and_far(path):
+    """Tab. 2's baseline is "without the controller s in the pretraining and finetuning stages"; Fig. 7's networks
+    differ by the controller and "neither network utilizes FAR": each finetuning reads its own pretraining."""
+    opt = load_yaml(path)
+    recon = opt['path']['pretrain_network_recon']
+    pretraining = {load_yaml(p)['name']: p for p in (*OPTIONS.glob('train_*recon*.yml'), *OPTIONS.glob('demo/*.yml'))}
+    name = recon.split('/')[1]  # experiments/<name>/models/...
+    assert name in pretraining, recon
+    assert parts(opt) == parts(load_yaml(pretraining[name])), (path.name, pretraining[name].name)
+
+
+def test_tab2s_rows_have_their_own_pretraining():
+    rows = {
+        'finetune_lway_realesrgan': (False, False),
+        'finetune_hraware_realesrgan_s_only': (True, False),
+        'finetune_hraware_realesrgan_far_only': (False, True),
+        'finetune_hraware_realesrgan': (True, True),
+    }
+    recon = {name: load_yaml(OPTIONS / f'{name}.yml')['path']['pretrain_network_recon'] for name in rows}
+    assert len(set(recon.values())) == 4
+    for name, expected in rows.items():
+        assert parts(load_yaml(OPTIONS / f'{name}.yml')) == expected
+
+
+@pytest.mark.parametrize('path', FINETUNING, ids=lambda p: p.relative_to(OPTIONS).as_posix())
+def test_finetuning_stops_early_on_a_split_of_the_target_domain(path):
+    """Sec. 5: "we split a validation set from the testing data and use the early stopping strategy"."""
+    opt = load_yaml(path)
+    rule = opt['val']['save_best']
+    assert rule['metric'] in opt['val']['metrics'] and opt['val']['val_freq']
+    if rule['metric'] == 'lpips':
+        assert opt['val']['metrics']['lpips']['better'] == 'lower'
+    if path.parent == OPTIONS:  # the paper's files: the split lists images of the folders finetuning trains on
+        val, train = opt['datasets']['val'], opt['datasets']['train']
+        assert val['meta_info_file'].startswith(val['dataroot_lq'].rsplit('/', 1)[0])
+        assert val['dataroot_lq'] == train['dataroot_lq']
+
+
+@pytest.mark.parametrize('name', ['test_hraware', 'test_hraware_swinir', 'demo/test_hraware'])
+def test_the_test_files_score_the_early_stopped_generator(name):
+    assert load_yaml(OPTIONS / f'{name}.yml')['path']['pretrain_network_g'].endswith('/net_g_best.pth')
+
+
+# SwinIR's main_test_swinir.py, task real_sr (not the large model): the published real-world ×4 SwinIR-GAN
+SWINIR_M_REAL_X4 = {
+    'upscale': 4, 'in_chans': 3, 'img_size': 64, 'window_size': 8, 'img_range': 1.0, 'depths': [6] * 6,
+    'embed_dim': 180, 'num_heads': [6] * 6, 'mlp_ratio': 2.0, 'upsampler': 'nearest+conv', 'resi_connection': '1conv',
+}  # fmt: skip
+
+
+@pytest.mark.parametrize('name', ['finetune_hraware_swinir', 'finetune_lway_swinir', 'test_hraware_swinir'])
+def test_the_swinir_gan_files_build_the_published_real_world_swinir(name):
+    """spandrel reads the network's hyper-parameters back from its state dict (as it does from the published file):
+    they are the real-world SwinIR-M's, so the published checkpoint fits."""
+    from basicsr.archs import build_network
+    from spandrel import ModelLoader
+
+    opt = load_yaml(OPTIONS / f'{name}.yml')
+    net = build_network(dict(opt['network_g']))
+    found = ModelLoader().load_from_state_dict(net.state_dict()).model.hyperparameters
+    assert {k: found[k] for k in SWINIR_M_REAL_X4} == SWINIR_M_REAL_X4
+    assert opt['path']['param_key_g'] == 'params_ema'  # the published real-world SwinIR files' key
+
+
+def split(tmp_path, *args: str):
+    cmd = [sys.executable, str(REPO / 'scripts' / 'split_validation.py'), *args]
+    return run_python(cmd, cwd=tmp_path, env={'PATH': '/usr/bin:/bin', 'OMP_NUM_THREADS': '1'}, timeout=120)
+
+
+def test_the_validation_split_is_drawn_from_the_pairs_and_repeatable(tmp_path):
+    gt, lq = tmp_path / 'HR', tmp_path / 'LR'
+    gt.mkdir(), lq.mkdir()
+    for i in range(8):
+        (gt / f'{i}.png').write_bytes(b'')
+        if i != 5:  # no LR image: not a pair
+            (lq / f'{i}.png').write_bytes(b'')
+    (lq / 'notes.txt').write_text('not an image')
+    out = tmp_path / 'split.txt'
+    proc = split(tmp_path, '--gt', str(gt), '--lq', str(lq), '-o', str(out), '--count', '3')
+    assert proc.returncode == 0, proc.stderr
+    names = out.read_text().splitlines()
+    assert len(names) == 3 and names == sorted(names) and '5.png' not in names
+    assert set(names) <= {f'{i}.png' for i in range(8)}
+    again = split(tmp_path, '--gt', str(gt), '--lq', str(lq), '-o', str(out), '--count', '3', '--overwrite')
+    assert again.returncode == 0 and out.read_text().splitlines() == names  # same folders and seed: same split
+    refused = split(tmp_path, '--gt', str(gt), '--lq', str(lq), '-o', str(out))
+    assert (
+        refused.returncode == 2 and refused.stderr.strip() == f'aesop: error: {out} exists: --overwrite to replace it'
+    )
+    too_many = split(tmp_path, '--gt', str(gt), '--lq', str(lq), '-o', str(tmp_path / 'b.txt'), '--count', '8')
+    assert too_many.returncode == 2 and 'share 7 image names (count must be 1-7)' in too_many.stderr
+    missing = split(tmp_path, '--gt', str(tmp_path / 'nope'), '--lq', str(lq), '-o', str(tmp_path / 'c.txt'))
+    assert missing.returncode == 2 and missing.stderr.count('\n') == 1 and '--gt: not a folder' in missing.stderr
