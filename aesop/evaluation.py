@@ -5,7 +5,7 @@ The body of ``scripts/evaluate.py``:
     python scripts/evaluate.py --sr results/x/visualization/DIV2K100 --gt datasets/DIV2K/DIV2K_valid_HR \
         [--lq datasets/DIV2K/DIV2K_valid_LR_bicubic/X4] [--scale 4] [--crop-border 4] \
         [--metrics psnr,ssim,lpips,dists,ae_psnr,lr_psnr,niqe,fid,patch_fid] [--ae CKPT --ae-opt options/train_ae.yml] \
-        [--sr-suffix _x] [--csv out.csv] [--verbose]
+        [--patch-remainder drop|pad] [--sr-suffix _x] [--csv out.csv] [--verbose]
 
 Images are paired by file stem (``--sr-suffix`` is removed from SR stems first). PSNR/SSIM are
 basicsr's MATLAB-convention functions on the Y channel with ``--crop-border`` (default: the
@@ -116,7 +116,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         low = read(lq[stem]) if lq else None
         rows[stem] = {name: score(img, ref, low, opt) for name, opt in metrics.items()}
         for name, (ours, theirs) in features.items():
-            split = (lambda x: [x]) if name == 'fid' else (lambda x: list(image_patches(x)))
+            remainder = getattr(args, 'patch_remainder', 'drop')
+            split = (lambda x: [x]) if name == 'fid' else (lambda x: list(image_patches(x, remainder=remainder)))
             ours.append(inception_features(split(img)))
             theirs.append(inception_features(split(ref)))
     rows['mean'] = {name: float(np.mean([row[name] for row in rows.values()])) for name in metrics}
@@ -145,6 +146,13 @@ def main(argv: list[str] | None = None) -> int:
     add_autoencoder_arguments(parser, required=False)
     parser.add_argument('--sr-suffix', default='', help='suffix removed from SR file stems before pairing')
     parser.add_argument('--csv', type=Path, help='write the CSV here')
+    parser.add_argument(
+        '--patch-remainder',
+        choices=('drop', 'pad'),
+        default='drop',
+        help="patch_fid's border rule: drop (the paper's: a side >= 299 px drops its remainder) or pad (every partial "
+        'patch zero-padded)',
+    )
     parser.add_argument('--verbose', action='store_true', help='print one row per image')
     parser.add_argument('--strict', action='store_true', help='refuse GT images without an SR image')
     args = parser.parse_args(argv)

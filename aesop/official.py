@@ -78,8 +78,16 @@ def psi_options(node: dict) -> dict:
 
 
 def _lr_l1_loss(node: dict) -> dict:
-    """``LRL1Loss`` → ``AesopLRConsistencyLoss``: L1 after plain (not antialiased) bicubic ×1/4."""
-    return {'type': 'AesopLRConsistencyLoss', **node, 'scale': 4, 'antialias': False}
+    """``LRL1Loss`` → ``AesopLRConsistencyLoss``: L1 after torch's plain (not antialiased) bicubic ×1/4 (the
+    release's loss, not the 002 post's MSE after MATLAB's kernel, this loss's defaults)."""
+    return {
+        'type': 'AesopLRConsistencyLoss',
+        **node,
+        'scale': 4,
+        'criterion': 'l1',
+        'kernel': 'torch',
+        'antialias': False,
+    }
 
 
 def _legacy_rrdb(node: dict) -> dict:

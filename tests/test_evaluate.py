@@ -100,3 +100,28 @@ def test_gt_images_without_sr_are_counted_and_strict_refuses(folders, tmp_path, 
     assert 'the means are over the 3 that do' in err
     assert evaluate.main([*args, '--strict']) == 2
     assert f'aesop: error: --strict: {total - 3} of {total} GT images have no SR image' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(('remainder', 'patches'), [('drop', 1), ('pad', 4)])
+def test_patch_remainder_flag_picks_the_border_rule(tmp_path, monkeypatch, remainder, patches):
+    """300 × 300 pairs: the paper's rule gives one 299-px patch per image (1 px dropped), ``pad`` four."""
+    import numpy as np
+
+    import aesop.evaluation
+
+    seen = []
+
+    def features(images):
+        images = list(images)
+        seen.append([img.shape for img in images])
+        return np.random.default_rng(len(seen)).normal(size=(len(images), 8))
+
+    monkeypatch.setattr(aesop.evaluation, 'inception_features', features)
+    img = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    for name in ('sr', 'gt'):
+        (tmp_path / name).mkdir()
+        for stem in ('a', 'b'):  # FID needs two samples per set
+            cv2.imwrite(str(tmp_path / name / f'{stem}.png'), img)
+    args = ['--sr', str(tmp_path / 'sr'), '--gt', str(tmp_path / 'gt'), '--metrics', 'patch_fid']
+    assert evaluate.main([*args, '--patch-remainder', remainder]) == 0
+    assert seen == [[(299, 299, 3)] * patches] * 4  # SR and GT of both images

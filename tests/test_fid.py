@@ -8,17 +8,46 @@ import torch
 from basicsr.metrics.fid import calculate_fid
 
 from aesop.errors import AesopError
-from aesop.metrics.fid import fid_inception, frechet_distance, image_patches, inception_features
+from aesop.metrics.fid import fid_inception, frechet_distance, image_patches, inception_features, patch_corners
+
+# Patch starts along one dimension, by hand: the paper's rule (App. C) keeps the whole 299-px patches of a
+# dimension of at least 299 px and drops the rest; a shorter dimension is one patch, zero-padded.
+PAPER_STARTS = {298: [0], 299: [0], 300: [0], 700: [0, 299]}  # 300: 1 px dropped; 700: 102 px dropped
+PADDED_STARTS = {298: [0], 299: [0], 300: [0, 299], 700: [0, 299, 598]}  # remainder='pad': every pixel kept
 
 
-def test_image_patches_cover_the_image_zero_padded():
-    img = np.random.default_rng(0).integers(1, 256, (400, 650, 3), dtype=np.uint8)
+@pytest.mark.parametrize('height', [298, 299, 300, 700])
+@pytest.mark.parametrize('width', [298, 299, 300, 700])
+def test_patch_corners_follow_the_papers_rule(height, width):
+    assert patch_corners(height, width) == [(t, left) for t in PAPER_STARTS[height] for left in PAPER_STARTS[width]]
+    expected = [(t, left) for t in PADDED_STARTS[height] for left in PADDED_STARTS[width]]
+    assert patch_corners(height, width, remainder='pad') == expected
+
+
+@pytest.mark.parametrize('size', [298, 299, 300, 700])
+def test_image_patches_cut_at_the_corners_and_pad_only_short_dimensions(size):
+    img = np.random.default_rng(size).integers(1, 256, (size, 310, 3), dtype=np.uint8)  # 310 wide: one column
     patches = list(image_patches(img))
+    assert len(patches) == len(PAPER_STARTS[size]) and all(p.shape == (299, 299, 3) for p in patches)
+    for patch, top in zip(patches, PAPER_STARTS[size]):
+        rows = min(299, size - top)
+        np.testing.assert_array_equal(patch[:rows], img[top : top + rows, :299])
+        assert not patch[rows:].any()  # zero padding only below a 298-px image
+    assert (size == 298) == (not patches[0][-1].any())  # the last row is padding only for 298 px
+    # 700 px: rows 0-597 in two patches, rows 598-699 (and columns 299-309 everywhere) in none
+
+
+def test_image_patches_pad_option_is_the_earlier_rule():
+    img = np.random.default_rng(0).integers(1, 256, (400, 650, 3), dtype=np.uint8)
+    patches = list(image_patches(img, remainder='pad'))
     assert len(patches) == 2 * 3 and all(p.shape == (299, 299, 3) for p in patches)
     np.testing.assert_array_equal(patches[0], img[:299, :299])
     np.testing.assert_array_equal(patches[5][: 400 - 299, : 650 - 598], img[299:, 598:])
     assert not patches[5][400 - 299 :].any() and not patches[5][:, 650 - 598 :].any()  # zero padding
+    assert len(list(image_patches(img))) == 1 * 2  # the paper's rule: 101 rows and 52 columns dropped
     assert len(list(image_patches(img[:100, :120]))) == 1  # smaller than a patch: one, padded
+    with pytest.raises(ValueError, match="remainder must be one of \\('drop', 'pad'\\), got 'crop'"):
+        list(image_patches(img, remainder='crop'))
 
 
 def test_frechet_distance_closed_forms():

@@ -17,12 +17,14 @@ from torch.nn import functional as F
 from torchvision.transforms.functional import gaussian_blur
 
 from aesop.archs.autoencoder_arch import load_frozen_autoencoder
+from aesop.data.resize import matlab_bicubic_downscale
 from aesop.errors import OptionValueError
 from aesop.weights import file_digest
 
 CRITERIA = {'l1': l1_loss, 'l2': mse_loss, 'mse': mse_loss, 'charbonnier': charbonnier_loss}
 REDUCTIONS = ('none', 'mean', 'sum')
 TARGETS = ('hr', 'lq')
+KERNELS = ('matlab', 'torch')  # AesopLRConsistencyLoss's downscaling
 
 
 class TransformedFidelityLoss(nn.Module):
@@ -105,18 +107,36 @@ class AesopLoss(TransformedFidelityLoss):
 
 @LOSS_REGISTRY.register()
 class AesopLRConsistencyLoss(TransformedFidelityLoss):
-    """‖down(I_SR) − down(I_HR)‖ (or ‖down(I_SR) − I_LR‖): LR-consistency.
+    """``crit(down(I_SR), I_LR)`` (or ``crit(down(I_SR), down(I_HR))``): LR-consistency.
 
-    From S. Park, "Discussing a novel approach for the loss of Super-Resolution" (2021).
+    From S. Park, "Discussing a novel approach for the loss of Super-Resolution" (2021), section
+    "Comparing the images at Downsampled space": "So, instead of MSE(HR, G(LR)), we use
+    MSE(LR, bicubic(G(LR))) as the loss." Hence the defaults ``criterion: mse`` and ``kernel: matlab``
+    (the training LR images, DIV2K/DF2K's and ours, are MATLAB-bicubic: :func:`aesop.data.resize.bicubic_downscale`).
 
-    ``down`` is bicubic downscaling by ``1/scale`` (``F.interpolate``; ``antialias=True`` is close
-    to MATLAB's ``imresize``, ``False`` reproduces the official ``LRL1Loss``).
+    ``down`` is bicubic downscaling by ``1/scale``:
+
+    - ``kernel: matlab`` (default): MATLAB's ``imresize`` (antialiased, symmetric padding at the borders) as
+      a differentiable tensor operation (:func:`aesop.data.resize.matlab_bicubic_downscale`), the kernel
+      that made the LR images: a whole HR image and its float LR give 0, its saved LR the saving's rounding;
+    - ``kernel: torch``: ``F.interpolate(mode='bicubic')``; ``antialias: true`` is MATLAB's kernel inside the
+      image but renormalises it at the borders instead of mirroring (equal inside, 46 dB apart on the outer
+      2 LR pixels of skimage's astronaut ×1/4); ``antialias: false`` (plain bicubic, a = −0.75, no antialiasing)
+      reproduces the official ``LRL1Loss`` of the AESOP release (with ``criterion: l1``, ``target: hr``).
 
     Args:
         scale: SR scale factor.
-        target: ``'hr'`` compares with the downscaled HR, ``'lq'`` with the LR input itself.
-        antialias: antialiased bicubic (``True``) or plain (``False``).
-        criterion: ``l1``, ``l2``/``mse`` (that post's MSE) or ``charbonnier``.
+        target: ``'hr'`` compares with the downscaled HR, ``'lq'`` (the paper's formula) with the LR input.
+        kernel: ``matlab`` (paper's LR kernel) or ``torch`` (this project's earlier choice).
+        antialias: with ``kernel: torch``, antialiased (``True``) or plain (``False``) bicubic; MATLAB's
+            kernel is always antialiased when downscaling.
+        criterion: ``mse``/``l2`` (paper), ``l1`` (the release's ``LRL1Loss``) or ``charbonnier``.
+        crop_border: LR pixels cut from each side of both images before comparing (default 0: the post
+            cuts none). Training pairs are crops of whole images, so the pixels within 2 LR pixels of an HR
+            crop's border (the ×4 kernel's reach) depend on HR pixels outside the crop: no kernel
+            reproduces them, and ``crop_border: 2`` (×4) leaves only pixels that MATLAB's kernel does.
+        loss_weight: weight of the term.
+        reduction: ``mean``, ``sum`` or ``none``.
     """
 
     def __init__(
@@ -124,25 +144,48 @@ class AesopLRConsistencyLoss(TransformedFidelityLoss):
         *,
         scale: int = 4,
         target: str = 'hr',
+        kernel: str = 'matlab',
         antialias: bool = True,
-        criterion: str = 'l1',
+        criterion: str = 'mse',
+        crop_border: int = 0,
         loss_weight: float = 1.0,
         reduction: str = 'mean',
     ) -> None:
         super().__init__(criterion=criterion, loss_weight=loss_weight, reduction=reduction)
         if target not in TARGETS:
             raise OptionValueError(f'AesopLRConsistencyLoss: target must be one of {TARGETS}, got {target!r}')
+        if kernel not in KERNELS:
+            raise OptionValueError(f'AesopLRConsistencyLoss: kernel must be one of {KERNELS}, got {kernel!r}')
+        if kernel == 'matlab' and not antialias:
+            raise OptionValueError(
+                "AesopLRConsistencyLoss: antialias must be true with kernel: matlab (MATLAB's imresize always "
+                "antialiases when downscaling); antialias: false is torch's plain bicubic: set kernel: torch"
+            )
+        if not isinstance(crop_border, int) or crop_border < 0:
+            raise OptionValueError(f'AesopLRConsistencyLoss: crop_border must be an integer >= 0, got {crop_border!r}')
         self.scale = scale
         self.target = target
+        self.kernel = kernel
         self.antialias = antialias
+        self.crop_border = crop_border
 
-    def transform(self, x: torch.Tensor) -> torch.Tensor:
+    def downscale(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) → (N, C, H/scale, W/scale) with the configured kernel."""
+        if self.kernel == 'matlab':
+            return matlab_bicubic_downscale(x, self.scale)
         return F.interpolate(
             x, scale_factor=1 / self.scale, mode='bicubic', align_corners=False, antialias=self.antialias
         )
 
+    def crop(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.crop_border
+        return x[..., b : x.shape[-2] - b, b : x.shape[-1] - b] if b else x
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return self.crop(self.downscale(x))
+
     def transform_target(self, target: torch.Tensor) -> torch.Tensor:
-        return target if self.target == 'lq' else self.transform(target)
+        return self.crop(target) if self.target == 'lq' else self.transform(target)
 
 
 @LOSS_REGISTRY.register()

@@ -6,9 +6,10 @@ The network is basicsr's ``InceptionV3`` with the TensorFlow FID weights
 ``AESOP_RANDOM_BACKBONES=1``. Features are the 2048-d pool features of RGB images in [0, 1]
 (the network resizes its input to 299 × 299); the distance is the Fréchet distance between
 Gaussians fitted to the two feature sets (:func:`frechet_distance`, equal to basicsr's
-``calculate_fid``). Patch-FID cuts every image into
-non-overlapping 299 × 299 patches, zero-padding the bottom/right ones that are smaller, so
-small test sets still give many samples.
+``calculate_fid``). Patch-FID (App. C, "Patch FID scores") cuts every image into non-overlapping
+299 × 299 patches, as the paper: "For patch-FID evaluation, 299×299 non-overlapping patches are
+extracted from the images. If an image is smaller than 299 pixels in any dimension, we use
+zero-padding to meet the required size." (:func:`patch_corners`).
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from aesop.errors import OptionValueError
 from aesop.metrics.metrics import _device, to_tensor
 from aesop.utils import find_pretrained_file, random_backbones
 from aesop.weights import read_checkpoint
 
 FID_WEIGHTS = 'pt_inception-2015-12-05-6726825d.pth'
 PATCH = 299  # Inception's input size
+REMAINDERS = ('drop', 'pad')  # what image_patches does with a partial patch at the bottom/right
 
 
 @functools.cache
@@ -56,15 +59,35 @@ def fid_inception(device: torch.device, random: bool) -> nn.Module:
     return net.eval().to(device)
 
 
-def image_patches(img: np.ndarray, size: int = PATCH) -> Iterator[np.ndarray]:
-    """Non-overlapping ``size`` × ``size`` patches of an (H, W, C) image, row by row; the last
-    row/column of patches is zero-padded at the bottom/right where the image ends."""
+def patch_corners(height: int, width: int, size: int = PATCH, *, remainder: str = 'drop') -> list[tuple[int, int]]:
+    """(top, left) of the non-overlapping ``size`` × ``size`` patches of an image, row by row.
+
+    ``remainder='drop'`` (default, the paper's rule, App. C): along a dimension of at least ``size`` pixels
+    the ``dim // size`` whole patches, the last ``dim % size`` pixels dropped; a dimension smaller than
+    ``size`` gives one patch, zero-padded. ``remainder='pad'`` (this project's earlier rule, kept as an
+    option): ``ceil(dim / size)`` patches, the partial last one zero-padded, so every pixel is in a patch.
+    """
+    if remainder not in REMAINDERS:
+        raise OptionValueError(f'patch-FID: remainder must be one of {REMAINDERS}, got {remainder!r}')
+
+    def starts(length: int) -> range:
+        count = -(-length // size) if remainder == 'pad' else max(length // size, 1)
+        return range(0, count * size, size)
+
+    return [(top, left) for top in starts(height) for left in starts(width)]
+
+
+def image_patches(img: np.ndarray, size: int = PATCH, *, remainder: str = 'drop') -> Iterator[np.ndarray]:
+    """The ``size`` × ``size`` patches of an (H, W, C) image at :func:`patch_corners`, zero-padded at the
+    bottom/right where the image ends (``remainder``: ``'drop'``, the paper's rule, or ``'pad'``)."""
     h, w = img.shape[:2]
-    padded = np.zeros((-(-h // size) * size, -(-w // size) * size, *img.shape[2:]), img.dtype)
-    padded[:h, :w] = img
-    for top in range(0, padded.shape[0], size):
-        for left in range(0, padded.shape[1], size):
-            yield padded[top : top + size, left : left + size]
+    for top, left in patch_corners(h, w, size, remainder=remainder):
+        patch = img[top : top + size, left : left + size]
+        if patch.shape[:2] != (size, size):
+            padded = np.zeros((size, size, *img.shape[2:]), img.dtype)
+            padded[: patch.shape[0], : patch.shape[1]] = patch
+            patch = padded
+        yield patch
 
 
 @torch.no_grad()
