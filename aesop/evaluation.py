@@ -88,6 +88,11 @@ def read(path: Path) -> np.ndarray:
     return img
 
 
+def split(img: np.ndarray, metric: str, remainder: str) -> list[np.ndarray]:
+    """What one image gives to the Inception network: itself for ``fid``, its 299-px patches for ``patch_fid``."""
+    return [img] if metric == 'fid' else list(image_patches(img, remainder=remainder))
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Per-image metric values, in the order of the SR folder; the last key is ``mean``."""
     metrics = metric_options(args)
@@ -108,7 +113,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             f'the means are over the {len(sr)} that do (--strict refuses)',
             file=sys.stderr,
         )
-    rows = {}
+    rows, remainder = {}, getattr(args, 'patch_remainder', 'drop')
     for stem in tqdm(sr, unit='image', desc='evaluate'):
         img, ref = read(sr[stem]), read(gt[stem])
         if img.shape != ref.shape:
@@ -116,10 +121,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         low = read(lq[stem]) if lq else None
         rows[stem] = {name: score(img, ref, low, opt) for name, opt in metrics.items()}
         for name, (ours, theirs) in features.items():
-            remainder = getattr(args, 'patch_remainder', 'drop')
-            split = (lambda x: [x]) if name == 'fid' else (lambda x: list(image_patches(x, remainder=remainder)))
-            ours.append(inception_features(split(img)))
-            theirs.append(inception_features(split(ref)))
+            ours.append(inception_features(split(img, name, remainder)))
+            theirs.append(inception_features(split(ref, name, remainder)))
     rows['mean'] = {name: float(np.mean([row[name] for row in rows.values()])) for name in metrics}
     for name, (ours, theirs) in features.items():
         try:
