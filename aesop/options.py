@@ -214,10 +214,10 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
             f'path.resume_state {resume} is not a state of this experiment ({experiment}/training_states): '
             'a resumed run continues its own experiment; set name to that experiment'
         )
-    check_dataset_files(opt)
     from aesop.data.scan import scan_dataset_folders
 
-    scan_dataset_folders(opt)  # a corrupt image refused now, not when a batch draws it
+    scan_dataset_folders(opt)  # a corrupt image or a looping symlink refused now, not when a batch draws it
+    check_dataset_files(opt)
     return opt
 
 

@@ -18,11 +18,14 @@ import cv2
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file from a clone
+from aesop.data.scan import file_or_bad_link, link_problem  # noqa: E402
 from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
 
 
 def decode_problem(path: Path) -> str | None:
-    """Why ``path`` does not decode, or ``None``."""
+    """Why ``path`` does not decode (a looping or broken symlink included), or ``None``."""
+    if problem := link_problem(path):
+        return problem
     if path.stat().st_size == 0:
         return 'empty file'
     return None if cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None else 'does not decode'
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         if not folder.is_dir():
             print(f'aesop: error: not a folder: {folder}', file=sys.stderr)
             return 2
-        files += sorted(p for p in folder.rglob('*') if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        files += sorted(p for p in folder.rglob('*') if file_or_bad_link(p) and p.suffix.lower() in IMAGE_EXTENSIONS)
     with ThreadPoolExecutor(max_workers=args.workers) as pool:
         problems = list(tqdm(pool.map(decode_problem, files), total=len(files), unit='image', desc='decoding'))
     bad = [(path, problem) for path, problem in zip(files, problems) if problem]

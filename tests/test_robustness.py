@@ -170,6 +170,19 @@ def _symlink_loop(opt, root, data):
     opt['datasets']['val']['type'] = 'AesopRealESRGANDataset'  # a dataset that reads its folder recursively
 
 
+def _file_symlink_loop(opt, root, data):
+    copy = shutil.copytree(data, root / 'data')
+    (copy / 'train' / 'LR_bicubic' / 'X4' / 'a.png').symlink_to('b.png')
+    (copy / 'train' / 'LR_bicubic' / 'X4' / 'b.png').symlink_to('a.png')  # basicsr: OSError ELOOP, a traceback
+    point_at(opt, copy)
+
+
+def _broken_symlink(opt, root, data):
+    copy = shutil.copytree(data, root / 'data')
+    (copy / 'val' / 'HR' / 'gone.png').symlink_to(root / 'moved' / 'gone.png')  # basicsr: skipped without a word
+    point_at(opt, copy)
+
+
 def _metric_typo(opt, root, data):
     opt['val']['metrics']['psnr']['crop_bordr'] = 4
 
@@ -231,6 +244,16 @@ CASES = {
         r'datasets\.train\.dataroot_gt: .* is not an LMDB database \(no data\.mdb\)',
     ),
     'symlink loop': (_symlink_loop, r'symlink loop under .*val/HR: .*val/HR/loop is .*val/HR again'),
+    'file symlink loop': (
+        _file_symlink_loop,
+        r'datasets\.train\.dataroot_lq: .*train/LR_bicubic/X4/a\.png: a symlink loop \(it leads back to itself '
+        r'through b\.png\) and 1 more \(scripts/check_dataset\.py lists them all\)$',
+    ),
+    'broken symlink': (
+        _broken_symlink,
+        r'datasets\.val\.dataroot_gt: .*val/HR/gone\.png: a broken symlink \(its target .*moved/gone\.png does not '
+        r'exist\)',
+    ),
     'total_iter 0': (_zero_iterations, r'option train\.total_iter must be > 0, got 0$'),
     'batch larger than the dataset': (
         _batch_too_large,
@@ -644,6 +667,20 @@ def test_an_image_that_does_not_decode_is_skipped_in_training(tiny_data, tmp_pat
     cmd = [sys.executable, str(REPO / 'scripts' / 'check_dataset.py'), str(copy / 'train' / 'HR')]
     checker = run_python(cmd, cwd=tmp_path, env=env, timeout=120)
     assert checker.returncode == 1 and f'{broken}: does not decode' in checker.stdout, checker.stdout + checker.stderr
+
+
+def test_check_dataset_lists_looping_links(tiny_data, tmp_path):
+    folder = shutil.copytree(tiny_data / 'val' / 'HR', tmp_path / 'HR')
+    (folder / 'a.png').symlink_to('b.png')
+    (folder / 'b.png').symlink_to('a.png')
+    cmd = [sys.executable, str(REPO / 'scripts' / 'check_dataset.py'), str(folder)]
+    checker = run_python(cmd, cwd=tmp_path, env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=120)
+    lines = checker.stdout.splitlines()
+    assert checker.returncode == 1 and lines == [
+        f'{folder / "a.png"}: a symlink loop (it leads back to itself through b.png)',
+        f'{folder / "b.png"}: a symlink loop (it leads back to itself through a.png)',
+    ], checker.stdout + checker.stderr
+    assert checker.stderr.splitlines()[-1] == '1 of 3 images decode; 2 do not'
 
 
 def test_testing_a_checkpoint_with_nan_weights_stops_with_one_line(tiny_data, tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ real-world datasets); ``scripts/check_dataset.py`` decodes everything.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -28,8 +29,32 @@ logger = logging.getLogger('basicsr')
 FOLDER_DATASETS = ('PairedImageDataset', 'AesopPairedImageDataset', 'SingleImageDataset')
 
 
+def link_problem(path: str | Path) -> str | None:
+    """Why the symlink ``path`` leads to no file (a loop, a missing target), or ``None``."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return f'a symlink loop (it leads back to itself through {os.readlink(path)})'
+        if err.errno == errno.ENOENT:
+            return f'a broken symlink (its target {os.readlink(path)} does not exist)'
+    return None
+
+
+def file_or_bad_link(path: Path) -> bool:
+    """A file, or a symlink that leads to nothing (:func:`link_problem`): basicsr lists a looping link and
+    fails on it at start-up with a traceback, and skips a broken one without a word; both are refused by
+    :func:`header_problem` instead."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
 def header_problem(path: str | Path) -> str | None:
-    """Why ``path`` is not a readable image (``'empty file'``, ``'not an image: …'``), or ``None``."""
+    """Why ``path`` is not a readable image (``'empty file'``, ``'not an image: …'``, a looping or broken
+    symlink), or ``None``."""
+    if problem := link_problem(path):
+        return problem
     try:
         if os.path.getsize(path) == 0:
             return 'empty file'
@@ -55,7 +80,7 @@ def dataset_files(dataset: dict) -> Iterator[tuple[str, Path]]:
             except OSError as err:
                 raise AesopError(f'cannot list {root} ({key}): {err.strerror or err}') from None
             for path in files:
-                if path.is_file() and (folder_mode or path.suffix.lower() in IMAGE_EXTENSIONS):
+                if file_or_bad_link(path) and (folder_mode or path.suffix.lower() in IMAGE_EXTENSIONS):
                     yield key, path
 
 
