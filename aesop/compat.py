@@ -32,7 +32,8 @@ Each fix is tested in ``tests/test_compat.py``:
    contiguous input (same values), in ``img_process_util`` and the modules that imported it.
 7. ``init_wandb_logger`` called ``wandb.util.generate_id``, which current wandb removed, and let
    wandb write to the working directory: ours lets ``wandb.init`` make the id and writes under
-   the experiment folder (``experiments/<name>/wandb``).
+   the experiment folder (``experiments/<name>/wandb``); a failing ``wandb.init`` (no login, no
+   network) is one warning and the run goes on with tensorboard.
 8. SwinIR's ``window_reverse`` computed the batch size as ``int(windows / (h * w / ws / ws))``, a
    float division that ``torch.export`` (ONNX export, ``torch.compile`` with dynamic shapes)
    turns into a fixed batch size: ours divides integers (the same values). DRCT imports it.
@@ -84,6 +85,7 @@ from aesop.options import (  # noqa: E402
     normalize_options,
     ordered_yaml,
     parse_override_value,
+    warn,
 )
 from aesop.runlock import exit_with_parent, hold_experiment, remove_stale_temporaries  # noqa: E402
 from aesop.schema import check_schema  # noqa: E402
@@ -232,15 +234,21 @@ def init_wandb_logger(opt: dict) -> None:
 
     wandb_opt = opt['logger']['wandb']
     resume_id = wandb_opt.get('resume_id')
-    run = wandb.init(
-        id=resume_id,
-        resume='allow' if resume_id else None,
-        name=opt['name'],
-        config=opt,
-        project=wandb_opt['project'],
-        dir=opt['path']['experiments_root'],
-        sync_tensorboard=True,
-    )
+    try:
+        run = wandb.init(
+            id=resume_id,
+            resume='allow' if resume_id else None,
+            name=opt['name'],
+            config=opt,
+            project=wandb_opt['project'],
+            dir=opt['path']['experiments_root'],
+            sync_tensorboard=True,
+        )
+    except Exception as err:  # noqa: BLE001  a run never dies in a logger's set-up
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        warn(opt, f'wandb.init failed ({reason}): tensorboard only')
+        wandb_opt['project'] = None
+        return
     logger.info(f'Use wandb logger with id={run.id}; project={wandb_opt["project"]}.')
 
 

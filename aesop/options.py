@@ -11,13 +11,17 @@ training.
 from __future__ import annotations
 
 import collections
+import configparser
 import difflib
 import importlib.util
 import inspect
+import netrc
+import os
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import torch
 import yaml
@@ -25,7 +29,7 @@ import yaml
 from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.errors import AesopError
 from aesop.schema import admits, check_schema
-from aesop.utils import closest, did_you_mean, iter_mappings
+from aesop.utils import closest, did_you_mean, iter_keyed_mappings, iter_mappings
 
 
 class OptionLoader(yaml.SafeLoader):
@@ -157,8 +161,9 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
       basicsr's ``PairedImageDataset`` is built as :class:`~aesop.data.AesopPairedImageDataset`;
     - without CUDA, ``num_gpu`` becomes 0 so the run happens on the CPU, and a CUDA prefetcher
       (``prefetch_mode: cuda``, ``pin_memory``) falls back to the CPU one with a warning;
-    - ``logger.wandb.project`` without the ``wandb`` package (``pip install -e '.[wandb]'``) is
-      dropped with a warning: the run logs to tensorboard only;
+    - ``logger.wandb.project`` without the ``wandb`` package (``pip install -e '.[wandb]'``), or
+      without a wandb login while ``WANDB_MODE`` is unset, is dropped with a warning: the run logs
+      to tensorboard only;
     - relative data and weight paths are resolved against the project root (BasicSR resolves
       them against the working directory, so a run started elsewhere silently missed them);
     - every ``type`` must be registered and take the options given (:func:`check_components`);
@@ -193,6 +198,7 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
     if opt.get('num_gpu') == 0:
         _cpu_prefetch(opt)
     _check_wandb(opt)
+    check_optional_packages(opt)
     root = Path(root_path)
     for key, container, name, kind in file_options(opt):
         value = container[name]
@@ -319,7 +325,10 @@ def _cpu_prefetch(opt: dict) -> None:
 
 
 def _check_wandb(opt: dict) -> None:
-    """``logger.wandb`` needs the wandb package and tensorboard (wandb syncs basicsr's tensorboard log)."""
+    """``logger.wandb`` needs the wandb package, tensorboard (wandb syncs basicsr's tensorboard log) and,
+    when wandb runs online, a login: without one, ``wandb.init`` stops the run with a traceback
+    (``UsageError: No API key configured``), so the run goes on with tensorboard only, after one warning.
+    ``WANDB_MODE`` set (``offline``, ``disabled``, or ``online`` to skip this check) is left to wandb."""
     logger_opt = opt.get('logger') or {}
     wandb_opt = logger_opt.get('wandb') or {}
     if not opt.get('is_train', True) or wandb_opt.get('project') is None or 'debug' in opt.get('name', ''):
@@ -329,6 +338,74 @@ def _check_wandb(opt: dict) -> None:
         wandb_opt['project'] = None
     elif logger_opt.get('use_tb_logger') is not True:
         raise AesopError('logger.wandb needs logger.use_tb_logger: true (wandb uploads the tensorboard log)')
+    elif not (os.environ.get('WANDB_MODE') or _env_true('WANDB_DISABLED')) and wandb_credentials() is None:
+        warn(
+            opt,
+            f'logger.wandb is set but wandb is not logged in (no WANDB_API_KEY, no entry for {_wandb_netloc()} '
+            'in the netrc file): tensorboard only; run `wandb login`, or set WANDB_MODE=offline for a local '
+            'wandb run that `wandb sync` uploads later',
+        )
+        wandb_opt['project'] = None
+
+
+def check_optional_packages(opt: dict) -> None:
+    """A network or metric that needs an optional package (its ``requires = (module, extra)``) names it
+    and its extra at start-up: a pyiqa metric would otherwise stop a training run at its first validation."""
+    from basicsr.utils.registry import ARCH_REGISTRY, METRIC_REGISTRY
+
+    for key, node in iter_keyed_mappings(opt):
+        name = node.get('type')
+        for registry in (ARCH_REGISTRY, METRIC_REGISTRY):
+            if isinstance(name, str) and name in registry and (needs := getattr(registry.get(name), 'requires', None)):
+                module, extra = needs
+                if importlib.util.find_spec(module) is None:
+                    raise AesopError(
+                        f"{name} (option {key}) needs the optional package {module}: pip install -e '.[{extra}]'"
+                    )
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, '').strip().lower() in ('1', 'true', 'yes')
+
+
+def _wandb_settings() -> dict[str, str]:
+    """The ``[default]`` section of wandb's settings file (``wandb login --host`` writes ``base_url`` there):
+    ``$WANDB_CONFIG_DIR/settings``, else ``~/.config/wandb/settings``; empty when missing or unreadable."""
+    folder = os.environ.get('WANDB_CONFIG_DIR') or Path('~', '.config', 'wandb').expanduser()
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read(Path(folder) / 'settings')
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        return {}
+    return dict(parser['default']) if parser.has_section('default') else {}
+
+
+def _wandb_netloc() -> str:
+    """The wandb server's host (``WANDB_BASE_URL``, wandb's settings file, else wandb's cloud)."""
+    url = os.environ.get('WANDB_BASE_URL') or _wandb_settings().get('base_url') or 'https://api.wandb.ai'
+    return urlsplit(url.strip()).netloc
+
+
+def wandb_credentials() -> str | None:
+    """Where ``wandb.init`` would find a login, or ``None``: the sources wandb reads, in its order —
+    ``WANDB_API_KEY`` / ``WANDB_IDENTITY_TOKEN_FILE``, the netrc entry for the server that ``wandb login``
+    writes (``$NETRC``, else ``~/.netrc``, else ``~/_netrc``), an ``api_key`` in wandb's settings file."""
+    for name in ('WANDB_API_KEY', 'WANDB_IDENTITY_TOKEN_FILE'):
+        if os.environ.get(name):
+            return name
+    candidates = [os.environ['NETRC']] if os.environ.get('NETRC') else ['~/.netrc', '~/_netrc']
+    for candidate in candidates:
+        path = Path(candidate).expanduser()
+        try:
+            entry = netrc.netrc(path).authenticators(_wandb_netloc())
+        except FileNotFoundError:
+            continue
+        except (OSError, netrc.NetrcParseError, UnicodeDecodeError):
+            break  # wandb reads the first file that exists; an unreadable one is no login
+        if entry and entry[2]:
+            return str(path)
+        break
+    return 'settings' if _wandb_settings().get('api_key') else None
 
 
 def file_options(opt: dict) -> Iterator[tuple[str, dict, str, str]]:

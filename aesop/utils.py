@@ -84,13 +84,19 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 def iter_mappings(node: object) -> Iterator[dict]:
     """Every mapping in a nested option tree (through dicts and lists), ``node`` included."""
+    for _, mapping in iter_keyed_mappings(node):
+        yield mapping
+
+
+def iter_keyed_mappings(node: object, key: str = '') -> Iterator[tuple[str, dict]]:
+    """``(dotted key, mapping)`` for every mapping in a nested option tree, ``node`` (key ``key``) included."""
     if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from iter_mappings(value)
+        yield key, node
+        for name, value in node.items():
+            yield from iter_keyed_mappings(value, f'{key}.{name}' if key else str(name))
     elif isinstance(node, list):
-        for value in node:
-            yield from iter_mappings(value)
+        for index, value in enumerate(node):
+            yield from iter_keyed_mappings(value, f'{key}.{index}')
 
 
 def closest(name: object, choices: Iterable[str]) -> str | None:

@@ -44,6 +44,18 @@ def tiny_data(tmp_path_factory) -> Path:
     )
 
 
+@pytest.fixture
+def no_wandb_login(tmp_path, monkeypatch) -> Path:
+    """A new user's machine: wandb installed, nobody logged in (no ``WANDB_*`` variables, no ``NETRC``, a
+    ``HOME`` without a netrc file or wandb settings). Returns that ``HOME``."""
+    for name in [name for name in os.environ if name.startswith('WANDB_')] + ['NETRC']:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path / 'home'
+    home.mkdir()
+    monkeypatch.setenv('HOME', str(home))
+    return home
+
+
 def load_yaml(path: str | Path) -> dict:
     with open(path) as f:
         return yaml.safe_load(f)

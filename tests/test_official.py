@@ -3,6 +3,7 @@ option files in its schema through train.py and test.py."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -276,8 +277,6 @@ def test_cuda_prefetch_and_pinned_memory_fall_back_to_cpu(tmp_path, capsys):
 
 
 def test_wandb_without_the_package_is_one_warning(tmp_path, capsys, monkeypatch):
-    import importlib.util
-
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'wandb' else find_spec(name, *a))
     opt = {'name': 'run', 'datasets': {}, 'path': {}, 'logger': {'use_tb_logger': True, 'wandb': {'project': 'aesop'}}}
@@ -288,6 +287,138 @@ def test_wandb_without_the_package_is_one_warning(tmp_path, capsys, monkeypatch)
     opt['logger'] = {'use_tb_logger': False, 'wandb': {'project': 'aesop'}}
     with pytest.raises(AesopError, match='logger.wandb needs logger.use_tb_logger: true'):
         normalize_options(opt, root_path=tmp_path)
+
+
+def _wandb_opt() -> dict:
+    return {'name': 'run', 'datasets': {}, 'path': {}, 'logger': {'use_tb_logger': True, 'wandb': {'project': 'aesop'}}}
+
+
+HOST = 'wandb.example.org'  # a wandb server of one's own (WANDB_BASE_URL, or `wandb login --host`)
+KEY = 'k' * 40  # an API key's length
+
+
+def netrc_entry(machine: str, key: str = KEY) -> str:
+    return f'machine {machine}\n  login user\n  password {key}\n'  # what `wandb login` writes
+
+
+CLOUD = 'api.wandb.ai'
+
+
+@pytest.mark.parametrize(
+    ('env', 'files', 'logged_in'),
+    [
+        ({}, {}, False),  # a new user: nothing
+        ({'WANDB_API_KEY': KEY}, {}, True),
+        ({'WANDB_IDENTITY_TOKEN_FILE': 'token'}, {}, True),
+        ({}, {'.netrc': netrc_entry(CLOUD)}, True),  # after `wandb login`
+        ({}, {'_netrc': netrc_entry(CLOUD)}, True),
+        ({}, {'.netrc': netrc_entry('github.com')}, False),  # another machine only
+        ({}, {'.netrc': f'machine {CLOUD} login user\n'}, False),  # an entry without a key
+        ({}, {'.netrc': f'machine {CLOUD} login user password\n'}, False),  # a broken file: no login, no crash
+        ({}, {'.netrc': netrc_entry('github.com'), '_netrc': netrc_entry(CLOUD)}, False),  # the first file only
+        ({'NETRC': '{home}/elsewhere'}, {'elsewhere': netrc_entry(CLOUD)}, True),
+        ({'NETRC': '{home}/elsewhere'}, {'.netrc': netrc_entry(CLOUD)}, False),
+        ({'WANDB_BASE_URL': f'https://{HOST}'}, {'.netrc': netrc_entry(HOST)}, True),
+        ({'WANDB_BASE_URL': f'https://{HOST}'}, {'.netrc': netrc_entry(CLOUD)}, False),
+        ({}, {'.config/wandb/settings': f'[default]\nbase_url = https://{HOST}\n', '.netrc': netrc_entry(HOST)}, True),
+        ({'WANDB_CONFIG_DIR': '{home}/cfg'}, {'cfg/settings': f'[default]\napi_key = {KEY}\n'}, True),
+        ({}, {'.config/wandb/settings': 'not an ini file'}, False),
+    ],
+)
+def test_wandb_credentials_are_wandbs_own_sources(no_wandb_login, monkeypatch, env, files, logged_in):
+    """Where ``wandb.init`` finds a login (``WANDB_API_KEY``, the netrc entry ``wandb login`` writes for the
+    server, wandb's settings file): the cases by hand, and against wandb's own readers where it has them."""
+    from aesop.options import _wandb_netloc, wandb_credentials
+
+    home = no_wandb_login
+    for name, text in files.items():
+        (home / name).parent.mkdir(parents=True, exist_ok=True)
+        (home / name).write_text(text)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(home=home))
+    assert (wandb_credentials() is not None) is logged_in
+    try:  # wandb's env and netrc readers (not the settings file: wandb caches it per process)
+        from wandb.sdk.lib.wbauth import authenticate, wbnetrc
+        from wandb.sdk.lib.wbauth.host_url import HostUrl
+    except ImportError:  # wandb moved its internals: the hand-written cases still stand
+        return
+    if 'settings' not in ''.join(files):
+        host = HostUrl(f'https://{_wandb_netloc()}')
+        try:
+            theirs = authenticate._try_env_auth(host=host) or wbnetrc.read_netrc_auth_with_source(host=host)
+        except Exception:  # noqa: BLE001  an entry without a key is an error to wandb, no login to us
+            theirs = None
+        assert (theirs is not None) is logged_in
+
+
+def test_wandb_without_a_login_is_one_warning_and_tensorboard(no_wandb_login, tmp_path, capsys, monkeypatch):
+    opt = _wandb_opt()
+    normalize_options(opt, root_path=tmp_path)
+    assert opt['logger']['wandb']['project'] is None  # basicsr's init_tb_loggers then skips wandb
+    err = capsys.readouterr().err
+    assert err.count('aesop: warning: logger.wandb is set but wandb is not logged in') == 1
+    assert 'no entry for api.wandb.ai' in err and 'WANDB_MODE=offline' in err
+    for name, value in (('WANDB_MODE', 'offline'), ('WANDB_MODE', 'disabled'), ('WANDB_DISABLED', 'true')):
+        with monkeypatch.context() as env:
+            env.setenv(name, value)  # wandb needs no login in these modes: left to wandb, as before
+            opt = _wandb_opt()
+            normalize_options(opt, root_path=tmp_path)
+            assert opt['logger']['wandb']['project'] == 'aesop'
+            assert not capsys.readouterr().err
+    opt['logger']['use_tb_logger'] = False  # a file error whatever the machine: refused before the login check
+    with pytest.raises(AesopError, match='logger.wandb needs logger.use_tb_logger: true'):
+        normalize_options(opt, root_path=tmp_path)
+
+
+def test_a_failing_wandb_init_is_one_warning(tmp_path, capsys, monkeypatch):
+    """The last guard (``WANDB_MODE=online`` without a login, a server that cannot be reached)."""
+    wandb = pytest.importorskip('wandb')
+    from aesop.compat import init_wandb_logger
+
+    def init(**kwargs):
+        raise wandb.errors.UsageError('No API key configured. Use `wandb login` to log in.\nmore')
+
+    monkeypatch.setattr(wandb, 'init', init)
+    opt = {'name': 'run', 'logger': {'wandb': {'project': 'aesop'}}, 'path': {'experiments_root': str(tmp_path)}}
+    init_wandb_logger(opt)
+    assert opt['logger']['wandb']['project'] is None
+    assert capsys.readouterr().err == (
+        'aesop: warning: wandb.init failed (No API key configured. Use `wandb login` to log in.): tensorboard only\n'
+    )
+
+
+@pytest.mark.parametrize(
+    ('module', 'entry', 'message'),
+    [
+        ('pyiqa', {'val': {'metrics': {'musiq': {'type': 'calculate_pyiqa', 'metric': 'musiq'}}}}, 'val.metrics.musiq'),
+        ('open_clip', {'network_clip': {'type': 'AesopClipImageEncoder'}}, 'network_clip'),
+    ],
+)
+def test_a_missing_optional_package_is_one_line_at_start_up(tmp_path, monkeypatch, module, entry, message):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == module else find_spec(name, *a))
+    opt = {'name': 'run', 'datasets': {}, 'path': {}, **entry}
+    extra = {'pyiqa': 'iqa', 'open_clip': 'hraware'}[module]
+    with pytest.raises(AesopError, match=rf'\(option {message}\) needs the optional package {module}: .*\[{extra}\]'):
+        normalize_options(opt, root_path=tmp_path)
+    monkeypatch.undo()
+    if find_spec(module) is not None:  # installed here (open_clip, the dev extra): nothing to say
+        normalize_options({'name': 'run', 'datasets': {}, 'path': {}, **entry}, root_path=tmp_path)
+
+
+def test_a_release_file_with_a_pyiqa_metric_stops_before_training_without_pyiqa(tiny_data, tmp_path, no_wandb_login):
+    """The release's name of MUSIQ, without pyiqa (as in CI): one line at start-up, not at the first validation."""
+    if importlib.util.find_spec('pyiqa') is not None:
+        pytest.skip('pyiqa is installed here')
+    ae = _release_ae(tiny_data)
+    ae['val']['metrics']['musiq'] = {'type': 'calculate_musiq_pytorch'}
+    proc = run_entry('train', write_yaml(ae, tmp_path / 'ae.yml'), tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        'aesop: error: calculate_pyiqa (option val.metrics.musiq) needs the optional package pyiqa: '
+        "pip install -e '.[iqa]'"
+    )
+    assert not (tmp_path / 'experiments' / 'release_ae' / 'models').exists()
 
 
 def test_ae_model_refuses_a_perceptual_loss_it_would_ignore(tmp_path):
@@ -373,15 +504,45 @@ def _release_ae(data: Path) -> dict:
     }  # fmt: skip
 
 
-def test_release_schema_files_train_and_test(tiny_data, tmp_path, monkeypatch):
-    monkeypatch.setenv('WANDB_MODE', 'offline')  # wandb installed (the dev extra), no network: offline run
-    monkeypatch.setenv('WANDB_SILENT', 'true')
+NO_LOGIN = 'aesop: warning: logger.wandb is set but wandb is not logged in'
+
+
+def assert_tensorboard_only(proc, root: Path, name: str) -> None:
+    """The run warned once that wandb has no login, wrote tensorboard events, and started no wandb run."""
+    assert (proc.stdout + proc.stderr).count(NO_LOGIN) == 1, proc.stderr[-2000:]
+    assert list((root / 'tb_logger' / name).glob('events.out.tfevents.*')), 'tensorboard events'
+    assert not (root / 'experiments' / name / 'wandb').exists()
+
+
+@pytest.mark.parametrize('mode', ['offline', 'online'])
+def test_wandb_mode_set_is_left_to_wandb(tiny_data, tmp_path, no_wandb_login, monkeypatch, mode):
+    """WANDB_MODE=offline: a local wandb run beside tensorboard, as before; WANDB_MODE=online without a
+    login: wandb.init refuses, and the run goes on with one warning and tensorboard."""
+    monkeypatch.setenv('WANDB_MODE', mode)
     ae = _release_ae(tiny_data)
-    run_entry('train', write_yaml(ae, tmp_path / 'ae.yml'), tmp_path)
+    ae['train']['total_iter'] = ae['val']['val_freq'] = ae['logger']['save_checkpoint_freq'] = 1
+    proc = run_entry('train', write_yaml(ae, tmp_path / 'ae.yml'), tmp_path)
+    out = proc.stdout + proc.stderr
+    assert NO_LOGIN not in out
+    assert list((tmp_path / 'tb_logger' / 'release_ae').glob('events.out.tfevents.*')), 'tensorboard events'
+    offline_runs = list((tmp_path / 'experiments' / 'release_ae' / 'wandb').glob('offline-run-*'))
+    if mode == 'offline':
+        assert offline_runs and 'wandb.init failed' not in out
+    else:
+        assert not offline_runs
+        assert out.count('aesop: warning: wandb.init failed (No API key configured.') == 1, out[-2000:]
+    assert (tmp_path / 'experiments' / 'release_ae' / 'models' / 'net_g_1.pth').is_file()
+
+
+def test_release_schema_files_train_and_test(tiny_data, tmp_path, no_wandb_login):
+    """A new user's machine: wandb installed (the dev extra) and nobody logged in, as in CI. Every
+    training file of the release sets logger.wandb: each trains, with tensorboard only."""
+    ae = _release_ae(tiny_data)
+    proc = run_entry('train', write_yaml(ae, tmp_path / 'ae.yml'), tmp_path)
     log = next((tmp_path / 'experiments' / 'release_ae').glob('train_release_ae_*.log')).read_text()
     for metric in ('psnr', 'ssim', 'psnr_lr', 'ssim_lr'):
         assert re.search(rf'# {metric}: [\d.]+', log), metric
-    assert list((tmp_path / 'experiments' / 'release_ae' / 'wandb').glob('offline-run-*')), 'wandb offline run'
+    assert_tensorboard_only(proc, tmp_path, 'release_ae')
     ae_ckpt = tmp_path / 'experiments' / 'release_ae' / 'models' / 'net_g_latest.pth'
 
     gan = deepcopy(ae)
@@ -410,8 +571,8 @@ def test_release_schema_files_train_and_test(tiny_data, tmp_path, monkeypatch):
         dists={'type': 'calculate_dists_pytorch', 'crop_border': 4, 'better': 'lower'},
         aepsnr={'type': 'calculate_aepsnr_pytorch', 'crop_border': 4},
     )
-    gan['logger']['wandb']['project'] = None
-    run_entry('train', write_yaml(gan, tmp_path / 'gan.yml'), tmp_path)
+    proc = run_entry('train', write_yaml(gan, tmp_path / 'gan.yml'), tmp_path)
+    assert_tensorboard_only(proc, tmp_path, 'release_aesop')
     log = next((tmp_path / 'experiments' / 'release_aesop').glob('train_release_aesop_*.log')).read_text()
     for metric in ('psnr', 'lpips', 'dists', 'aepsnr'):
         assert re.search(rf'# {metric}: [\d.]+', log), metric
@@ -433,8 +594,9 @@ def test_release_schema_files_train_and_test(tiny_data, tmp_path, monkeypatch):
     rw['train'].update(total_iter=1, aesop_opt=gan['train']['aesop_opt'])
     rw['train']['perceptual_opt']['layer_weights'] = {'conv2_2': 0.1}
     rw['val'].update(val_freq=1, metrics={'psnr': ae['val']['metrics']['psnr']})
-    rw['logger'].update(print_freq=1, save_checkpoint_freq=1, use_tb_logger=False)
-    run_entry('train', write_yaml(rw, tmp_path / 'rw.yml'), tmp_path)
+    rw['logger'].update(print_freq=1, save_checkpoint_freq=1, wandb=ae['logger']['wandb'])  # as the release's
+    proc = run_entry('train', write_yaml(rw, tmp_path / 'rw.yml'), tmp_path)
+    assert_tensorboard_only(proc, tmp_path, 'release_realworld')
     log = next((tmp_path / 'experiments' / 'release_realworld').glob('train_*.log')).read_text()
     assert re.search(r'# psnr: [\d.]+', log) and 'AesopRealESRGANDataset' in log
 

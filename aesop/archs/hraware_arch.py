@@ -165,6 +165,8 @@ class AesopClipImageEncoder(nn.Module):
         pretrained: the weights file, or ``None`` to look it up.
     """
 
+    requires = ('open_clip', 'hraware')  # checked at start-up: aesop.options.check_optional_packages
+
     def __init__(
         self,
         *,

@@ -66,3 +66,6 @@ def calculate_pyiqa(
                 raise AesopError(f'pyiqa metric {metric!r} is full-reference: it needs the GT image')
             return float(model(x, to_tensor(_crop(img2, crop_border), device)))
         return float(model(x))
+
+
+calculate_pyiqa.requires = ('pyiqa', 'iqa')  # checked at start-up: aesop.options.check_optional_packages
