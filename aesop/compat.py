@@ -42,11 +42,15 @@ Each fix is tested in ``tests/test_compat.py``:
 from __future__ import annotations
 
 import collections
+import contextlib
+import copy
 import importlib.util
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.distributed as dist
@@ -79,16 +83,17 @@ from aesop.backbones import OfflineZoo  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.options import (  # noqa: E402
     REQUIRED_SECTIONS,
-    check_force_yml,
-    coerce_numbers,
+    OptionDumper,
+    OptionLoader,
+    apply_force_yml,
     load_option_file,
     normalize_options,
     ordered_yaml,
     parse_override_value,
+    prepare_options,
     warn,
 )
 from aesop.runlock import exit_with_parent, hold_experiment, remove_stale_temporaries  # noqa: E402
-from aesop.schema import check_schema  # noqa: E402
 from aesop.weights import read_checkpoint  # noqa: E402
 
 logger = logging.getLogger('basicsr')
@@ -155,14 +160,19 @@ def parse_options(root_path: str, is_train: bool = True):
     empty, malformed or code-running file, missing sections, bad ``--force_yml`` entries); then
     basicsr's parser, and the options normalised."""
     sys.argv = normalize_argv(sys.argv)
-    if '-opt' in sys.argv[:-1]:
-        file_opt = load_option_file(sys.argv[sys.argv.index('-opt') + 1], required=REQUIRED_SECTIONS[is_train])
-        overrides = force_yml_entries(sys.argv)
-        check_force_yml(file_opt, overrides)
-        coerce_numbers(file_opt)
-        check_schema(file_opt)  # before basicsr's parser, which fails on a missing name with a KeyError
-    opt, args = _basicsr_parse_options(root_path, is_train=is_train)
-    normalize_options(opt, root_path=root_path)
+    if '-opt' not in sys.argv[:-1]:  # basicsr's parser says what is missing
+        _basicsr_parse_options(root_path, is_train=is_train)
+    file_opt = load_option_file(sys.argv[sys.argv.index('-opt') + 1], required=REQUIRED_SECTIONS[is_train])
+    overrides = force_yml_entries(sys.argv)
+    file_opt['is_train'] = is_train  # as basicsr's parser sets it (the release's names depend on it)
+    prepare_options(apply_force_yml(file_opt, overrides))  # before basicsr's parser: it reads these options
+    argv, sys.argv = sys.argv, without_force_yml(sys.argv, overrides)  # applied above, values checked
+    try:
+        with _PreparedLoader.holding(file_opt):
+            opt, args = _basicsr_parse_options(root_path, is_train=is_train)
+    finally:
+        sys.argv = argv
+    normalize_options(opt, root_path=root_path, prepared=True)
     if opt['dist'] and 'TORCHELASTIC_RUN_ID' in os.environ:
         exit_with_parent()  # a killed torchrun agent must not leave its workers training
     where = Path(root_path) / ('experiments' if is_train else 'results')
@@ -190,6 +200,36 @@ def _hold_experiment(opt: dict) -> None:
         message = shared[0]
     if message:
         raise AesopError(message)
+
+
+class _PreparedLoader(OptionLoader):
+    """basicsr's parser loads the option file with ``yaml.load(f, Loader=ordered_yaml()[0])``: while
+    :meth:`holding` options, that load gives it a copy of them (read, checked and completed once by
+    :func:`aesop.options.prepare_options`) instead of the file's text read again."""
+
+    options: ClassVar[dict | None] = None
+
+    def get_single_data(self) -> dict:
+        return copy.deepcopy(type(self).options)
+
+    @classmethod
+    @contextlib.contextmanager
+    def holding(cls, options: dict) -> Iterator[None]:
+        cls.options = options
+        _bsr_options.ordered_yaml = lambda: (cls, OptionDumper)
+        try:
+            yield
+        finally:
+            cls.options = None
+            _bsr_options.ordered_yaml = ordered_yaml
+
+
+def without_force_yml(argv: list[str], entries: list[str]) -> list[str]:
+    """``argv`` without ``--force_yml`` and its ``entries`` (:func:`force_yml_entries`)."""
+    if '--force_yml' not in argv:
+        return list(argv)
+    start = argv.index('--force_yml')
+    return [*argv[:start], *argv[start + 1 + len(entries) :]]
 
 
 def force_yml_entries(argv: list[str]) -> list[str]:

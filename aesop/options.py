@@ -28,8 +28,8 @@ import yaml
 
 from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.errors import AesopError
-from aesop.schema import admits, check_schema
-from aesop.utils import closest, did_you_mean, iter_keyed_mappings, iter_mappings
+from aesop.schema import admits, apply_schema
+from aesop.utils import NUMBER, closest, did_you_mean, iter_keyed_mappings, iter_mappings, spelled_number
 
 
 class OptionLoader(yaml.SafeLoader):
@@ -110,7 +110,6 @@ REQUIRED_SECTIONS = {
     False: ('network_g', 'datasets', 'path', 'val'),
 }
 _KEY = re.compile(r'[A-Za-z_][\w.\-]*')
-_NUMBER = re.compile(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?')
 
 
 def parse_override_value(text: str) -> object:
@@ -123,42 +122,62 @@ def parse_override_value(text: str) -> object:
         return text.lower() == 'true'
     if text.startswith('!!float'):
         return float(text.removeprefix('!!float'))
-    if _NUMBER.fullmatch(text):
-        return _number(text)
+    if NUMBER.fullmatch(text):
+        return spelled_number(text)
     if text.startswith('['):
         return parse_yaml(text, source=f'--force_yml value {text!r}')
     return text
 
 
-def check_force_yml(opt: dict, entries: list[str]) -> None:
-    """Each ``--force_yml`` entry is ``section:key=value`` for a key the option file has (basicsr would
-    silently add a misspelt one) and does not replace a section by a plain value."""
+def apply_force_yml(opt: dict, entries: list[str]) -> dict:
+    """Set each ``--force_yml`` entry ``section:key=value`` in ``opt`` (basicsr's semantics, values read by
+    :func:`parse_override_value`), after checking it names a key the option file has or the schema declares
+    (basicsr would silently add a misspelt one) and does not replace a section by a plain value. Returns ``opt``."""
     for entry in entries:
         if '=' not in entry:
             raise AesopError(f'--force_yml {entry!r}: expected key:subkey=value, e.g. train:ema_decay=0.999')
         keys, value = (part.strip() for part in entry.split('=', 1))
-        node, path = opt, []
+        node, path, parent = opt, [], None
         for key in keys.split(':'):
             if not _KEY.fullmatch(key):
                 raise AesopError(f'--force_yml {entry!r}: {key!r} is not an option key')
             if isinstance(node, dict) and key not in node and admits('.'.join(path), key):
-                node, path = None, [*path, key]  # a declared option that the file leaves out
+                parent, node, path = node, None, [*path, key]  # a declared option that the file leaves out
                 continue
             if not isinstance(node, dict) or key not in node:
                 close = closest(key, node if isinstance(node, dict) else [])
                 hint = f'; did you mean {":".join([*path, close])!r}?' if close else ''
                 where = ':'.join(path) or 'the top level'
                 raise AesopError(f'--force_yml {entry!r}: no option {key!r} in {where}{hint}')
-            node, path = node[key], [*path, key]
-        if isinstance(node, dict) and not isinstance(parse_override_value(value), dict):
+            parent, node, path = node, node[key], [*path, key]
+        parsed = parse_override_value(value)
+        if isinstance(node, dict) and not isinstance(parsed, dict):
             raise AesopError(f'--force_yml {entry!r}: {keys} is a section; set one of its keys ({", ".join(node)})')
+        parent[path[-1]] = parsed
+    return opt
 
 
-def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
+def prepare_options(opt: dict) -> dict:
+    """The options as every run reads them, prepared once, in place: the release's names translated
+    (:func:`aesop.official.translate_options`), basicsr's ``PairedImageDataset`` built as
+    :class:`~aesop.data.AesopPairedImageDataset`, number strings of component options read
+    (:func:`coerce_numbers`), and the schema applied (:func:`aesop.schema.apply_schema`: validated values
+    and every declared default written back). Returns ``opt``."""
+    from aesop.official import translate_options
+
+    translate_options(opt)
+    for dataset in (opt.get('datasets') or {}).values():
+        if isinstance(dataset, dict):
+            dataset['type'] = UPGRADED_DATASETS.get(dataset.get('type'), dataset.get('type'))
+    coerce_numbers(opt)
+    return apply_schema(opt)
+
+
+def normalize_options(opt: dict, *, root_path: str | Path, prepared: bool = False) -> dict:
     """Normalise ``opt`` in place and return it.
 
-    - official AESOP option names are translated (:func:`aesop.official.translate_options`), and
-      basicsr's ``PairedImageDataset`` is built as :class:`~aesop.data.AesopPairedImageDataset`;
+    - unless ``prepared`` (the entry points prepare the file before basicsr's parser reads it), the options
+      are prepared (:func:`prepare_options`: the release's names, the schema's validated values and defaults);
     - without CUDA, ``num_gpu`` becomes 0 so the run happens on the CPU, and a CUDA prefetcher
       (``prefetch_mode: cuda``, ``pin_memory``) falls back to the CPU one with a warning;
     - ``logger.wandb.project`` without the ``wandb`` package (``pip install -e '.[wandb]'``), or
@@ -170,13 +189,8 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
     - every data folder and weight file the run needs must exist and not be empty (resume
       states excepted).
     """
-    from aesop.official import translate_options
-
-    translate_options(opt)
-    for dataset in (opt.get('datasets') or {}).values():
-        dataset['type'] = UPGRADED_DATASETS.get(dataset.get('type'), dataset.get('type'))
-    coerce_numbers(opt)
-    check_schema(opt)  # every section's keys and their types (aesop.schema)
+    if not prepared:
+        prepare_options(opt)
     check_components(opt)  # every ``type:`` entry's options, against its signature
     for phase, dataset in opt['datasets'].items():
         if dataset.get('metrics') is not None:  # the release's real-world file
@@ -231,43 +245,22 @@ def normalize_options(opt: dict, *, root_path: str | Path) -> dict:
 SAVED_NETWORKS = ('pretrain_network_g', 'pretrain_network_d', 'pretrain_network_decoder')
 # basicsr's datasets built as this package's subclass (same options and items, one-line errors)
 UPGRADED_DATASETS = {'PairedImageDataset': 'AesopPairedImageDataset'}
-# option keys YAML reads as strings when written 1e-4 (no dot, no !!float): numbers here, as the user meant
-NUMERIC_KEYS = {'lr', 'weight_decay', 'eps', 'ema_decay', 'total_iter', 'warmup_iter', 'gamma', 'eta_min'}
-NUMERIC_KEYS |= {'val_freq', 'print_freq', 'save_checkpoint_freq', 'loss_weight', 'perceptual_weight', 'style_weight'}
-NUMERIC_LISTS = {'milestones', 'periods', 'restart_weights', 'betas'}  # lists of numbers
-OPTIMIZERS = ('Adam',)  # what basicsr 1.4.2's BaseModel.get_optimizer builds
-SCHEDULERS = ('MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR')
+# component options (not typed by the schema) YAML reads as strings when written 1e-4: numbers, as meant
+NUMERIC_KEYS = {'loss_weight', 'perceptual_weight', 'style_weight'}
 
 
 def coerce_numbers(opt: dict) -> None:
-    """``lr: 1e-3`` (a string for YAML 1.1) and its kind become numbers in ``train``, ``val`` and ``logger``."""
-    for section in ('train', 'val', 'logger'):
+    """``loss_weight: 1e-2`` (a string for YAML 1.1) and its kind become numbers in the loss and metric entries
+    of ``train`` and ``val``, which the schema does not type (its own keys it reads the same way)."""
+    for section in ('train', 'val'):
         for node in iter_mappings(opt.get(section)):
             for key, value in node.items():
                 if key in NUMERIC_KEYS:
-                    node[key] = _number(value)
-                elif key in NUMERIC_LISTS and isinstance(value, list):
-                    node[key] = [_number(v) for v in value]
-
-
-def _number(value: object) -> object:
-    """``value`` as an int or float if it is a string that spells one (``'1e-3'``, ``'4e5'``)."""
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        number = float(value)
-        return int(number) if number.is_integer() and '.' not in value and 'e-' not in value.lower() else number
-    return value
+                    node[key] = spelled_number(value)
 
 
 def check_training_options(opt: dict) -> None:
     """Start-up checks of a training run that basicsr makes late (or never), each one line."""
-    train = opt.get('train') or {}
-    for key, supported in (('optim_g', OPTIMIZERS), ('optim_d', OPTIMIZERS), ('scheduler', SCHEDULERS)):
-        kind = (train.get(key) or {}).get('type')
-        if key in train and kind not in supported:
-            raise AesopError(
-                f'train.{key}.type {kind!r} is not supported: {did_you_mean(kind, supported)}'
-                f'basicsr builds {", ".join(supported)}'
-            )
     scale = opt.get('scale')
     dataset = (opt.get('datasets') or {}).get('train') or {}
     if scale and dataset.get('gt_size') and dataset['gt_size'] % scale:
@@ -455,11 +448,11 @@ def _loss_files(node: dict, prefix: str) -> Iterator[tuple[str, dict, str, str]]
 
 def _check_step_options(model: type | None, opt: dict) -> None:
     """``train.amp``/``grad_clip``/``accumulate``/… are read by the models with :class:`PrecisionMixin` only:
-    elsewhere they would be ignored silently."""
+    elsewhere they would be ignored silently, so any value is refused there (unset is ``~``)."""
     from aesop.models.precision import STEP_OPTIONS, PrecisionMixin
 
     train = opt.get('train') or {}
-    used = [key for key in STEP_OPTIONS if train.get(key) not in (None, False, 0, 1, 'none')]
+    used = [key for key in STEP_OPTIONS if train.get(key) is not None]
     if model is not None and used and not issubclass(model, PrecisionMixin):
         raise AesopError(
             f'train.{used[0]} is not supported by {model.__name__}: the AE, GAN and real-world models read it'

@@ -4,24 +4,31 @@ the closest known one; a wrong type names the key and the value.
 
 Components (``type:`` entries: networks, losses, metrics) are not declared here: their options
 are the parameters of the registered class or function and are checked against its signature
-(:func:`aesop.options.check_components`). The schema types what basicsr's code reads; it does
-not rewrite the options (the dict goes on unchanged).
+(:func:`aesop.options.check_components`).
+
+:func:`apply_schema` validates strictly and writes the result back: the dict basicsr and the models
+read holds the validated values and every declared default (what ``docs/options.md`` calls a default
+is what runs). Strict means a value has the type YAML gave it; the one coercion is a number YAML 1.1
+reads as a string (``1e-3``, ``4e5``: an exponent without a dot), and an integral float for an int
+(``!!float 4e5``). ``'no'`` for a boolean and ``'4'`` for an integer are refused.
 """
 
 from __future__ import annotations
 
+import copy
+import re
 import types
 import typing
 from typing import Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from aesop.errors import AesopError
-from aesop.utils import did_you_mean
+from aesop.utils import NUMBER, did_you_mean, spelled_number
 
-__all__ = ['OptionFile', 'admits', 'check_schema', 'known_keys']
+__all__ = ['OptionFile', 'admits', 'apply_schema', 'known_keys']
 
-Number = float  # an int passes too
+Number = int | float  # an int stays an int
 Components = dict[str, Any] | None  # a ``type:`` entry: checked against its signature elsewhere
 
 
@@ -32,6 +39,13 @@ class _Section(BaseModel):
         extra='forbid', populate_by_name=True, protected_namespaces=(), use_attribute_docstrings=True
     )
     PREFIXES: ClassVar[tuple[str, ...]] = ()  # keys starting with one of these are admitted (e.g. network_*)
+    WRITE_DEFAULTS: ClassVar[bool] = True  # apply_schema writes the defaults of keys left out
+
+    @field_validator('*', mode='before')
+    @classmethod
+    def _as_written(cls, value: Any, info: ValidationInfo) -> Any:
+        """Strict types (pydantic's lax mode would read ``'no'`` as false, ``'4'`` and ``true`` as numbers)."""
+        return _as_written(cls.model_fields[info.field_name].annotation, value)
 
     @model_validator(mode='before')
     @classmethod
@@ -39,6 +53,47 @@ class _Section(BaseModel):
         if isinstance(data, dict) and cls.PREFIXES:
             return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith(cls.PREFIXES))}
         return data
+
+
+def _scalar_kinds(annotation: Any) -> set[type] | None:
+    """The scalar types an annotation admits (``bool``, ``int``, ``float``, ``str``; a Literal's values' types),
+    or ``None`` when it admits anything or no scalar (a section, a mapping: pydantic's own checks)."""
+    kinds: set[type] = set()
+    for member in _union_members(annotation):
+        if member is Any:
+            return None
+        if typing.get_origin(member) is Literal:
+            kinds |= {type(value) for value in typing.get_args(member)}
+        elif member in (bool, int, float, str):
+            kinds.add(member)
+    return kinds or None
+
+
+def _as_written(annotation: Any, value: Any) -> Any:
+    """``value`` if YAML gave it a type ``annotation`` admits; a number YAML 1.1 left a string (``1e-3``) as the
+    number; else a :class:`ValueError` saying what the option takes."""
+    if isinstance(value, list):
+        items = [typing.get_args(m)[0] for m in _union_members(annotation) if typing.get_origin(m) is list]
+        return [_as_written(items[0], item) for item in value] if len(items) == 1 else value
+    kinds = _scalar_kinds(annotation)
+    if kinds is None or not isinstance(value, (bool, int, float, str)):
+        return value
+    numeric = bool(kinds & {int, float})
+    if isinstance(value, str) and str not in kinds:
+        if numeric and NUMBER.fullmatch(value.strip()) and 'e' in value.lower():  # YAML 1.1's 1e-3
+            return spelled_number(value)
+        raise ValueError(f'input should be {_expected(kinds)}, not a string, got {value!r}')
+    if isinstance(value, bool) and bool not in kinds:
+        raise ValueError(f'input should be {_expected(kinds)}, got {value!r}')
+    if not isinstance(value, (bool, str)) and bool in kinds and not numeric:
+        raise ValueError(f'input should be {_expected(kinds)}, got {value!r}')
+    return value
+
+
+def _expected(kinds: set[type]) -> str:
+    if bool in kinds:
+        return 'a valid boolean (true or false)'
+    return 'a valid integer' if float not in kinds else 'a valid number'
 
 
 class IoBackend(_Section):
@@ -134,7 +189,8 @@ class Dataset(_Section):
 class Optimizer(_Section):
     """``train.optim_*``: ``torch.optim.Adam``'s options (what basicsr 1.4.2 builds)."""
 
-    type: str
+    type: Literal['Adam']
+    """What basicsr 1.4.2's ``BaseModel.get_optimizer`` builds."""
     lr: Number = Field(gt=0)
     betas: list[Number] = Field(default=[0.9, 0.999], min_length=2, max_length=2)
     eps: Number = 1e-8
@@ -145,7 +201,8 @@ class Optimizer(_Section):
 class Scheduler(_Section):
     """``train.scheduler``: basicsr's MultiStepRestartLR / CosineAnnealingRestartLR options."""
 
-    type: str
+    type: Literal['MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR']
+    """What basicsr 1.4.2's ``SRModel.setup_schedulers`` builds."""
     milestones: list[int] | None = None
     gamma: Number | None = None
     restarts: list[int] | None = None
@@ -188,9 +245,11 @@ class Train(_Section):
     """Iterations that train D alone at the start."""
     # this project
     amp: Literal['none', 'bf16', 'fp16'] | None = None
-    """Autocast of the forward passes (fp16 with a gradient scaler); losses in fp32."""
-    channels_last: bool = False
-    """Networks, ψ and batches in NHWC layout (faster convolutions on recent GPUs)."""
+    """Autocast of the forward passes (fp16 with a gradient scaler); losses in fp32; unset: none.
+    The step options (amp, channels_last, grad_clip, accumulate, compile) are refused, whatever their value,
+    by a model that does not read them."""
+    channels_last: bool | None = None
+    """Networks, ψ and batches in NHWC layout (faster convolutions on recent GPUs); unset: false."""
     relativistic_gan: bool | None = None
     """ESRGAN's relativistic-average GAN (default) or the standard one (false, Real-ESRGAN)."""
     freeze_decoder: int = Field(default=0, ge=0)
@@ -199,10 +258,10 @@ class Train(_Section):
     """Resume although ψ's file changed since the training state was written."""
     grad_clip: Number | dict[Literal['g', 'd'], Number | None] | None = None
     """Max gradient norm (G and D)."""
-    accumulate: int = Field(default=1, ge=1)
-    """Micro-batches per optimiser step."""
-    compile: bool | dict[str, Any] = False
-    """Torch.compile of G and D (its keyword arguments)."""
+    accumulate: int | None = Field(default=None, ge=1)
+    """Micro-batches per optimiser step; unset: 1."""
+    compile: bool | dict[str, Any] | None = None
+    """Torch.compile of G and D (its keyword arguments); unset: false."""
     controller: Controller | None = None
     """HR-aware finetuning (paper 003)."""
     # basicsr's StyleGAN2 and video models
@@ -288,6 +347,7 @@ class Paths(_Section):
     """``path``: the initial weights of every network (``*_<net>``), resuming, and the folders basicsr sets."""
 
     PREFIXES = ('pretrain_network_', 'param_key_', 'strict_load_')
+    WRITE_DEFAULTS = False  # basicsr's make_exp_dirs makes a folder of every key here it does not know
     resume_state: str | None = None
     """A training state to resume from (or ``--auto_resume``)."""
     allow_random_init: bool = False
@@ -429,16 +489,33 @@ def admits(section: str, key: str) -> bool:
     return key in schema.model_fields or key.startswith(schema.PREFIXES) or loss_entry
 
 
-def check_schema(opt: dict) -> None:
-    """Validate ``opt`` against :class:`OptionFile`; the first error is one :class:`AesopError` line.
-
-    An unknown key names the closest declared one; a wrong type or range names the key, what it
-    must be and the value found.
-    """
+def apply_schema(opt: dict) -> dict:
+    """Validate ``opt`` against :class:`OptionFile` and write the result back, in place: each declared key
+    given holds its validated value, each one left out of a section the file has holds its default (a
+    ``~`` default is not written). Returns ``opt``. The first error is one :class:`AesopError` line: an
+    unknown key names the closest declared one; a wrong type or range names the key, what it must be and
+    the value found."""
     try:
-        OptionFile.model_validate(opt)
+        validated = OptionFile.model_validate(opt)
     except ValidationError as error:
         raise AesopError(_describe(error.errors(include_url=False)[0])) from None
+    _write_back(validated, opt)
+    return opt
+
+
+def _write_back(section: _Section, node: dict) -> None:
+    for name in type(section).model_fields:
+        value = getattr(section, name)
+        if name not in node:
+            if value is not None and section.WRITE_DEFAULTS:
+                node[name] = copy.deepcopy(value)  # the declared default
+        elif isinstance(value, _Section):
+            _write_back(value, node[name])
+        elif isinstance(value, dict) and all(isinstance(item, _Section) for item in value.values()):
+            for key, item in value.items():  # datasets.<phase>
+                _write_back(item, node[name][key])
+        elif not isinstance(value, dict):  # a scalar or a list; a mapping of components stays as written
+            node[name] = value
 
 
 def _describe(problem: dict) -> str:
@@ -455,6 +532,12 @@ def _describe(problem: dict) -> str:
     if problem['type'] == 'value_error':
         message = problem['msg'].removeprefix('Value error, ')
         return message if _schema(key) is not None else f'option {key}: {message}'  # a section's check names its key
+    if problem['type'] == 'literal_error' and isinstance(found, str):
+        choices = [choice.strip(" '") for choice in re.split(r', | or ', problem['ctx']['expected'])]
+        hint = did_you_mean(found, choices).strip()
+        return f'option {key}: {problem["msg"][0].lower()}{problem["msg"][1:]}, got {found!r}' + (
+            f'; {hint}' if hint else ''
+        )
     if problem['type'] in _BOUNDS:
         return f'option {key} must be {_BOUNDS[problem["type"]]} {next(iter(problem["ctx"].values())):g}, got {found!r}'
     return f'option {key}: {problem["msg"][0].lower()}{problem["msg"][1:]}, got {found!r}'
@@ -498,6 +581,11 @@ def options_reference() -> str:
         "wrong type or range names the key and the value. `~` is YAML's null, *required* keys have no default and "
         '`number` is an int or a float. Components (`type:` entries: networks, losses, metrics) are not listed here: '
         'their options are the parameters of the registered class or function, checked against its signature.',
+        '',
+        'The validated options are what runs: a default listed here is written into every section the file has '
+        '(except `path`, whose unknown keys basicsr makes folders of) when the key is left out. Types are strict: '
+        "`'no'` for a `bool` or `'4'` for an `int` is refused; the one coercion is a number YAML 1.1 reads as a "
+        'string (`1e-3`, `4e5`: an exponent without a dot, or use `!!float`), and an integral float for an `int`.',
     ]
     for names, schema in _sections():
         lines += ['', '## ' + (' / '.join(f'`{name}`' for name in names) if names[0] else 'Top level'), '']
@@ -553,6 +641,10 @@ def _type_name(annotation: Any) -> str:
     """A readable type: ``int``, ``number``, ``list[int]``, ``'nccl' | 'gloo' | 'mpi'``, ``str | ~``, ``section``."""
     origin = typing.get_origin(annotation)
     if origin in (Union, types.UnionType):
+        members = typing.get_args(annotation)
+        if int in members and float in members:  # Number
+            annotation = Union[tuple(m for m in members if m is not int)]  # noqa: UP007
+            return _type_name(annotation)
         return ' | '.join(_type_name(member) for member in typing.get_args(annotation))
     if origin is Literal:
         return ' | '.join(repr(value) for value in typing.get_args(annotation))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -80,6 +81,18 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
         return '| ' + ' | '.join(str(c).ljust(w) for c, w in zip(cells, widths)) + ' |'
 
     return '\n'.join([line(header), '|' + '|'.join('-' * (w + 2) for w in widths) + '|', *map(line, rows)])
+
+
+NUMBER = re.compile(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?')
+
+
+def spelled_number(value: object) -> object:
+    """``value`` as an int or float if it is a string that spells one, else ``value`` itself: YAML 1.1 (PyYAML,
+    basicsr) reads ``1e-3`` and ``4e5`` (no dot, no ``!!float``) as strings, where the user meant numbers."""
+    if isinstance(value, str) and NUMBER.fullmatch(value.strip()):
+        number = float(value)
+        return int(number) if number.is_integer() and '.' not in value and 'e-' not in value.lower() else number
+    return value
 
 
 def iter_mappings(node: object) -> Iterator[dict]:

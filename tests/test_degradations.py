@@ -256,9 +256,10 @@ def test_missing_option():
 
 def test_queue_size_checked_per_batch(data):
     degrade = RealESRGANDegradation.from_options({**SMALL, 'queue_size': 5})
-    with pytest.raises(OptionValueError, match=r'^option queue_size must be a multiple of the batch size 2, got 5'):
+    message = r'^option queue_size must be a multiple of the batch size 2 \(datasets.train.batch_size_per_gpu\), got 5'
+    with pytest.raises(OptionValueError, match=message):
         degrade(*_kernels(data))
-    with pytest.raises(OptionValueError, match='batch size 2, got 3'):
+    with pytest.raises(OptionValueError, match=r'batch size 2 \(datasets.train.batch_size_per_gpu\), got 3'):
         PairQueue(size=3)(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 16, 16))
 
 

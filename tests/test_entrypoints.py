@@ -62,6 +62,28 @@ def pipeline(tiny_data, tmp_path_factory):
     return root, gan, tiny_data
 
 
+def test_the_documented_defaults_are_what_runs(tiny_data, tmp_path):
+    """A file without print_freq, save_checkpoint_freq, use_rot, batch_size_per_gpu, num_worker_per_gpu, num_gpu
+    and save_img trains (basicsr read each with [] and stopped with a KeyError); --force_yml values are the
+    schema's too."""
+    opt = tiny(load_yaml(DEMO / 'train_psnr.yml'), 'defaults', tiny_data, 2)
+    for key in ('print_freq', 'save_checkpoint_freq'):
+        del opt['logger'][key]
+    for key in ('use_rot', 'use_hflip', 'batch_size_per_gpu', 'num_worker_per_gpu'):
+        del opt['datasets']['train'][key]
+    del opt['num_gpu'], opt['val']['save_img']
+    opt['train']['total_iter'] = 5
+    path = write_yaml(opt, tmp_path / 'defaults.yml')
+    run_entry('train', path, tmp_path, '--force_yml', 'train:total_iter=!!float 2e0', 'val:val_freq=2e0')
+    log = next((tmp_path / 'experiments' / 'defaults').glob('train_*.log')).read_text()
+    assert 'End of training' in log
+    for line in ('print_freq: 100', 'save_checkpoint_freq: 5000', 'use_rot: False', 'batch_size_per_gpu: 1'):
+        assert re.search(rf'^\s+{line}$', log, re.M), line  # basicsr logs the options it runs with
+    assert re.search(r'^\s+total_iter: 2$', log, re.M) and re.search(r'^\s+val_freq: 2$', log, re.M)
+    assert (tmp_path / 'experiments' / 'defaults' / 'models' / 'net_g_latest.pth').is_file()
+    assert re.search(r'# psnr: [\d.]+', log)  # validated at iteration 2
+
+
 def test_training_writes_checkpoints_logs_and_tensorboard(pipeline):
     root = pipeline[0]
     for name, files in (('e2e_ae', ['net_g_3.pth', 'net_g_latest.pth']), ('e2e_aesop', ['net_g_2.pth', 'net_d_2.pth'])):

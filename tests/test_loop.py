@@ -107,5 +107,15 @@ def test_step_options_on_a_model_that_does_not_read_them_are_refused(tmp_path):
     opt = {**base_opt(tmp_path, accumulate=2), 'model_type': 'AesopSRModel', 'network_g': TINY_RRDB}
     with pytest.raises(AesopError, match='train.accumulate is not supported by AesopSRModel'):
         check_components(opt)
-    opt['train']['accumulate'] = 1
-    check_components(opt)
+    del opt['train']['accumulate']
+    # any value, the model's own default too (grad_clip: 1 was taken for "unset" and silently ignored)
+    for key, value in (
+        ('grad_clip', 1),
+        ('grad_clip', 0.5),
+        ('accumulate', 1),
+        ('channels_last', False),
+        ('amp', 'none'),
+    ):
+        with pytest.raises(AesopError, match=f'train.{key} is not supported by AesopSRModel'):
+            check_components({**opt, 'train': {**opt['train'], key: value}})
+    check_components({**opt, 'train': {**opt['train'], 'grad_clip': None}})  # ~ is unset

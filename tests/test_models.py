@@ -273,8 +273,3 @@ def test_amp_loss_is_close_to_fp32(tmp_path):
         values[amp] = model.log_dict
     assert values['bf16'] == pytest.approx(values['none'], rel=0.02)
     assert values['bf16'] != values['none']  # autocast was on
-
-
-def test_unknown_amp_mode_is_an_error(tmp_path):
-    with pytest.raises(AesopError, match='train.amp must be one of none, bf16, fp16'):
-        build_model(gan_opt(tmp_path, {'pixel_opt': {'type': 'L1Loss'}}, amp='fp8'))

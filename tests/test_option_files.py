@@ -15,7 +15,7 @@ from conftest import REPO, run_entry
 import aesop.test
 import aesop.train
 from aesop.errors import AesopError
-from aesop.options import check_force_yml, load_option_file, parse_override_value
+from aesop.options import apply_force_yml, load_option_file, parse_override_value
 
 EVIL = 'note: !!python/object/apply:os.system ["touch {marker}"]\n'
 
@@ -121,7 +121,7 @@ def test_force_yml_values_are_parsed_without_eval():
     assert parse_override_value('__import__("os")') == '__import__("os")'  # a string, never evaluated
     with pytest.raises(AesopError, match='refused YAML tag'):
         parse_override_value('[!!python/object/apply:os.system ["x"]]')
-    check_force_yml({'train': {'ema_decay': 0.9}}, ['train:ema_decay=0.999'])  # a known key passes
+    apply_force_yml({'train': {'ema_decay': 0.9}}, ['train:ema_decay=0.999'])  # a known key passes
 
 
 def test_testing_without_weights_is_refused(tiny_data, tmp_path, monkeypatch, capsys):
@@ -135,34 +135,38 @@ def test_testing_without_weights_is_refused(tiny_data, tmp_path, monkeypatch, ca
 
 
 def test_numbers_written_without_a_dot_are_numbers():
-    from aesop.options import coerce_numbers
+    """YAML 1.1 reads 1e-3 and 4e5 as strings: the schema's keys and the loss entries' weights are numbers."""
+    from aesop.options import prepare_options
 
     opt = {
-        'train': {'optim_g': {'lr': '1e-3', 'type': 'Adam'}, 'total_iter': '400000'},
+        'name': 'x',
+        'datasets': {},
+        'train': {
+            'optim_g': {'lr': '1e-3', 'type': 'Adam'},
+            'total_iter': '4e5',
+            'perceptual_opt': {'type': 'PerceptualLoss', 'perceptual_weight': '1e-2'},
+        },
         'logger': {'print_freq': '1e2'},
     }
-    coerce_numbers(opt)
-    assert opt == {
-        'train': {'optim_g': {'lr': 1e-3, 'type': 'Adam'}, 'total_iter': 400000},
-        'logger': {'print_freq': 100.0},
-    }
+    prepare_options(opt)
+    assert opt['train']['optim_g']['lr'] == 1e-3 and opt['train']['perceptual_opt']['perceptual_weight'] == 0.01
+    assert opt['train']['total_iter'] == 400000 and isinstance(opt['train']['total_iter'], int)
+    assert opt['logger']['print_freq'] == 100 and isinstance(opt['logger']['print_freq'], int)
 
 
 def test_force_yml_takes_optional_keys_and_stops_at_the_next_flag():
     from aesop.compat import force_yml_entries
 
-    check_force_yml(
+    apply_force_yml(
         {'train': {'ema_decay': 0.9}, 'path': {}}, ['train:allow_psi_change=true', 'path:allow_random_init=1']
     )
     assert force_yml_entries(['t.py', '--force_yml', 'train:ema_decay=0.9', '-opt', 'x.yml']) == ['train:ema_decay=0.9']
 
 
 def test_numbers_in_lists_too():
-    from aesop.options import coerce_numbers
+    from aesop.schema import apply_schema
 
-    opt = {'train': {'scheduler': {'milestones': ['2e5', '4e5']}, 'perceptual_opt': {'perceptual_weight': '1e-2'}}}
-    coerce_numbers(opt)
-    assert opt['train'] == {
-        'scheduler': {'milestones': [200000, 400000]},
-        'perceptual_opt': {'perceptual_weight': 0.01},
-    }
+    opt = {'name': 'x', 'datasets': {}, 'train': {'total_iter': 1, 'scheduler': {'type': 'MultiStepLR'}}}
+    opt['train']['scheduler']['milestones'] = ['2e5', '4e5']
+    apply_schema(opt)
+    assert opt['train']['scheduler']['milestones'] == [200000, 400000]

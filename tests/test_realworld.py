@@ -237,11 +237,13 @@ def test_discriminator_real_input_follows_gan_gt_usm(tmp_path, gan_gt_usm):
 
 def test_relativistic_gan_option(tmp_path):
     assert _model(tmp_path, train_relativistic=True).relativistic
+    assert not _model(tmp_path, train_relativistic=False).relativistic
     opt = load_yaml(OPTIONS / 'train_ldl_realworld.yml')
     opt.update(is_train=True, dist=False)
     opt['train']['relativistic_gan'] = 'no'
-    with pytest.raises(AesopError, match="option train.relativistic_gan must be true or false, got 'no'"):
+    with pytest.raises(AesopError, match=r"option train.relativistic_gan: input should be a valid boolean.*got 'no'$"):
         normalize_options(opt, root_path=tmp_path)
+    assert not _model(tmp_path).relativistic  # unset: the real-world model's standard GAN
 
 
 @pytest.mark.parametrize(
@@ -249,8 +251,12 @@ def test_relativistic_gan_option(tmp_path):
     [
         ('resize_prob', [0.2, 0.7, 0.3], r'option resize_prob must sum to 1, got \[0.2, 0.7, 0.3\]'),
         ('jpeg_range', [30, 120], r'option jpeg_range must be \[lo, hi\] with 1 <= lo <= hi <= 100'),
-        ('gan_gt_usm', 'yes', r"option gan_gt_usm must be true or false, got 'yes'"),
-        ('queue_size', 10, r'option queue_size must be a multiple of datasets.train.batch_size_per_gpu \(12\), got 10'),
+        ('gan_gt_usm', 'yes', r"option gan_gt_usm: input should be a valid boolean \(true or false\), .*got 'yes'$"),
+        (
+            'queue_size',
+            10,
+            r'option queue_size must be a multiple of the batch size 12 \(datasets.train.batch_size_per_gpu\), got 10',
+        ),
     ],
 )
 def test_bad_degradation_options_fail_at_start_up(tmp_path, key, value, message):

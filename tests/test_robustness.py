@@ -237,7 +237,7 @@ CASES = {
     'boolean value type': (_bool_type, r"option datasets\.train\.use_hflip: input should be a valid boolean.*'maybe'$"),
     'dist backend': (
         _dist_backend,
-        r"option dist_params\.backend: input should be 'nccl', 'gloo' or 'mpi', got 'ncl'$",
+        r"option dist_params\.backend: input should be 'nccl', 'gloo' or 'mpi', got 'ncl'; did you mean 'nccl'\?$",
     ),
     'lmdb backend on a folder': (
         _lmdb_folder,
@@ -263,10 +263,11 @@ CASES = {
         _gt_size,
         r'datasets\.train\.gt_size \(126\) must be a multiple of scale \(4\)',
     ),
-    'unsupported optimizer': (_sgd, r"train\.optim_g\.type 'SGD' is not supported: basicsr builds Adam"),
+    'unsupported optimizer': (_sgd, r"option train\.optim_g\.type: input should be 'Adam', got 'SGD'$"),
     'scheduler typo': (
         _scheduler_typo,
-        r"train\.scheduler\.type 'MultiStepLRR' is not supported: did you mean 'MultiStepLR'",
+        r"option train\.scheduler\.type: input should be 'MultiStepLR', .*got 'MultiStepLRR'; "
+        r"did you mean 'MultiStepLR'\?$",
     ),
     'GT without LR': (
         _missing_lr_image,

@@ -9,8 +9,8 @@ import pytest
 import aesop  # noqa: F401  (registers the project's components)
 from aesop.errors import AesopError
 from aesop.models.validation import ValidationMixin
-from aesop.options import check_force_yml, coerce_numbers, load_option_file
-from aesop.schema import admits, check_schema, known_keys
+from aesop.options import apply_force_yml, coerce_numbers, load_option_file
+from aesop.schema import admits, apply_schema, known_keys
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = load_option_file(REPO / 'options' / 'train_aesop_rrdb.yml')
@@ -27,7 +27,7 @@ def checked(**changes) -> str | None:
         node[key] = value
     coerce_numbers(opt)
     try:
-        check_schema(opt)
+        apply_schema(opt)
     except AesopError as err:
         return str(err)
     return None
@@ -75,11 +75,87 @@ def test_a_wrong_type_names_the_key_and_the_value(change, expected):
     assert re.search(expected, checked(**change))
 
 
+@pytest.mark.parametrize(
+    ('change', 'expected'),
+    [  # pydantic's lax mode took these, and the dict kept the string: bool('no') is True
+        (
+            {'train__channels_last': 'no'},
+            'option train.channels_last: input should be a valid boolean (true or false), ',
+        ),
+        ({'datasets__train__use_hflip': 'false'}, 'option datasets.train.use_hflip: input should be a valid boolean'),
+        ({'datasets__train__use_hflip': 1}, 'option datasets.train.use_hflip: input should be a valid boolean'),
+        (
+            {'datasets__train__batch_size_per_gpu': '4'},
+            "batch_size_per_gpu: input should be a valid integer, not a string, got '4'",
+        ),
+        ({'train__total_iter': True}, 'option train.total_iter: input should be a valid integer, got True'),
+        (
+            {'train__optim_g__lr': '0.001'},
+            "option train.optim_g.lr: input should be a valid number, not a string, got '0.001'",
+        ),
+        (
+            {'train__scheduler__milestones': ['2e5', '3']},
+            "option train.scheduler.milestones: input should be a valid integer, not a string, got '3'",
+        ),
+        (
+            {'datasets__train__num_worker_per_gpu': 2.5},
+            'option datasets.train.num_worker_per_gpu: input should be a valid integer',
+        ),
+    ],
+)
+def test_types_are_strict(change, expected):
+    """Only what YAML 1.1 cannot write is coerced (1e-3: a string); a quoted value is refused."""
+    assert expected in checked(**change)
+
+
+def test_the_validated_values_and_the_defaults_are_written_back():
+    opt = copy.deepcopy(BASE)
+    for key in ('print_freq', 'save_checkpoint_freq'):
+        del opt['logger'][key]
+    for key in ('use_rot', 'batch_size_per_gpu', 'num_worker_per_gpu'):
+        del opt['datasets']['train'][key]
+    del opt['num_gpu'], opt['val']['save_img']
+    opt['train']['total_iter'] = 4e5  # !!float 4e5
+    opt['train']['optim_g']['lr'] = '2e-4'
+    apply_schema(opt)
+    assert opt['train']['total_iter'] == 400000 and type(opt['train']['total_iter']) is int
+    assert opt['train']['optim_g']['lr'] == 2e-4
+    docs = (REPO / 'docs' / 'options.md').read_text()
+    for section, key, value in [
+        ('logger', 'print_freq', 100),
+        ('logger', 'save_checkpoint_freq', 5000),
+        ('datasets.train', 'use_rot', False),
+        ('datasets.train', 'batch_size_per_gpu', 1),
+        ('datasets.train', 'num_worker_per_gpu', 0),
+        ('', 'num_gpu', 1),
+        ('val', 'save_img', False),
+    ]:
+        node = opt
+        for part in section.split('.') if section else ():
+            node = node[part]
+        assert node[key] == value and type(node[key]) is type(value), (section, key)
+        documented = re.findall(rf'^\| `{key}` \| [^|]*(?:\\\|[^|]*)* \| `([^`]*)` \|', docs, re.M)
+        assert str(value).lower() in documented, (key, documented)  # what the reference says is what runs
+    assert 'allow_random_init' not in opt['path']  # basicsr makes a folder of every unknown path key
+    assert 'accumulate' not in opt['train']  # a ~ default is not written: the step options' unset
+
+
+def test_the_amp_names_are_the_precision_mixins():
+    """One list of autocast names: the schema's Literal, which PrecisionMixin maps to dtypes."""
+    import typing
+
+    from aesop.models.precision import AMP_DTYPES
+    from aesop.schema import Train
+
+    literal = next(m for m in typing.get_args(Train.model_fields['amp'].annotation) if typing.get_args(m))
+    assert set(typing.get_args(literal)) == set(AMP_DTYPES)
+
+
 def test_a_missing_required_key():
     opt = copy.deepcopy(BASE)
     del opt['train']['total_iter']
     with pytest.raises(AesopError, match=r'^option train\.total_iter is missing$'):
-        check_schema(opt)
+        apply_schema(opt)
 
 
 def test_families_of_keys_and_the_numbers_yaml_reads_as_strings():
@@ -96,13 +172,13 @@ def test_every_option_file_of_the_project_fits_the_schema():
     for path in files:
         opt = load_option_file(path)
         coerce_numbers(opt)
-        check_schema(opt)  # raises with the file's first problem
+        apply_schema(opt)  # raises with the file's first problem
 
 
 def test_force_yml_takes_declared_keys_the_file_leaves_out():
-    check_force_yml(copy.deepcopy(BASE), ['train:amp=bf16', 'val:val_start_iter=10', 'datasets:train:use_rot=false'])
+    apply_force_yml(copy.deepcopy(BASE), ['train:amp=bf16', 'val:val_start_iter=10', 'datasets:train:use_rot=false'])
     with pytest.raises(AesopError, match="no option 'total_itr' in train; did you mean 'train:total_iter'"):
-        check_force_yml(copy.deepcopy(BASE), ['train:total_itr=3'])
+        apply_force_yml(copy.deepcopy(BASE), ['train:total_itr=3'])
 
 
 def test_validation_waits_for_val_start_iter():

@@ -165,6 +165,16 @@ class PairQueue:
         self.size = _check_int('queue_size', size, 1)
         self.reset()
 
+    @staticmethod
+    def check_batch(size: int, batch: int) -> None:
+        """The pool's one rule on its size: ``size`` (``queue_size``) is a multiple of the batch ``batch`` (images
+        per GPU); else an :class:`OptionValueError` (checked at start-up by the real-world model too)."""
+        if size % batch:
+            raise OptionValueError(
+                f'option queue_size must be a multiple of the batch size {batch} (datasets.train.batch_size_per_gpu), '
+                f'got {size} (use e.g. {max(batch, size // batch * batch)}, or 0 for no pool)'
+            )
+
     def reset(self) -> None:
         """Empty the pool (its tensors are reallocated by the next batch)."""
         self.queue_lq: Tensor | None = None
@@ -198,11 +208,7 @@ class PairQueue:
         b = lq.size(0)
         if gt.size(0) != b:
             raise AesopError(f'PairQueue: lq and gt batch sizes differ: {tuple(lq.shape)} vs {tuple(gt.shape)}')
-        if self.size % b:
-            raise OptionValueError(
-                f'option queue_size must be a multiple of the batch size {b}, got {self.size} '
-                f'(use e.g. {max(b, self.size // b * b)}, or 0 for no pool)'
-            )
+        self.check_batch(self.size, b)
         if self.queue_lq is None:
             self.queue_lq = lq.new_zeros((self.size, *lq.shape[1:]))
             self.queue_gt = gt.new_zeros((self.size, *gt.shape[1:]))

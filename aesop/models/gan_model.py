@@ -11,7 +11,7 @@ from basicsr.models.sr_model import SRModel
 from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from aesop.errors import AesopError, OptionValueError
+from aesop.errors import AesopError
 from aesop.models.base import AesopModelMixin
 from aesop.models.precision import PrecisionMixin, mean_of
 from aesop.models.validation import ValidationMixin
@@ -27,12 +27,6 @@ FIDELITY_TERMS = {
 # switch in the real-world model (the release compares ψ(SR) with ψ(GT), not ψ(USM(GT))).
 FIDELITY_USE = {'l_g_aesop': 'aesop'}
 ARTIFACT_WINDOW = 7  # LDL's local-variance window
-
-
-def check_switch(value: object, key: str) -> None:
-    """A true/false option must be a YAML boolean (``'false'`` would be truthy)."""
-    if not isinstance(value, bool):
-        raise OptionValueError(f'option {key} must be true or false, got {value!r}')
 
 
 @MODEL_REGISTRY.register()
@@ -66,14 +60,10 @@ class AesopGANModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRGANModel
     LOSS_OPTIONS = (*FIDELITY_TERMS, 'perceptual_opt', 'gan_opt', 'artifacts_opt')
     RELATIVISTIC = True  # the GAN form when ``train.relativistic_gan`` is not set
 
-    @classmethod
-    def check_options(cls, opt: dict) -> None:
-        """Start-up checks of the options only this model reads (one-line errors)."""
-        check_switch((opt.get('train') or {}).get('relativistic_gan', True), 'train.relativistic_gan')
-
     def init_training_settings(self):
         train_opt = self.opt['train']
-        self.relativistic = train_opt.get('relativistic_gan', self.RELATIVISTIC)
+        relativistic = train_opt.get('relativistic_gan')  # a boolean or ~ (the schema)
+        self.relativistic = self.RELATIVISTIC if relativistic is None else relativistic
         if not train_opt.get('gan_opt'):
             raise AesopError(f'{type(self).__name__} needs train.gan_opt (the adversarial loss)')
         super().init_training_settings()

@@ -39,10 +39,7 @@ class PrecisionMixin:
     def setup_precision(self, *modules: nn.Module) -> None:
         """Read the options, move ``modules`` (networks and loss modules) to channels_last and compile G, D."""
         train_opt = self.opt['train']
-        amp = str(train_opt.get('amp') or 'none')
-        if amp not in AMP_DTYPES:
-            raise AesopError(f'train.amp must be one of {", ".join(AMP_DTYPES)}, got {amp!r}')
-        self.amp_dtype = AMP_DTYPES[amp]
+        self.amp_dtype = AMP_DTYPES[train_opt.get('amp') or 'none']  # its names: the schema's (aesop.schema.Train)
         self.channels_last = bool(train_opt.get('channels_last', False))
         self.grad_scalers: dict[int, torch.amp.GradScaler] = {}
         clip = train_opt.get('grad_clip')

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from aesop.data.degradations import RealESRGANDegradation
-from aesop.errors import OptionValueError
-from aesop.models.gan_model import AesopGANModel, check_switch
+from aesop.data.degradations import PairQueue, RealESRGANDegradation
+from aesop.models.gan_model import AesopGANModel
 
 #: Which GT each loss compares with: option key → (use, default). ``true`` means the USM-sharpened
 #: GT, as Real-ESRGAN (basicsr's ``train_realesrgan_x4plus.yml`` values as defaults). L_AESOP has its
@@ -43,24 +42,20 @@ class AesopRealGANModel(AesopGANModel):
 
     @classmethod
     def check_options(cls, opt: dict) -> None:
-        """Validate the degradation, pool and USM options at start-up (one-line errors)."""
-        super().check_options(opt)
-        for key in USM_SWITCHES:
-            check_switch(opt.get(key, True), key)
+        """Validate the degradation and pool options at start-up (one-line errors; the USM switches: the schema)."""
         if not opt.get('is_train', True):
             return
         degradation = RealESRGANDegradation.from_options(opt)
         batch = ((opt.get('datasets') or {}).get('train') or {}).get('batch_size_per_gpu')
-        if degradation.queue_size and isinstance(batch, int) and degradation.queue_size % batch:
-            raise OptionValueError(
-                f'option queue_size must be a multiple of datasets.train.batch_size_per_gpu ({batch}), '
-                f'got {degradation.queue_size}'
-            )
+        if degradation.queue_size and isinstance(batch, int):
+            PairQueue.check_batch(degradation.queue_size, batch)
 
     def __init__(self, opt):
         super().__init__(opt)
         self.degradation = RealESRGANDegradation.from_options(opt).to(self.device) if self.is_train else None
-        self.use_usm = {use: bool(opt.get(key, default)) for key, (use, default) in USM_SWITCHES.items()}
+        self.use_usm = {  # each a boolean or ~ (the schema)
+            use: default if opt.get(key) is None else opt[key] for key, (use, default) in USM_SWITCHES.items()
+        }
 
     def feed_data(self, data):
         if self.degradation is None or 'kernel1' not in data:  # validation / test: the data's own pairs
