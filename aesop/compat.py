@@ -111,7 +111,7 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs) -> None:
             '--launcher pytorch needs the process group torchrun sets up: '
             'torchrun --nproc_per_node=N aesop/train.py -opt … --launcher pytorch (or drop --launcher)'
         )
-    cuda = torch.cuda.is_available() and not cpu_only_requested(sys.argv)
+    cuda = torch.cuda.is_available() and not cpu_only_requested()
     backend = backend if cuda and backend else ('nccl' if cuda else 'gloo')
     if launcher == 'slurm':
         from basicsr.utils.dist_util import _init_dist_slurm
@@ -244,22 +244,10 @@ def force_yml_entries(argv: list[str]) -> list[str]:
     return entries
 
 
-def cpu_only_requested(argv: list[str]) -> bool:
-    """Whether the command's option file (or a ``--force_yml num_gpu=0``) asks for the CPU: read again from
-    ``argv``, because basicsr initialises the process group before it returns the options."""
-    if '-opt' not in argv[:-1]:
-        return False
-    file_opt = load_option_file(argv[argv.index('-opt') + 1])
-    return requested_num_gpu(file_opt, force_yml_entries(argv)) == 0
-
-
-def requested_num_gpu(file_opt: dict, overrides: list[str]):
-    """``num_gpu`` of the option file, or of a ``--force_yml num_gpu=…`` entry (0 as an int)."""
-    value = file_opt.get('num_gpu')
-    for entry in overrides:
-        if entry.replace(' ', '').startswith('num_gpu='):
-            value = entry.split('=', 1)[1].strip()
-    return 0 if str(value) == '0' else value
+def cpu_only_requested() -> bool:
+    """Whether the run asks for the CPU (``num_gpu: 0``, in the file or a ``--force_yml`` entry): basicsr
+    initialises the process group inside its parser, which reads the prepared options (:class:`_PreparedLoader`)."""
+    return (_PreparedLoader.options or {}).get('num_gpu') == 0
 
 
 def filter2D(img: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:  # noqa: N802  (basicsr's name)

@@ -12,7 +12,7 @@ from torchvision.models import vgg as tv_vgg
 from aesop import compat
 from aesop.backbones import OfflineZoo
 from aesop.errors import AesopError
-from aesop.options import load_option_file
+from aesop.options import apply_force_yml, load_option_file
 from aesop.weights import read_checkpoint
 
 
@@ -49,10 +49,15 @@ def test_local_rank_spellings():
 def test_num_gpu_is_read_before_the_process_group_starts(tmp_path):
     opt = tmp_path / 'o.yml'
     opt.write_text('name: x\nnum_gpu: 0\ntrain:\n  lr: !!float 1e-4\n')
-    assert compat.requested_num_gpu(load_option_file(opt), []) == 0
+    prepared = apply_force_yml(load_option_file(opt), [])
+    with compat._PreparedLoader.holding(prepared):  # as while basicsr's parser runs (it starts the process group)
+        assert compat.cpu_only_requested()
     opt.write_text('name: x\nnum_gpu: auto\n')
-    assert compat.requested_num_gpu(load_option_file(opt), []) == 'auto'
-    assert compat.requested_num_gpu(load_option_file(opt), ['num_gpu=0']) == 0
+    with compat._PreparedLoader.holding(apply_force_yml(load_option_file(opt), [])):
+        assert not compat.cpu_only_requested()
+    with compat._PreparedLoader.holding(apply_force_yml(load_option_file(opt), ['num_gpu=0'])):
+        assert compat.cpu_only_requested()
+    assert not compat.cpu_only_requested()  # nothing held
     assert compat.force_yml_entries(['t.py', '--force_yml', 'a=1', 'b:c=2', '--debug']) == ['a=1', 'b:c=2']
 
 
