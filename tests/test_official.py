@@ -314,7 +314,8 @@ CLOUD = 'api.wandb.ai'
         ({}, {'_netrc': netrc_entry(CLOUD)}, True),
         ({}, {'.netrc': netrc_entry('github.com')}, False),  # another machine only
         ({}, {'.netrc': f'machine {CLOUD} login user\n'}, False),  # an entry without a key
-        ({}, {'.netrc': f'machine {CLOUD} login user password\n'}, False),  # a broken file: no login, no crash
+        ({}, {'.netrc': f'machine {CLOUD} login user password\n'}, False),  # an empty key
+        ({}, {'.netrc': netrc_entry(CLOUD) + 'bogus\n'}, False),  # a file netrc cannot parse: no login, no crash
         ({}, {'.netrc': netrc_entry('github.com'), '_netrc': netrc_entry(CLOUD)}, False),  # the first file only
         ({'NETRC': '{home}/elsewhere'}, {'elsewhere': netrc_entry(CLOUD)}, True),
         ({'NETRC': '{home}/elsewhere'}, {'.netrc': netrc_entry(CLOUD)}, False),
