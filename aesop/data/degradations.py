@@ -22,6 +22,7 @@ noise functions draw from torch's global generator and cannot take one.
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import random
 from collections.abc import Mapping, Sequence
@@ -39,29 +40,6 @@ from aesop.errors import AesopError, OptionValueError
 
 __all__ = ['REALESRGAN_OPTION_KEYS', 'DegradedPair', 'PairQueue', 'RealESRGANDegradation']
 
-#: The top-level keys of a basicsr option file that ``RealESRGANModel.feed_data`` (and its
-#: ``__init__``, for ``queue_size``) reads: the keyword arguments of :class:`RealESRGANDegradation`.
-REALESRGAN_OPTION_KEYS = (
-    'resize_prob',
-    'resize_range',
-    'gaussian_noise_prob',
-    'noise_range',
-    'poisson_scale_range',
-    'gray_noise_prob',
-    'jpeg_range',
-    'second_blur_prob',
-    'resize_prob2',
-    'resize_range2',
-    'gaussian_noise_prob2',
-    'noise_range2',
-    'poisson_scale_range2',
-    'gray_noise_prob2',
-    'jpeg_range2',
-    'scale',
-    'gt_size',
-    'queue_size',
-)
-_OPTIONAL_KEYS = {'queue_size': 180}  # basicsr: ``opt.get('queue_size', 180)``; all others are ``opt[key]``
 
 _UPDOWN = ['up', 'down', 'keep']  # the order basicsr passes to ``random.choices``
 _MODES = ['area', 'bilinear', 'bicubic']  # the order basicsr passes to ``random.choice``
@@ -509,3 +487,11 @@ class RealESRGANDegradation(nn.Module):
         if self.queue is not None:
             lq, gt = self.queue(lq, gt)
         return DegradedPair(lq.contiguous(), gt, self.usm_sharpener(gt))
+
+
+#: The top-level keys of a basicsr option file that ``RealESRGANModel.feed_data`` (and its ``__init__``, for
+#: ``queue_size``) reads: the keyword arguments of :class:`RealESRGANDegradation`, read from its signature (the
+#: schema declares their YAML types at the top level of :class:`aesop.schema.OptionFile`; a test ties the two).
+REALESRGAN_OPTION_KEYS = tuple(inspect.signature(RealESRGANDegradation).parameters)
+#: basicsr: ``opt.get('queue_size', 180)``; all others are ``opt[key]``.
+_OPTIONAL_KEYS = {'queue_size': inspect.signature(RealESRGANDegradation).parameters['queue_size'].default}
