@@ -11,17 +11,13 @@ training.
 from __future__ import annotations
 
 import collections
-import configparser
 import difflib
 import importlib.util
 import inspect
-import netrc
-import os
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import torch
 import yaml
@@ -30,6 +26,7 @@ from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.errors import AesopError
 from aesop.schema import admits, apply_schema
 from aesop.utils import NUMBER, closest, did_you_mean, iter_keyed_mappings, iter_mappings, spelled_number
+from aesop.wandb_login import wandb_host, wandb_login, wandb_mode_set
 
 
 class OptionLoader(yaml.SafeLoader):
@@ -331,10 +328,10 @@ def _check_wandb(opt: dict) -> None:
         wandb_opt['project'] = None
     elif logger_opt.get('use_tb_logger') is not True:
         raise AesopError('logger.wandb needs logger.use_tb_logger: true (wandb uploads the tensorboard log)')
-    elif not (os.environ.get('WANDB_MODE') or _env_true('WANDB_DISABLED')) and wandb_credentials() is None:
+    elif not wandb_mode_set() and wandb_login() is None:
         warn(
             opt,
-            f'logger.wandb is set but wandb is not logged in (no WANDB_API_KEY, no entry for {_wandb_netloc()} '
+            f'logger.wandb is set but wandb is not logged in (no WANDB_API_KEY, no entry for {wandb_host()} '
             'in the netrc file): tensorboard only; run `wandb login`, or set WANDB_MODE=offline for a local '
             'wandb run that `wandb sync` uploads later',
         )
@@ -355,50 +352,6 @@ def check_optional_packages(opt: dict) -> None:
                     raise AesopError(
                         f"{name} (option {key}) needs the optional package {module}: pip install -e '.[{extra}]'"
                     )
-
-
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, '').strip().lower() in ('1', 'true', 'yes')
-
-
-def _wandb_settings() -> dict[str, str]:
-    """The ``[default]`` section of wandb's settings file (``wandb login --host`` writes ``base_url`` there):
-    ``$WANDB_CONFIG_DIR/settings``, else ``~/.config/wandb/settings``; empty when missing or unreadable."""
-    folder = os.environ.get('WANDB_CONFIG_DIR') or Path('~', '.config', 'wandb').expanduser()
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        parser.read(Path(folder) / 'settings')
-    except (configparser.Error, OSError, UnicodeDecodeError):
-        return {}
-    return dict(parser['default']) if parser.has_section('default') else {}
-
-
-def _wandb_netloc() -> str:
-    """The wandb server's host (``WANDB_BASE_URL``, wandb's settings file, else wandb's cloud)."""
-    url = os.environ.get('WANDB_BASE_URL') or _wandb_settings().get('base_url') or 'https://api.wandb.ai'
-    return urlsplit(url.strip()).netloc
-
-
-def wandb_credentials() -> str | None:
-    """Where ``wandb.init`` would find a login, or ``None``: the sources wandb reads, in its order —
-    ``WANDB_API_KEY`` / ``WANDB_IDENTITY_TOKEN_FILE``, the netrc entry for the server that ``wandb login``
-    writes (``$NETRC``, else ``~/.netrc``, else ``~/_netrc``), an ``api_key`` in wandb's settings file."""
-    for name in ('WANDB_API_KEY', 'WANDB_IDENTITY_TOKEN_FILE'):
-        if os.environ.get(name):
-            return name
-    candidates = [os.environ['NETRC']] if os.environ.get('NETRC') else ['~/.netrc', '~/_netrc']
-    for candidate in candidates:
-        path = Path(candidate).expanduser()
-        try:
-            entry = netrc.netrc(path).authenticators(_wandb_netloc())
-        except FileNotFoundError:
-            continue
-        except (OSError, netrc.NetrcParseError, UnicodeDecodeError):
-            break  # wandb reads the first file that exists; an unreadable one is no login
-        if entry and entry[2]:
-            return str(path)
-        break
-    return 'settings' if _wandb_settings().get('api_key') else None
 
 
 def file_options(opt: dict) -> Iterator[tuple[str, dict, str, str]]:

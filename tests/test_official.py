@@ -329,7 +329,7 @@ CLOUD = 'api.wandb.ai'
 def test_wandb_credentials_are_wandbs_own_sources(no_wandb_login, monkeypatch, env, files, logged_in):
     """Where ``wandb.init`` finds a login (``WANDB_API_KEY``, the netrc entry ``wandb login`` writes for the
     server, wandb's settings file): the cases by hand, and against wandb's own readers where it has them."""
-    from aesop.options import _wandb_netloc, wandb_credentials
+    from aesop.wandb_login import wandb_host, wandb_login
 
     home = no_wandb_login
     for name, text in files.items():
@@ -337,14 +337,14 @@ def test_wandb_credentials_are_wandbs_own_sources(no_wandb_login, monkeypatch, e
         (home / name).write_text(text)
     for name, value in env.items():
         monkeypatch.setenv(name, value.format(home=home))
-    assert (wandb_credentials() is not None) is logged_in
+    assert (wandb_login() is not None) is logged_in
     try:  # wandb's env and netrc readers (not the settings file: wandb caches it per process)
         from wandb.sdk.lib.wbauth import authenticate, wbnetrc
         from wandb.sdk.lib.wbauth.host_url import HostUrl
     except ImportError:  # wandb moved its internals: the hand-written cases still stand
         return
     if 'settings' not in ''.join(files):
-        host = HostUrl(f'https://{_wandb_netloc()}')
+        host = HostUrl(f'https://{wandb_host()}')
         try:
             theirs = authenticate._try_env_auth(host=host) or wbnetrc.read_netrc_auth_with_source(host=host)
         except Exception:  # noqa: BLE001  an entry without a key is an error to wandb, no login to us

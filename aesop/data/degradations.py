@@ -494,4 +494,4 @@ class RealESRGANDegradation(nn.Module):
 #: schema declares their YAML types at the top level of :class:`aesop.schema.OptionFile`; a test ties the two).
 REALESRGAN_OPTION_KEYS = tuple(inspect.signature(RealESRGANDegradation).parameters)
 #: basicsr: ``opt.get('queue_size', 180)``; all others are ``opt[key]``.
-_OPTIONAL_KEYS = {'queue_size': inspect.signature(RealESRGANDegradation).parameters['queue_size'].default}
+_OPTIONAL_KEYS = {'queue_size': RealESRGANDegradation.__init__.__kwdefaults__['queue_size']}
