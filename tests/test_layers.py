@@ -6,7 +6,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'aesop'
 LAYERS = [
-    ('errors', 'utils'),  # no project imports beyond errors
+    ('errors', 'utils', 'wandb_login'),  # no project imports beyond errors
     ('schema', 'runlock', 'weights', 'backbones'),  # option schema, experiment lock, checkpoint files
     ('archs', 'data'),  # components: networks, datasets and degradations
     ('losses', 'metrics'),  # components built on ψ and backbones
