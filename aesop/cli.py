@@ -30,7 +30,14 @@ def run(stage: str) -> None:
         from basicsr.test import test_pipeline as pipeline
     else:
         raise ValueError(f"stage must be 'train' or 'test', got {stage!r}")
-    sys.exit(cli_main(lambda _: pipeline(str(project_root()))))
+    try:
+        status = cli_main(lambda _: pipeline(str(project_root())))
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():  # basicsr never ends its group; torch asks callers to
+            dist.destroy_process_group()  # (a group alive at interpreter exit can abort a rank, seen once here)
+    sys.exit(status)
 
 
 def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
