@@ -15,18 +15,30 @@ reads as a string (``1e-3``, ``4e5``: an exponent without a dot), and an integra
 
 from __future__ import annotations
 
+import collections.abc
 import copy
+import functools
+import inspect
 import re
 import types
 import typing
 from typing import Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from aesop.errors import AesopError
 from aesop.utils import NUMBER, did_you_mean, spelled_number
 
-__all__ = ['OptionFile', 'admits', 'apply_schema', 'known_keys']
+__all__ = ['OptionFile', 'admits', 'apply_schema', 'declare_top_level', 'keyword_fields', 'known_keys', 'option_file']
 
 Number = int | float  # an int stays an int
 Components = dict[str, Any] | None  # a ``type:`` entry: checked against its signature elsewhere
@@ -379,8 +391,9 @@ class DistParams(_Section):
 
 
 class OptionFile(_Section):
-    """The top level: ``network_*`` entries are components; the Real-ESRGAN degradation's keys are
-    checked by :meth:`aesop.data.degradations.RealESRGANDegradation.from_options`."""
+    """The top level: ``network_*`` entries are components. Keys a component reads at the top level (the
+    Real-ESRGAN degradation's, the real-world model's USM switches) are declared next to it
+    (:func:`declare_top_level`) and join these in :func:`option_file`."""
 
     PREFIXES = ('network_',)
     name: str
@@ -395,31 +408,10 @@ class OptionFile(_Section):
     logger: Logger | None = None
     path: Paths | None = None
     dist_params: DistParams | None = None
-    # real-world models (basicsr's RealESRGANModel family and this project's)
+    # basicsr's real-world models (RealESRNetModel, RealESRGANModel); the degradation's keys and the USM
+    # switches are declared by the components that read them (declare_top_level)
     high_order_degradation: bool | None = None
-    queue_size: int | None = Field(default=None, ge=0)
-    """0: no training-pair pool."""
-    gt_size: int | None = Field(default=None, gt=0)
     gt_usm: bool | None = None
-    l1_gt_usm: bool | None = None
-    aesop_gt_usm: bool | None = None
-    percep_gt_usm: bool | None = None
-    gan_gt_usm: bool | None = None
-    resize_prob: list[Number] | None = None
-    resize_range: list[Number] | None = None
-    gaussian_noise_prob: Number | None = None
-    noise_range: list[Number] | None = None
-    poisson_scale_range: list[Number] | None = None
-    gray_noise_prob: Number | None = None
-    jpeg_range: list[Number] | None = None
-    second_blur_prob: Number | None = None
-    resize_prob2: list[Number] | None = None
-    resize_range2: list[Number] | None = None
-    gaussian_noise_prob2: Number | None = None
-    noise_range2: list[Number] | None = None
-    poisson_scale_range2: list[Number] | None = None
-    gray_noise_prob2: Number | None = None
-    jpeg_range2: list[Number] | None = None
     # set by basicsr's parser and the command line
     is_train: bool | None = None
     dist: bool | None = None
@@ -427,6 +419,14 @@ class OptionFile(_Section):
     world_size: int | None = None
     auto_resume: bool | None = None
     root_path: str | None = None
+
+    @model_validator(mode='after')
+    def _crops_fit_the_scale(self) -> OptionFile:
+        """A training crop ``datasets.train.gt_size`` is a multiple of ``scale`` (its LR crop is gt_size / scale)."""
+        dataset = self.datasets.get('train')
+        if self.train is not None and dataset is not None and dataset.gt_size and dataset.gt_size % self.scale:
+            raise ValueError(f'datasets.train.gt_size ({dataset.gt_size}) must be a multiple of scale ({self.scale})')
+        return self
 
     @model_validator(mode='after')
     def _save_best_names_a_validation(self) -> OptionFile:
@@ -451,9 +451,59 @@ class OptionFile(_Section):
         return self
 
 
+_DECLARED: dict[str, type[_Section]] = {}  # top-level sections declared by the components that read them
+
+
+def declare_top_level(name: str, doc: str, fields: dict[str, tuple[Any, str]]) -> type[_Section]:
+    """Declare top-level keys next to the component that reads them (basicsr's real-world models read their
+    degradation at the top level of an option file): a section ``name`` with ``fields`` (key: (type, description)),
+    each optional (``~``: the component's own default applies), whose keys join :class:`OptionFile`'s in
+    :func:`option_file` and in ``docs/options.md``. Returns the section."""
+    clash = [
+        key
+        for key in fields
+        if key in OptionFile.model_fields or any(key in s.model_fields for s in _DECLARED.values())
+    ]
+    if clash:
+        raise TypeError(f'top-level option {clash[0]!r} of {name} is declared twice')
+    defined = {
+        key: (annotation | None, Field(default=None, description=text)) for key, (annotation, text) in fields.items()
+    }
+    section = create_model(name, __base__=_Section, __doc__=doc, __module__=__name__, **defined)
+    _DECLARED[name] = section
+    option_file.cache_clear()
+    return section
+
+
+def keyword_fields(function: Any, *, skip: tuple[str, ...] = (), describe: Any = None) -> dict[str, tuple[Any, str]]:
+    """The fields :func:`declare_top_level` takes for ``function``'s keyword parameters: each typed by its annotation
+    (a ``Sequence[float]`` read as a YAML list) and described by ``describe(name, default)``, the default written
+    as YAML (without ``describe``: "Default: …")."""
+    hints = typing.get_type_hints(function)
+    fields = {}
+    for key, parameter in inspect.signature(function).parameters.items():
+        if key in skip or parameter.kind is not parameter.KEYWORD_ONLY:
+            continue
+        annotation = hints[key]
+        if typing.get_origin(annotation) is collections.abc.Sequence:
+            annotation = list[typing.get_args(annotation)]  # type: ignore[misc]
+        default = _yaml(parameter.default)
+        text = describe(key, default) if describe else f'Default: `{default}`.'
+        fields[key] = (annotation, text)
+    return fields
+
+
+@functools.cache
+def option_file() -> type[OptionFile]:
+    """The schema of an option file: :class:`OptionFile` with the keys components declared at the top level."""
+    if not _DECLARED:
+        return OptionFile
+    return create_model('OptionFile', __base__=(OptionFile, *_DECLARED.values()), __module__=__name__)
+
+
 def _schema(section: str) -> type[_Section] | None:
     """The schema class of a dotted section (``''``, ``train.optim_g``, ``datasets.val.io_backend``), or None."""
-    node: Any = OptionFile
+    node: Any = option_file()
     for part in section.split('.') if section else ():
         if isinstance(node, type) and issubclass(node, _Section):
             field = node.model_fields.get(part)
@@ -496,7 +546,7 @@ def apply_schema(opt: dict) -> dict:
     unknown key names the closest declared one; a wrong type or range names the key, what it must be and
     the value found."""
     try:
-        validated = OptionFile.model_validate(opt)
+        validated = option_file().model_validate(opt)
     except ValidationError as error:
         raise AesopError(_describe(error.errors(include_url=False)[0])) from None
     _write_back(validated, opt)
@@ -588,14 +638,16 @@ def options_reference() -> str:
         'string (`1e-3`, `4e5`: an exponent without a dot, or use `!!float`), and an integral float for an `int`.',
     ]
     for names, schema in _sections():
-        lines += ['', '## ' + (' / '.join(f'`{name}`' for name in names) if names[0] else 'Top level'), '']
+        declared = names == ('',) and schema is not OptionFile
+        title = f'Top level, read by `{schema.__name__}`' if declared else 'Top level'
+        lines += ['', '## ' + (' / '.join(f'`{name}`' for name in names) if names[0] else title), '']
         if schema.__doc__:
             lines += [_markdown(schema.__doc__), '']
         lines += ['| key | type | default | description |', '|---|---|---|---|']
         for key, field in schema.model_fields.items():
             cells = (f'`{key}`', _type_cell(field), _default_cell(field), _markdown(field.description or ''))
             lines.append('| ' + ' | '.join(cell.replace('|', '\\|') for cell in cells) + ' |')
-        families = [(affix, text) for (section, affix), text in _FAMILIES.items() if section == names[0]]
+        families = [(a, text) for (section, a), text in _FAMILIES.items() if section == names[0] and not declared]
         families += [(p, 'admitted as a family of keys.') for p in schema.PREFIXES if (names[0], p) not in _FAMILIES]
         if families:
             lines += ['', 'Open families of keys:', '']
@@ -606,7 +658,8 @@ def options_reference() -> str:
 
 
 def _sections() -> list[tuple[tuple[str, ...], type[_Section]]]:
-    """Every section reachable from :class:`OptionFile`, depth first in field order: (its dotted names, its model)."""
+    """Every section reachable from :class:`OptionFile`, depth first in field order: (its dotted names, its model);
+    the sections components declare at the top level follow the top level's own."""
     found: list[tuple[tuple[str, ...], type[_Section]]] = [(('',), OptionFile)]
 
     def walk(prefix: str, schema: type[_Section]) -> None:
@@ -620,7 +673,7 @@ def _sections() -> list[tuple[tuple[str, ...], type[_Section]]]:
             walk(f'{names[0]}.', child)
 
     walk('', OptionFile)
-    return found
+    return [found[0], *((('',), section) for section in _DECLARED.values()), *found[1:]]
 
 
 def _child_section(annotation: Any) -> tuple[type[_Section] | None, bool]:

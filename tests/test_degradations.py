@@ -209,9 +209,9 @@ def test_the_schema_declares_every_degradation_key_with_its_type():
     each is declared, and the signature's defaults, written as YAML would, validate."""
     import inspect
 
-    from aesop.schema import OptionFile, apply_schema
+    from aesop.schema import apply_schema, option_file
 
-    assert set(REALESRGAN_OPTION_KEYS) <= set(OptionFile.model_fields)
+    assert set(REALESRGAN_OPTION_KEYS) <= set(option_file().model_fields)
     defaults = {k: p.default for k, p in inspect.signature(RealESRGANDegradation).parameters.items()}
     opt = {'name': 'x', 'datasets': {}, **{k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}}
     apply_schema(opt)

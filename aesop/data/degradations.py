@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from aesop.errors import AesopError, OptionValueError
+from aesop.schema import declare_top_level, keyword_fields
 
 __all__ = ['REALESRGAN_OPTION_KEYS', 'DegradedPair', 'PairQueue', 'RealESRGANDegradation']
 
@@ -490,8 +491,22 @@ class RealESRGANDegradation(nn.Module):
 
 
 #: The top-level keys of a basicsr option file that ``RealESRGANModel.feed_data`` (and its ``__init__``, for
-#: ``queue_size``) reads: the keyword arguments of :class:`RealESRGANDegradation`, read from its signature (the
-#: schema declares their YAML types at the top level of :class:`aesop.schema.OptionFile`; a test ties the two).
+#: ``queue_size``) reads: the keyword arguments of :class:`RealESRGANDegradation`, read from its signature, which
+#: also declares their types to the option schema (below).
 REALESRGAN_OPTION_KEYS = tuple(inspect.signature(RealESRGANDegradation).parameters)
 #: basicsr: ``opt.get('queue_size', 180)``; all others are ``opt[key]``.
 _OPTIONAL_KEYS = {'queue_size': RealESRGANDegradation.__init__.__kwdefaults__['queue_size']}
+
+
+def _describe(key: str, default: str) -> str:
+    if key == 'queue_size':
+        return f'Training-pair pool (a multiple of datasets.train.batch_size_per_gpu; 0: none); unset: `{default}`.'
+    needed = f'by a model that degrades (no default); Real-ESRGAN ×4plus: `{default}`.'
+    return f'HR crop of the degraded pair, a multiple of scale; needed {needed}' if key == 'gt_size' else f'Needed {needed}'
+
+
+declare_top_level(
+    'RealESRGANDegradation',
+    'The Real-ESRGAN degradation of the real-world models (its signature: types, ranges checked at start-up).',
+    keyword_fields(RealESRGANDegradation.__init__, skip=('scale',), describe=_describe),
+)

@@ -6,6 +6,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from aesop.data.degradations import PairQueue, RealESRGANDegradation
 from aesop.models.gan_model import AesopGANModel
+from aesop.schema import declare_top_level
 
 #: Which GT each loss compares with: option key → (use, default). ``true`` means the USM-sharpened
 #: GT, as Real-ESRGAN (basicsr's ``train_realesrgan_x4plus.yml`` values as defaults). L_AESOP has its
@@ -16,6 +17,20 @@ USM_SWITCHES = {
     'percep_gt_usm': ('perceptual', True),
     'gan_gt_usm': ('gan', False),
 }
+_TARGETS = {
+    'fidelity': 'Target of the pixel L1 and the other fidelity terms',
+    'aesop': 'Target of L_AESOP',
+    'perceptual': 'Target of the perceptual loss',
+    'gan': "D's real input",
+}
+declare_top_level(
+    'AesopRealGANModel',
+    "Which GT a real-world model's losses compare with (basicsr's RealESRGANModel reads l1/percep/gan_gt_usm alike).",
+    {
+        key: (bool, f'{_TARGETS[use]}: the USM-sharpened GT (true) or the GT; unset: `{str(default).lower()}`.')
+        for key, (use, default) in USM_SWITCHES.items()
+    },
+)
 
 
 @MODEL_REGISTRY.register()
