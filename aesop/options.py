@@ -25,7 +25,7 @@ import yaml
 from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.errors import AesopError
 from aesop.schema import admits, apply_schema
-from aesop.utils import NUMBER, closest, did_you_mean, iter_keyed_mappings, iter_mappings, spelled_number
+from aesop.utils import NUMBER, closest, did_you_mean, iter_keyed_mappings, spelled_number, yaml11_number
 from aesop.wandb_login import wandb_host, wandb_login, wandb_mode_set
 
 
@@ -157,16 +157,14 @@ def apply_force_yml(opt: dict, entries: list[str]) -> dict:
 def prepare_options(opt: dict) -> dict:
     """The options as every run reads them, prepared once, in place: the release's names translated
     (:func:`aesop.official.translate_options`), basicsr's ``PairedImageDataset`` built as
-    :class:`~aesop.data.AesopPairedImageDataset`, number strings of component options read
-    (:func:`coerce_numbers`), and the schema applied (:func:`aesop.schema.apply_schema`: validated values
-    and every declared default written back). Returns ``opt``."""
+    :class:`~aesop.data.AesopPairedImageDataset`, and the schema applied (:func:`aesop.schema.apply_schema`:
+    validated values and every declared default written back). Returns ``opt``."""
     from aesop.official import translate_options
 
     translate_options(opt)
     for dataset in (opt.get('datasets') or {}).values():
         if isinstance(dataset, dict):
             dataset['type'] = UPGRADED_DATASETS.get(dataset.get('type'), dataset.get('type'))
-    coerce_numbers(opt)
     return apply_schema(opt)
 
 
@@ -196,10 +194,7 @@ def normalize_options(opt: dict, *, root_path: str | Path, prepared: bool = Fals
         opt['val'].setdefault('suffix', None)  # basicsr's SRModel reads both in test mode
         opt['val'].setdefault('save_img', False)
     paths = opt.get('path') or {}
-    if opt.get('is_train', True):
-        if 'train' in opt:
-            check_training_options(opt)
-    elif not paths.get('pretrain_network_g') and not paths.get('allow_random_init'):
+    if not opt.get('is_train', True) and not paths.get('pretrain_network_g') and not paths.get('allow_random_init'):
         raise AesopError(
             'path.pretrain_network_g is not set: testing would score a randomly initialised network '
             '(set path.allow_random_init: true to do that on purpose)'
@@ -242,26 +237,6 @@ def normalize_options(opt: dict, *, root_path: str | Path, prepared: bool = Fals
 SAVED_NETWORKS = ('pretrain_network_g', 'pretrain_network_d', 'pretrain_network_decoder')
 # basicsr's datasets built as this package's subclass (same options and items, one-line errors)
 UPGRADED_DATASETS = {'PairedImageDataset': 'AesopPairedImageDataset'}
-# component options (not typed by the schema) YAML reads as strings when written 1e-4: numbers, as meant
-NUMERIC_KEYS = {'loss_weight', 'perceptual_weight', 'style_weight'}
-
-
-def coerce_numbers(opt: dict) -> None:
-    """``loss_weight: 1e-2`` (a string for YAML 1.1) and its kind become numbers in the loss and metric entries
-    of ``train`` and ``val``, which the schema does not type (its own keys it reads the same way)."""
-    for section in ('train', 'val'):
-        for node in iter_mappings(opt.get(section)):
-            for key, value in node.items():
-                if key in NUMERIC_KEYS:
-                    node[key] = spelled_number(value)
-
-
-def check_training_options(opt: dict) -> None:
-    """Start-up checks of a training run that basicsr makes late (or never), each one line."""
-    scale = opt.get('scale')
-    dataset = (opt.get('datasets') or {}).get('train') or {}
-    if scale and dataset.get('gt_size') and dataset['gt_size'] % scale:
-        raise AesopError(f'datasets.train.gt_size ({dataset["gt_size"]}) must be a multiple of scale ({scale})')
 
 
 def check_dataset_files(opt: dict) -> None:
@@ -453,6 +428,7 @@ def _check_metric(function, options: dict, key: str) -> None:
     named = [n for n, p in params.items() if p.kind is not p.VAR_KEYWORD and n not in ('img', 'img2', 'lq')]
     accepted = [*named, 'better']
     _refuse_unknown(options, accepted, f'metric {options["type"]} (option val.metrics.{key})')
+    _read_numbers(options, params, f'val.metrics.{key}')
 
 
 def _check_arch(arch: dict, key: str, scale: int | None) -> None:
@@ -478,13 +454,38 @@ def _lookup(registry, name, key: str):
 
 def _check_kwargs(component, options: dict, key: str) -> None:
     params = _parameters(component)
-    if params is None or any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    if params is None:
+        return
+    _read_numbers(options, params, key)
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
     accepted = [n for n in params if n != 'self']
     _refuse_unknown(options, accepted, f'{options["type"]} (option {key})')
     missing = [n for n in accepted if params[n].default is inspect.Parameter.empty and n not in options]
     if missing:
         raise AesopError(f'{options["type"]} (option {key}) needs {", ".join(missing)}')
+
+
+def _read_numbers(options: dict, params: dict[str, inspect.Parameter], key: str) -> None:
+    """A string given to a parameter that takes a number (its annotation says so, or its default is one) is
+    the number YAML 1.1 left unread (``loss_weight: 1e-2``), in place; any other string there is an error."""
+    for name, value in options.items():
+        parameter = params.get(name)
+        if parameter is None or not isinstance(value, str) or not _takes_number(parameter):
+            continue
+        number = yaml11_number(value)
+        if number is value:
+            raise AesopError(f'option {key}.{name} must be a number, got {value!r}')
+        options[name] = number
+
+
+def _takes_number(parameter: inspect.Parameter) -> bool:
+    annotation = parameter.annotation
+    if annotation is not parameter.empty:
+        written = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+        return bool(re.search(r'\b(int|float)\b', written)) and not re.search(r'\b(str|Any)\b', written)
+    default = parameter.default
+    return isinstance(default, (int, float)) and not isinstance(default, bool)
 
 
 def _refuse_unknown(options: dict, accepted: list[str], what: str) -> None:

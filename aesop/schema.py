@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from aesop.errors import AesopError
-from aesop.utils import NUMBER, did_you_mean, spelled_number
+from aesop.utils import did_you_mean, yaml11_number
 
 __all__ = ['OptionFile', 'admits', 'apply_schema', 'declare_top_level', 'keyword_fields', 'known_keys', 'option_file']
 
@@ -92,8 +92,8 @@ def _as_written(annotation: Any, value: Any) -> Any:
         return value
     numeric = bool(kinds & {int, float})
     if isinstance(value, str) and str not in kinds:
-        if numeric and NUMBER.fullmatch(value.strip()) and 'e' in value.lower():  # YAML 1.1's 1e-3
-            return spelled_number(value)
+        if numeric and yaml11_number(value) is not value:  # YAML 1.1's 1e-3
+            return yaml11_number(value)
         raise ValueError(f'input should be {_expected(kinds)}, not a string, got {value!r}')
     if isinstance(value, bool) and bool not in kinds:
         raise ValueError(f'input should be {_expected(kinds)}, got {value!r}')

@@ -95,6 +95,12 @@ def spelled_number(value: object) -> object:
     return value
 
 
+def yaml11_number(value: str) -> object:
+    """The number ``value`` spells if YAML 1.1 left it a string only for want of a dot (``1e-3``, ``4e5``: an
+    exponent), else ``value``: the one coercion the option files get (a quoted ``'0.1'`` stays a string)."""
+    return spelled_number(value) if NUMBER.fullmatch(value.strip()) and 'e' in value.lower() else value
+
+
 def iter_mappings(node: object) -> Iterator[dict]:
     """Every mapping in a nested option tree (through dicts and lists), ``node`` included."""
     for _, mapping in iter_keyed_mappings(node):

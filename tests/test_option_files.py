@@ -135,23 +135,39 @@ def test_testing_without_weights_is_refused(tiny_data, tmp_path, monkeypatch, ca
 
 
 def test_numbers_written_without_a_dot_are_numbers():
-    """YAML 1.1 reads 1e-3 and 4e5 as strings: the schema's keys and the loss entries' weights are numbers."""
-    from aesop.options import prepare_options
+    """YAML 1.1 reads 1e-3 and 4e5 as strings: the schema's keys, and a component's parameters that take a
+    number (by annotation or default), are numbers; a quoted number there is refused; other strings stay."""
+    from aesop.errors import AesopError
+    from aesop.options import check_components, prepare_options
 
+    perceptual = {'type': 'PerceptualLoss', 'layer_weights': {'conv5_4': 1}, 'perceptual_weight': '1e-2'}
     opt = {
         'name': 'x',
+        'model_type': 'SRModel',
         'datasets': {},
         'train': {
             'optim_g': {'lr': '1e-3', 'type': 'Adam'},
             'total_iter': '4e5',
-            'perceptual_opt': {'type': 'PerceptualLoss', 'perceptual_weight': '1e-2'},
+            'perceptual_opt': {**perceptual, 'criterion': 'l1'},
+            'pixel_opt': {'type': 'AesopLowPassLoss', 'loss_weight': '5e-1'},
         },
+        'val': {'metrics': {'psnr': {'type': 'calculate_lr_psnr', 'crop_border': '4e0'}}},
         'logger': {'print_freq': '1e2'},
     }
-    prepare_options(opt)
+    check_components(prepare_options(opt))
     assert opt['train']['optim_g']['lr'] == 1e-3 and opt['train']['perceptual_opt']['perceptual_weight'] == 0.01
+    assert opt['train']['pixel_opt']['loss_weight'] == 0.5  # annotated float (this project's loss)
+    assert opt['train']['perceptual_opt']['criterion'] == 'l1'  # basicsr's default is a string: left alone
+    assert opt['val']['metrics']['psnr']['crop_border'] == 4 and isinstance(
+        opt['val']['metrics']['psnr']['crop_border'], int
+    )
     assert opt['train']['total_iter'] == 400000 and isinstance(opt['train']['total_iter'], int)
     assert opt['logger']['print_freq'] == 100 and isinstance(opt['logger']['print_freq'], int)
+    opt['train']['perceptual_opt']['perceptual_weight'] = '0.01'  # quoted: a string, not YAML's ambiguity
+    with pytest.raises(
+        AesopError, match=r"^option train\.perceptual_opt\.perceptual_weight must be a number, got '0\.01'$"
+    ):
+        check_components(opt)
 
 
 def test_force_yml_takes_optional_keys_and_stops_at_the_next_flag():

@@ -9,7 +9,7 @@ import pytest
 import aesop  # noqa: F401  (registers the project's components)
 from aesop.errors import AesopError
 from aesop.models.validation import ValidationMixin
-from aesop.options import apply_force_yml, coerce_numbers, load_option_file
+from aesop.options import apply_force_yml, load_option_file
 from aesop.schema import admits, apply_schema, known_keys
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,6 @@ def checked(**changes) -> str | None:
         for section in sections:
             node = node[section]
         node[key] = value
-    coerce_numbers(opt)
     try:
         apply_schema(opt)
     except AesopError as err:
@@ -171,7 +170,6 @@ def test_every_option_file_of_the_project_fits_the_schema():
     assert len(files) > 20
     for path in files:
         opt = load_option_file(path)
-        coerce_numbers(opt)
         apply_schema(opt)  # raises with the file's first problem
 
 

@@ -502,7 +502,11 @@ def _describe(key: str, default: str) -> str:
     if key == 'queue_size':
         return f'Training-pair pool (a multiple of datasets.train.batch_size_per_gpu; 0: none); unset: `{default}`.'
     needed = f'by a model that degrades (no default); Real-ESRGAN ×4plus: `{default}`.'
-    return f'HR crop of the degraded pair, a multiple of scale; needed {needed}' if key == 'gt_size' else f'Needed {needed}'
+    return (
+        f'HR crop of the degraded pair, a multiple of scale; needed {needed}'
+        if key == 'gt_size'
+        else f'Needed {needed}'
+    )
 
 
 declare_top_level(
