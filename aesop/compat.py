@@ -91,9 +91,9 @@ from aesop.options import (  # noqa: E402
     ordered_yaml,
     parse_override_value,
     prepare_options,
-    warn,
 )
 from aesop.runlock import exit_with_parent, hold_experiment, remove_stale_temporaries  # noqa: E402
+from aesop.utils import warn  # noqa: E402
 from aesop.weights import read_checkpoint  # noqa: E402
 
 logger = logging.getLogger('basicsr')

@@ -15,7 +15,6 @@ import difflib
 import importlib.util
 import inspect
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,8 +24,8 @@ import yaml
 from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.errors import AesopError
 from aesop.schema import admits, apply_schema
-from aesop.utils import NUMBER, closest, did_you_mean, iter_keyed_mappings, spelled_number, yaml11_number
-from aesop.wandb_login import wandb_host, wandb_login, wandb_mode_set
+from aesop.utils import NUMBER, closest, did_you_mean, iter_keyed_mappings, spelled_number, warn, yaml11_number
+from aesop.wandb_login import check_wandb
 
 
 class OptionLoader(yaml.SafeLoader):
@@ -203,7 +202,7 @@ def normalize_options(opt: dict, *, root_path: str | Path, prepared: bool = Fals
         opt['num_gpu'] = 0
     if opt.get('num_gpu') == 0:
         _cpu_prefetch(opt)
-    _check_wandb(opt)
+    check_wandb(opt)
     check_optional_packages(opt)
     root = Path(root_path)
     for key, container, name, kind in file_options(opt):
@@ -226,7 +225,7 @@ def normalize_options(opt: dict, *, root_path: str | Path, prepared: bool = Fals
             f'path.resume_state {resume} is not a state of this experiment ({experiment}/training_states): '
             'a resumed run continues its own experiment; set name to that experiment'
         )
-    from aesop.data.scan import scan_dataset_folders
+    from aesop.data.scan import check_dataset_files, scan_dataset_folders
 
     scan_dataset_folders(opt)  # a corrupt image or a looping symlink refused now, not when a batch draws it
     check_dataset_files(opt)
@@ -239,47 +238,6 @@ SAVED_NETWORKS = ('pretrain_network_g', 'pretrain_network_d', 'pretrain_network_
 UPGRADED_DATASETS = {'PairedImageDataset': 'AesopPairedImageDataset'}
 
 
-def check_dataset_files(opt: dict) -> None:
-    """A paired folder dataset has an LR image for every GT one, and enough images for one batch."""
-    for phase, dataset in (opt.get('datasets') or {}).items():
-        if (dataset.get('io_backend') or {}).get('type') == 'lmdb':
-            for key in ('dataroot_gt', 'dataroot_lq'):
-                folder = dataset.get(key)
-                if folder and not (Path(folder) / 'data.mdb').is_file():
-                    raise AesopError(
-                        f'datasets.{phase}.{key}: {folder} is not an LMDB database (no data.mdb): use '
-                        'io_backend: {type: disk} for a folder of images, or scripts/prepare_dataset.py --lmdb'
-                    )
-        if (dataset.get('io_backend') or {}).get('type', 'disk') != 'disk':
-            continue
-        gt, lq = dataset.get('dataroot_gt'), dataset.get('dataroot_lq')
-        if dataset.get('type') == 'AesopPairedImageDataset' and gt and lq and not dataset.get('meta_info_file'):
-            gt_files = sorted(p.name for p in Path(gt).iterdir() if p.is_file())
-            lq_files = {p.name for p in Path(lq).iterdir() if p.is_file()}
-            template = dataset.get('filename_tmpl', '{}')
-            missing = [n for n in gt_files if f'{template.format(Path(n).stem)}{Path(n).suffix}' not in lq_files]
-            if missing or len(gt_files) != len(lq_files):
-                first = f'; e.g. no LR image for {missing[0]}' if missing else ''
-                raise AesopError(
-                    f'datasets.{phase}: {len(gt_files)} GT images in {gt} but {len(lq_files)} LR images in {lq}'
-                    f'{first} (pairs are matched by name, filename_tmpl {template!r})'
-                )
-        if phase == 'train' and (gt or lq):  # the LR folder of an LR-only dataset (AesopLRPatchDataset)
-            count = len([p for p in Path(gt or lq).rglob('*') if p.is_file()]) * dataset.get('dataset_enlarge_ratio', 1)
-            batch = dataset.get('batch_size_per_gpu', 1) * opt.get('world_size', 1)
-            if isinstance(batch, int) and count < batch:
-                raise AesopError(
-                    f'datasets.train: {count} images (x dataset_enlarge_ratio) for a batch of {batch}: no iteration '
-                    'would run (the last incomplete batch is dropped); lower batch_size_per_gpu'
-                )
-
-
-def warn(opt: dict, message: str) -> None:
-    """One ``aesop: warning: …`` line on stderr, from rank 0 only (options are parsed on every rank)."""
-    if not opt.get('rank'):
-        print(f'aesop: warning: {message}', file=sys.stderr)
-
-
 def _cpu_prefetch(opt: dict) -> None:
     """Without a GPU, the CUDA prefetcher and pinned memory become the CPU prefetcher."""
     for phase, dataset in (opt.get('datasets') or {}).items():
@@ -287,30 +245,6 @@ def _cpu_prefetch(opt: dict) -> None:
             warn(opt, f'datasets.{phase}: prefetch_mode cuda / pin_memory need a GPU; using the CPU prefetcher')
             dataset['prefetch_mode'] = None
             dataset['pin_memory'] = False
-
-
-def _check_wandb(opt: dict) -> None:
-    """``logger.wandb`` needs the wandb package, tensorboard (wandb syncs basicsr's tensorboard log) and,
-    when wandb runs online, a login: without one, ``wandb.init`` stops the run with a traceback
-    (``UsageError: No API key configured``), so the run goes on with tensorboard only, after one warning.
-    ``WANDB_MODE`` set (``offline``, ``disabled``, or ``online`` to skip this check) is left to wandb."""
-    logger_opt = opt.get('logger') or {}
-    wandb_opt = logger_opt.get('wandb') or {}
-    if not opt.get('is_train', True) or wandb_opt.get('project') is None or 'debug' in opt.get('name', ''):
-        return
-    if importlib.util.find_spec('wandb') is None:
-        warn(opt, "logger.wandb is set but wandb is not installed (pip install -e '.[wandb]'): tensorboard only")
-        wandb_opt['project'] = None
-    elif logger_opt.get('use_tb_logger') is not True:
-        raise AesopError('logger.wandb needs logger.use_tb_logger: true (wandb uploads the tensorboard log)')
-    elif not wandb_mode_set() and wandb_login() is None:
-        warn(
-            opt,
-            f'logger.wandb is set but wandb is not logged in (no WANDB_API_KEY, no entry for {wandb_host()} '
-            'in the netrc file): tensorboard only; run `wandb login`, or set WANDB_MODE=offline for a local '
-            'wandb run that `wandb sync` uploads later',
-        )
-        wandb_opt['project'] = None
 
 
 def check_optional_packages(opt: dict) -> None:
@@ -374,19 +308,6 @@ def _loss_files(node: dict, prefix: str) -> Iterator[tuple[str, dict, str, str]]
             yield f'{prefix}.{name}', node, name, 'file'
 
 
-def _check_step_options(model: type | None, opt: dict) -> None:
-    """``train.amp``/``grad_clip``/``accumulate``/… are read by the models with :class:`PrecisionMixin` only:
-    elsewhere they would be ignored silently, so any value is refused there (unset is ``~``)."""
-    from aesop.models.precision import STEP_OPTIONS, PrecisionMixin
-
-    train = opt.get('train') or {}
-    used = [key for key in STEP_OPTIONS if train.get(key) is not None]
-    if model is not None and used and not issubclass(model, PrecisionMixin):
-        raise AesopError(
-            f'train.{used[0]} is not supported by {model.__name__}: the AE, GAN and real-world models read it'
-        )
-
-
 def check_components(opt: dict) -> None:
     """Every ``type`` names a registered component and every option is one it takes.
 
@@ -396,11 +317,13 @@ def check_components(opt: dict) -> None:
     """
     from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
+    from aesop.models.precision import check_step_options
+
     model = _lookup(MODEL_REGISTRY, opt['model_type'], 'model_type') if 'model_type' in opt else None
     readable = getattr(model, 'LOSS_OPTIONS', None)  # the loss entries the model reads, if it says
     if hasattr(model, 'check_options'):  # e.g. the real-world model's degradation settings
         model.check_options(opt)
-    _check_step_options(model, opt)
+    check_step_options(model, opt)
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, dict):
             _check_arch(value, key, opt.get('scale'))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -128,3 +129,9 @@ def did_you_mean(name: object, choices: Iterable[str]) -> str:
     """``"did you mean 'X'? "`` for the choice closest to ``name``, or ``''``."""
     found = closest(name, choices)
     return f'did you mean {found!r}? ' if found else ''
+
+
+def warn(opt: dict, message: str) -> None:
+    """One ``aesop: warning: …`` line on stderr, from rank 0 only (options are parsed on every rank)."""
+    if not opt.get('rank'):
+        print(f'aesop: warning: {message}', file=sys.stderr)

@@ -5,12 +5,16 @@ wandb's own readers are private (``wandb.sdk.lib.wbauth``); ``tests/test_officia
 from __future__ import annotations
 
 import configparser
+import importlib.util
 import netrc
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
-__all__ = ['wandb_host', 'wandb_login', 'wandb_mode_set']
+from aesop.errors import AesopError
+from aesop.utils import warn
+
+__all__ = ['check_wandb', 'wandb_host', 'wandb_login', 'wandb_mode_set']
 
 
 def wandb_mode_set() -> bool:
@@ -59,3 +63,27 @@ def wandb_login() -> str | None:
             return str(path)
         break
     return 'settings' if settings.get('api_key') else None
+
+
+def check_wandb(opt: dict) -> None:
+    """``logger.wandb`` needs the wandb package, tensorboard (wandb syncs basicsr's tensorboard log) and,
+    when wandb runs online, a login: without one, ``wandb.init`` stops the run with a traceback
+    (``UsageError: No API key configured``), so the run goes on with tensorboard only, after one warning.
+    ``WANDB_MODE`` set (``offline``, ``disabled``, or ``online`` to skip this check) is left to wandb."""
+    logger_opt = opt.get('logger') or {}
+    wandb_opt = logger_opt.get('wandb') or {}
+    if not opt.get('is_train', True) or wandb_opt.get('project') is None or 'debug' in opt.get('name', ''):
+        return
+    if importlib.util.find_spec('wandb') is None:
+        warn(opt, "logger.wandb is set but wandb is not installed (pip install -e '.[wandb]'): tensorboard only")
+        wandb_opt['project'] = None
+    elif logger_opt.get('use_tb_logger') is not True:
+        raise AesopError('logger.wandb needs logger.use_tb_logger: true (wandb uploads the tensorboard log)')
+    elif not wandb_mode_set() and wandb_login() is None:
+        warn(
+            opt,
+            f'logger.wandb is set but wandb is not logged in (no WANDB_API_KEY, no entry for {wandb_host()} '
+            'in the netrc file): tensorboard only; run `wandb login`, or set WANDB_MODE=offline for a local '
+            'wandb run that `wandb sync` uploads later',
+        )
+        wandb_opt['project'] = None

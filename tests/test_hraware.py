@@ -218,6 +218,8 @@ def finetune_model(tiny_data, tmp_path, **train):
     from basicsr.archs import build_network
     from basicsr.models import build_model
 
+    from aesop.schema import apply_schema
+
     opt = tiny_stage('finetune_hraware_anchor_realesrgan', tiny_data, tmp_path)
     recon = build_network(dict(opt['network_recon']))
     torch.save({'params_ema': recon.state_dict()}, tmp_path / 'recon.pth')
@@ -230,7 +232,7 @@ def finetune_model(tiny_data, tmp_path, **train):
     opt['train']['optim_g']['lr'] = 1e-3
     opt['train'].update(train)
     opt.update(is_train=True, dist=False, rank=0, world_size=1)
-    return build_model(opt)
+    return build_model(apply_schema(opt))  # the options as a run reads them (the controller's defaults written)
 
 
 def test_a_finetuning_step_changes_m_only(tiny_data, tmp_path):

@@ -16,8 +16,7 @@ from basicsr.utils.options import ordered_yaml
 from conftest import REPO
 
 from aesop.errors import AesopError
-from aesop.official import translate_options
-from aesop.options import check_components, normalize_options
+from aesop.options import check_components, normalize_options, prepare_options
 
 OPTION_FILES = sorted((REPO / 'options').rglob('*.yml'))
 TINY = {'num_feat': 16, 'num_block': 1, 'num_grow_ch': 8, 'embed_dim': 12, 'depths': [1], 'num_heads': [2], 'nf': 8}
@@ -70,7 +69,7 @@ def test_option_file_builds(path, tmp_path):
     hraware(opt, tmp_path)
     opt['path'].update(models=str(tmp_path), training_states=str(tmp_path), results_root=str(tmp_path))
     opt.update(is_train=is_train, dist=False, num_gpu=0, rank=0, world_size=1)
-    translate_options(opt)  # the release's names and keys, as normalize_options does first
+    prepare_options(opt)  # the release's names and keys, the schema's values and defaults, as a run reads them
     check_components(opt)  # every type registered, every option one it takes
     model = build_model(opt)
 

@@ -132,3 +132,38 @@ def first_decodable(dataset, index: int, load: Callable[[int], dict], *, skip: b
             dataset.skipped = getattr(dataset, 'skipped', 0) + 1
             logger.warning(f'{err}: skipped ({dataset.skipped} skipped so far by this loader)')
     raise AesopError(f'no image of {dataset.opt.get("name", "the dataset")} decodes')
+
+
+def check_dataset_files(opt: dict) -> None:
+    """A paired folder dataset has an LR image for every GT one, and enough images for one batch."""
+    for phase, dataset in (opt.get('datasets') or {}).items():
+        if (dataset.get('io_backend') or {}).get('type') == 'lmdb':
+            for key in ('dataroot_gt', 'dataroot_lq'):
+                folder = dataset.get(key)
+                if folder and not (Path(folder) / 'data.mdb').is_file():
+                    raise AesopError(
+                        f'datasets.{phase}.{key}: {folder} is not an LMDB database (no data.mdb): use '
+                        'io_backend: {type: disk} for a folder of images, or scripts/prepare_dataset.py --lmdb'
+                    )
+        if (dataset.get('io_backend') or {}).get('type', 'disk') != 'disk':
+            continue
+        gt, lq = dataset.get('dataroot_gt'), dataset.get('dataroot_lq')
+        if dataset.get('type') == 'AesopPairedImageDataset' and gt and lq and not dataset.get('meta_info_file'):
+            gt_files = sorted(p.name for p in Path(gt).iterdir() if p.is_file())
+            lq_files = {p.name for p in Path(lq).iterdir() if p.is_file()}
+            template = dataset.get('filename_tmpl', '{}')
+            missing = [n for n in gt_files if f'{template.format(Path(n).stem)}{Path(n).suffix}' not in lq_files]
+            if missing or len(gt_files) != len(lq_files):
+                first = f'; e.g. no LR image for {missing[0]}' if missing else ''
+                raise AesopError(
+                    f'datasets.{phase}: {len(gt_files)} GT images in {gt} but {len(lq_files)} LR images in {lq}'
+                    f'{first} (pairs are matched by name, filename_tmpl {template!r})'
+                )
+        if phase == 'train' and (gt or lq):  # the LR folder of an LR-only dataset (AesopLRPatchDataset)
+            count = len([p for p in Path(gt or lq).rglob('*') if p.is_file()]) * dataset.get('dataset_enlarge_ratio', 1)
+            batch = dataset.get('batch_size_per_gpu', 1) * opt.get('world_size', 1)
+            if isinstance(batch, int) and count < batch:
+                raise AesopError(
+                    f'datasets.train: {count} images (x dataset_enlarge_ratio) for a batch of {batch}: no iteration '
+                    'would run (the last incomplete batch is dropped); lower batch_size_per_gpu'
+                )

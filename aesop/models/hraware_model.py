@@ -35,7 +35,6 @@ from aesop.losses.hraware_loss import controller, hqi
 from aesop.metrics.metrics import lpips_net
 from aesop.models.base import AesopModelMixin
 from aesop.models.validation import ValidationMixin
-from aesop.schema import Controller
 from aesop.utils import random_backbones
 from aesop.weights import file_digest, freeze, load_weights
 
@@ -69,9 +68,9 @@ class _HRAwareBase(AesopModelMixin, ValidationMixin, SRModel):
         clip = build_network(copy.deepcopy(self.opt['network_clip'])) if self.cri_far else None
         self.clip = freeze(clip.to(self.device)) if clip is not None else None
         control = train_opt.get('controller')
-        self.control = None if control is None else Controller.model_validate(control).model_dump()
+        self.control = None if control is None else dict(control)  # validated, defaults written: the schema's
         if self.control is not None:
-            self.control['form'] = self.control['form'] or self.CONTROLLER_FORM
+            self.control['form'] = self.control.get('form') or self.CONTROLLER_FORM
             self.control['channels'] = self.reconstructor().deg_dim if self.control['noise'] == 'vector' else 1
             if not self.control['redraw']:  # one n for the whole run, drawn from the seeded generator
                 noise = torch.randn(1, self.control['channels']).to(self.device)

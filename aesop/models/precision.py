@@ -132,3 +132,14 @@ def mean_of(dicts: list[Mapping[str, torch.Tensor]]) -> OrderedDict:
     if len(dicts) == 1:
         return OrderedDict(dicts[0])
     return OrderedDict((key, torch.stack([d[key].detach().float() for d in dicts]).mean()) for key in dicts[0])
+
+
+def check_step_options(model: type | None, opt: dict) -> None:
+    """``train.amp``/``grad_clip``/``accumulate``/… are read by the models with :class:`PrecisionMixin` only:
+    elsewhere they would be ignored silently, so any value is refused there (unset is ``~``)."""
+    train = opt.get('train') or {}
+    used = [key for key in STEP_OPTIONS if train.get(key) is not None]
+    if model is not None and used and not issubclass(model, PrecisionMixin):
+        raise AesopError(
+            f'train.{used[0]} is not supported by {model.__name__}: the AE, GAN and real-world models read it'
+        )
