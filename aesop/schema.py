@@ -590,7 +590,8 @@ def _describe(problem: dict) -> str:
         )
     if problem['type'] in _BOUNDS:
         return f'option {key} must be {_BOUNDS[problem["type"]]} {next(iter(problem["ctx"].values())):g}, got {found!r}'
-    return f'option {key}: {problem["msg"][0].lower()}{problem["msg"][1:]}, got {found!r}'
+    message = problem['msg'].split(', got ')[0]  # pydantic's own "got …" is replaced by the value found
+    return f'option {key}: {message[0].lower()}{message[1:]}, got {found!r}'
 
 
 _BOUNDS = {'greater_than': '>', 'greater_than_equal': '≥', 'less_than': '<', 'less_than_equal': '≤'}
@@ -624,13 +625,18 @@ def options_reference() -> str:
     lines = [
         '# Options reference',
         '',
-        '<!-- Generated from aesop/schema.py by `python scripts/options_reference.py`: do not edit by hand. -->',
+        '<!-- Generated from the option schema (aesop/schema.py and the sections components declare) by '
+        '`python scripts/options_reference.py`: do not edit by hand. -->',
         '',
         "Every key of an option file that basicsr 1.4.2, the authors' release and this project read, by section, "
-        'as declared in `aesop/schema.py`. An unknown key is a start-up error naming the closest declared one; a '
+        'as declared in `aesop/schema.py`, or next to the component that reads it (the top-level keys of the '
+        "Real-ESRGAN degradation: its constructor's signature; the USM switches: the real-world model). An unknown "
+        'key is a start-up error naming the closest declared one; a '
         "wrong type or range names the key and the value. `~` is YAML's null, *required* keys have no default and "
         '`number` is an int or a float. Components (`type:` entries: networks, losses, metrics) are not listed here: '
-        'their options are the parameters of the registered class or function, checked against its signature.',
+        'their options are the parameters of the registered class or function, checked against its signature (a '
+        'parameter that takes a number, by annotation or default, reads `1e-2` as the number, and refuses a quoted '
+        'one).',
         '',
         'The validated options are what runs: a default listed here is written into every section the file has '
         '(except `path`, whose unknown keys basicsr makes folders of) when the key is left out. Types are strict: '

@@ -204,3 +204,32 @@ def test_the_loop_options():
     assert 'train.accumulate' in checked(train__accumulate=0)
     assert 'grad_clip' in checked(train__grad_clip={'x': 1.0})
     assert 'val.tile' in checked(val__tile=-1)
+
+
+def test_top_level_keys_declared_by_the_components_that_read_them():
+    """The degradation's keys are typed by its constructor's signature, the USM switches by the real-world model:
+    both validated strictly at the top level, written back as read, listed in the reference, declared once."""
+    from aesop.schema import declare_top_level, option_file
+
+    assert checked(gaussian_noise_prob='high') == (
+        "option gaussian_noise_prob: input should be a valid number, not a string, got 'high'"
+    )
+    assert checked(queue_size=1.5) == 'option queue_size: input should be a valid integer, got 1.5'
+    assert (
+        checked(l1_gt_usm='no')
+        == "option l1_gt_usm: input should be a valid boolean (true or false), not a string, got 'no'"
+    )
+    assert checked(resize_range=['1e-1', 1.5]) is None  # a list of numbers, YAML 1.1's strings read
+    opt = copy.deepcopy(BASE) | {'noise_range': [1, 30], 'aesop_gt_usm': True}
+    apply_schema(opt)
+    assert opt['noise_range'] == [1.0, 30.0] and opt['aesop_gt_usm'] is True and 'jpeg_range' not in opt
+    docs = (REPO / 'docs' / 'options.md').read_text()
+    assert '## Top level, read by `RealESRGANDegradation`' in docs and '| `gan_gt_usm` | `bool \\| ~` |' in docs
+    with pytest.raises(TypeError, match="top-level option 'queue_size' of Again is declared twice"):
+        declare_top_level('Again', 'x', {'queue_size': (int, 'x')})
+    assert 'Again' not in [cls.__name__ for cls in option_file().__mro__]
+
+
+def test_a_training_crop_is_a_multiple_of_the_scale():
+    assert checked(datasets__train__gt_size=126) == 'datasets.train.gt_size (126) must be a multiple of scale (4)'
+    assert checked(datasets__train__gt_size=128) is None
