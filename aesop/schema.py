@@ -38,7 +38,17 @@ from pydantic import (
 from aesop.errors import AesopError
 from aesop.utils import did_you_mean, yaml11_number
 
-__all__ = ['OptionFile', 'admits', 'apply_schema', 'declare_top_level', 'keyword_fields', 'known_keys', 'option_file']
+__all__ = [
+    'Number',
+    'OptionFile',
+    'Section',
+    'admits',
+    'apply_schema',
+    'declare_options',
+    'keyword_fields',
+    'known_keys',
+    'option_file',
+]
 
 Number = int | float  # an int stays an int
 Components = dict[str, Any] | None  # a ``type:`` entry: checked against its signature elsewhere
@@ -65,6 +75,9 @@ class _Section(BaseModel):
         if isinstance(data, dict) and cls.PREFIXES:
             return {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith(cls.PREFIXES))}
         return data
+
+
+Section = _Section  # the base of a section components declare (declare_options)
 
 
 def _scalar_kinds(annotation: Any) -> set[type] | None:
@@ -223,22 +236,6 @@ class Scheduler(_Section):
     eta_min: Number | None = None
 
 
-class Controller(_Section):
-    """``train.controller`` of HR-aware finetuning (paper 003, Eq. 8); absent: s = 1."""
-
-    form: Literal['finetune', 'pretrain', 'inverse'] | None = None
-    """Default: the model's stage."""
-    noise: Literal['vector', 'scalar'] = 'vector'
-    """N per image: a C_d-vector, one value per channel of e_d (Sec. 4.3: "the vector n is a C_d-dimensional
-    random vector and n ∼ N(0, I)"), or one number scaling all of e_d alike (scalar: this project's variant)."""
-    noise_std: Number = Field(default=1.0, ge=0)
-    """N's standard deviation (the paper's n ∼ N(0, I): 1)."""
-    redraw: bool = True
-    """N drawn every step for every image; false: one n for the whole run."""
-    grad: bool = False
-    """S carries HQI's gradient to M (finetuning)."""
-
-
 class Train(_Section):
     """``train``: basicsr's keys, the release's and this project's; ``*_opt`` are loss entries."""
 
@@ -255,27 +252,9 @@ class Train(_Section):
     """G steps only every n-th iteration (D every iteration)."""
     net_d_init_iters: int = Field(default=0, ge=0)
     """Iterations that train D alone at the start."""
-    # this project
-    amp: Literal['none', 'bf16', 'fp16'] | None = None
-    """Autocast of the forward passes (fp16 with a gradient scaler); losses in fp32; unset: none.
-    The step options (amp, channels_last, grad_clip, accumulate, compile) are refused, whatever their value,
-    by a model that does not read them."""
-    channels_last: bool | None = None
-    """Networks, ψ and batches in NHWC layout (faster convolutions on recent GPUs); unset: false."""
-    relativistic_gan: bool | None = None
-    """ESRGAN's relativistic-average GAN (default) or the standard one (false, Real-ESRGAN)."""
-    freeze_decoder: int = Field(default=0, ge=0)
-    """AE stage: D frozen for iterations ≤ N."""
-    allow_psi_change: bool = False
-    """Resume although ψ's file changed since the training state was written."""
-    grad_clip: Number | dict[Literal['g', 'd'], Number | None] | None = None
-    """Max gradient norm (G and D)."""
-    accumulate: int | None = Field(default=None, ge=1)
-    """Micro-batches per optimiser step; unset: 1."""
-    compile: bool | dict[str, Any] | None = None
-    """Torch.compile of G and D (its keyword arguments); unset: false."""
-    controller: Controller | None = None
-    """HR-aware finetuning (paper 003)."""
+    # this project's models declare their keys next to their code (declare_options): the step options
+    # (aesop.models.precision), relativistic_gan (gan_model), allow_psi_change (base), freeze_decoder (ae_model),
+    # controller (hraware_model)
     # basicsr's StyleGAN2 and video models
     r1_reg_weight: Number | None = None
     path_reg_weight: Number | None = None
@@ -393,7 +372,7 @@ class DistParams(_Section):
 class OptionFile(_Section):
     """The top level: ``network_*`` entries are components. Keys a component reads at the top level (the
     Real-ESRGAN degradation's, the real-world model's USM switches) are declared next to it
-    (:func:`declare_top_level`) and join these in :func:`option_file`."""
+    (:func:`declare_options`) and join these in :func:`option_file`."""
 
     PREFIXES = ('network_',)
     name: str
@@ -409,7 +388,7 @@ class OptionFile(_Section):
     path: Paths | None = None
     dist_params: DistParams | None = None
     # basicsr's real-world models (RealESRNetModel, RealESRGANModel); the degradation's keys and the USM
-    # switches are declared by the components that read them (declare_top_level)
+    # switches are declared by the components that read them (declare_options)
     high_order_degradation: bool | None = None
     gt_usm: bool | None = None
     # set by basicsr's parser and the command line
@@ -451,32 +430,42 @@ class OptionFile(_Section):
         return self
 
 
-_DECLARED: dict[str, type[_Section]] = {}  # top-level sections declared by the components that read them
+_DECLARED: dict[str, dict[str, type[_Section]]] = {}  # section ('' or a key of OptionFile) → reader → its keys
 
 
-def declare_top_level(name: str, doc: str, fields: dict[str, tuple[Any, str]]) -> type[_Section]:
-    """Declare top-level keys next to the component that reads them (basicsr's real-world models read their
-    degradation at the top level of an option file): a section ``name`` with ``fields`` (key: (type, description)),
-    each optional (``~``: the component's own default applies), whose keys join :class:`OptionFile`'s in
-    :func:`option_file` and in ``docs/options.md``. Returns the section."""
-    clash = [
-        key
-        for key in fields
-        if key in OptionFile.model_fields or any(key in s.model_fields for s in _DECLARED.values())
-    ]
+def declare_options(section: str, reader: str, doc: str, fields: dict[str, tuple]) -> type[_Section]:
+    """Declare keys of ``section`` (``''``: the top level; ``'train'``, ``'val'``, …) next to the component that
+    reads them. ``fields`` maps each key to (type, description) or (type, description, ``Field`` keywords: a
+    ``default``, bounds); a key without a default is optional (``~``: the reader's own default applies). The keys
+    join the section's in :func:`option_file` and in ``docs/options.md``, under ``reader``. Returns the part."""
+    base = _base_section(section)
+    taken = set(base.model_fields) | {key for part in _DECLARED.get(section, {}).values() for key in part.model_fields}
+    clash = [key for key in fields if key in taken]
     if clash:
-        raise TypeError(f'top-level option {clash[0]!r} of {name} is declared twice')
-    defined = {
-        key: (annotation | None, Field(default=None, description=text)) for key, (annotation, text) in fields.items()
-    }
-    section = create_model(name, __base__=_Section, __doc__=doc, __module__=__name__, **defined)
-    _DECLARED[name] = section
+        where = f'{section}.{clash[0]}' if section else clash[0]
+        raise TypeError(f'option {where!r} of {reader} is declared twice')
+    defined = {}
+    for key, (annotation, text, *rest) in fields.items():
+        keywords = {'default': None, **(rest[0] if rest else {})}
+        kind = annotation | None if keywords['default'] is None else annotation
+        defined[key] = (kind, Field(description=text, **keywords))
+    part = create_model(reader, __base__=_Section, __doc__=doc, __module__=__name__, **defined)
+    _DECLARED.setdefault(section, {})[reader] = part
     option_file.cache_clear()
-    return section
+    return part
+
+
+def _base_section(section: str) -> type[_Section]:
+    """The schema's own model of ``section`` (``''``: :class:`OptionFile`; else one of its optional sections)."""
+    field = OptionFile.model_fields.get(section)
+    child, mapping = _child_section(field.annotation) if field else (None, False)
+    if section and (child is None or mapping or field.is_required()):
+        raise TypeError(f'{section!r} is not an optional section of an option file')
+    return child or OptionFile
 
 
 def keyword_fields(function: Any, *, skip: tuple[str, ...] = (), describe: Any = None) -> dict[str, tuple[Any, str]]:
-    """The fields :func:`declare_top_level` takes for ``function``'s keyword parameters: each typed by its annotation
+    """The fields :func:`declare_options` takes for ``function``'s keyword parameters: each typed by its annotation
     (a ``Sequence[float]`` read as a YAML list) and described by ``describe(name, default)``, the default written
     as YAML (without ``describe``: "Default: …")."""
     hints = typing.get_type_hints(function)
@@ -495,10 +484,23 @@ def keyword_fields(function: Any, *, skip: tuple[str, ...] = (), describe: Any =
 
 @functools.cache
 def option_file() -> type[OptionFile]:
-    """The schema of an option file: :class:`OptionFile` with the keys components declared at the top level."""
-    if not _DECLARED:
+    """The schema of an option file: :class:`OptionFile` and its sections with the keys components declared
+    (:func:`declare_options`)."""
+    overrides = {}
+    for section, parts in _DECLARED.items():
+        if section:
+            base = _base_section(section)
+            merged = create_model(
+                base.__name__, __base__=(base, *parts.values()), __doc__=base.__doc__, __module__=__name__
+            )
+            field = OptionFile.model_fields[section]
+            overrides[section] = (merged | None, Field(default=None, description=field.description))
+    tops = tuple(_DECLARED.get('', {}).values())
+    if not tops and not overrides:
         return OptionFile
-    return create_model('OptionFile', __base__=(OptionFile, *_DECLARED.values()), __module__=__name__)
+    return create_model(
+        'OptionFile', __base__=(OptionFile, *tops), __doc__=OptionFile.__doc__, __module__=__name__, **overrides
+    )
 
 
 def _schema(section: str) -> type[_Section] | None:
@@ -644,9 +646,9 @@ def options_reference() -> str:
         'string (`1e-3`, `4e5`: an exponent without a dot, or use `!!float`), and an integral float for an `int`.',
     ]
     for names, schema in _sections():
-        declared = names == ('',) and schema is not OptionFile
-        title = f'Top level, read by `{schema.__name__}`' if declared else 'Top level'
-        lines += ['', '## ' + (' / '.join(f'`{name}`' for name in names) if names[0] else title), '']
+        declared = _declared_part(schema)
+        heading = ' / '.join(f'`{name}`' for name in names) if names[0] else 'Top level'
+        lines += ['', '## ' + heading + (f', read by `{schema.__name__}`' if declared else ''), '']
         if schema.__doc__:
             lines += [_markdown(schema.__doc__), '']
         lines += ['| key | type | default | description |', '|---|---|---|---|']
@@ -665,8 +667,9 @@ def options_reference() -> str:
 
 def _sections() -> list[tuple[tuple[str, ...], type[_Section]]]:
     """Every section reachable from :class:`OptionFile`, depth first in field order: (its dotted names, its model);
-    the sections components declare at the top level follow the top level's own."""
+    the keys components declare for a section (:func:`declare_options`) follow that section's own."""
     found: list[tuple[tuple[str, ...], type[_Section]]] = [(('',), OptionFile)]
+    found += [(('',), part) for part in _DECLARED.get('', {}).values()]
 
     def walk(prefix: str, schema: type[_Section]) -> None:
         groups: dict[type[_Section], list[str]] = {}
@@ -675,11 +678,20 @@ def _sections() -> list[tuple[tuple[str, ...], type[_Section]]]:
             if child is not None:
                 groups.setdefault(child, []).append(f'{prefix}{key}' + ('.<phase>' if mapping else ''))
         for child, names in groups.items():
+            parts = list(_DECLARED.get(names[0], {}).values()) if not prefix else []
             found.append((tuple(names), child))
-            walk(f'{names[0]}.', child)
+            found.extend(((names[0],), part) for part in parts)
+            for schema_ in (child, *parts):
+                walk(f'{names[0]}.', schema_)
 
     walk('', OptionFile)
-    return [found[0], *((('',), section) for section in _DECLARED.values()), *found[1:]]
+    for part in _DECLARED.get('', {}).values():
+        walk('', part)
+    return found
+
+
+def _declared_part(schema: type[_Section]) -> bool:
+    return any(schema in parts.values() for parts in _DECLARED.values())
 
 
 def _child_section(annotation: Any) -> tuple[type[_Section] | None, bool]:

@@ -449,9 +449,9 @@ def test_train_compile_true_compiles_g_and_d_and_steps_as_eager(tmp_path, psi):
     pytest.importorskip('triton')  # inductor's GPU code generator
     from torch._dynamo.utils import counters
 
-    from aesop.schema import Train
+    from aesop.schema import apply_schema
 
-    Train.model_validate({'total_iter': 1, 'compile': True})  # the schema takes the option
+    apply_schema({'name': 'x', 'datasets': {}, 'train': {'total_iter': 1, 'compile': True}})  # the schema takes it
     torch._dynamo.reset()
     counters.clear()
     ref, model = pair(aesop_gan(tmp_path, psi), aesop_gan(tmp_path, psi, compile=True), ref_device=DEVICE)

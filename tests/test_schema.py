@@ -139,15 +139,26 @@ def test_the_validated_values_and_the_defaults_are_written_back():
     assert 'accumulate' not in opt['train']  # a ~ default is not written: the step options' unset
 
 
-def test_the_amp_names_are_the_precision_mixins():
-    """One list of autocast names: the schema's Literal, which PrecisionMixin maps to dtypes."""
-    import typing
+def test_the_models_declare_their_train_keys():
+    """``train``'s keys of this project's models are declared next to them: the step options by PrecisionMixin
+    (amp's names: its AMP_DTYPES), the controller by the HR-aware models, freeze_decoder by the AE model."""
+    from aesop.models.precision import STEP_OPTIONS
 
-    from aesop.models.precision import AMP_DTYPES
-    from aesop.schema import Train
-
-    literal = next(m for m in typing.get_args(Train.model_fields['amp'].annotation) if typing.get_args(m))
-    assert set(typing.get_args(literal)) == set(AMP_DTYPES)
+    assert STEP_OPTIONS == ('amp', 'channels_last', 'grad_clip', 'accumulate', 'compile')
+    assert checked(train__amp='bf-16') == (
+        "option train.amp: input should be 'none', 'bf16' or 'fp16', got 'bf-16'; did you mean 'bf16'?"
+    )
+    assert checked(train__accumulate=0) == 'option train.accumulate must be ≥ 1, got 0'
+    assert checked(train__freeze_decoder=-1) == 'option train.freeze_decoder must be ≥ 0, got -1'
+    assert checked(train__controller={'noise': 'gaussian'}).startswith('option train.controller.noise: input should be')
+    opt = copy.deepcopy(BASE)
+    opt['train']['controller'] = {}
+    apply_schema(opt)  # the defaults the HR-aware models read, written
+    assert opt['train']['controller'] == {'noise': 'vector', 'noise_std': 1.0, 'redraw': True, 'grad': False}
+    assert opt['train']['allow_psi_change'] is False and opt['train']['freeze_decoder'] == 0
+    docs = (REPO / 'docs' / 'options.md').read_text()
+    for reader in ('PrecisionMixin', 'AesopGANModel', 'AesopModelMixin', 'AesopAEModel', 'AesopHRAwareModel'):
+        assert f'## `train`, read by `{reader}`' in docs
 
 
 def test_a_missing_required_key():
@@ -209,7 +220,7 @@ def test_the_loop_options():
 def test_top_level_keys_declared_by_the_components_that_read_them():
     """The degradation's keys are typed by its constructor's signature, the USM switches by the real-world model:
     both validated strictly at the top level, written back as read, listed in the reference, declared once."""
-    from aesop.schema import declare_top_level, option_file
+    from aesop.schema import declare_options, option_file
 
     assert checked(gaussian_noise_prob='high') == (
         "option gaussian_noise_prob: input should be a valid number, not a string, got 'high'"
@@ -225,8 +236,8 @@ def test_top_level_keys_declared_by_the_components_that_read_them():
     assert opt['noise_range'] == [1.0, 30.0] and opt['aesop_gt_usm'] is True and 'jpeg_range' not in opt
     docs = (REPO / 'docs' / 'options.md').read_text()
     assert '## Top level, read by `RealESRGANDegradation`' in docs and '| `gan_gt_usm` | `bool \\| ~` |' in docs
-    with pytest.raises(TypeError, match="top-level option 'queue_size' of Again is declared twice"):
-        declare_top_level('Again', 'x', {'queue_size': (int, 'x')})
+    with pytest.raises(TypeError, match="option 'queue_size' of Again is declared twice"):
+        declare_options('', 'Again', 'x', {'queue_size': (int, 'x')})
     assert 'Again' not in [cls.__name__ for cls in option_file().__mro__]
 
 

@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from aesop.errors import AesopError, OptionValueError
-from aesop.schema import declare_top_level, keyword_fields
+from aesop.schema import declare_options, keyword_fields
 
 __all__ = ['REALESRGAN_OPTION_KEYS', 'DegradedPair', 'PairQueue', 'RealESRGANDegradation']
 
@@ -509,7 +509,8 @@ def _describe(key: str, default: str) -> str:
     )
 
 
-declare_top_level(
+declare_options(
+    '',
     'RealESRGANDegradation',
     'The Real-ESRGAN degradation of the real-world models (its signature: types, ranges checked at start-up).',
     keyword_fields(RealESRGANDegradation.__init__, skip=('scale',), describe=_describe),

@@ -13,7 +13,15 @@ from basicsr.utils.registry import MODEL_REGISTRY
 from aesop.models.base import AesopModelMixin
 from aesop.models.precision import PrecisionMixin, mean_of
 from aesop.models.validation import ValidationMixin
+from aesop.schema import declare_options
 from aesop.weights import load_weights
+
+declare_options(
+    'train',
+    'AesopAEModel',
+    "The auto-encoder's pretraining (Eq. 4–5).",
+    {'freeze_decoder': (int, 'D frozen for iterations ≤ N (0: never; > total_iter: always).', {'default': 0, 'ge': 0})},
+)
 
 
 @MODEL_REGISTRY.register()

@@ -14,7 +14,21 @@ from torch.nn.parallel import DistributedDataParallel
 
 from aesop.errors import AesopError
 from aesop.models.checkpoint import where_to_resume
+from aesop.schema import declare_options
 from aesop.weights import atomic_save, load_weights
+
+declare_options(
+    'train',
+    'AesopModelMixin',
+    "Every model of this project that trains on ψ (its file's digest is kept in the training state).",
+    {
+        'allow_psi_change': (
+            bool,
+            "Resume although ψ's file changed since the training state was written.",
+            {'default': False},
+        )
+    },
+)
 
 __all__ = ['AesopModelMixin']
 

@@ -15,6 +15,20 @@ from aesop.errors import AesopError
 from aesop.models.base import AesopModelMixin
 from aesop.models.precision import PrecisionMixin, mean_of
 from aesop.models.validation import ValidationMixin
+from aesop.schema import declare_options
+
+declare_options(
+    'train',
+    'AesopGANModel',
+    'The GAN models (bicubic and real-world).',
+    {
+        'relativistic_gan': (
+            bool,
+            "ESRGAN's relativistic-average GAN (true) or the standard one (false, Real-ESRGAN's); unset: the model's "
+            '(AesopGANModel: true, AesopRealGANModel: false).',
+        )
+    },
+)
 
 # Fidelity terms: option key in ``train`` → loss-dict key. Any subset may be set.
 FIDELITY_TERMS = {

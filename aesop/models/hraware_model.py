@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
+from typing import Literal
 
 import torch
 from basicsr.archs import build_network
@@ -28,6 +29,7 @@ from basicsr.losses import build_loss
 from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
+from pydantic import Field
 
 from aesop.data.degradations import RealESRGANDegradation
 from aesop.errors import AesopError
@@ -35,10 +37,32 @@ from aesop.losses.hraware_loss import controller, hqi
 from aesop.metrics.metrics import lpips_net
 from aesop.models.base import AesopModelMixin
 from aesop.models.validation import ValidationMixin
+from aesop.schema import Number, Section, declare_options
 from aesop.utils import random_backbones
 from aesop.weights import file_digest, freeze, load_weights
 
-__all__ = ['AesopHRAwareFinetuneModel', 'AesopHRAwareReconModel']
+
+class Controller(Section):
+    """``train.controller`` of HR-aware finetuning (paper 003, Eq. 8); absent: s = 1."""
+
+    form: Literal['finetune', 'pretrain', 'inverse'] | None = None
+    """Default: the model's stage."""
+    noise: Literal['vector', 'scalar'] = 'vector'
+    """N per image: a C_d-vector, one value per channel of e_d (Sec. 4.3: "the vector n is a C_d-dimensional
+    random vector and n ∼ N(0, I)"), or one number scaling all of e_d alike (scalar: this project's variant)."""
+    noise_std: Number = Field(default=1.0, ge=0)
+    """N's standard deviation (the paper's n ∼ N(0, I): 1)."""
+    redraw: bool = True
+    """N drawn every step for every image; false: one n for the whole run."""
+    grad: bool = False
+    """S carries HQI's gradient to M (finetuning)."""
+
+
+declare_options(
+    'train', 'AesopHRAwareModel', 'HR-aware finetuning (paper 003).', {'controller': (Controller, 'S of Eq. 8.')}
+)
+
+__all__ = ['AesopHRAwareFinetuneModel', 'AesopHRAwareReconModel', 'Controller']
 
 
 class _HRAwareBase(AesopModelMixin, ValidationMixin, SRModel):
@@ -85,7 +109,7 @@ class _HRAwareBase(AesopModelMixin, ValidationMixin, SRModel):
 
     def controller_value(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor | float:
         """s of Eq. 8 for a batch, (N, C_d) (``noise: vector``, the paper's) or (N, 1) (``noise: scalar``);
-        1 without ``train.controller``. The options are :class:`aesop.schema.Controller`'s: ``form``,
+        1 without ``train.controller``. The options are :class:`Controller`'s: ``form``,
         ``noise``, ``noise_std``, ``redraw`` (n drawn every step for every image, default; ``false``: one n
         for the whole run) and ``grad`` (s carries HQI's gradient to M, finetuning only; default ``false``)."""
         if self.control is None:

@@ -6,14 +6,37 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from aesop.errors import AesopError
+from aesop.schema import Number, declare_options
 
 AMP_DTYPES = {'none': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
-STEP_OPTIONS = ('amp', 'channels_last', 'grad_clip', 'accumulate', 'compile')  # train.*: models with this mixin
+#: ``train``'s keys read by the models with :class:`PrecisionMixin` (declared here, refused by the others)
+STEP_OPTIONS = tuple(
+    declare_options(
+        'train',
+        'PrecisionMixin',
+        "The optimiser step's options, read by the AE, GAN and real-world models; any value, even `false`, is refused "
+        "by a model that does not read them (basicsr's, the HR-aware ones): their unset is `~`.",
+        {
+            'amp': (
+                Literal[tuple(AMP_DTYPES)],
+                'Autocast of the forward passes (fp16 with a gradient scaler); losses in fp32; unset: none.',
+            ),
+            'channels_last': (bool, 'Networks, ψ and batches in NHWC layout (faster convolutions); unset: false.'),
+            'grad_clip': (
+                Number | dict[Literal['g', 'd'], Number | None],
+                'Max gradient norm, one for G and D or `{g: …, d: …}`; unset: no clipping.',
+            ),
+            'accumulate': (int, 'Micro-batches per optimiser step; unset: 1.', {'ge': 1}),
+            'compile': (bool | dict[str, Any], 'Torch.compile of G and D (or its keyword arguments); unset: false.'),
+        },
+    ).model_fields
+)
 
 
 class PrecisionMixin:
@@ -39,7 +62,7 @@ class PrecisionMixin:
     def setup_precision(self, *modules: nn.Module) -> None:
         """Read the options, move ``modules`` (networks and loss modules) to channels_last and compile G, D."""
         train_opt = self.opt['train']
-        self.amp_dtype = AMP_DTYPES[train_opt.get('amp') or 'none']  # its names: the schema's (aesop.schema.Train)
+        self.amp_dtype = AMP_DTYPES[train_opt.get('amp') or 'none']  # one of AMP_DTYPES (declared above)
         self.channels_last = bool(train_opt.get('channels_last', False))
         self.grad_scalers: dict[int, torch.amp.GradScaler] = {}
         clip = train_opt.get('grad_clip')

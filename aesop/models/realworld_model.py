@@ -6,7 +6,7 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from aesop.data.degradations import PairQueue, RealESRGANDegradation
 from aesop.models.gan_model import AesopGANModel
-from aesop.schema import declare_top_level
+from aesop.schema import declare_options
 
 #: Which GT each loss compares with: option key → (use, default). ``true`` means the USM-sharpened
 #: GT, as Real-ESRGAN (basicsr's ``train_realesrgan_x4plus.yml`` values as defaults). L_AESOP has its
@@ -23,7 +23,8 @@ _TARGETS = {
     'perceptual': 'Target of the perceptual loss',
     'gan': "D's real input",
 }
-declare_top_level(
+declare_options(
+    '',
     'AesopRealGANModel',
     "Which GT a real-world model's losses compare with (basicsr's RealESRGANModel reads l1/percep/gan_gt_usm alike).",
     {
