@@ -108,3 +108,24 @@ def test_bicubic_encoder_is_antialiased_bicubic_and_takes_official_checkpoints(t
     assert torch.equal(ae.decoder.conv_first.weight, official.decoder.conv_first.weight)
     assert set(ae.state_dict()) == set(state)  # and ours load strictly in the official code
     assert {n for n, p in ae.named_parameters() if p.requires_grad} == {n for n in state if n.startswith('decoder.')}
+
+
+@pytest.mark.parametrize('scale', [2, 4])
+def test_bicubic_network_is_matlab_imresize(scale):
+    """The bicubic baseline row: basicsr's numpy ``imresize`` (MATLAB's) of a real LR photo, in a batch."""
+    import numpy as np
+    from basicsr.utils.matlab_functions import imresize
+
+    from aesop.data import bicubic_downscale
+    from aesop.data.demo import skimage_photo
+
+    lr = bicubic_downscale(skimage_photo('coffee')[:96, :120], 4).astype(np.float64) / 255
+    expected = np.stack([imresize(lr, scale), imresize(lr[::-1].copy(), scale)])
+    batch = torch.from_numpy(np.stack([lr, lr[::-1].copy()])).permute(0, 3, 1, 2)
+    net = build_network({'type': 'AesopBicubic', 'scale': scale})
+    out = net(batch).permute(0, 2, 3, 1).numpy()
+    assert out.shape == expected.shape == (2, 24 * scale, 30 * scale, 3)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    assert not list(net.parameters())
+    with pytest.raises(ValueError, match='positive integer'):
+        build_network({'type': 'AesopBicubic', 'scale': 0})

@@ -1,9 +1,10 @@
-"""MATLAB-style bicubic downscaling: how the paper's (and our) LR images are made.
+"""MATLAB-style bicubic resizing: how the paper's (and our) LR images are made, and the bicubic baseline.
 
-Two forms of the same ``imresize`` (antialiased bicubic, a = −0.5, symmetric padding at the borders):
-:func:`bicubic_downscale` for 8/16-bit images (basicsr's numpy ``imresize``, rounded like a saved image)
-and :func:`matlab_bicubic_downscale` for (N, C, H, W) tensors, batched, on any device and differentiable
-(the LR-consistency loss, paper 002).
+Two forms of the same ``imresize`` (bicubic, a = −0.5, antialiased when downscaling, symmetric padding at
+the borders): :func:`bicubic_downscale` for 8/16-bit images (basicsr's numpy ``imresize``, rounded like a
+saved image) and :func:`matlab_bicubic_resize` / :func:`matlab_bicubic_downscale` for (N, C, H, W) tensors,
+batched, on any device and differentiable (the LR-consistency loss of paper 002; the bicubic upscaling of
+:class:`aesop.archs.AesopBicubic`).
 """
 
 from __future__ import annotations
@@ -44,16 +45,27 @@ def matlab_resize_matrix(in_length: int, factor: float) -> torch.Tensor:
     return matrix.scatter_add_(1, source, weights.double())
 
 
+def matlab_bicubic_resize(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """MATLAB ``imresize(x, factor)`` (bicubic; antialiased when ``factor`` < 1) of (..., H, W) tensors.
+
+    Separable: ``M_H · x · M_Wᵀ`` with the matrices of :func:`matlab_resize_matrix`, so it is batched,
+    runs on ``x``'s device and dtype, and has the exact gradient (the transposed resize).
+
+    Returns:
+        (..., ceil(H·factor), ceil(W·factor)), not rounded or clipped.
+    """
+    rows = matlab_resize_matrix(x.shape[-2], factor).to(x.device, x.dtype)
+    cols = matlab_resize_matrix(x.shape[-1], factor).to(x.device, x.dtype)
+    return rows @ x @ cols.T
+
+
 def matlab_bicubic_downscale(x: torch.Tensor, scale: int) -> torch.Tensor:
     """MATLAB ``imresize(x, 1/scale)`` (antialiased bicubic) of (..., H, W) tensors, differentiable.
 
-    Separable: ``M_H · x · M_Wᵀ`` with the matrices of :func:`matlab_resize_matrix`, so it is batched,
-    runs on ``x``'s device and dtype, and has the exact gradient (the transposed resize). Equals basicsr's
-    ``imresize`` (float32, one (C, H, W) image at a time, no graph) to float precision.
+    :func:`matlab_bicubic_resize` by ``1/scale``. Equals basicsr's ``imresize`` (float32, one (C, H, W)
+    image at a time, no graph) to float precision.
 
     Returns:
         (..., ceil(H/scale), ceil(W/scale)), not rounded or clipped.
     """
-    rows = matlab_resize_matrix(x.shape[-2], 1 / scale).to(x.device, x.dtype)
-    cols = matlab_resize_matrix(x.shape[-1], 1 / scale).to(x.device, x.dtype)
-    return rows @ x @ cols.T
+    return matlab_bicubic_resize(x, 1 / scale)
