@@ -10,12 +10,15 @@ training.
 
 from __future__ import annotations
 
+import ast
+import builtins
 import collections
 import difflib
 import importlib.util
 import inspect
 import re
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -357,6 +360,9 @@ def _check_metric(function, options: dict, key: str) -> None:
 def _check_arch(arch: dict, key: str, scale: int | None) -> None:
     from basicsr.utils.registry import ARCH_REGISTRY
 
+    from aesop.official import rewrite_entry
+
+    arch = rewrite_entry(arch)  # a release name (e.g. ``--arch '{type: DRCT, …}'``): checked as what it builds
     _check_kwargs(_lookup(ARCH_REGISTRY, arch.get('type'), f'{key}.type'), arch, key)
     for name, value in arch.items():
         if isinstance(value, dict) and 'type' in value:
@@ -380,13 +386,96 @@ def _check_kwargs(component, options: dict, key: str) -> None:
     if params is None:
         return
     _read_numbers(options, params, key)
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+    accepted = _keywords(component)
+    if accepted is None:  # it takes **kwargs and what it does with them can't be told
         return
-    accepted = [n for n in params if n != 'self']
     _refuse_unknown(options, accepted, f'{options["type"]} (option {key})')
-    missing = [n for n in accepted if params[n].default is inspect.Parameter.empty and n not in options]
+    missing = [n for n in params if n in accepted and params[n].default is inspect.Parameter.empty and n not in options]
     if missing:
         raise AesopError(f'{options["type"]} (option {key}) needs {", ".join(missing)}')
+
+
+def _keywords(component: Callable, cls: type | None = None, seen: tuple[Callable, ...] = ()) -> list[str] | None:
+    """The keyword options ``component`` (a class: its ``__init__``) really reads; ``None``: anything, as far as
+    can be told.
+
+    Its named parameters; for a ``**kwargs`` (read with :mod:`ast`), also the keys its body reads
+    (``kwargs['x']``, ``kwargs.get('x')``, ``kwargs.pop('x')``, ``'x' in kwargs``) and, where it passes
+    ``**kwargs`` on, what the callee reads by the same rule (``super().__init__``, ``super(C, self).__init__``,
+    a class or function its module names). ``kwargs`` unused (basicsr's ``SwinIR``): the named parameters only.
+    Any other use (stored, iterated, ``locals()``), an unresolvable callee, or no source: ``None``. ``cls`` is
+    the class being built (whose MRO ``super()`` follows); ``seen`` stops forwarding cycles.
+    """
+    if isinstance(component, type):
+        cls, function = component, component.__init__
+    else:
+        function = component
+    params = _parameters(component)
+    if params is None:
+        return None
+    accepted = [n for n, p in params.items() if p.kind is not p.VAR_KEYWORD and n != 'self']
+    var = next((n for n, p in params.items() if p.kind is p.VAR_KEYWORD), None)
+    if var is None or function in seen:
+        return accepted
+    try:
+        definition = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    except (OSError, TypeError, SyntaxError, IndexError):
+        return None
+    if not isinstance(definition, ast.FunctionDef) or getattr(definition.args.kwarg, 'arg', None) != var:
+        return None  # the source is not this signature's (a lambda, another constructor)
+    owner = next((k for k in (cls.__mro__ if cls else ()) if vars(k).get(function.__name__) is function), None)
+    namespace = {**vars(builtins), **getattr(function, '__globals__', {})}
+    parents = {child: node for node in ast.walk(definition) for child in ast.iter_child_nodes(node)}
+    uses = [n for n in ast.walk(definition) if isinstance(n, ast.Name) and n.id in (var, 'locals')]
+    for name in sorted(uses, key=lambda n: (n.lineno, n.col_offset)):  # in source order, for the message
+        parent = parents[name]
+        call = parents.get(parent)
+        if name.id == 'locals':  # locals() hands kwargs on unseen
+            return None
+        if isinstance(parent, ast.keyword) and parent.arg is None and isinstance(call, ast.Call):  # f(**kwargs)
+            func, target = call.func, None
+            if isinstance(func, ast.Attribute) and getattr(getattr(func.value, 'func', None), 'id', None) == 'super':
+                args = func.value.args  # super().f(**kwargs), super(C, self).f(**kwargs): the next class in cls's MRO
+                start = namespace.get(args[0].id) if args and isinstance(args[0], ast.Name) else owner
+                if isinstance(start, type) and cls is not None and issubclass(cls, start):
+                    target = getattr(super(start, cls), func.attr, None)
+            else:  # Name(**kwargs), Name.f(**kwargs), module.Name(**kwargs)
+                path = []
+                while isinstance(func, ast.Attribute):
+                    path, func = [func.attr, *path], func.value
+                target = namespace.get(func.id) if isinstance(func, ast.Name) else None
+                for attr in path:
+                    target = getattr(target, attr, None)
+            forwarded = _keywords(target, cls, (*seen, function))
+            if forwarded is None:
+                return None
+            accepted += forwarded
+        elif (
+            isinstance(parent, ast.Attribute)
+            and parent.attr in ('get', 'pop')
+            and isinstance(call, ast.Call)
+            and call.func is parent
+            and call.args
+            and isinstance(call.args[0], ast.Constant)
+        ):  # kwargs.get('x'), kwargs.pop('x', default)
+            accepted.append(call.args[0].value)
+        elif (
+            isinstance(parent, ast.Subscript)
+            and parent.value is name
+            and isinstance(parent.ctx, ast.Load)
+            and isinstance(parent.slice, ast.Constant)
+        ):  # kwargs['x']
+            accepted.append(parent.slice.value)
+        elif (
+            isinstance(parent, ast.Compare)
+            and parent.comparators == [name]
+            and isinstance(parent.ops[0], (ast.In, ast.NotIn))
+            and isinstance(parent.left, ast.Constant)
+        ):  # 'x' in kwargs
+            accepted.append(parent.left.value)
+        else:
+            return None
+    return [n for n in dict.fromkeys(accepted) if isinstance(n, str)]
 
 
 def _read_numbers(options: dict, params: dict[str, inspect.Parameter], key: str) -> None:

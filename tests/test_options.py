@@ -141,3 +141,141 @@ def test_official_option_names_are_translated(tmp_path):
     assert dataset['type'] == 'AesopPairedImageDataset'  # basicsr's, with one-line errors
     assert dataset['dataroot_gt'] == str(tmp_path / 'hr')
     assert opt['num_gpu'] == (1 if torch.cuda.is_available() else 0)
+
+
+# The archs the docs and option files name whose constructor takes **kwargs: basicsr's SwinIR (which drops them)
+# and the release's names (aesop.official's builders, checked as the entry they build, e.g. from --arch).
+# name: (options it needs, a typo, the option meant, a value for it, the option file that uses it, if any)
+KWARGS_ARCHS = {
+    'SwinIR': ({'upscale': 4}, 'embed_dimm', 'embed_dim', 24, 'test_swinir.yml'),
+    'DRCT': ({}, 'embed_dimm', 'embed_dim', 24, 'test_drct.yml'),
+    'SPSRNet': ({}, 'nff', 'nf', 8, 'test_spsr.yml'),
+    'RRDBNet_LEGACY': ({'in_nc': 3, 'out_nc': 3}, 'num_blocks', 'num_block', 1, 'test_esrgan.yml'),
+    'VGGStyleDiscriminator128': ({'num_in_ch': 3}, 'num_fet', 'num_feat', 8, None),
+    'VGGStyleDiscriminator256': ({'num_in_ch': 3}, 'num_fet', 'num_feat', 8, None),
+    'AutoEncoder_RRDBNet': (
+        {'dec_opt': {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3}},
+        'num_blok',
+        'num_block',
+        1,
+        None,
+    ),
+    'BicubicDown_RRDBNet': (
+        {'dec_opt': {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3}},
+        'num_blok',
+        'num_block',
+        1,
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize('name', list(KWARGS_ARCHS))
+def test_a_typo_in_an_arch_that_takes_kwargs_is_one_line(name, tmp_path):
+    from aesop.inference import load_generator
+
+    needs, typo, meant, value, option_file = KWARGS_ARCHS[name]
+    arch = {'type': name, **deepcopy(needs)}
+    check_components({'network_g': {**deepcopy(arch), meant: value}, 'scale': 4})  # a real option is taken
+    message = rf"^unknown option '{typo}' for \w+ \(option network_g\): did you mean '{meant}'\? it takes .*{meant}"
+    with pytest.raises(AesopError, match=message):  # --arch: checked before the weights are read
+        load_generator({**arch, typo: value}, tmp_path / 'none.pth', scale=None)
+    if option_file:
+        opt = load(REPO / 'options' / option_file)
+        opt['network_g'][typo] = value
+        with pytest.raises(AesopError, match=message):
+            normalize_options(opt, root_path=tmp_path)  # the start-up check of train.py / test.py
+
+
+class _Parent(torch.nn.Module):
+    def __init__(self, depth: int = 2) -> None:
+        super().__init__()
+
+
+class _Unused(torch.nn.Module):  # as basicsr's SwinIR: **kwargs taken and dropped
+    def __init__(self, width: int = 1, **kwargs) -> None:
+        super().__init__()
+
+
+class _ToSuper(_Parent):
+    def __init__(self, width: int = 1, **kwargs) -> None:
+        super().__init__(**kwargs)
+
+
+class _ToNamedSuper(_Parent):
+    def __init__(self, width: int = 1, **kwargs) -> None:
+        super(_ToNamedSuper, self).__init__(**kwargs)  # noqa: UP008  (basicsr's style)
+
+
+class _ToGrandparent(_ToSuper):  # forwarded twice: _ToSuper's width, then _Parent's depth
+    def __init__(self, height: int = 1, **kwargs) -> None:
+        _ToSuper.__init__(self, **kwargs)
+
+
+class _ToOther(torch.nn.Module):  # forwarded to a class its module names
+    def __init__(self, width: int = 1, **kwargs) -> None:
+        super().__init__()
+        self.body = _Parent(**kwargs)
+
+
+class _Reads(torch.nn.Module):
+    def __init__(self, width: int = 1, **kwargs) -> None:
+        super().__init__()
+        self.foo, self.bar = kwargs.get('foo'), kwargs['bar'] if 'qux' in kwargs else kwargs.pop('baz', 0)
+
+
+class _Stores(torch.nn.Module):  # what it does with them can't be told: anything is taken, as before
+    def __init__(self, width: int = 1, **kwargs) -> None:
+        super().__init__()
+        self.extra = kwargs
+
+
+class _ToUnknown(torch.nn.Module):  # forwarded to a method: not followed
+    def __init__(self, width: int = 1, **kwargs) -> None:
+        super().__init__()
+        self.body = self.make(**kwargs)
+
+    def make(self, **kwargs) -> torch.nn.Module:
+        return torch.nn.Identity()
+
+
+class _Locals(torch.nn.Module):
+    def __init__(self, width: int = 1, **kwargs) -> None:
+        super().__init__()
+        self.args = locals()
+
+
+_NoSource = type('_NoSource', (), {'__init__': eval('lambda self, width=1, **kwargs: None')})  # noqa: S307
+
+
+@pytest.mark.parametrize(
+    ('arch', 'taken', 'refused', 'meant'),
+    [
+        (_Unused, ['width'], 'widht', 'width'),
+        (_ToSuper, ['width', 'depth'], 'detph', 'depth'),
+        (_ToNamedSuper, ['width', 'depth'], 'detph', 'depth'),
+        (_ToGrandparent, ['height', 'width', 'depth'], 'detph', 'depth'),
+        (_ToOther, ['width', 'depth'], 'widht', 'width'),
+        (_Reads, ['width', 'foo', 'bar', 'qux', 'baz'], 'fooo', 'foo'),
+        (_Stores, ['width', 'anything'], None, None),
+        (_ToUnknown, ['width', 'anything'], None, None),
+        (_Locals, ['width', 'anything'], None, None),
+        (_NoSource, ['width', 'anything'], None, None),
+    ],
+    ids=lambda v: v.__name__.strip('_') if isinstance(v, type) else None,
+)
+def test_what_an_arch_does_with_its_kwargs_is_read_from_its_source(arch, taken, refused, meant, monkeypatch):
+    """A typo is refused when the source shows every key ``**kwargs`` can carry; else anything is taken."""
+    from basicsr.utils.registry import ARCH_REGISTRY
+
+    monkeypatch.setitem(ARCH_REGISTRY._obj_map, 'KwargsArch', arch)
+    for name in taken:
+        check_components({'network_g': {'type': 'KwargsArch', name: 1}})
+    if refused:
+        accepted = ', '.join(taken)
+        with pytest.raises(
+            AesopError,
+            match=rf"^unknown option '{refused}' for KwargsArch \(option network_g\): "
+            rf"did you mean '{meant}'\? it takes {accepted}$",
+        ):
+            check_components({'network_g': {'type': 'KwargsArch', refused: 1}})
