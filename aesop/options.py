@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from basicsr.utils.registry import ARCH_REGISTRY
 
 from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.errors import AesopError
@@ -196,7 +197,9 @@ def normalize_options(opt: dict, *, root_path: str | Path, prepared: bool = Fals
         opt['val'].setdefault('suffix', None)  # basicsr's SRModel reads both in test mode
         opt['val'].setdefault('save_img', False)
     paths = opt.get('path') or {}
-    if not opt.get('is_train', True) and not paths.get('pretrain_network_g') and not paths.get('allow_random_init'):
+    weightless = getattr(ARCH_REGISTRY.get(opt['network_g']['type']), 'weightless', False)  # e.g. AesopBicubic
+    testing = not opt.get('is_train', True)
+    if testing and not weightless and not paths.get('pretrain_network_g') and not paths.get('allow_random_init'):
         raise AesopError(
             'path.pretrain_network_g is not set: testing would score a randomly initialised network '
             '(set path.allow_random_init: true to do that on purpose)'

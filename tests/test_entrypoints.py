@@ -135,3 +135,31 @@ def test_torchrun_two_cpu_processes_only_rank0_writes(tiny_data, tmp_path):
     logs = list(exp.glob('train_*.log'))
     assert len(logs) == 1 and 'World size (gpu number): 2' in logs[0].read_text()
     assert 'l_g_aesop' in logs[0].read_text()
+
+
+def test_the_bicubic_row_is_matlab_imresize_scored_like_the_networks(tiny_data, tmp_path):
+    """The demo's bicubic row (``options/demo/test_bicubic.yml``, no weights) through ``aesop/test.py``, against
+    basicsr's numpy ``imresize`` of the LR image and the BT.601-Y PSNR computed here; then the demo's summary
+    table reads it, with the colour shift of the saved image."""
+    sys.path.insert(0, str(REPO / 'scripts'))
+    import demo
+
+    opt = point_at(load_yaml(DEMO / 'test_bicubic.yml'), tiny_data)
+    del opt['datasets']['test_2'], opt['val']['metrics']['ae_psnr']
+    run_entry('test', write_yaml(opt, tmp_path / 'bicubic.yml'), tmp_path)
+    from basicsr.utils.matlab_functions import imresize
+
+    lr = cv2.imread(str(tiny_data / 'val' / 'LR_bicubic' / 'X4' / 'coffee.png'))[..., ::-1].astype(np.float64) / 255
+    hr = cv2.imread(str(tiny_data / 'val' / 'HR' / 'coffee.png'))[..., ::-1].astype(np.float64)
+    up = np.clip(np.round(imresize(lr, 4) * 255), 0, 255)
+    y = lambda img: (16 + img @ np.array([65.481, 128.553, 24.966]) / 255)[4:-4, 4:-4]  # noqa: E731
+    expected = 10 * np.log10(255**2 / np.mean((y(up) - y(hr)) ** 2))
+    saved = tmp_path / 'results' / 'demo_test_bicubic' / 'visualization' / 'demo_val' / 'coffee_demo_test_bicubic.png'
+    assert np.array_equal(cv2.imread(str(saved))[..., ::-1], up)
+    shutil.copytree(tiny_data, tmp_path / 'datasets' / 'demo')
+    table = demo.summary_table(tmp_path, 'demo_val', (('demo_test_bicubic', 'bicubic'),)).splitlines()
+    header, row = ([c.strip() for c in line.strip('|').split('|')] for line in (table[0], table[2]))
+    assert header[:3] == ['method', 'psnr', 'ssim'] and header[-1] == 'colour shift' and row[0] == 'bicubic'
+    assert float(row[1]) == pytest.approx(expected, abs=1e-4)
+    shift = np.abs(up.reshape(-1, 3).mean(0) - hr.reshape(-1, 3).mean(0)).max()
+    assert float(row[-1]) == pytest.approx(shift, abs=0.05)

@@ -21,6 +21,8 @@ class AesopBicubic(nn.Module):
         scale: the upscaling factor.
     """
 
+    weightless = True  # tested without path.pretrain_network_g (aesop.options)
+
     def __init__(self, *, scale: int = 4) -> None:
         super().__init__()
         if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
