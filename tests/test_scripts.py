@@ -233,3 +233,20 @@ def test_prepare_dataset_errors(tmp_path, capsys):
     (tmp_path / 'empty').mkdir()
     assert run_script('prepare_dataset', '-i', tmp_path / 'empty', '-o', tmp_path / 'out') == 2
     assert 'no images' in one_error_line(capsys)
+
+
+def test_pd_curve_reads_and_labels_columns_of_random_backbones(tmp_path, capsys):
+    """An evaluator CSV of random backbones (``lpips (random AlexNet)``) plots as lpips; its axis says so."""
+    plot = load_script('plot_pd_curve')
+    marked = tmp_path / 'marked.csv'
+    marked.write_text('image,psnr,lpips (random AlexNet)\ncoffee,27.0,0.2\nmean,27.0,0.2\n')
+    plain = write_csv(tmp_path / 'plain.csv', {'coffee': (26.0, 0.15)})
+    assert plot.read_means(marked, metrics=('psnr', 'lpips')) == {'psnr': 27.0, 'lpips': 0.2}
+    assert plot.random_headers([marked, plain], 'lpips') == ['lpips (random AlexNet)']
+    assert plot.random_headers([marked, plain], 'psnr') == []
+    assert plot.axis_label('lpips', 'lpips (random AlexNet)') == 'LPIPS (random AlexNet)  (↓ lower is better)'
+    assert plot.axis_label('psnr') == 'PSNR (dB)  (↑ higher is better)'
+    assert run_script('plot_pd_curve', '--csv', f'AESOP={marked}', f'PSNR={plain}', '-o', tmp_path / 'pd.png') == 0
+    assert run_script('plot_pd_curve', '--csv', marked, '--y', 'dists', '-o', tmp_path / 'x.png') == 2
+    assert "no column 'dists' (its metrics: psnr, lpips)" in one_error_line(capsys)
+
