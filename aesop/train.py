@@ -1,7 +1,9 @@
 """Train a model from an option file (BasicSR conventions).
 
 python aesop/train.py -opt options/train_ae.yml [--auto_resume] [--debug] [--force_yml k=v]
-torchrun --nproc_per_node=4 aesop/train.py -opt options/train_aesop_rrdb.yml --launcher pytorch
+aesop-torchrun --nproc_per_node=4 aesop/train.py -opt options/train_aesop_rrdb.yml --launcher pytorch
+
+``--help``: :func:`aesop.commands.pipeline_parser`.
 """
 
 import argparse
