@@ -1,18 +1,14 @@
 """Evaluate a folder of SR images against ground truth: any method's outputs (Sec. 5 metrics).
 
-The body of ``scripts/evaluate.py``:
-
-    python scripts/evaluate.py --sr results/x/visualization/DIV2K100 --gt datasets/DIV2K/DIV2K_valid_HR \
-        [--lq datasets/DIV2K/DIV2K_valid_LR_bicubic/X4] [--scale 4] [--crop-border 4] \
-        [--metrics psnr,ssim,lpips,dists,ae_psnr,lr_psnr,niqe,fid,patch_fid] [--ae CKPT --ae-opt options/train_ae.yml] \
-        [--patch-remainder drop|pad] [--sr-suffix _x] [--csv out.csv] [--verbose]
-
+The body of ``aesop-evaluate`` and ``scripts/evaluate.py`` (:func:`build_parser` for the command line).
 Images are paired by file stem (``--sr-suffix`` is removed from SR stems first). PSNR/SSIM are
 basicsr's MATLAB-convention functions on the Y channel with ``--crop-border`` (default: the
 scale); LPIPS (AlexNet) and DISTS run on the GPU when there is one; AE-PSNR needs ``--ae``;
 LR-PSNR needs ``--lq``. FID and patch-FID (:mod:`aesop.metrics.fid`) compare the whole SR set
 with the whole GT set: they fill only the ``mean`` row. Prints a Markdown table (per image with
-``--verbose``; the mean always) and writes a CSV ``image,<metric>,…`` with a last row ``mean``.
+``--verbose``; the mean always) and writes a CSV ``image,<metric>,…`` with a last row ``mean``;
+a metric on a random backbone (``AESOP_RANDOM_BACKBONES=1``) is labelled so in both
+(:func:`aesop.metrics.scoring.metric_label`).
 """
 
 from __future__ import annotations
@@ -27,9 +23,10 @@ from tqdm import tqdm
 
 from aesop.archs.autoencoder_arch import autoencoder_arch
 from aesop.cli import add_autoencoder_arguments, cli_main
+from aesop.commands import command_help
 from aesop.errors import AesopError
 from aesop.metrics.fid import frechet_distance, image_patches, inception_features
-from aesop.metrics.scoring import cells, score, write_image_csv
+from aesop.metrics.scoring import cells, metric_labels, score, write_image_csv
 from aesop.options import read_option_file
 from aesop.utils import IMAGE_EXTENSIONS, markdown_table
 
@@ -132,20 +129,51 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     return rows
 
 
-def markdown(rows: dict[str, dict[str, float]], verbose: bool) -> str:
+def labels(args: argparse.Namespace) -> dict[str, str]:
+    """Column labels of the requested metrics (:func:`aesop.metrics.scoring.metric_labels`)."""
+    per_image, per_set = requested(args)
+    return metric_labels({**metric_options(args), **{name: {'type': name} for name in per_set}}, [*per_image, *per_set])
+
+
+def markdown(rows: dict[str, dict[str, float]], verbose: bool, labels: dict[str, str] | None = None) -> str:
     names = list(rows['mean'])
     shown = rows if verbose else {'mean': rows['mean']}
-    return markdown_table(['image', *names], [[image, *cells(row, names, 4)] for image, row in shown.items()])
+    header = ['image', *((labels or {}).get(name, name) for name in names)]
+    return markdown_table(header, [[image, *cells(row, names, 4)] for image, row in shown.items()])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    """The ``aesop-evaluate`` / ``scripts/evaluate.py`` command line."""
+    parser = argparse.ArgumentParser(
+        **command_help(
+            "Evaluate a folder of SR images (any method's outputs) against ground truth with the paper's metrics "
+            '(Sec. 5): images are paired by file stem, --sr-suffix removed from the SR stems first. Prints a '
+            'Markdown table (one row per image with --verbose; the mean always) and writes a CSV image,<metric>,... '
+            'whose last row is the mean. FID and patch-FID are set-level: they fill the mean row only. LPIPS, '
+            'DISTS and FID need their ImageNet weights (docs/evaluation.md); AESOP_RANDOM_BACKBONES=1 uses random '
+            'ones instead, and their columns then say so.',
+            (
+                '{prog} --sr results/test_AESOP_RRDB/visualization/Set14 --sr-suffix _test_AESOP_RRDB '
+                '--gt datasets/Set14/GTmod12 --lq datasets/Set14/LRbicx4 --metrics psnr,ssim,lpips,dists,lr_psnr '
+                '--csv set14.csv',
+                '{prog} --sr SR_DIR --gt HR_DIR --metrics psnr,ssim,ae_psnr,fid,patch_fid '
+                '--ae experiments/train_AESOP_AE_RRDB/models/net_g_latest.pth --ae-opt options/train_ae.yml',
+                'AESOP_RANDOM_BACKBONES=1 {prog} --sr results/demo_test_aesop/visualization/demo_val '
+                '--sr-suffix _demo_test_aesop --gt datasets/demo/val/HR --metrics psnr,lpips --verbose',
+            ),
+        )
+    )
     parser.add_argument('--sr', type=Path, required=True, help='folder of SR images')
     parser.add_argument('--gt', type=Path, required=True, help='folder of ground-truth HR images')
     parser.add_argument('--lq', type=Path, help='folder of LR images (for lr_psnr)')
-    parser.add_argument('--scale', type=int, default=4)
+    parser.add_argument('--scale', type=int, default=4, help='upscaling factor (default: 4)')
     parser.add_argument('--crop-border', type=int, help='border cropped for PSNR/SSIM/NIQE/AE-PSNR (default: scale)')
-    parser.add_argument('--metrics', default='psnr,ssim,lpips,dists', help='comma-separated metric names')
+    parser.add_argument(
+        '--metrics',
+        default='psnr,ssim,lpips,dists',
+        help='comma-separated, from psnr, ssim, lpips, dists, niqe, lr_psnr, ae_psnr, fid, patch_fid '
+        '(default: %(default)s)',
+    )
     add_autoencoder_arguments(parser, required=False)
     parser.add_argument('--sr-suffix', default='', help='suffix removed from SR file stems before pairing')
     parser.add_argument('--csv', type=Path, help='write the CSV here')
@@ -158,14 +186,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument('--verbose', action='store_true', help='print one row per image')
     parser.add_argument('--strict', action='store_true', help='refuse GT images without an SR image')
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return cli_main(lambda _: report(evaluate(args), args), None)
 
 
 def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> int:
-    print(markdown(rows, args.verbose))
+    columns = labels(args)
+    print(markdown(rows, args.verbose, columns))
     if args.csv:
-        write_image_csv(args.csv, rows)
+        write_image_csv(args.csv, rows, columns)
         print(f'CSV: {args.csv}')
     return 0

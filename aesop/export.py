@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from aesop.archs.sizes import pad_to_multiple
 from aesop.cli import ArgumentParser, cli_main
+from aesop.commands import command_help
 from aesop.errors import AesopError
 from aesop.inference import Generator, add_network_arguments, load_from_args
 from aesop.weights import atomic_write
@@ -155,9 +156,18 @@ def check_onnx(gen: Generator, path: Path, *, half: bool = False) -> float | Non
 def build_parser() -> argparse.ArgumentParser:
     """The ``aesop-export`` command line; usage errors raise :class:`AesopError`."""
     parser = ArgumentParser(
-        prog='aesop-export',
-        description='Export a generator or auto-encoder checkpoint to safetensors (tensors + arch metadata) or '
-        'ONNX (dynamic batch/height/width, padding inside the graph, checked with onnxruntime).',
+        **command_help(
+            'Export a generator or auto-encoder checkpoint to safetensors (tensors + arch metadata) or ONNX '
+            '(dynamic batch/height/width, padding inside the graph, checked against PyTorch with onnxruntime). '
+            "Without --arch/--opt the arch is detected (spandrel; this project's ψ). Exit status 0: written (and "
+            'checked); 2: bad arguments or weights, or onnxruntime disagreeing with PyTorch.',
+            (
+                '{prog} --weights G.pth --opt options/test_rrdb.yml --format onnx -o g.onnx',
+                '{prog} --weights experiments/train_AESOP_AE_RRDB/models/net_g_latest.pth --opt options/train_ae.yml '
+                '--format safetensors -o psi.safetensors',
+                '{prog} --weights 4x_model.pth --format onnx --half -o model_fp16.onnx',
+            ),
+        )
     )
     add_network_arguments(parser)
     parser.add_argument('--key', dest='key', help='alias of --param-key (e.g. params_ema)')

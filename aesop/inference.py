@@ -33,6 +33,7 @@ from tqdm import tqdm
 from aesop.archs.sizes import input_multiple
 from aesop.archs.tiling import half_dtype, network_device, run_padded, upscale
 from aesop.cli import ArgumentParser, cli_main
+from aesop.commands import command_help
 from aesop.errors import AesopError
 from aesop.options import read_option_file
 from aesop.utils import IMAGE_EXTENSIONS, default_device, project_root
@@ -344,12 +345,21 @@ def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str) -> list[Pat
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``scripts/infer.py`` command line; usage errors raise :class:`AesopError`."""
+    """The ``aesop-infer`` / ``scripts/infer.py`` command line; usage errors raise :class:`AesopError`."""
 
     parser = ArgumentParser(
-        prog='infer.py',
-        description='Super-resolve images with a trained generator. Output: OUT_DIR/<stem><suffix>.png '
-        '(8-bit in: 8-bit PNG; 16-bit in: 16-bit PNG; grey stays grey; alpha is upscaled bicubically).',
+        **command_help(
+            'Super-resolve images of any size with a trained generator, tiled if asked, and write '
+            'OUT_DIR/<stem><suffix>.png (8-bit in: 8-bit PNG; 16-bit in: 16-bit PNG; grey stays grey; alpha is '
+            'upscaled bicubically). The arch comes from --opt (an option file), --arch (inline YAML) or, with '
+            "--weights alone, from the checkpoint (spandrel; this project's ψ and RRDBNet). Exit status 0: all "
+            'written; 1: unreadable inputs were skipped (listed at the end); 2: bad arguments, options or weights.',
+            (
+                '{prog} -i photos/ -o out/ --opt options/test_rrdb.yml --tile 256 --tile-pad 16',
+                "{prog} -i img.png -o out/ --arch '{type: RRDBNet, num_in_ch: 3, num_out_ch: 3}' --weights G.pth",
+                '{prog} -i img.png -o out/ --weights 4x_model.pth --half',
+            ),
+        )
     )
     parser.add_argument('-i', '--input', required=True, type=Path, help='an image or a folder of images')
     parser.add_argument('-o', '--output', required=True, type=Path, help='output folder (created)')

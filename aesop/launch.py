@@ -10,16 +10,18 @@ status) is reported by torchrun as usual.
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Sequence
 
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-from torch.distributed.run import parse_args, run
+from torch.distributed.run import get_args_parser, run
 
 from aesop.cli import ERROR_STATUS
+from aesop.commands import command_help
 
-__all__ = ['main']
+__all__ = ['build_parser', 'main']
 
 AGENT_LOGGER = 'torch.distributed.elastic.multiprocessing.api'
 
@@ -33,10 +35,33 @@ class _Reported(logging.Filter):
         return not (f'failed (exitcode: {ERROR_STATUS})' in text or 'closing signal' in text)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """torchrun's own parser (every torchrun flag, then the script and its arguments), with this command's name,
+    description and examples."""
+    parser = get_args_parser()
+    help_text = command_help(
+        "torchrun, quiet about errors already reported: it takes torchrun's arguments and runs torchrun's "
+        'launcher. When the workers stop with a start-up error that aesop/train.py or aesop/test.py printed as one '
+        'line "aesop: error: ..." (status 2), it exits with status 2 and adds nothing, where torchrun adds its '
+        "agent's log and a ChildFailedError traceback with a failure table. Any other failure is reported as "
+        'torchrun reports it.',
+        (
+            '{prog} --nproc_per_node=4 aesop/train.py -opt options/train_aesop_rrdb.yml --launcher pytorch',
+            '{prog} --nproc_per_node=4 aesop/train.py -opt options/train_aesop_rrdb.yml --launcher pytorch '
+            '--auto_resume',
+            '{prog} --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 aesop/train.py '
+            '-opt options/train_ae.yml --launcher pytorch',
+        ),
+    )
+    for key, value in help_text.items():
+        setattr(parser, key, value)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger(AGENT_LOGGER).addFilter(_Reported())
     try:
-        run(parse_args(list(sys.argv[1:] if argv is None else argv)))
+        run(build_parser().parse_args(list(sys.argv[1:] if argv is None else argv)))
     except ChildFailedError as err:
         _, failure = err.get_first_failure()
         if failure.exitcode == ERROR_STATUS:  # the worker printed its one line

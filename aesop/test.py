@@ -3,6 +3,7 @@
 python aesop/test.py -opt options/test_rrdb.yml
 """
 
+import argparse
 import sys
 from os import path as osp
 
@@ -12,7 +13,17 @@ if __name__ == '__main__' and not __package__:  # run as a file: import the pack
     sys.path.insert(0, osp.dirname(_here))
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """This command line (basicsr's parser reads it) with a description and examples: the ``--help``."""
+    from aesop.commands import pipeline_parser
+
+    return pipeline_parser('test')
+
+
 def main() -> None:
+    from aesop.commands import exit_on_help
+
+    exit_on_help('test')  # basicsr's parser has no description or examples: ours, with the same flags
     from aesop.cli import run
 
     run('test')

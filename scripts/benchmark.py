@@ -87,6 +87,7 @@ sys.path.insert(0, str(REPO))
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
 from aesop.cli import ArgumentParser, cli_main  # noqa: E402
+from aesop.commands import command_help  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.inference import upscale  # noqa: E402
 from aesop.models.precision import AMP_DTYPES  # noqa: E402
@@ -1003,7 +1004,20 @@ def _names(choices: dict | Sequence[str], what: str):
 def build_parser() -> argparse.ArgumentParser:
     """The command line; usage errors raise :class:`AesopError` (one line, exit status 2)."""
 
-    parser = ArgumentParser(prog='benchmark.py', description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(
+        **command_help(
+            'What AESOP costs: one training step of ESRGAN, LDL and AESOP side by side (built from their option '
+            "files at the paper's size, random VGG19 and ψ, nothing read from disk but the option files), their "
+            "FLOPs, ψ's share, inference and gradient checkpointing. The module's docstring says how each part "
+            'is measured.',
+            (
+                '{prog} --threads 1 --variants ldl,aesop,aesop_srresnet --parts steps --steps 10',
+                '{prog} --parts flops',
+                '{prog} --device cuda --modes fp32,bf16,channels_last',
+                '{prog} --tiny --json',
+            ),
+        )
+    )
     parser.add_argument('--device', choices=DEVICES, default=DEVICES[0], help='where to run (default %(default)s)')
     parser.add_argument('--amp', choices=AMP_MODES, default='none', help='train.amp of the one mode (no --modes)')
     parser.add_argument('--channels-last', action='store_true', help='train.channels_last of the one mode')

@@ -1,7 +1,5 @@
 """Decode every image of one or more folders (recursively) and list the ones that fail.
 
-    python scripts/check_dataset.py datasets/DF2K/HR_sub datasets/DF2K/LR_bicubic/X4 [--workers 8]
-
 Training reads only each image's header at start-up (``aesop.data.scan``); this decodes them all,
 as a batch would. Prints one line per bad file and a summary; exit status 0 if all decode, 1 if
 some do not, 2 on bad arguments.
@@ -18,6 +16,7 @@ import cv2
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file from a clone
+from aesop.commands import command_help  # noqa: E402
 from aesop.data.scan import file_or_bad_link, link_problem  # noqa: E402
 from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
 
@@ -31,11 +30,25 @@ def decode_problem(path: Path) -> str | None:
     return None if cv2.imread(str(path), cv2.IMREAD_UNCHANGED) is not None else 'does not decode'
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        **command_help(
+            'Decode every image of one or more folders (recursively) and list the ones that fail. Training reads '
+            "only each image's header at start-up; this decodes them all, as a batch would. Prints one line per "
+            'bad file and a summary; exit status 0 if all decode, 1 if some do not, 2 on bad arguments.',
+            (
+                '{prog} datasets/DF2K/HR_sub datasets/DF2K/LR_bicubic/X4 --workers 8',
+                '{prog} datasets/demo/train/HR datasets/demo/val/HR',
+            ),
+        )
+    )
     parser.add_argument('folders', nargs='+', type=Path, help='folders of images')
     parser.add_argument('--workers', type=int, default=8, help='decoding threads (default 8)')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     files = []
     for folder in args.folders:
         if not folder.is_dir():

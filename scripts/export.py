@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
-from aesop.export import main  # noqa: E402
+from aesop.export import build_parser, main  # noqa: E402,F401  (build_parser: this command line)
 
 if __name__ == '__main__':
     sys.exit(main())

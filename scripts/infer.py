@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
-from aesop.inference import main  # noqa: E402
+from aesop.inference import build_parser, main  # noqa: E402,F401  (build_parser: this command line)
 
 if __name__ == '__main__':
     sys.exit(main())

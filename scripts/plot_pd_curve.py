@@ -1,7 +1,9 @@
 """Perception–distortion plot (paper Fig. 4): PSNR (x, higher is better) against LPIPS (y, lower is better).
 
 Reads the CSVs written by scripts/evaluate.py (header `image,<metric>,...`, one row per image,
-a last row whose image is `mean`) and plots each file's mean row as one point.
+a last row whose image is `mean`) and plots each file's mean row as one point. A column computed on a
+random backbone (header `lpips (random AlexNet)`, AESOP_RANDOM_BACKBONES=1) is read as its metric and
+its axis is labelled the same way, with a legend title saying those values mean nothing.
 
   Methods, one point each (NAME=FILE; a bare FILE is named by its stem):
     python scripts/plot_pd_curve.py --csv ESRGAN=esrgan.csv LDL=ldl.csv AESOP@300k=aesop.csv -o pd.png
@@ -26,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
 from aesop.cli import cli_main  # noqa: E402
+from aesop.commands import command_help  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.figures import new_figure, save_figure  # noqa: E402
+from aesop.metrics.scoring import RANDOM_LABEL, metric_name  # noqa: E402
 
 LOWER_IS_BETTER = frozenset({'lpips', 'dists', 'fid', 'patch_fid', 'niqe'})
 AXIS_NAMES = {'psnr': 'PSNR (dB)', 'ssim': 'SSIM', 'lpips': 'LPIPS', 'dists': 'DISTS', 'ae_psnr': 'AE-PSNR (dB)'}
@@ -44,11 +48,12 @@ class Series:
     curve: bool = False
 
 
-def read_means(path: Path, *, metrics: Sequence[str]) -> dict[str, float]:
-    """The ``mean`` row of an evaluator CSV, for ``metrics``.
+def read_columns(path: Path, *, metrics: Sequence[str]) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """``({metric: its column's header}, rows)`` of an evaluator CSV, for ``metrics``: a header labelled
+    ``lpips (random AlexNet)`` is the column of ``lpips``.
 
     Raises:
-        AesopError: missing file, missing column, no ``mean`` row, or a value that is not a number.
+        AesopError: missing file, no ``image`` column or a missing metric column.
     """
     if not path.is_file():
         raise AesopError(f'CSV not found: {path}')
@@ -61,16 +66,26 @@ def read_means(path: Path, *, metrics: Sequence[str]) -> dict[str, float]:
             f'{path} has no column image (columns: {", ".join(columns) or "none"}); '
             'expected a CSV of scripts/evaluate.py with header image,<metric>,...'
         )
+    by_name = {metric_name(c): c for c in columns if c != 'image'}
     for metric in metrics:
-        if metric not in columns:
-            have = ', '.join(c for c in columns if c != 'image') or 'none'
-            raise AesopError(f'{path} has no column {metric!r} (its metrics: {have})')
+        if metric not in by_name:
+            raise AesopError(f'{path} has no column {metric!r} (its metrics: {", ".join(by_name) or "none"})')
+    return {metric: by_name[metric] for metric in metrics}, rows
+
+
+def read_means(path: Path, *, metrics: Sequence[str]) -> dict[str, float]:
+    """The ``mean`` row of an evaluator CSV, for ``metrics``.
+
+    Raises:
+        AesopError: missing file, missing column, no ``mean`` row, or a value that is not a number.
+    """
+    headers, rows = read_columns(path, metrics=metrics)
     means = [row for row in rows if (row.get('image') or '').strip() == 'mean']
     if not means:
         raise AesopError(f"{path} has no mean row (expected a last row whose image is 'mean')")
     out = {}
     for metric in metrics:
-        text = (means[-1].get(metric) or '').strip()
+        text = (means[-1].get(headers[metric]) or '').strip()
         try:
             out[metric] = float(text)
         except ValueError:
@@ -93,9 +108,17 @@ def point_labels(files: Sequence[tuple[str | None, Path]]) -> list[str]:
     return [label or auto for (label, _), auto in zip(files, fallback)]
 
 
-def axis_label(metric: str) -> str:
+def axis_label(metric: str, header: str | None = None) -> str:
+    """``LPIPS  (↓ lower is better)``; with a random backbone's column ``header``, ``LPIPS (random AlexNet)  (…)``."""
     arrow = '↓ lower is better' if metric in LOWER_IS_BETTER else '↑ higher is better'
-    return f'{AXIS_NAMES.get(metric, metric)}  ({arrow})'
+    mark = RANDOM_LABEL.search(header or '')
+    return f'{AXIS_NAMES.get(metric, metric)}{mark.group(0) if mark else ""}  ({arrow})'
+
+
+def random_headers(files: Sequence[Path], metric: str) -> list[str]:
+    """The headers of ``metric``'s column in ``files`` that mark a random backbone."""
+    headers = (read_columns(path, metrics=(metric,))[0][metric] for path in files)
+    return [header for header in headers if RANDOM_LABEL.search(header)]
 
 
 def plot_pd_curve(
@@ -122,12 +145,16 @@ def plot_pd_curve(
                 ax.annotate(label, (px, py), textcoords='offset points', xytext=(5, 4), fontsize=8)
         else:
             ax.plot(xs, ys, linestyle='none', markersize=8, **style)
-    ax.set_xlabel(axis_label(x))
-    ax.set_ylabel(axis_label(y))
+    files = [path for item in series for _, path in item.files]
+    marked = {metric: random_headers(files, metric) for metric in (x, y)}
+    ax.set_xlabel(axis_label(x, next(iter(marked[x]), None)))
+    ax.set_ylabel(axis_label(y, next(iter(marked[y]), None)))
     ax.set_title(title or 'Perception–distortion trade-off', fontsize=10)
     ax.margins(0.08)  # room for the point labels
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    random = [AXIS_NAMES.get(metric, metric) for metric in (x, y) if marked[metric]]
+    legend_title = f'{" and ".join(random)}: random backbone, values mean nothing' if random else None
+    ax.legend(fontsize=8, title=legend_title, title_fontsize=8)
     return save_figure(fig, out, dpi=dpi)
 
 
@@ -155,7 +182,19 @@ class _CsvAction(argparse.Action):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        **command_help(
+            'Perception–distortion plot (paper Fig. 4): the mean PSNR (x) against the mean LPIPS (y) of each '
+            'evaluator CSV (scripts/evaluate.py --csv), one point per method, or a curve through the checkpoints '
+            'of a method (--method NAME, then its CSVs in order). A bare FILE is named by its stem, NAME=FILE by '
+            'NAME; plain --csv entries come before the first --method. Other axes: --x ssim --y dists.',
+            (
+                '{prog} --csv ESRGAN=esrgan.csv LDL=ldl.csv AESOP@300k=aesop.csv -o pd.png',
+                '{prog} --method AESOP --csv 100k=a100.csv 200k=a200.csv 300k=a300.csv '
+                '--method LDL --csv l100.csv l200.csv l300.csv -o pd.png',
+            ),
+        )
+    )
     parser.add_argument(
         '--csv', dest='series', nargs='+', action=_CsvAction, metavar='[NAME=]FILE', help='evaluator CSV file(s)'
     )

@@ -1,4 +1,5 @@
-"""Prepare paired SR training data as BasicSR does for DF2K: HR sub-images and their bicubic LR.
+"""Prepare paired SR data as BasicSR does: HR sub-images and their bicubic LR (training), or whole HR images
+cropped to a multiple and their bicubic LR (test sets: ``GTmod12`` / ``LRbicx4``).
 
 For every image in --input (not recursive): sub-images of --crop-size pixels every --step pixels,
 plus a last row/column of crops flush with the border where more than --thresh-size pixels would
@@ -6,19 +7,9 @@ be left over (BasicSR's scripts/data_preparation/extract_subimages.py; an image 
 crop size in a dimension is kept whole in it). Each crop is mod-cropped (bottom/right) to a
 multiple of every factor in --scales (their least common multiple, so one HR set serves all) and
 its LR images are MATLAB-style bicubic downscales (basicsr.utils.matlab_functions.imresize,
-antialiased, as the paper's DIV2K/DF2K LR) rounded to the input's bit depth. Outputs (PNG, same
-file names <stem>_s001.png, ... in every folder):
-
-  <out>/HR_sub/                 HR sub-images
-  <out>/LR_bicubic/X<s>/        their LR images, one folder per scale
-  <out>/meta_info_HR_sub.txt     the HR sub-image names, one per line (the ``meta_info`` of
-                                basicsr's RealESRGANDataset, for the real-world option files)
-  <out>/HR_sub.lmdb, <out>/LR_bicubic/X<s>.lmdb   with --lmdb (basicsr make_lmdb_from_imgs, meta_info.txt)
-
-Unreadable files are skipped and listed at the end; the exit status is then 1. Existing outputs
-are refused unless --overwrite (which deletes the folders above first).
-
-  python scripts/prepare_dataset.py -i datasets/DF2K/DF2K_HR -o datasets/DF2K/prepared --scales 4 --workers 8
+antialiased, as the paper's DIV2K/DF2K LR) rounded to the input's bit depth. With --mod N, every
+image is kept whole instead, cropped (bottom/right) to a multiple of N: the test sets' layout
+(BasicSR's Set5/Set14 ``GTmod12`` and ``LRbicx4``; N a multiple of every scale).
 """
 
 from __future__ import annotations
@@ -40,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
 from aesop.cli import cli_main  # noqa: E402
+from aesop.commands import command_help  # noqa: E402
 from aesop.data import bicubic_downscale  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
@@ -69,8 +61,10 @@ def process_image(
     thresh_size: int,
     scales: Sequence[int],
     compression: int = 3,
+    mod: int | None = None,
 ) -> tuple[Path, int, str | None]:
-    """Write the HR sub-images of one file and their LR images; return ``(path, crops, problem)``.
+    """Write the HR sub-images of one file (with ``mod``: the whole image) and their LR images; return
+    ``(path, images written, problem)``.
 
     ``problem`` is ``None`` or why the file was skipped (unreadable, too small, float pixels).
     """
@@ -79,22 +73,30 @@ def process_image(
         return path, 0, 'unreadable (not an image or corrupt)'
     if not np.issubdtype(img.dtype, np.integer):
         return path, 0, f'unsupported pixel type {img.dtype} (8- or 16-bit images only)'
-    mod = math.lcm(*scales)
+    multiple = mod or math.lcm(*scales)
     h, w = img.shape[:2]
-    if min(h, w) < mod:
-        return path, 0, f'smaller ({h}×{w}) than the scale multiple {mod}'
+    if min(h, w) < multiple:
+        return path, 0, f'smaller ({h}×{w}) than the scale multiple {multiple}'
+    if mod:
+        crops = [(img, f'{path.stem}.png')]
+    else:
+        corners = [
+            (top, left)
+            for top in crop_positions(h, crop_size=crop_size, step=step, thresh_size=thresh_size)
+            for left in crop_positions(w, crop_size=crop_size, step=step, thresh_size=thresh_size)
+        ]
+        crops = [
+            (img[top : top + crop_size, left : left + crop_size], f'{path.stem}_s{index:03d}.png')
+            for index, (top, left) in enumerate(corners, 1)
+        ]
+    hr_dir, lr_dirs = image_folders(out, scales, mod=mod)
     params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
-    count = 0
-    for top in crop_positions(h, crop_size=crop_size, step=step, thresh_size=thresh_size):
-        for left in crop_positions(w, crop_size=crop_size, step=step, thresh_size=thresh_size):
-            count += 1
-            hr = img[top : top + crop_size, left : left + crop_size]
-            hr = np.ascontiguousarray(hr[: hr.shape[0] - hr.shape[0] % mod, : hr.shape[1] - hr.shape[1] % mod])
-            name = f'{path.stem}_s{count:03d}.png'
-            cv2.imwrite(str(out / 'HR_sub' / name), hr, params)
-            for scale in scales:
-                cv2.imwrite(str(out / 'LR_bicubic' / f'X{scale}' / name), bicubic_downscale(hr, scale), params)
-    return path, count, None
+    for hr, name in crops:
+        hr = np.ascontiguousarray(hr[: hr.shape[0] - hr.shape[0] % multiple, : hr.shape[1] - hr.shape[1] % multiple])
+        cv2.imwrite(str(hr_dir / name), hr, params)
+        for scale in scales:
+            cv2.imwrite(str(lr_dirs[scale] / name), bicubic_downscale(hr, scale), params)
+    return path, len(crops), None
 
 
 def _init_worker() -> None:
@@ -103,10 +105,21 @@ def _init_worker() -> None:
     torch.set_num_threads(1)  # one process per core already
 
 
-def output_paths(out: Path, scales: Sequence[int], *, lmdb: bool) -> list[Path]:
-    """The folders this script writes under ``out`` (the image folders first), and the meta_info file."""
-    folders = [out / 'HR_sub', *(out / 'LR_bicubic' / f'X{s}' for s in scales)]
-    return folders + ([f.with_name(f'{f.name}.lmdb') for f in folders] if lmdb else []) + [out / META_INFO]
+def image_folders(out: Path, scales: Sequence[int], *, mod: int | None = None) -> tuple[Path, dict[int, Path]]:
+    """The HR folder and the LR folder of each scale: ``HR_sub``, ``LR_bicubic/X<s>`` (sub-images) or, with
+    ``mod``, BasicSR's test-set names ``GTmod<mod>``, ``LRbicx<s>``."""
+    if mod:
+        return out / f'GTmod{mod}', {s: out / f'LRbicx{s}' for s in scales}
+    return out / 'HR_sub', {s: out / 'LR_bicubic' / f'X{s}' for s in scales}
+
+
+def output_paths(out: Path, scales: Sequence[int], *, lmdb: bool, mod: int | None = None) -> list[Path]:
+    """The folders this script writes under ``out`` (the image folders first), and the meta_info file of the
+    sub-images."""
+    hr_dir, lr_dirs = image_folders(out, scales, mod=mod)
+    folders = [hr_dir, *lr_dirs.values()]
+    lmdbs = [f.with_name(f'{f.name}.lmdb') for f in folders] if lmdb else []
+    return folders + lmdbs + ([] if mod else [out / META_INFO])
 
 
 META_INFO = 'meta_info_HR_sub.txt'
@@ -149,17 +162,27 @@ def prepare(
     lmdb: bool = False,
     overwrite: bool = False,
     compression: int = 3,
+    mod: int | None = None,
 ) -> tuple[int, list[tuple[Path, str]]]:
-    """Write the sub-images and LR images; return ``(number of sub-images, skipped files with reasons)``."""
+    """Write the sub-images (with ``mod``: the whole images, cropped to a multiple of ``mod``) and their LR
+    images; return ``(number of HR images written, skipped files with reasons)``."""
     scales = sorted(set(scales))
     if not scales or min(scales) < 1:
         raise AesopError(f'--scales must be positive integers, got {scales}')
-    if crop_size < math.lcm(*scales):
+    if mod is not None:
+        wrong = [s for s in scales if mod < 1 or mod % s]
+        if wrong:
+            raise AesopError(
+                f'--mod {mod} is not a positive multiple of scale {wrong[0]}: give a multiple of every --scales '
+                f'factor (here {math.lcm(*scales)}, or one of its multiples), or fewer scales (test sets: --mod 12 '
+                '--scales 4)'
+            )
+    elif crop_size < math.lcm(*scales):
         raise AesopError(f'--crop-size {crop_size} is smaller than the multiple of all scales ({math.lcm(*scales)})')
     if step < 1 or thresh_size < 0:
         raise AesopError(f'--step must be >= 1 and --thresh-size >= 0, got {step} and {thresh_size}')
     images = list_images(input_dir)
-    paths = output_paths(out, scales, lmdb=lmdb)
+    paths = output_paths(out, scales, lmdb=lmdb, mod=mod)
     existing = [p for p in paths if p.exists() and (not p.is_dir() or next(p.iterdir(), None) is not None)]
     if existing and not overwrite:
         raise AesopError(f'output exists: {existing[0]} (and {len(existing) - 1} more); use --overwrite to replace')
@@ -179,9 +202,10 @@ def prepare(
         thresh_size=thresh_size,
         scales=scales,
         compression=compression,
+        mod=mod,
     )
     total, skipped = 0, []
-    with tqdm(total=len(images), unit='image', desc='sub-images') as bar:
+    with tqdm(total=len(images), unit='image', desc=f'GTmod{mod}' if mod else 'sub-images') as bar:
         if workers > 1:
             context = multiprocessing.get_context('fork' if 'fork' in multiprocessing.get_all_start_methods() else None)
             with context.Pool(workers, initializer=_init_worker) as pool:
@@ -192,8 +216,9 @@ def prepare(
         total += count
         if problem:
             skipped.append((path, problem))
-    names = sorted(p.name for p in paths[0].iterdir())
-    (out / META_INFO).write_text(''.join(f'{name}\n' for name in names))
+    if not mod:
+        names = sorted(p.name for p in paths[0].iterdir())
+        (out / META_INFO).write_text(''.join(f'{name}\n' for name in names))
     if lmdb and total:
         make_lmdbs(paths[: len(scales) + 1], workers=workers)
     return total, skipped
@@ -206,14 +231,45 @@ def _progress(results: Iterable[tuple[Path, int, str | None]], bar: tqdm) -> Ite
         yield result
 
 
+OUTPUTS = """\
+outputs (PNG; the same file names in every folder):
+  sub-images: <out>/HR_sub/<stem>_s001.png, ...      HR sub-images
+              <out>/LR_bicubic/X<s>/                 their LR images, one folder per scale
+              <out>/meta_info_HR_sub.txt             the sub-image names (basicsr's RealESRGANDataset)
+  --mod N:    <out>/GTmod<N>/<stem>.png              whole HR images, cropped to a multiple of N
+              <out>/LRbicx<s>/                       their LR images, one folder per scale
+  --lmdb:     each image folder also as <folder>.lmdb (basicsr's make_lmdb_from_imgs, meta_info.txt)
+Unreadable files are skipped and listed at the end (exit status 1). Existing outputs are refused unless
+--overwrite, which deletes them first."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        **command_help(
+            'Prepare paired SR data as BasicSR does. Training sets: sub-images of --crop-size pixels every --step '
+            "pixels (BasicSR's extract_subimages.py), each cropped to a multiple of every scale, with their "
+            "MATLAB-bicubic LR images (basicsr's imresize, as the paper's DF2K LR). Test sets (--mod N): every "
+            "image whole, cropped to a multiple of N, with its MATLAB-bicubic LR: BasicSR's GTmod12 / LRbicx4.",
+            (
+                '{prog} -i datasets/DF2K/DF2K_HR -o datasets/DF2K --scales 4 --workers 8',
+                '{prog} -i datasets/DF2K/DF2K_HR -o datasets/DF2K --crop-size 480 --step 240 --scales 4 --lmdb',
+                '{prog} -i datasets/General100/HR -o datasets/General100 --mod 12 --scales 4',
+            ),
+            OUTPUTS,
+        )
+    )
     parser.add_argument('-i', '--input', type=Path, required=True, help='folder of HR images')
     parser.add_argument('-o', '--out', type=Path, required=True, help='output folder')
-    parser.add_argument('--crop-size', type=int, default=480, help='sub-image size in pixels (default: 480)')
-    parser.add_argument('--step', type=int, default=240, help='stride between sub-images (default: 240)')
+    parser.add_argument('--crop-size', type=int, help='sub-image size in pixels (default: 480)')
+    parser.add_argument('--step', type=int, help='stride between sub-images (default: 240)')
     parser.add_argument(
-        '--thresh-size', type=int, default=0, help='keep a last border crop if more than this is left (default: 0)'
+        '--thresh-size', type=int, help='keep a last border crop if more than this is left (default: 0)'
+    )
+    parser.add_argument(
+        '--mod',
+        type=int,
+        metavar='N',
+        help='test-set mode: whole images cropped to a multiple of N (GTmod<N>, LRbicx<s>), no sub-images',
     )
     parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4, 8], help='LR factors (default: 2 3 4 8)')
     parser.add_argument('--lmdb', action='store_true', help='also pack every output folder into an lmdb')
@@ -225,20 +281,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    cropping = {'crop_size': args.crop_size, 'step': args.step, 'thresh_size': args.thresh_size}
+    if args.mod is not None and any(value is not None for value in cropping.values()):
+        raise AesopError('--mod keeps images whole: --crop-size, --step and --thresh-size do not apply')
+    defaults = {'crop_size': 480, 'step': 240, 'thresh_size': 0}
     total, skipped = prepare(
         args.input,
         args.out,
-        crop_size=args.crop_size,
-        step=args.step,
-        thresh_size=args.thresh_size,
+        **{key: defaults[key] if value is None else value for key, value in cropping.items()},
         scales=args.scales,
         workers=args.workers,
         lmdb=args.lmdb,
         overwrite=args.overwrite,
         compression=args.compression_level,
+        mod=args.mod,
     )
-    scales = ', '.join(f'X{s}' for s in sorted(set(args.scales)))
-    print(f'wrote {total} HR sub-images to {args.out / "HR_sub"} and their LR ({scales}) to {args.out / "LR_bicubic"}')
+    scales = sorted(set(args.scales))
+    hr_dir, lr_dirs = image_folders(args.out, scales, mod=args.mod)
+    what = f'HR images (cropped to a multiple of {args.mod})' if args.mod else 'HR sub-images'
+    print(f'wrote {total} {what} to {hr_dir} and their LR to {", ".join(str(d) for d in lr_dirs.values())}')
     if skipped:
         print(f'skipped {len(skipped)} file(s):', file=sys.stderr)
         for path, problem in skipped:

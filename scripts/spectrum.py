@@ -6,9 +6,7 @@ of it (σ = --sigma HR pixels, the transform of the Tab. 5(b) baseline loss, Aes
 ψ is the frozen auto-encoder whose arch is in --ae-opt, with weights from --ae; H and W are
 cropped to multiples of its scale. --hann windows each channel first (no cross from the borders).
 
-  python scripts/spectrum.py --image datasets/val/HR/coffee.png \\
-      --ae experiments/train_AESOP_AE_RRDB/models/net_g_latest.pth --ae-opt options/train_ae.yml \\
-      [--sigma 1.5] [--crop 0,0,256,256] [--hann] -o spectrum.png
+Examples: ``python scripts/spectrum.py --help``.
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
 from aesop.cli import add_autoencoder_arguments, cli_main  # noqa: E402
+from aesop.commands import command_help  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.figures import (  # noqa: E402
     Box,
@@ -99,7 +98,21 @@ def plot_spectra(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        **command_help(
+            'Spectra of paper Fig. 6: what ψ = D∘E keeps of an image, against a Gaussian low-pass filter. Three '
+            'panels on one colour scale: log(1 + |FFT|) of the Y channel of the image, of ψ(image) and of a '
+            'Gaussian low-pass of it (σ = --sigma HR pixels, the Tab. 5(b) baseline). ψ is the frozen auto-encoder '
+            'whose arch is in --ae-opt, with weights from --ae; H and W are cropped to multiples of its scale. '
+            '--hann windows each channel first (no cross from the borders).',
+            (
+                '{prog} --image datasets/demo/val/HR/coffee.png --ae experiments/demo_ae/models/net_g_latest.pth '
+                '--ae-opt options/demo/train_ae.yml --hann -o figures/spectrum.png',
+                '{prog} --image HR.png --ae experiments/train_AESOP_AE_RRDB/models/net_g_latest.pth '
+                '--ae-opt options/train_ae.yml --sigma 1.5 --crop 0,0,256,256 -o spectrum.png',
+            ),
+        )
+    )
     parser.add_argument('--image', type=Path, required=True, help='input image (e.g. an HR image)')
     add_autoencoder_arguments(parser, required=True)
     parser.add_argument('--sigma', type=float, default=1.5, help='Gaussian σ in pixels (default: 1.5)')

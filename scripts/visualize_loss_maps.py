@@ -7,9 +7,7 @@ H and W are cropped to multiples of the AE scale (bottom/right). By default the 
 colour scale (0 to the 99.5th percentile of both, or --vmax), so their magnitudes compare; use
 --color-scale per-panel to stretch each map on its own.
 
-  python scripts/visualize_loss_maps.py --sr results/x/coffee.png --hr datasets/val/HR/coffee.png \\
-      --ae experiments/train_AESOP_AE_RRDB/models/net_g_latest.pth --ae-opt options/train_ae.yml \\
-      [--lr datasets/val/LR/coffee.png] [--crop 100,200,128,128] -o loss_maps.png
+Examples: ``python scripts/visualize_loss_maps.py --help``.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
 from aesop.cli import add_autoencoder_arguments, cli_main  # noqa: E402
+from aesop.commands import command_help  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.figures import (  # noqa: E402
     Box,
@@ -127,7 +126,24 @@ def plot_loss_maps(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        **command_help(
+            'Loss maps of paper Fig. 3: the pixel error |SR − HR| beside the AESOP error |ψ(SR) − ψ(HR)| (Eq. 8), '
+            "both averaged over RGB (each map's mean, the per-pixel L1 loss, in its title), after panels of "
+            '[LR,] SR and HR. ψ = D∘E is the frozen auto-encoder whose arch is in --ae-opt (an AE pretraining or '
+            'AESOP training option file), with weights from --ae; H and W are cropped to multiples of its scale. '
+            'The two maps share one colour scale (0 to the 99.5th percentile of both, or --vmax) unless '
+            '--color-scale per-panel.',
+            (
+                '{prog} --sr results/demo_test_aesop/visualization/demo_val/coffee_demo_test_aesop.png '
+                '--hr datasets/demo/val/HR/coffee.png --ae experiments/demo_ae/models/net_g_latest.pth '
+                '--ae-opt options/demo/train_ae.yml -o figures/loss_maps.png',
+                '{prog} --sr SR.png --hr HR.png --lr LR.png '
+                '--ae experiments/train_AESOP_AE_RRDB/models/net_g_latest.pth --ae-opt options/train_ae.yml '
+                '--crop 100,200,128,128 -o loss_maps.png',
+            ),
+        )
+    )
     parser.add_argument('--sr', type=Path, required=True, help='super-resolved image')
     parser.add_argument('--hr', type=Path, required=True, help='ground-truth HR image (same size as --sr)')
     parser.add_argument('--lr', type=Path, help='LR input, shown as an extra panel (optional)')

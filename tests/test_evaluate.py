@@ -12,6 +12,8 @@ import pytest
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from conftest import REPO
 
+from aesop import evaluation
+
 spec = importlib.util.spec_from_file_location('evaluate', REPO / 'scripts' / 'evaluate.py')
 evaluate = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(evaluate)
@@ -78,7 +80,7 @@ def test_fid_and_patch_fid_fill_the_mean_row(folders, tmp_path):
     args = ['--gt', str(gt), '--metrics', 'psnr,fid,patch_fid', '--csv', str(out)]
     assert evaluate.main(['--sr', str(sr), '--sr-suffix', '_x4', *args]) == 0
     rows = list(csv.reader(out.open()))
-    assert rows[0] == ['image', 'psnr', 'fid', 'patch_fid']
+    assert rows[0] == ['image', 'psnr', 'fid (random Inception)', 'patch_fid (random Inception)']  # random backbone
     assert all(r[2] == r[3] == '' for r in rows[1:-1])
     fid, patch_fid = float(rows[-1][2]), float(rows[-1][3])
     assert fid > 0 and patch_fid > 0
@@ -125,3 +127,22 @@ def test_patch_remainder_flag_picks_the_border_rule(tmp_path, monkeypatch, remai
     args = ['--sr', str(tmp_path / 'sr'), '--gt', str(tmp_path / 'gt'), '--metrics', 'patch_fid']
     assert evaluate.main([*args, '--patch-remainder', remainder]) == 0
     assert seen == [[(299, 299, 3)] * patches] * 4  # SR and GT of both images
+
+
+def test_random_backbones_are_named_in_the_table_and_the_csv(folders, tmp_path, capsys, monkeypatch):
+    """AESOP_RANDOM_BACKBONES=1 (the tests'): LPIPS's column is "lpips (random AlexNet)" in the printed table and the
+    CSV header; FID's would be "fid (random Inception)"; without the switch the names stay bare."""
+    sr, gt, _ = folders
+    out = tmp_path / 'm.csv'
+    args = ['--sr', str(sr), '--gt', str(gt), '--sr-suffix', '_x4', '--metrics', 'psnr,lpips', '--csv', str(out)]
+    assert evaluate.main(args) == 0
+    assert next(csv.reader(out.open())) == ['image', 'psnr', 'lpips (random AlexNet)']
+    assert re.sub(' +', ' ', capsys.readouterr().out).startswith('| image | psnr | lpips (random AlexNet) |')
+    parsed = evaluate.build_parser().parse_args(['--sr', 'a', '--gt', 'b', '--metrics', 'psnr,fid,patch_fid'])
+    assert evaluation.labels(parsed) == {
+        'psnr': 'psnr',
+        'fid': 'fid (random Inception)',
+        'patch_fid': 'patch_fid (random Inception)',
+    }
+    monkeypatch.delenv('AESOP_RANDOM_BACKBONES')
+    assert evaluation.labels(parsed) == {'psnr': 'psnr', 'fid': 'fid', 'patch_fid': 'patch_fid'}

@@ -14,7 +14,7 @@ LAYERS = [
     ('official',),  # the authors' release's names
     ('options',),  # reading, translating and checking option files
     ('compat', 'cli'),  # basicsr patches and the option pipeline; one-line errors
-    ('__init__', 'train', 'test', 'launch', 'inference', 'export', 'evaluation', 'figures'),  # entry points and tools
+    ('__init__', 'commands', 'train', 'test', 'launch', 'inference', 'export', 'evaluation', 'figures'),  # tools
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

@@ -99,3 +99,33 @@ def test_lr_psnr_by_hand():
     assert calculate_lr_psnr(sr, None, lq=lq, scale=4) == pytest.approx(psnr_y(down, lq, 0), abs=1e-6)
     with pytest.raises(AesopError, match='needs the LR image'):
         calculate_lr_psnr(sr, sr)
+
+
+def test_columns_of_random_backbones_say_so(monkeypatch):
+    """With AESOP_RANDOM_BACKBONES=1 a metric on an ImageNet backbone is labelled with it; others, and every metric
+    on real weights, keep their name; a label reads back as its metric."""
+    from aesop.metrics.scoring import metric_label, metric_labels, metric_name, random_backbone
+
+    metrics = {
+        'psnr': {'type': 'calculate_psnr'},
+        'lpips': {'type': 'calculate_lpips'},
+        'lpips_vgg': {'type': 'calculate_lpips', 'net': 'vgg'},
+        'dists': {'type': 'calculate_dists'},
+        'ae_psnr': {'type': 'calculate_ae_psnr'},
+        'maniqa': {'type': 'calculate_pyiqa', 'metric': 'maniqa'},  # pyiqa has no random mode
+    }
+    names = [*metrics, 'lpips_lr', 'psnr_lr', 'fid']  # tagged pairs (the AE model) take their metric's label
+    assert metric_labels({**metrics, 'fid': {'type': 'fid'}}, names) == {
+        'psnr': 'psnr',
+        'lpips': 'lpips (random AlexNet)',
+        'lpips_vgg': 'lpips_vgg (random VGG16)',
+        'dists': 'dists (random VGG16)',
+        'ae_psnr': 'ae_psnr',
+        'maniqa': 'maniqa',
+        'lpips_lr': 'lpips_lr (random AlexNet)',
+        'psnr_lr': 'psnr_lr',
+        'fid': 'fid (random Inception)',
+    }
+    assert metric_name('lpips (random AlexNet)') == 'lpips' and metric_name('psnr') == 'psnr'
+    monkeypatch.setenv('AESOP_RANDOM_BACKBONES', '0')
+    assert random_backbone(metrics['lpips']) is None and metric_label('lpips', metrics['lpips']) == 'lpips'

@@ -233,3 +233,48 @@ def test_prepare_dataset_errors(tmp_path, capsys):
     (tmp_path / 'empty').mkdir()
     assert run_script('prepare_dataset', '-i', tmp_path / 'empty', '-o', tmp_path / 'out') == 2
     assert 'no images' in one_error_line(capsys)
+
+
+def test_pd_curve_reads_and_labels_columns_of_random_backbones(tmp_path, capsys):
+    """An evaluator CSV of random backbones (``lpips (random AlexNet)``) plots as lpips; its axis says so."""
+    plot = load_script('plot_pd_curve')
+    marked = tmp_path / 'marked.csv'
+    marked.write_text('image,psnr,lpips (random AlexNet)\ncoffee,27.0,0.2\nmean,27.0,0.2\n')
+    plain = write_csv(tmp_path / 'plain.csv', {'coffee': (26.0, 0.15)})
+    assert plot.read_means(marked, metrics=('psnr', 'lpips')) == {'psnr': 27.0, 'lpips': 0.2}
+    assert plot.random_headers([marked, plain], 'lpips') == ['lpips (random AlexNet)']
+    assert plot.random_headers([marked, plain], 'psnr') == []
+    assert plot.axis_label('lpips', 'lpips (random AlexNet)') == 'LPIPS (random AlexNet)  (↓ lower is better)'
+    assert plot.axis_label('psnr') == 'PSNR (dB)  (↑ higher is better)'
+    assert run_script('plot_pd_curve', '--csv', f'AESOP={marked}', f'PSNR={plain}', '-o', tmp_path / 'pd.png') == 0
+    assert run_script('plot_pd_curve', '--csv', marked, '--y', 'dists', '-o', tmp_path / 'x.png') == 2
+    assert "no column 'dists' (its metrics: psnr, lpips)" in one_error_line(capsys)
+
+
+def test_prepare_dataset_mod_keeps_test_images_whole(tmp_path, capsys):
+    """--mod 12: each HR image whole, cropped at the bottom/right to a multiple of 12 (GTmod12/, same name as PNG),
+    and its MATLAB-bicubic ×4 LR (LRbicx4/): BasicSR's test-set layout; --mod must be a multiple of every scale."""
+    import skimage.data
+
+    photo = skimage.data.chelsea()[:101, :130]  # 101 × 130: GTmod12 96 × 120, LRbicx4 24 × 30
+    src, out = tmp_path / 'HR', tmp_path / 'Set'
+    src.mkdir()
+    cv2.imwrite(str(src / 'chelsea.bmp'), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(src / 'tiny.png'), np.zeros((8, 40, 3), np.uint8))
+    assert run_script('prepare_dataset', '-i', src, '-o', out, '--mod', 12, '--scales', 4) == 1
+    assert 'tiny.png: smaller (8×40) than the scale multiple 12' in capsys.readouterr().err
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob('*')) == [
+        'GTmod12',
+        'GTmod12/chelsea.png',
+        'LRbicx4',
+        'LRbicx4/chelsea.png',
+    ]
+    hr = cv2.imread(str(out / 'GTmod12' / 'chelsea.png'))
+    np.testing.assert_array_equal(hr, cv2.cvtColor(photo[:96, :120], cv2.COLOR_RGB2BGR))
+    reference = np.clip(np.round(imresize(hr.astype(np.float64) / 255.0, 1 / 4) * 255.0), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(cv2.imread(str(out / 'LRbicx4' / 'chelsea.png')), reference)
+
+    assert run_script('prepare_dataset', '-i', src, '-o', tmp_path / 'x', '--mod', 12) == 2  # default scales 2 3 4 8
+    assert '--mod 12 is not a positive multiple of scale 8' in one_error_line(capsys)
+    assert run_script('prepare_dataset', '-i', src, '-o', tmp_path / 'x', '--mod', 12, '--crop-size', 96) == 2
+    assert '--mod keeps images whole' in one_error_line(capsys)

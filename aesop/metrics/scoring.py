@@ -1,17 +1,46 @@
-"""Scoring images with registered metrics, and the per-image CSV that validation and the evaluator write."""
+"""Scoring images with registered metrics, the per-image CSV that validation and the evaluator write, and the
+column labels of every metric table: a metric computed on a random backbone says so where its numbers are shown.
+
+With ``AESOP_RANDOM_BACKBONES=1`` (the demo, the tests) LPIPS, DISTS, FID and patch-FID run on randomly
+initialised ImageNet networks, so their values mean nothing. Their columns are then labelled
+``<name> (random <backbone>)``, e.g. ``lpips (random AlexNet)``, in ``metrics.md``/``metrics.csv``, the
+per-image CSVs, the evaluator's table and CSV, and the axis labels of the PD-curve plot
+(:func:`metric_label`); :func:`metric_name` gives a label's metric name back (CSV readers).
+"""
 
 from __future__ import annotations
 
 import csv
 import functools
 import inspect
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 from basicsr.metrics import calculate_metric
 from basicsr.utils.registry import METRIC_REGISTRY
 
-__all__ = ['cells', 'needs_reference', 'score', 'takes_lq', 'write_image_csv']
+from aesop.utils import random_backbones
+
+__all__ = [
+    'cells',
+    'metric_label',
+    'metric_labels',
+    'metric_name',
+    'needs_reference',
+    'random_backbone',
+    'score',
+    'takes_lq',
+    'write_image_csv',
+]
+
+# The ImageNet backbone each metric runs on, by metric type (the evaluator's set-level fid/patch_fid by name);
+# LPIPS's ``net`` option picks its own. pyiqa's metrics have no random mode; AE-PSNR's ψ is a checkpoint.
+BACKBONES = {'calculate_lpips': 'AlexNet', 'calculate_dists': 'VGG16', 'fid': 'Inception', 'patch_fid': 'Inception'}
+LPIPS_BACKBONES = {'alex': 'AlexNet', 'vgg': 'VGG16', 'squeeze': 'SqueezeNet'}
+RANDOM_MARK = ' (random {})'
+RANDOM_LABEL = re.compile(r' \(random [^()]*\)$')
 
 
 def score(img: np.ndarray, ref: np.ndarray, lq: np.ndarray | None, metric_opt: dict) -> float:
@@ -39,11 +68,46 @@ def cells(row: dict[str, float], names: list[str], digits: int) -> list[str]:
     return [f'{row[n]:.{digits}f}' if n in row else '' for n in names]
 
 
-def write_image_csv(path: str | Path, rows: dict[str, dict[str, float]]) -> None:
-    """``image,<metric>,…``: one row per image, the last one ``mean`` (its keys are the columns), 6 digits."""
+def random_backbone(metric_opt: Mapping) -> str | None:
+    """The backbone a metric's values come from when it is random (``AESOP_RANDOM_BACKBONES=1``), else ``None``."""
+    if not random_backbones():
+        return None
+    if metric_opt.get('type') == 'calculate_lpips':
+        net = metric_opt.get('net', 'alex')
+        return LPIPS_BACKBONES.get(net, net)
+    return BACKBONES.get(metric_opt.get('type'))
+
+
+def metric_label(name: str, metric_opt: Mapping) -> str:
+    """The column label of metric ``name``: ``lpips (random AlexNet)`` on a random backbone, else ``name``."""
+    backbone = random_backbone(metric_opt)
+    return name + RANDOM_MARK.format(backbone) if backbone else name
+
+
+def metric_labels(metrics: Mapping[str, Mapping], names: Iterable[str]) -> dict[str, str]:
+    """:func:`metric_label` of each of ``names`` whose options are in ``metrics`` (``val.metrics``); a tagged
+    name (the AE model's ``lpips_lr``) is labelled as the longest metric name it starts with."""
+    labels = {}
+    for name in names:
+        base = name if name in metrics else max((m for m in metrics if name.startswith(m)), key=len, default=None)
+        labels[name] = metric_label(name, metrics[base]) if base is not None else name
+    return labels
+
+
+def metric_name(label: str) -> str:
+    """The metric name of a column label: ``lpips (random AlexNet)`` → ``lpips``."""
+    return RANDOM_LABEL.sub('', label)
+
+
+def write_image_csv(
+    path: str | Path, rows: dict[str, dict[str, float]], labels: Mapping[str, str] | None = None
+) -> None:
+    """``image,<metric>,…``: one row per image, the last one ``mean`` (its keys are the columns), 6 digits;
+    a column's header is its ``labels`` entry if it has one (:func:`metric_labels`)."""
     names = list(rows['mean'])
+    labels = labels or {}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, 'w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(['image', *names])
+        writer.writerow(['image', *(labels.get(name, name) for name in names)])
         writer.writerows([image, *cells(row, names, 6)] for image, row in rows.items())

@@ -20,7 +20,7 @@ from aesop.archs.sizes import input_multiple, pad_to_multiple
 from aesop.archs.tiling import upscale
 from aesop.errors import AesopError
 from aesop.metrics import metric_device
-from aesop.metrics.scoring import needs_reference, score, write_image_csv
+from aesop.metrics.scoring import metric_labels, needs_reference, score, write_image_csv
 from aesop.utils import markdown_table
 from aesop.weights import atomic_write
 
@@ -173,9 +173,9 @@ class ValidationMixin:
             self.keep_best(dataset_name, current_iter)
         else:
             folder = Path(self.opt['path']['results_root'])
-            write_image_table(folder / f'{dataset_name}.csv', rows, self.metric_results)
+            write_image_table(folder / f'{dataset_name}.csv', rows, self.metric_results, metrics)
             self._metric_rows = {**getattr(self, '_metric_rows', {}), dataset_name: dict(self.metric_results)}
-            write_metric_table(folder, self.opt['name'], self._metric_rows)
+            write_metric_table(folder, self.opt['name'], self._metric_rows, metrics)
 
     def keep_best(self, dataset_name: str, current_iter: int) -> None:
         """``val.save_best``: write ``models/net_g_best.pth`` (G, and its EMA) and its record when this
@@ -261,22 +261,25 @@ def write_best_record(models_dir: Path, record: dict) -> None:
 
 
 @master_only
-def write_image_table(path: Path, rows: dict[str, dict[str, float]], means: dict[str, float]) -> None:
-    """``image,<metric>,…`` with one row per image and a last ``mean`` row (the evaluator's CSV)."""
-    write_image_csv(path, {**rows, 'mean': means})
+def write_image_table(path: Path, rows: dict[str, dict[str, float]], means: dict[str, float], metrics: dict) -> None:
+    """``image,<metric>,…`` with one row per image and a last ``mean`` row (the evaluator's CSV); ``metrics``:
+    ``val.metrics``, whose random backbones label their columns."""
+    write_image_csv(path, {**rows, 'mean': means}, metric_labels(metrics, means))
 
 
 @master_only
-def write_metric_table(folder: Path, method: str, rows: dict[str, dict[str, float]]) -> None:
-    """Write ``metrics.csv`` (``method,dataset,<metric>,…``) and ``metrics.md`` in ``folder``."""
+def write_metric_table(folder: Path, method: str, rows: dict[str, dict[str, float]], options: dict) -> None:
+    """Write ``metrics.csv`` (``method,dataset,<metric>,…``) and ``metrics.md`` in ``folder``; ``options``:
+    ``val.metrics``, whose random backbones label their columns (``lpips (random AlexNet)``)."""
     metrics = list(dict.fromkeys(m for values in rows.values() for m in values))
+    header = ['method', 'dataset', *metric_labels(options, metrics).values()]
     with open(folder / 'metrics.csv', 'w', newline='') as f:
         writer = csv.writer(f)
-        writer.writerow(['method', 'dataset', *metrics])
+        writer.writerow(header)
         for dataset, values in rows.items():
             writer.writerow([method, dataset, *(f'{values[m]:.4f}' if m in values else '' for m in metrics)])
     table = markdown_table(
-        ['method', 'dataset', *metrics],
+        header,
         [
             [method, dataset, *(f'{values[m]:.4f}' if m in values else '' for m in metrics)]
             for dataset, values in rows.items()
