@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # torch/torchvision pinned to the releases this project is tested with (a CUDA build that also runs on CPU)
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv demo test lint format clean gpu-wheels gpu-check
+.PHONY: venv demo figures test lint format clean gpu-wheels gpu-check
 
 venv: $(VENV)/.installed
 
@@ -19,6 +19,10 @@ $(VENV)/.installed: pyproject.toml
 demo: venv
 	$(PY) scripts/demo.py
 
+# docs/*.png from the demo's outputs (after `make demo`): the commands of docs/evaluation.md, written to docs/
+figures: venv
+	$(PY) scripts/docs_figures.py --out docs
+
 test: venv lint
 	$(PY) -m pytest -q -n auto
 
@@ -31,7 +35,7 @@ format: venv
 	$(VENV)/bin/ruff check --fix aesop scripts tests
 
 clean:
-	rm -rf experiments/demo_* results/demo_* tb_logger/demo_* datasets/demo
+	rm -rf experiments/demo_* results/demo_* tb_logger/demo_* datasets/demo figures
 
 # The wheels a GPU machine's Python 3.12 x86-64 lacks, in .whl/ (docs/gpu.md): basicsr 1.4.2 (source only on
 # the registries: built here) and what aesop imports beyond the packages a CUDA PyTorch image has (torch,

@@ -164,8 +164,7 @@ LAUNCHERS = ('aesop-torchrun', 'python -m aesop.launch')
 CONSOLE_SCRIPTS = dict(
     re.findall(r'^(aesop-[\w-]+) = "([\w.]+):main"$', (REPO / 'pyproject.toml').read_text(), re.MULTILINE)
 )
-SCRIPTS = sorted(f'scripts/{p.name}' for p in (REPO / 'scripts').glob('*.py') if p.name != 'demo.py')
-# scripts/demo.py (`make demo`) keeps its parser inside main(): its --help is its docstring
+SCRIPTS = sorted(f'scripts/{p.name}' for p in (REPO / 'scripts').glob('*.py'))
 
 
 @dataclass(frozen=True)
