@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +44,8 @@ def run(stage: str) -> None:
 def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run ``main(argv)`` of a command; an :class:`AesopError` becomes one line and status 2.
 
-    The line is ``aesop: error: <message>``. Under torchrun every rank meets the same start-up
+    The line is ``aesop: error: <message>`` (a message that lists several things, such as the missing files,
+    goes on with one line each). Under torchrun every rank meets the same start-up
     errors (options, data and the experiment lock are checked alike): rank 0 prints the line at
     once; another rank waits :data:`RANK_GRACE_S` first, so that when rank 0 failed too the agent
     stops it before it prints (the line appears once), and when only that rank failed the line
@@ -55,14 +57,23 @@ def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[
     except AesopError as err:
         if os.environ.get(TRACEBACK_ENV):
             raise
-        # raised in a DataLoader worker, the message carries the worker's traceback: keep its last line
-        message = str(err).strip().splitlines()[-1].removeprefix(f'{AesopError.__module__}.AesopError: ')
+        message = error_message(err)
         rank = os.environ.get('RANK', '0') if 'TORCHELASTIC_RUN_ID' in os.environ else '0'
         if rank != '0':
             time.sleep(RANK_GRACE_S)  # stopped here by torchrun's agent if rank 0 failed too
             message = f'(rank {rank}) {message}'
         print(f'aesop: error: {message}', file=sys.stderr)
         return ERROR_STATUS
+
+
+def error_message(err: AesopError) -> str:
+    """The message of ``err`` as the user reads it: whole (a list of missing files is one line each), except
+    that an error raised in a DataLoader worker comes with the worker's traceback, which is dropped."""
+    message = str(err).strip()
+    if 'Traceback (most recent call last)' in message:  # its last entry: "aesop.errors.AesopError: <message>"
+        raised = list(re.finditer(rf'^{re.escape(AesopError.__module__)}\.\w+: ', message, re.MULTILINE))
+        message = message[raised[-1].end() :] if raised else message.splitlines()[-1]
+    return message
 
 
 class ArgumentParser(argparse.ArgumentParser):
