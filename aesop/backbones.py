@@ -12,10 +12,10 @@ import logging
 import torch
 from torch import nn
 
-from aesop.utils import find_pretrained_file, random_backbones
+from aesop.utils import find_pretrained_file, locate_pretrained_file, pretrained_file_not_found, random_backbones
 from aesop.weights import read_checkpoint
 
-__all__ = ['OfflineZoo', 'random_init']
+__all__ = ['OfflineZoo', 'imagenet_file', 'missing_imagenet_file', 'random_init']
 
 logger = logging.getLogger('basicsr')
 
@@ -43,6 +43,31 @@ def random_init(net: nn.Module, *, seed: int = 0) -> nn.Module:
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
     return net
+
+
+def imagenet_file(name: str) -> tuple[str, str]:
+    """``(file name, URL)`` of torchvision's ImageNet weights of the builder ``name``
+    (``vgg19``: ``vgg19-dcbb9e9d.pth``, https://download.pytorch.org/models/vgg19-dcbb9e9d.pth)."""
+    import torchvision.models
+
+    url = torchvision.models.get_model_weights(name).IMAGENET1K_V1.url
+    return url.rsplit('/', 1)[-1], url
+
+
+def backbone_label(name: str, purpose: str) -> str:
+    """How an error names a backbone: ``VGG19 (perceptual loss)``."""
+    return f'{name.upper()} ({purpose})'
+
+
+def missing_imagenet_file(name: str, *, purpose: str, option: str) -> str | None:
+    """The line naming the ImageNet file of the backbone ``name`` that :class:`OfflineZoo` would not find (for
+    ``purpose``, built for ``option``), or ``None`` when it is there or backbones are random: a start-up check."""
+    if random_backbones():
+        return None
+    filename, url = imagenet_file(name)
+    if locate_pretrained_file(filename) is not None:
+        return None
+    return pretrained_file_not_found(filename, url=url, what=backbone_label(name, purpose), option=option)
 
 
 class OfflineZoo:
@@ -77,8 +102,8 @@ class OfflineZoo:
             if random_backbones():
                 logger.warning(f'{name}: random weights (AESOP_RANDOM_BACKBONES is set, seed 0)')
                 return random_init(net)
-            url = torchvision.models.get_model_weights(name).IMAGENET1K_V1.url
-            path = find_pretrained_file(url.rsplit('/', 1)[-1], url=url, what=f'{name.upper()} ({self.purpose})')
+            filename, url = imagenet_file(name)
+            path = find_pretrained_file(filename, url=url, what=backbone_label(name, self.purpose))
             net.load_state_dict(read_checkpoint(path), assign=True)
             return net
 

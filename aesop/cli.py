@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aesop.errors import AesopError
+from aesop.pipeline import test_pipeline, train_pipeline
 from aesop.utils import project_root
 
 TRACEBACK_ENV = 'AESOP_TRACEBACK'
@@ -18,18 +20,17 @@ RANK_GRACE_S = 5.0  # under torchrun, how long a rank > 0 leaves rank 0 to repor
 
 
 def run(stage: str) -> None:
-    """Run BasicSR's ``train_pipeline`` or ``test_pipeline`` (``stage``) on the project root.
+    """Run the ``train`` or ``test`` pipeline (``stage``, :mod:`aesop.pipeline`: basicsr's, with nothing made on
+    disk before the model is built) on the project root.
 
     Importing this module imported :mod:`aesop`, so basicsr is already fixed and our names
     registered. An :class:`~aesop.errors.AesopError` is printed as ``aesop: error: …`` with exit
     status 2; ``AESOP_TRACEBACK=1`` re-raises it with the full traceback.
     """
-    if stage == 'train':
-        from basicsr.train import train_pipeline as pipeline
-    elif stage == 'test':
-        from basicsr.test import test_pipeline as pipeline
-    else:
+    pipelines = {'train': train_pipeline, 'test': test_pipeline}
+    if stage not in pipelines:
         raise ValueError(f"stage must be 'train' or 'test', got {stage!r}")
+    pipeline = pipelines[stage]
     try:
         status = cli_main(lambda _: pipeline(str(project_root())))
     finally:
@@ -43,26 +44,36 @@ def run(stage: str) -> None:
 def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run ``main(argv)`` of a command; an :class:`AesopError` becomes one line and status 2.
 
-    The line is ``aesop: error: <message>``. Under torchrun every rank meets the same start-up
-    errors (options, data and the experiment lock are checked alike): rank 0 prints the line at
-    once; another rank waits :data:`RANK_GRACE_S` first, so that when rank 0 failed too the agent
-    stops it before it prints (the line appears once), and when only that rank failed the line
-    still appears, naming the rank. ``AESOP_TRACEBACK=1`` re-raises it with the full traceback
-    instead. Returns ``main``'s status (0 when it returns ``None``).
+    The line is ``aesop: error: <message>`` (a message that lists several things, such as the missing files,
+    goes on with one line each). Under torchrun every rank meets the same start-up errors (options, data,
+    the experiment lock and the model's build are checked alike): rank 0 prints the line at once; another
+    rank waits :data:`RANK_GRACE_S` first, so that when rank 0 failed too the agent stops it before it prints
+    (the line appears once), and when only that rank failed the line still appears, naming the rank.
+    ``AESOP_TRACEBACK=1`` re-raises it with the full traceback instead. Returns ``main``'s status (0 when it
+    returns ``None``).
     """
     try:
         return main(argv) or 0
     except AesopError as err:
         if os.environ.get(TRACEBACK_ENV):
             raise
-        # raised in a DataLoader worker, the message carries the worker's traceback: keep its last line
-        message = str(err).strip().splitlines()[-1].removeprefix(f'{AesopError.__module__}.AesopError: ')
+        message = error_message(err)
         rank = os.environ.get('RANK', '0') if 'TORCHELASTIC_RUN_ID' in os.environ else '0'
         if rank != '0':
             time.sleep(RANK_GRACE_S)  # stopped here by torchrun's agent if rank 0 failed too
             message = f'(rank {rank}) {message}'
         print(f'aesop: error: {message}', file=sys.stderr)
         return ERROR_STATUS
+
+
+def error_message(err: AesopError) -> str:
+    """The message of ``err`` as the user reads it: whole (a list of missing files is one line each), except
+    that an error raised in a DataLoader worker comes with the worker's traceback, which is dropped."""
+    message = str(err).strip()
+    if 'Traceback (most recent call last)' in message:  # its last entry: "aesop.errors.AesopError: <message>"
+        raised = list(re.finditer(rf'^{re.escape(AesopError.__module__)}\.\w+: ', message, re.MULTILINE))
+        message = message[raised[-1].end() :] if raised else message.splitlines()[-1]
+    return message
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -2,7 +2,8 @@
 
 
 class AesopError(Exception):
-    """A problem with the user's options, files or data, stated in one line.
+    """A problem with the user's options, files or data, stated in one line (a list, such as the missing
+    files, one line each after a first line that says what it lists).
 
     ``aesop/train.py`` and ``aesop/test.py`` print it as ``aesop: error: <message>`` and exit
     with status 2. Set ``AESOP_TRACEBACK=1`` to get the full traceback instead.

@@ -26,10 +26,22 @@ import yaml
 from basicsr.utils.registry import ARCH_REGISTRY
 
 from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
+from aesop.archs.hraware_arch import CLIP_RN50
+from aesop.backbones import missing_imagenet_file
 from aesop.errors import AesopError
 from aesop.schema import admits, apply_schema
-from aesop.utils import NUMBER, closest, did_you_mean, iter_keyed_mappings, spelled_number, warn, yaml11_number
+from aesop.utils import (
+    NUMBER,
+    clone_root,
+    closest,
+    did_you_mean,
+    iter_keyed_mappings,
+    spelled_number,
+    warn,
+    yaml11_number,
+)
 from aesop.wandb_login import check_wandb
+from aesop.weights import PUBLISHED_WEIGHTS
 
 
 class OptionLoader(yaml.SafeLoader):
@@ -185,7 +197,8 @@ def normalize_options(opt: dict, *, root_path: str | Path, prepared: bool = Fals
       them against the working directory, so a run started elsewhere silently missed them);
     - every ``type`` must be registered and take the options given (:func:`check_components`);
     - every data folder and weight file the run needs must exist and not be empty (resume
-      states excepted).
+      states excepted), and the ImageNet backbones the run builds must be found: all that are
+      missing are listed in one error (:func:`missing_files`), one per line.
     """
     if not prepared:
         prepare_options(opt)
@@ -210,21 +223,11 @@ def normalize_options(opt: dict, *, root_path: str | Path, prepared: bool = Fals
         _cpu_prefetch(opt)
     check_wandb(opt)
     check_optional_packages(opt)
-    root = Path(root_path)
-    for key, container, name, kind in file_options(opt):
-        value = container[name]
-        path = Path(value).expanduser()
-        if not path.is_absolute():
-            path = root / path
-        container[name] = str(path)
-        if kind == 'dir' and not path.is_dir():
-            raise AesopError(
-                f'dataset folder not found: {path} (option {key}): edit the option file to point at your data'
-            )
-        if kind == 'dir' and next(path.iterdir(), None) is None:
-            raise AesopError(f'dataset folder is empty: {path} (option {key})')
-        if kind == 'file' and not path.is_file():
-            raise AesopError(f'file not found: {path} (option {key}): edit the option file or put the file there')
+    problems = missing_files(opt, root=Path(root_path))
+    if len(problems) == 1:
+        raise AesopError(problems[0])
+    if problems:  # all at once, one per line: not one by one over as many runs
+        raise AesopError('\n  '.join([f'{len(problems)} files or folders the run needs are missing:', *problems]))
     resume, experiment = (opt.get('path') or {}).get('resume_state'), (opt.get('path') or {}).get('experiments_root')
     if resume and experiment and Path(resume).resolve().parent.parent != Path(experiment).resolve():
         raise AesopError(
@@ -267,6 +270,73 @@ def check_optional_packages(opt: dict) -> None:
                     raise AesopError(
                         f"{name} (option {key}) needs the optional package {module}: pip install -e '.[{extra}]'"
                     )
+
+
+def missing_files(opt: dict, *, root: Path) -> list[str]:
+    """One line for each data folder or file the run reads that is missing (or an empty data folder), with the
+    option key, the path and where to get it; ``opt``'s relative paths are resolved against ``root`` on the way
+    (in place). Then one for each ImageNet backbone file (the perceptual loss's VGG19, LPIPS's and DISTS's) that
+    :class:`~aesop.backbones.OfflineZoo` would not find."""
+    problems = []
+    for key, container, name, kind in file_options(opt):
+        path = Path(container[name]).expanduser()
+        if not path.is_absolute():
+            path = root / path
+        container[name] = str(path)
+        if kind == 'dir' and not path.is_dir():
+            problems.append(f'dataset folder not found: {path} (option {key}): {_where_data_comes_from(opt)}')
+        elif kind == 'dir' and next(path.iterdir(), None) is None:
+            problems.append(f'dataset folder is empty: {path} (option {key})')
+        elif kind == 'file' and not path.is_file():
+            where = _where_data_comes_from(opt) if key.startswith('datasets.') else where_weights_come_from(path)
+            problems.append(f'file not found: {path} (option {key}): {where}')
+    for key, name, purpose in backbones(opt):
+        if (problem := missing_imagenet_file(name, purpose=purpose, option=key)) is not None:
+            problems.append(problem)
+    return list(dict.fromkeys(problems))  # a backbone two metrics build is named once
+
+
+def _where_data_comes_from(opt: dict) -> str:
+    doc = 'docs/training.md#train-for-real-df2k-several-gpus' if opt.get('is_train', True) else 'docs/evaluation.md'
+    return f'edit the option file to point at your data (see {doc})'
+
+
+def where_weights_come_from(path: Path) -> str:
+    """Where to get the checkpoint ``path`` names: the address of a published one (by its file name), or the
+    option file of this project whose run writes it (``experiments/<name>/models/…``)."""
+    source = {**PUBLISHED_WEIGHTS, CLIP_RN50['file']: CLIP_RN50['url']}.get(path.name)
+    if source is not None:
+        return f'download it from {source}'
+    if path.parent.name == 'models' and (made_by := option_file_named(path.parent.parent.name)) is not None:
+        return f'an earlier stage writes it: python aesop/train.py -opt {made_by}'
+    return 'edit the option file or put the file there'
+
+
+def option_file_named(name: str) -> str | None:
+    """The training option file of this project (``options/*.yml`` of the clone) whose run is called ``name``, as
+    a path relative to the clone, or ``None``."""
+    clone = clone_root()
+    for path in sorted(clone.glob('options/*.yml')) if clone else ():
+        found = re.search(r'^name:\s*(\S+)', path.read_text(), re.MULTILINE)
+        if found and found.group(1) == name and path.name.startswith(('train_', 'finetune_')):
+            return str(path.relative_to(clone))
+    return None
+
+
+def backbones(opt: dict) -> Iterator[tuple[str, str, str]]:
+    """``(option key, torchvision builder, purpose)`` for every ImageNet backbone the run builds through
+    :class:`~aesop.backbones.OfflineZoo`: the perceptual loss's VGG (basicsr's ``PerceptualLoss``, training only)
+    and those of the ``val.metrics`` entries whose function declares ``backbones`` (LPIPS, DISTS)."""
+    from basicsr.utils.registry import METRIC_REGISTRY
+
+    if opt.get('is_train', True):
+        for key, value in (opt.get('train') or {}).items():
+            if isinstance(value, dict) and value.get('type') == 'PerceptualLoss':
+                yield f'train.{key}', value.get('vgg_type', 'vgg19'), 'perceptual loss'
+    for key, value in ((opt.get('val') or {}).get('metrics') or {}).items():
+        declared = getattr(METRIC_REGISTRY.get(value['type']), 'backbones', None)
+        for name, purpose in declared(value) if declared else ():
+            yield f'val.metrics.{key}', name, purpose
 
 
 def file_options(opt: dict) -> Iterator[tuple[str, dict, str, str]]:

@@ -5,13 +5,15 @@ started twice, the second run archives the live one's folder and both write into
 :func:`hold_experiment` makes the first run hold ``experiments/.<name>.lock`` (pid and host) for
 its whole life (a kernel file lock); a second run on the same name is refused with one line
 saying who holds it. The lock of a process that died (kill -9) is gone with it: its file is
-taken over.
+taken over. A start-up that fails gives the lock up at once (:func:`release_experiment`), leaving
+nothing behind.
 :func:`exit_with_parent` stops a torchrun worker whose agent was killed.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import fcntl
 import logging
 import os
@@ -37,6 +39,7 @@ def _alive(pid: int) -> bool:
 
 
 _HELD: dict[Path, int] = {}  # lock file -> the descriptor holding its flock, for this process's life
+_MADE: dict[Path, bool] = {}  # lock file -> whether taking it made its folder (experiments/)
 
 
 def hold_experiment(experiments_root: str | Path) -> Path:
@@ -53,9 +56,13 @@ def hold_experiment(experiments_root: str | Path) -> Path:
     lock = folder.parent / f'.{folder.name}.lock'
     if lock in _HELD:
         return lock  # this process holds it already (a second run in the same process)
-    lock.parent.mkdir(parents=True, exist_ok=True)
+    made = not lock.parent.is_dir()
     for _ in range(3):
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        except FileNotFoundError:  # the folder removed by a run that failed to start (release_experiment)
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -83,6 +90,7 @@ def hold_experiment(experiments_root: str | Path) -> Path:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f'{os.getpid()} {socket.gethostname()} {time.strftime("%Y-%m-%dT%H:%M:%S")}\n'.encode(), 0)
         _HELD[lock] = fd
+        _MADE[lock] = made
         atexit.register(_release, lock)
         if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
             signal.signal(signal.SIGTERM, _exit_on_sigterm)  # kill, docker stop, preemption: release too
@@ -101,6 +109,18 @@ def _release(lock: Path) -> None:
     if fd is not None:
         lock.unlink(missing_ok=True)
         os.close(fd)
+
+
+def release_experiment(experiments_root: str | Path) -> None:
+    """Give up this process's lock of ``experiments_root`` now (a run whose start-up failed): the lock file
+    goes, and so does ``experiments/`` if taking the lock made it and nothing else is in it. A no-op for a
+    lock this process does not hold (a rank > 0 of torchrun)."""
+    folder = Path(experiments_root)
+    lock = folder.parent / f'.{folder.name}.lock'
+    _release(lock)
+    if _MADE.pop(lock, False):
+        with contextlib.suppress(OSError):  # not empty: another run's lock or folder is there now
+            lock.parent.rmdir()
 
 
 def exit_with_parent(period_s: float = 2.0) -> threading.Thread:

@@ -27,10 +27,13 @@ def project_root() -> Path:
     """
     if os.environ.get(ROOT_ENV):
         return Path(os.environ[ROOT_ENV]).expanduser().resolve()
+    return clone_root() or Path.cwd()
+
+
+def clone_root() -> Path | None:
+    """The clone of the repository this package runs from (``options/`` beside it), or ``None`` (installed)."""
     clone = Path(__file__).resolve().parent.parent
-    if (clone / 'options').is_dir() and (clone / 'pyproject.toml').is_file():
-        return clone
-    return Path.cwd()
+    return clone if (clone / 'options').is_dir() and (clone / 'pyproject.toml').is_file() else None
 
 
 def random_backbones() -> bool:
@@ -52,21 +55,32 @@ def pretrained_search_dirs() -> list[Path]:
     return dirs
 
 
+def locate_pretrained_file(filename: str) -> Path | None:
+    """The first existing ``filename`` in :func:`pretrained_search_dirs`, or ``None``."""
+    return next((folder / filename for folder in pretrained_search_dirs() if (folder / filename).is_file()), None)
+
+
+def pretrained_file_not_found(filename: str, *, url: str, what: str, option: str | None = None) -> str:
+    """The one line saying that ``filename`` (``what``'s weights, named by ``option``) is in none of
+    :func:`pretrained_search_dirs`: where to download it and where to put it."""
+    named = f' (option {option})' if option else ''
+    return (
+        f'{what} weights {filename!r}{named} not found: download {url} into one of '
+        f'{", ".join(str(d) for d in pretrained_search_dirs())} (or set {PRETRAINED_DIR_ENV}; '
+        f'{RANDOM_BACKBONES_ENV}=1 uses random weights for smoke tests)'
+    )
+
+
 def find_pretrained_file(filename: str, *, url: str, what: str) -> Path:
     """Return the first existing ``filename`` in :func:`pretrained_search_dirs`.
 
     Raises:
         AesopError: naming the file, the download address and the folders searched.
     """
-    dirs = pretrained_search_dirs()
-    for folder in dirs:
-        if (folder / filename).is_file():
-            return folder / filename
-    raise AesopError(
-        f'{what} weights {filename!r} not found: download {url} into one of '
-        f'{", ".join(str(d) for d in dirs)} (or set {PRETRAINED_DIR_ENV}; '
-        f'{RANDOM_BACKBONES_ENV}=1 uses random weights for smoke tests)'
-    )
+    path = locate_pretrained_file(filename)
+    if path is None:
+        raise AesopError(pretrained_file_not_found(filename, url=url, what=what))
+    return path
 
 
 def default_device() -> torch.device:

@@ -23,6 +23,26 @@ from aesop.errors import AesopError
 
 logger = logging.getLogger('basicsr')
 
+# where the published checkpoints that option files name come from (said when one is missing at start-up)
+_ESRGAN = 'the ESRGAN release, https://github.com/xinntao/ESRGAN (Google Drive link in its README)'
+_SWINIR = 'https://github.com/JingyunLiang/SwinIR/releases/download/v0.0/'
+_REAL_ESRGAN = 'https://github.com/xinntao/Real-ESRGAN/releases/download/'
+PUBLISHED_WEIGHTS = {
+    'ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth': (
+        "BasicSR's model zoo, https://github.com/XPixelGroup/BasicSR/blob/master/docs/ModelZoo.md (ESRGAN's "
+        "RRDB_PSNR_x4.pth in BasicSR's keys; that one: https://github.com/xinntao/ESRGAN, a Google Drive link in "
+        'its README)'
+    ),
+    'RRDB_PSNR_x4.pth': _ESRGAN,
+    'RRDB_ESRGAN_x4.pth': _ESRGAN,
+    '001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth': f'{_SWINIR}001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth',
+    '003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth': f'{_SWINIR}003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth',
+    'DRCT_SRx4.pth': 'the DRCT release, https://github.com/ming053l/DRCT (Google Drive link in its README)',
+    'RealESRNet_x4plus.pth': f'{_REAL_ESRGAN}v0.1.1/RealESRNet_x4plus.pth',
+    'RealESRGAN_x4plus.pth': f'{_REAL_ESRGAN}v0.1.0/RealESRGAN_x4plus.pth',
+    'SPSR.pth': 'the SPSR release, https://github.com/Maclory/SPSR (links in its README)',
+}
+
 
 def read_checkpoint(path: str | Path, *, option: str | None = None) -> dict:
     """Read a ``.pth`` file safely (``weights_only=True``, mapped to the CPU), or a ``.safetensors`` file.

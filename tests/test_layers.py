@@ -13,7 +13,7 @@ LAYERS = [
     ('models',),  # basicsr models
     ('official',),  # the authors' release's names
     ('options',),  # reading, translating and checking option files
-    ('compat', 'cli'),  # basicsr patches and the option pipeline; one-line errors
+    ('compat', 'pipeline', 'cli'),  # basicsr patches, the train/test pipelines; one-line errors
     ('__init__', 'commands', 'train', 'test', 'launch', 'inference', 'export', 'evaluation', 'figures'),  # tools
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

@@ -52,15 +52,17 @@ def _fresh_logging(monkeypatch):
 
 
 def run_main(opt, root, monkeypatch, capsys) -> str:
-    """``aesop/train.py -opt …`` in this process; returns its one-line error."""
+    """``aesop/train.py -opt …`` in this process; returns its error (one line, or a list: one line each)."""
     monkeypatch.setenv('AESOP_ROOT', str(root))
     monkeypatch.setattr(sys, 'argv', ['aesop/train.py', '-opt', str(write_yaml(opt, root / 'opt.yml'))])
     with pytest.raises(SystemExit) as exit_info:
         aesop.train.main()
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith('aesop: error: ') and not any('Traceback' in line for line in err), '\n'.join(err)
-    return err[-1].removeprefix('aesop: error: ')
+    start = max((i for i, line in enumerate(err) if line.startswith('aesop: error: ')), default=None)
+    assert start is not None and not any('Traceback' in line for line in err), '\n'.join(err)
+    assert all(line.startswith('  ') for line in err[start + 1 :]), '\n'.join(err)  # the list's lines, indented
+    return '\n'.join(err[start:]).removeprefix('aesop: error: ')
 
 
 def _missing_ae(opt, root, data):
@@ -356,12 +358,29 @@ def test_a_crash_while_saving_leaves_the_previous_checkpoint(tmp_path, monkeypat
     assert [p.name for p in tmp_path.iterdir()] == ['net_g_latest.pth']
 
 
-def test_placeholder_path_of_a_paper_option_file(tmp_path, monkeypatch, capsys):
+def test_placeholder_paths_of_a_paper_option_file(tmp_path, monkeypatch, capsys):
+    """Every missing file in one message (basicsr, and this project before, stopped at the first): one line each
+    with the option, the path and where to get the file."""
     message = run_main(load_yaml(REPO / 'options' / 'train_aesop_rrdb.yml'), tmp_path, monkeypatch, capsys)
-    assert message == (
-        f'dataset folder not found: {tmp_path}/datasets/DF2K/HR_sub (option datasets.train.dataroot_gt): '
-        'edit the option file to point at your data'
-    )
+    data = 'edit the option file to point at your data (see docs/training.md#train-for-real-df2k-several-gpus)'
+    assert message.splitlines() == [
+        '6 files or folders the run needs are missing:',
+        f'  dataset folder not found: {tmp_path}/datasets/DF2K/HR_sub (option datasets.train.dataroot_gt): {data}',
+        f'  dataset folder not found: {tmp_path}/datasets/DF2K/LR_bicubic/X4 (option datasets.train.dataroot_lq): '
+        f'{data}',
+        f'  dataset folder not found: {tmp_path}/datasets/DIV2K/DIV2K_valid_HR (option datasets.val.dataroot_gt): '
+        f'{data}',
+        f'  dataset folder not found: {tmp_path}/datasets/DIV2K/DIV2K_valid_LR_bicubic/X4 '
+        f'(option datasets.val.dataroot_lq): {data}',
+        f'  file not found: {tmp_path}/experiments/pretrained_models/ESRGAN_PSNR_SRx4_DF2K_official-150ff491.pth '
+        "(option path.pretrain_network_g): download it from BasicSR's model zoo, "
+        "https://github.com/XPixelGroup/BasicSR/blob/master/docs/ModelZoo.md (ESRGAN's RRDB_PSNR_x4.pth in BasicSR's "
+        'keys; that one: https://github.com/xinntao/ESRGAN, a Google Drive link in its README)',
+        f'  file not found: {tmp_path}/experiments/train_AESOP_AE_RRDB/models/net_g_latest.pth '
+        '(option train.aesop_opt.pretrained): an earlier stage writes it: python aesop/train.py -opt '
+        'options/train_ae.yml',
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['opt.yml']  # nothing made
 
 
 def ae_opt(data, name, total_iter, save_freq):

@@ -120,6 +120,20 @@ def calculate_dists(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, **k
     return model(a, b).item()
 
 
+# the ImageNet backbones a metric entry builds, (torchvision builder, purpose) from its options: checked at start-up
+# (aesop.options.missing_files), not at the first validation
+LPIPS_BACKBONES = {'alex': 'alexnet', 'vgg': 'vgg16', 'squeeze': 'squeezenet1_1'}  # lpips's pretrained_networks
+
+
+def _lpips_backbones(options: dict) -> list[tuple[str, str]]:
+    net = options.get('net', 'alex')
+    return [(LPIPS_BACKBONES[net], f'LPIPS-{net}')] if net in LPIPS_BACKBONES else []
+
+
+calculate_lpips.backbones = _lpips_backbones
+calculate_dists.backbones = lambda options: [('vgg16', 'DISTS')]
+
+
 @METRIC_REGISTRY.register()
 def calculate_ae_psnr(
     img: np.ndarray,

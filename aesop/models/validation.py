@@ -75,8 +75,9 @@ class ValidationMixin:
       (LR-only test sets) only no-reference metrics (NIQE, pyiqa's) are computed;
     - a test run writes ``<dataset>.csv`` (``image,<metric>,…`` and a last ``mean`` row, the
       evaluator's format) and ``metrics.csv``/``metrics.md`` (rows ``(method, dataset)``,
-      columns the metric means, as the paper's tables) to ``results/<name>/``; training logs
-      the means and sends them to tensorboard (``metrics/<dataset>/<metric>``) as BasicSR does.
+      columns the metric means, as the paper's tables) to ``results/<name>/`` and logs the means (no
+      "Best" iteration: basicsr's logged the run's name as one); training logs the means with the best value
+      and iteration so far and sends them to tensorboard (``metrics/<dataset>/<metric>``) as BasicSR does.
     """
 
     def validation(self, dataloader, current_iter, tb_logger, save_img=False):
@@ -133,7 +134,7 @@ class ValidationMixin:
         the rows of all ranks gathered in dataset order), then log and write the means."""
         dataset_name = dataloader.dataset.opt['name']
         metrics = self.opt['val'].get('metrics') or {}
-        if metrics:
+        if metrics and self.opt['is_train']:  # a test run has no best iteration: no "Best: … @ <name> iter"
             self._initialize_best_metric_results(dataset_name)
         rank, world = shard
         if world > 1:
@@ -162,13 +163,9 @@ class ValidationMixin:
             return
         names = list(next(iter(rows.values())))
         self.metric_results = {name: float(np.mean([row[name] for row in rows.values()])) for name in names}
-        record = self.best_metric_results[dataset_name]
-        for name, value in self.metric_results.items():
-            if name not in record:  # a tagged pair (e.g. psnr_lr) is better in the same direction
-                better = record[max((m for m in record if name.startswith(m)), key=len)]['better']
-                record[name] = {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
-            self._update_best_metric_result(dataset_name, name, value, current_iter)
-        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)
+        if self.opt['is_train']:
+            self._record_best(dataset_name, current_iter)
+        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)  # with "Best:" when recorded
         if self.opt['is_train']:
             self.keep_best(dataset_name, current_iter)
         else:
@@ -176,6 +173,15 @@ class ValidationMixin:
             write_image_table(folder / f'{dataset_name}.csv', rows, self.metric_results, metrics)
             self._metric_rows = {**getattr(self, '_metric_rows', {}), dataset_name: dict(self.metric_results)}
             write_metric_table(folder, self.opt['name'], self._metric_rows, metrics)
+
+    def _record_best(self, dataset_name: str, current_iter: int) -> None:
+        """basicsr's best value and iteration of each metric on ``dataset_name``, the tagged pairs' too."""
+        record = self.best_metric_results[dataset_name]
+        for name, value in self.metric_results.items():
+            if name not in record:  # a tagged pair (e.g. psnr_lr) is better in the same direction
+                better = record[max((m for m in record if name.startswith(m)), key=len)]['better']
+                record[name] = {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
+            self._update_best_metric_result(dataset_name, name, value, current_iter)
 
     def keep_best(self, dataset_name: str, current_iter: int) -> None:
         """``val.save_best``: write ``models/net_g_best.pth`` (G, and its EMA) and its record when this
@@ -190,12 +196,10 @@ class ValidationMixin:
             self.save_network([self.net_g, self.net_g_ema], 'net_g', 'best', param_key=['params', 'params_ema'])
         else:
             self.save_network(self.net_g, 'net_g', 'best')
-        # basicsr's last validation after training is labelled past total_iter: it scores the last iteration's G
-        iteration = min(current_iter, self.opt['train']['total_iter'])
-        self.best_checkpoint = {**rule, 'value': value, 'iter': iteration}
+        self.best_checkpoint = {**rule, 'value': value, 'iter': current_iter}
         write_best_record(Path(self.opt['path']['models']), self.best_checkpoint)
         get_root_logger().info(
-            f'Best {rule["metric"]} on {dataset_name}: {value:.4f} at iteration {iteration} '
+            f'Best {rule["metric"]} on {dataset_name}: {value:.4f} at iteration {current_iter} '
             f'({rule["better"]} is better): saved {BEST}.pth'
         )
 

@@ -1,0 +1,277 @@
+"""The train and test pipelines: basicsr's, in an order where a failed start-up leaves nothing behind.
+
+basicsr 1.4.2's ``train_pipeline`` makes the experiment folder (renaming an existing one to
+``<name>_archived_<time>``), the ``tb_logger/<name>`` folder and the log file first, and only then
+builds the dataloaders and the model. An error met while building (weights that do not fit
+``pretrain_network_g``, a missing VGG19 for the perceptual loss, an option the model refuses) left
+those folders, archived the last run, and came after the ~200-line network description.
+
+Here a run starts in this order: options parsed and checked (:func:`aesop.compat.parse_options`, which
+also takes the experiment's lock), the resume state, the dataloaders, the model (its weights loaded, its
+losses and their backbones built), and only then the folders, the copy of the option file and the
+log file. What the ``basicsr`` logger says meanwhile (environment, options, datasets, networks) is held
+(:class:`StartUpLog`): once the folders exist it goes to the log file and to the console, as basicsr
+printed it; when the start-up fails, only its warnings reach the console, before the one-line error,
+the lock is given up (:func:`aesop.runlock.release_experiment`) and no folder is made or renamed. Under
+torchrun every rank builds the same way and fails alike; rank 0 alone makes folders and writes the log.
+
+The training loop is basicsr's, except that it stops at ``train.total_iter`` (basicsr's went one
+iteration past it for each epoch it began after the last one, and its final validation saved and
+logged that iteration: ``coffee_82.png`` for ``total_iter: 80``), the final validation is skipped
+when the loop validated at ``total_iter`` already, and the eta counts the iterations left (basicsr's
+was one short: ``-1 day, 23:59:58`` at the last one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import time
+from collections.abc import Iterator
+from os import path as osp
+
+import torch
+from basicsr.data import build_dataloader, build_dataset
+from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
+from basicsr.models import build_model
+from basicsr.models.sr_model import SRModel
+from basicsr.train import create_train_val_dataloader, init_tb_loggers
+from basicsr.utils import AvgTimer, get_env_info, get_root_logger, get_time_str, make_exp_dirs, mkdir_and_rename
+from basicsr.utils import MessageLogger as _MessageLogger
+from basicsr.utils.options import copy_opt_file, dict2str
+
+from aesop.compat import load_resume_state, parse_options
+from aesop.errors import AesopError
+from aesop.runlock import release_experiment
+
+__all__ = ['StartUpLog', 'test_pipeline', 'train_pipeline']
+
+LOG_FORMAT = '%(asctime)s %(levelname)s: %(message)s'  # basicsr's, for the console and the log file
+
+
+class StartUpLog(logging.Filter):
+    """Holds the records of the ``basicsr`` logger while a run starts, until its log file exists.
+
+    Made as basicsr's ``get_root_logger`` makes the logger (a console handler once per process, INFO on
+    rank 0, ERROR on the others), with a filter that keeps every record instead of letting it through.
+    :meth:`release` opens :attr:`log_file` (rank 0) and logs the held records to it and to the console;
+    :meth:`drop` (a failed start-up) lets through only the warnings and errors, so that the error is not
+    buried under the options and the network descriptions.
+    """
+
+    def __init__(self, opt: dict) -> None:
+        super().__init__()
+        self.logger = get_root_logger()
+        for handler in [h for h in self.logger.handlers if isinstance(h, logging.FileHandler)]:
+            self.logger.removeHandler(handler)  # an earlier run's file, in the same process (tests)
+            handler.close()
+        if opt['rank'] == 0:
+            self.logger.setLevel(logging.INFO)
+        self.rank = opt['rank']
+        self.log_file: str | None = None  # set once the run's folders exist
+        self.records: list[logging.LogRecord] = []
+        self.logger.addFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+    def release(self) -> None:
+        """Stop holding: log to :attr:`log_file` from now on (rank 0; basicsr's format), the held records first."""
+        self.logger.removeFilter(self)
+        if self.rank == 0 and self.log_file is not None:
+            handler = logging.FileHandler(self.log_file, 'w')
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+            handler.setLevel(logging.INFO)
+            self.logger.addHandler(handler)
+        self._log(logging.NOTSET)
+
+    def drop(self) -> None:
+        """Stop holding, letting through only the held warnings and errors (there is no log file)."""
+        self.logger.removeFilter(self)
+        self._log(logging.WARNING)
+
+    def _log(self, level: int) -> None:
+        records, self.records = self.records, []
+        for record in records:
+            if record.levelno >= level:
+                self.logger.handle(record)
+
+
+@contextlib.contextmanager
+def starting(opt: dict) -> Iterator[StartUpLog]:
+    """The start-up of a run: its log held (:class:`StartUpLog`) until the block ends, having made the run's
+    folders and set the log file.
+
+    On an error the held warnings are shown, a training run gives its experiment's lock up and no log file
+    is opened; the error goes on to :func:`aesop.cli.cli_main`.
+    """
+    log = StartUpLog(opt)
+    try:
+        yield log
+    except BaseException:
+        log.drop()
+        if opt['is_train']:
+            release_experiment(opt['path']['experiments_root'])
+        raise
+    log.release()
+
+
+def train_pipeline(root_path: str) -> None:
+    """basicsr's ``train_pipeline`` in the order above: nothing is made on disk until the model is built."""
+    opt, args = parse_options(root_path, is_train=True)  # options checked, experiment locked
+    opt['root_path'] = root_path
+    torch.backends.cudnn.benchmark = True
+    logger = get_root_logger()
+    with starting(opt) as start_up:
+        resume_state = load_resume_state(opt)
+        logger.info(get_env_info())
+        logger.info(dict2str(opt))
+        train_loader, train_sampler, val_loaders, *_ = create_train_val_dataloader(opt, logger)
+        model = build_model(opt)  # weights loaded, losses (and their VGG) built
+        if resume_state:
+            model.resume_training(resume_state)  # optimisers and schedulers
+            logger.info(f'Resuming training from epoch: {resume_state["epoch"]}, iter: {resume_state["iter"]}.')
+        prefetcher = _prefetcher(opt, train_loader)
+        if resume_state is None:  # a resumed run writes into its folders
+            make_exp_dirs(opt)  # rank 0; an earlier run's folder is archived
+            if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and opt['rank'] == 0:
+                mkdir_and_rename(osp.join(root_path, 'tb_logger', opt['name']))
+        copy_opt_file(args.opt, opt['path']['experiments_root'])
+        start_up.log_file = osp.join(opt['path']['log'], f'train_{opt["name"]}_{get_time_str()}.log')
+    tb_logger = init_tb_loggers(opt)
+    start_epoch, start_iter = (resume_state['epoch'], resume_state['iter']) if resume_state else (0, 0)
+    try:
+        train(
+            opt,
+            model,
+            prefetcher=prefetcher,
+            sampler=train_sampler,
+            val_loaders=val_loaders,
+            tb_logger=tb_logger,
+            start_epoch=start_epoch,
+            start_iter=start_iter,
+        )
+    finally:
+        if tb_logger:
+            tb_logger.close()
+
+
+def test_pipeline(root_path: str) -> None:
+    """basicsr's ``test_pipeline``, with ``results/<name>`` made (an earlier one archived) once the model is built."""
+    opt, _ = parse_options(root_path, is_train=False)
+    torch.backends.cudnn.benchmark = True
+    logger = get_root_logger()
+    with starting(opt) as start_up:
+        logger.info(get_env_info())
+        logger.info(dict2str(opt))
+        test_loaders = []
+        for _, dataset_opt in sorted(opt['datasets'].items()):
+            test_set = build_dataset(dataset_opt)
+            test_loader = build_dataloader(
+                test_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=None, seed=opt['manual_seed']
+            )
+            logger.info(f'Number of test images in {dataset_opt["name"]}: {len(test_set)}')
+            test_loaders.append(test_loader)
+        model = build_model(opt)
+        make_exp_dirs(opt)
+        start_up.log_file = osp.join(opt['path']['log'], f'test_{opt["name"]}_{get_time_str()}.log')
+    for test_loader in test_loaders:
+        logger.info(f'Testing {test_loader.dataset.opt["name"]}...')
+        model.validation(test_loader, current_iter=opt['name'], tb_logger=None, save_img=opt['val']['save_img'])
+
+
+class MessageLogger(_MessageLogger):
+    """basicsr's, with an eta of the iterations left: basicsr's counted ``total_iter − iter − 1`` of them, one
+    short, so that the last iteration's eta was negative (``-1 day, 23:59:58``); it is 0 there now."""
+
+    def __init__(self, opt: dict, start_iter: int = 1, tb_logger=None) -> None:
+        super().__init__(opt, start_iter, tb_logger)
+        self.max_iters = opt['train']['total_iter'] + 1  # basicsr's eta: (max_iters − iter − 1) × time per iteration
+
+
+def train(
+    opt: dict,
+    model,
+    *,
+    prefetcher,
+    sampler,
+    val_loaders: list,
+    tb_logger,
+    start_epoch: int,
+    start_iter: int,
+) -> None:
+    """basicsr's training loop from ``start_iter`` to ``train.total_iter`` (no iteration past it), then the latest
+    model saved and a last validation at ``total_iter`` unless the loop just validated there.
+
+    Args:
+        opt: the run's options.
+        model: the built model (resumed when ``start_iter`` > 0).
+        prefetcher: basicsr's CPU or CUDA prefetcher over the training dataloader.
+        sampler: its ``EnlargedSampler`` (reseeded each epoch).
+        val_loaders: the validation dataloaders.
+        tb_logger: the tensorboard writer, or ``None``.
+        start_epoch, start_iter: where the run starts (0, 0; a training state's on resume).
+    """
+    logger = get_root_logger()
+    total_iters, current_iter = int(opt['train']['total_iter']), start_iter
+    msg_logger = MessageLogger(opt, current_iter, tb_logger)
+    val_opt = opt.get('val')
+    if val_opt is not None and len(val_loaders) > 1 and not isinstance(model, SRModel):
+        logger.warning('Multiple validation datasets are *only* supported by SRModel.')
+    logger.info(f'Start training from epoch: {start_epoch}, iter: {current_iter}')
+    data_timer, iter_timer = AvgTimer(), AvgTimer()
+    start_time = time.time()
+    validated_at = None
+    epoch = start_epoch
+    while current_iter < total_iters:
+        sampler.set_epoch(epoch)
+        prefetcher.reset()
+        train_data = prefetcher.next()
+        if train_data is None:
+            raise AesopError(f'datasets.train gave no batch in epoch {epoch}: training cannot go on')
+        while train_data is not None:
+            data_timer.record()
+            current_iter += 1
+            model.update_learning_rate(current_iter, warmup_iter=opt['train'].get('warmup_iter', -1))
+            model.feed_data(train_data)
+            model.optimize_parameters(current_iter)
+            iter_timer.record()
+            if current_iter == 1:
+                msg_logger.reset_start_time()  # a more accurate eta (not on resume)
+            if current_iter % opt['logger']['print_freq'] == 0:
+                log_vars = {'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate()}
+                log_vars.update({'time': iter_timer.get_avg_time(), 'data_time': data_timer.get_avg_time()})
+                log_vars.update(model.get_current_log())
+                msg_logger(log_vars)
+            if current_iter % opt['logger']['save_checkpoint_freq'] == 0:
+                logger.info('Saving models and training states.')
+                model.save(epoch, current_iter)
+            if val_opt is not None and current_iter % val_opt['val_freq'] == 0:
+                for val_loader in val_loaders:
+                    model.validation(val_loader, current_iter, tb_logger, val_opt['save_img'])
+                validated_at = current_iter
+            if current_iter == total_iters:
+                break  # no batch drawn for an iteration that will not run
+            data_timer.start()
+            iter_timer.start()
+            train_data = prefetcher.next()
+        epoch += 1
+    logger.info(f'End of training. Time consumed: {datetime.timedelta(seconds=int(time.time() - start_time))}')
+    logger.info('Save the latest model.')
+    model.save(epoch=-1, current_iter=-1)  # -1: the latest
+    if val_opt is not None and validated_at != current_iter:
+        for val_loader in val_loaders:
+            model.validation(val_loader, current_iter, tb_logger, val_opt['save_img'])
+
+
+def _prefetcher(opt: dict, train_loader):
+    """basicsr's prefetcher of ``datasets.train.prefetch_mode`` (``cuda`` needs ``pin_memory: true``)."""
+    dataset_opt = opt['datasets']['train']
+    if dataset_opt.get('prefetch_mode') != 'cuda':
+        return CPUPrefetcher(train_loader)
+    if dataset_opt.get('pin_memory') is not True:
+        raise AesopError('datasets.train.prefetch_mode cuda needs datasets.train.pin_memory: true')
+    get_root_logger().info('Use cuda prefetch dataloader')
+    return CUDAPrefetcher(train_loader, opt)

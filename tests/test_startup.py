@@ -1,0 +1,197 @@
+"""A run's start-up and end (``aesop/pipeline.py``): nothing on disk before the model is built, every missing
+file in one message, the loop stopping at ``total_iter``, a non-negative eta, no "Best" line when testing."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from copy import deepcopy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from basicsr.archs import build_network
+from conftest import REPO, TINY_RRDB, load_yaml, run_entry, write_yaml
+from test_docs import anchors
+from test_entrypoints import DEMO, tiny
+from test_robustness import _fresh_logging, gan_opt, run_main  # noqa: F401  (_fresh_logging: an autouse fixture)
+
+import aesop.train
+from aesop import pipeline
+from aesop.cli import cli_main
+from aesop.errors import AesopError
+from aesop.runlock import hold_experiment, release_experiment
+
+
+def tree(root: Path) -> list[str]:
+    """Every path under ``root`` but the option file ``run_main`` writes, hidden files (the lock) included."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob('*') if p.name != 'opt.yml')
+
+
+def _weights_that_do_not_fit(opt, root):
+    torch.save({'params_ema': build_network({**TINY_RRDB, 'num_feat': 8}).state_dict()}, root / 'g.pth')
+    opt['path']['pretrain_network_g'] = str(root / 'g.pth')
+    return r'weights in .*g\.pth do not fit RRDBNet: conv_first\.weight has shape \(8, 3, 3, 3\) in the file'
+
+
+def _option_refused_by_the_loss(opt, root):
+    opt['train']['lr_opt'] = {'type': 'AesopLRConsistencyLoss', 'kernel': 'bicubic'}  # refused when built
+    return r'AesopLRConsistencyLoss: kernel must be one of'
+
+
+@pytest.mark.parametrize('earlier_run', [False, True])
+@pytest.mark.parametrize('fail', [_weights_that_do_not_fit, _option_refused_by_the_loss])
+def test_a_start_up_failing_once_the_networks_are_built_leaves_nothing(
+    fail, earlier_run, tiny_data, tmp_path, monkeypatch, capsys
+):
+    """No experiment or tb_logger folder is made, an earlier run's is not archived, the lock is gone, and the
+    error is not buried under the network descriptions (basicsr made the folders and logged those first)."""
+    opt = gan_opt(tiny_data, tmp_path)  # use_tb_logger: true
+    expected = fail(opt, tmp_path)
+    if earlier_run:
+        for folder in ('experiments/bad/models', 'tb_logger/bad'):
+            (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / 'experiments' / 'bad' / 'models' / 'net_g_5.pth').write_bytes(b'kept')
+    before = tree(tmp_path)
+    assert re.search(expected, run_main(opt, tmp_path, monkeypatch, capsys))
+    assert tree(tmp_path) == before  # no experiments/bad_archived_*, tb_logger/bad, log or .bad.lock
+    run_main(opt, tmp_path, monkeypatch, capsys)  # and again: the lock was given up
+    assert tree(tmp_path) == before
+
+
+def test_the_console_shows_the_error_not_the_network_dump(tiny_data, tmp_path, monkeypatch, capsys):
+    """The start-up's records are held: on failure only its warnings (here: the perceptual loss's random VGG19,
+    built before the refused loss) come before the error."""
+    opt = gan_opt(tiny_data, tmp_path)
+    _option_refused_by_the_loss(opt, tmp_path)
+    monkeypatch.setenv('AESOP_ROOT', str(tmp_path))
+    monkeypatch.setattr(sys, 'argv', ['aesop/train.py', '-opt', str(write_yaml(opt, tmp_path / 'opt.yml'))])
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        aesop.train.main()
+    err = capsys.readouterr().err
+    assert 'RRDBNet(' not in err and 'Network' not in err and 'Dataset' not in err and 'INFO' not in err, err
+    assert 'random weights (AESOP_RANDOM_BACKBONES is set' in err  # the held warnings are shown
+    assert err.strip().splitlines()[-1].startswith('aesop: error: AesopLRConsistencyLoss: kernel must be one of')
+
+
+def test_every_missing_file_is_one_line_of_one_message(tiny_data, tmp_path, monkeypatch, capsys):
+    """Data, initial weights, an earlier stage's checkpoint and the perceptual loss's VGG19, each with its option,
+    its path and where to get it (a URL, the option file that writes it, the docs' section on data)."""
+    monkeypatch.setenv('AESOP_RANDOM_BACKBONES', '0')
+    monkeypatch.setenv('AESOP_PRETRAINED_DIR', str(tmp_path / 'weights'))
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    opt = gan_opt(tiny_data, tmp_path)
+    opt['datasets']['val']['dataroot_gt'] = 'datasets/DIV2K/DIV2K_valid_HR'
+    opt['path']['pretrain_network_g'] = 'experiments/pretrained_models/RRDB_PSNR_x4.pth'
+    opt['train']['aesop_opt']['pretrained'] = 'experiments/train_AESOP_AE_RRDB/models/net_g_latest.pth'
+    opt['val']['metrics']['lpips'] = {'type': 'calculate_lpips', 'better': 'lower'}
+    lines = run_main(opt, tmp_path, monkeypatch, capsys).splitlines()
+    assert lines[0] == '5 files or folders the run needs are missing:'
+    expected = [
+        (f'dataset folder not found: {tmp_path}/datasets/DIV2K/DIV2K_valid_HR (option datasets.val.dataroot_gt)',
+         'see docs/training.md#train-for-real-df2k-several-gpus'),
+        (f'file not found: {tmp_path}/experiments/pretrained_models/RRDB_PSNR_x4.pth (option path.pretrain_network_g)',
+         'https://github.com/xinntao/ESRGAN'),
+        (f'file not found: {tmp_path}/experiments/train_AESOP_AE_RRDB/models/net_g_latest.pth '
+         '(option train.aesop_opt.pretrained)',
+         'python aesop/train.py -opt options/train_ae.yml'),
+        ("VGG19 (perceptual loss) weights 'vgg19-dcbb9e9d.pth' (option train.perceptual_opt) not found",
+         'download https://download.pytorch.org/models/vgg19-dcbb9e9d.pth into one of'),
+        ("ALEXNET (LPIPS-alex) weights 'alexnet-owt-7be5be79.pth' (option val.metrics.lpips) not found",
+         'download https://download.pytorch.org/models/alexnet-owt-7be5be79.pth'),
+    ]  # fmt: skip
+    for line, (what, where) in zip(lines[1:], expected, strict=True):
+        assert line.startswith(f'  {what}') and where in line, line
+    assert 'train-for-real-df2k-several-gpus' in anchors(REPO / 'docs' / 'training.md')
+    assert (REPO / 'options' / 'train_ae.yml').is_file() and tree(tmp_path) == ['ae.pth']
+
+
+def test_each_earlier_stage_named_by_an_option_file_is_written_by_one():
+    """``experiments/<name>/models/…`` in an option file names the run of one of them (what the error says)."""
+    from aesop.options import option_file_named
+
+    named = set()
+    for path in (REPO / 'options').glob('*.yml'):
+        named |= set(re.findall(r'experiments/(\w+)/models/', path.read_text())) - {'pretrained_models'}
+    assert named and {name for name in named if option_file_named(name) is None} == set()
+
+
+def test_a_list_is_printed_whole_and_a_worker_traceback_dropped(capsys):
+    def fails(message):
+        def main(_):
+            raise AesopError(message)
+
+        return main
+
+    assert cli_main(fails('2 things are missing:\n  a\n  b')) == 2
+    assert capsys.readouterr().err == 'aesop: error: 2 things are missing:\n  a\n  b\n'
+    worker = (  # what torch re-raises for an error in a DataLoader worker
+        'Caught AesopError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n'
+        '  File "x.py", line 1, in f\n    raise AesopError(...)\naesop.errors.AesopError: an image is broken\n'
+    )
+    assert cli_main(fails(worker)) == 2
+    assert capsys.readouterr().err == 'aesop: error: an image is broken\n'
+
+
+def test_release_experiment_removes_the_lock_and_the_folder_it_made(tmp_path):
+    hold_experiment(tmp_path / 'experiments' / 'a')
+    release_experiment(tmp_path / 'experiments' / 'a')
+    assert not (tmp_path / 'experiments').exists()
+    (tmp_path / 'experiments').mkdir()
+    hold_experiment(tmp_path / 'experiments' / 'b')
+    release_experiment(tmp_path / 'experiments' / 'b')
+    assert (tmp_path / 'experiments').is_dir() and not any((tmp_path / 'experiments').iterdir())  # not its own
+
+
+@pytest.mark.parametrize('val_freq', [3, 2])
+def test_a_finished_run_validates_at_total_iter_once(val_freq, tiny_data, tmp_path):
+    """basicsr's loop went past total_iter (its last validation: ``Best: … @ 5 iter`` and ``coffee_5.png`` for 3)."""
+    opt = tiny(load_yaml(DEMO / 'train_psnr.yml'), 'end', tiny_data, 3)
+    opt['val'].update(val_freq=val_freq, save_img=True)
+    run_entry('train', write_yaml(opt, tmp_path / 'end.yml'), tmp_path)
+    exp = tmp_path / 'experiments' / 'end'
+    validated = sorted({val_freq, 3})
+    images = sorted(p.name for p in (exp / 'visualization' / 'coffee').iterdir())
+    assert images == [f'coffee_{i}.png' for i in validated]
+    log = next(exp.glob('train_*.log')).read_text()
+    assert [int(i) for i in re.findall(r'Best: [\d.]+ @ (\d+) iter', log)] == validated
+    assert re.findall(r'iter:\s+(\d+),', log) == ['1', '2', '3']
+    assert sorted(p.name for p in (exp / 'models').iterdir()) == ['net_g_3.pth', 'net_g_latest.pth']
+    assert 'RRDBNet(' in log and 'Number of train images' in log  # the start-up's records reach the file
+
+
+def test_the_eta_is_never_negative():
+    """basicsr's eta at the last iteration was −1 × the time of one (``-1 day, 23:59:58`` at 2 s an iteration)."""
+    opt = {'name': 'eta', 'logger': {'print_freq': 1, 'use_tb_logger': False}, 'train': {'total_iter': 10}}
+    lines = []
+    logger = pipeline.MessageLogger(opt, start_iter=0)
+    logger.logger = SimpleNamespace(info=lines.append)
+    logger.start_time = time.time() - 20  # 2 s an iteration
+    for it in (5, 10):
+        logger({'epoch': 0, 'iter': it, 'lrs': [1e-4], 'time': 2.0, 'data_time': 0.0})
+    etas = [re.search(r'eta: ([^,]+),', line).group(1) for line in lines]
+    assert etas[1] == '0:00:00' and 'day' not in etas[0] and not etas[0].startswith('-')
+
+
+def test_a_training_set_without_a_batch_stops_instead_of_looping():
+    opt = {'name': 'x', 'logger': {'print_freq': 1, 'use_tb_logger': False}, 'train': {'total_iter': 2}}
+    empty = SimpleNamespace(reset=lambda: None, next=lambda: None)
+    sampler = SimpleNamespace(set_epoch=lambda epoch: None)
+    with pytest.raises(AesopError, match='datasets.train gave no batch in epoch 0'):
+        pipeline.train(
+            opt, None, prefetcher=empty, sampler=sampler, val_loaders=[], tb_logger=None, start_epoch=0, start_iter=0
+        )
+
+
+def test_a_test_run_logs_its_metrics_without_a_best_iteration(tiny_data, tmp_path):
+    """basicsr logged ``Best: 0.0336 @ <name> iter`` in a test run (the run's name for an iteration)."""
+    torch.save({'params': build_network(deepcopy(TINY_RRDB)).state_dict()}, tmp_path / 'g.pth')
+    opt = tiny(load_yaml(DEMO / 'test_aesop.yml'), 'no_best', tiny_data, 0)
+    opt['network_g'], opt['path']['pretrain_network_g'] = deepcopy(TINY_RRDB), str(tmp_path / 'g.pth')
+    opt['val']['metrics'] = {'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True}}
+    run_entry('test', write_yaml(opt, tmp_path / 'test.yml'), tmp_path)
+    log = next((tmp_path / 'results' / 'no_best').glob('test_*.log')).read_text()
+    assert re.search(r'# psnr: [\d.]+', log) and 'Best' not in log
