@@ -9,10 +9,11 @@ photo beside bicubic, the PSNR-oriented network and the HR image. Metrics on ran
 
 from __future__ import annotations
 
+import importlib.util
 import os
-import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -21,17 +22,23 @@ import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports i
 from aesop.cli import ArgumentParser, cli_main  # noqa: E402
 from aesop.commands import command_help  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
+from aesop.utils import RANDOM_BACKBONES_ENV, ROOT_ENV  # noqa: E402
 
 VAL = 'datasets/demo/val'
 #: The SR images the demo's test stages wrote: (label, test run).
 METHODS = (('Bicubic', 'demo_test_bicubic'), ('PSNR model', 'demo_test_psnr'), ('AESOP', 'demo_test_aesop'))
-AE = ('--ae', 'experiments/demo_ae/models/net_g_latest.pth', '--ae-opt', 'options/demo/train_ae.yml')
+AE = (
+    '--ae',
+    'experiments/demo_ae/models/net_g_latest.pth',
+    '--ae-opt',
+    str(REPO / 'options' / 'demo' / 'train_ae.yml'),
+)
 INFER_PHOTO, INFER_BOX = 'rocket', (40, 240, 200, 160)  # (top, left, height, width) in HR pixels: the rocket's nose
 
 
 def commands(out: Path) -> list[list[str]]:
-    """The command lines (scripts of this repository, run from the demo's root), figures written to ``out``."""
-    script = lambda name: [sys.executable, str(REPO / 'scripts' / name)]  # noqa: E731
+    """The command lines (a script of ``scripts/`` and its arguments, run from the demo's root), figures in ``out``."""
+    script = lambda name: [name]  # noqa: E731
     lines = []
     for _, run in METHODS:
         lines.append(
@@ -71,6 +78,15 @@ def commands(out: Path) -> list[list[str]]:
     return lines
 
 
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>`` as a module (its ``main(argv)`` is the command), run in this process: one import of torch
+    and basicsr for all the commands."""
+    spec = importlib.util.spec_from_file_location(f'aesop_scripts_{Path(name).stem}', REPO / 'scripts' / name)
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 def inference_figure(root: Path, path: Path) -> None:
     """Bicubic | PSNR-oriented (stage 0) | AESOP (``scripts/infer.py --tile 64``) | HR: a crop of a held-out photo."""
     from aesop.figures import crop, image_panel, new_figure, read_image, save_figure
@@ -85,8 +101,11 @@ def inference_figure(root: Path, path: Path) -> None:
         ('HR', root / f'{VAL}/HR/{INFER_PHOTO}.png'),
     )
     fig = new_figure(width=3.2 * len(panels), height=4.4)
-    for i, (title, image) in enumerate(panels, 1):
-        image_panel(fig.add_subplot(1, len(panels), i), crop(read_image(image), INFER_BOX), title)
+    images = [read_image(image) for _, image in panels]
+    top, left, height, width = INFER_BOX
+    fits = all(img.shape[0] >= top + height and img.shape[1] >= left + width for img in images)
+    for i, ((title, _), img) in enumerate(zip(panels, images), 1):  # the whole image where the crop does not fit
+        image_panel(fig.add_subplot(1, len(panels), i), crop(img, INFER_BOX if fits else None), title)
     save_figure(fig, path, dpi=100)
 
 
@@ -113,11 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     if not (root / 'results' / 'demo_test_aesop' / 'metrics.csv').is_file():
         raise AesopError(f'no demo outputs under {root}: run `make demo` (or scripts/demo.py --root {root}) first')
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, 'AESOP_RANDOM_BACKBONES': '1', 'AESOP_ROOT': str(root)}
-    for line in commands(out):
-        print('+', ' '.join(Path(a).name if a == sys.executable else a for a in line), flush=True)
-        if subprocess.run(line, cwd=root, env=env).returncode:
-            raise AesopError(f'{Path(line[1]).name} failed (its error is above)')
+    os.environ.update({RANDOM_BACKBONES_ENV: '1', ROOT_ENV: str(root)})  # as the demo; read when a backbone is built
+    os.chdir(root)  # the commands' paths are the demo's, relative to its root
+    for script, *argv in commands(out):
+        print(f'+ python scripts/{script}', *argv, flush=True)
+        if cli_main(load_script(script).main, argv):
+            raise AesopError(f'scripts/{script} failed (its error is above)')
     inference_figure(root, out / 'infer_example.png')
     print(f'figures in {out}: ' + ', '.join(sorted(p.name for p in out.glob('*.png'))))
 

@@ -393,12 +393,13 @@ def demo_clone(tmp_path_factory) -> Path:
         names = ['net_g_latest', *(['net_g_best'] if (opt.get('val') or {}).get('save_best') else [])]
         for name in names:  # as basicsr saves G with its EMA
             torch.save({'params': state, 'params_ema': state}, models / f'{name}.pth')
-    for name in ('demo_test_aesop', 'demo_test_psnr'):  # scripts/demo.py's test runs of stages 2 and 0
+    for name in ('demo_test_aesop', 'demo_test_psnr', 'demo_test_bicubic'):  # scripts/demo.py's test runs
         folder = root / 'results' / name / 'visualization' / 'demo_val'
         folder.mkdir(parents=True)
         for lr in sorted((data / 'val' / 'LR_bicubic' / 'X4').glob('*.png')):
             sr = cv2.resize(cv2.imread(str(lr)), None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
             cv2.imwrite(str(folder / f'{lr.stem}_{name}.png'), sr)
+        (root / 'results' / name / 'metrics.csv').write_text(f'method,dataset,psnr\n{name},demo_val,30.0\n')
     return root
 
 
@@ -422,6 +423,19 @@ def test_documented_demo_commands_run_as_copied(demo_clone: Path):
         if printed and shown and re.sub(' +', ' ', printed[0]) not in shown:
             failures.append(f'{command}\n  prints the header {printed[0]!r}; {command.page} shows {shown}')
     assert not failures, '\n'.join(failures)
+
+
+def test_make_figures_remakes_every_picture_of_the_docs_from_the_demo(demo_clone: Path, tmp_path):
+    """``scripts/docs_figures.py`` (``make figures``) writes each figure docs/ shows, from the demo's outputs."""
+    cmd = [sys.executable, str(REPO / 'scripts' / 'docs_figures.py'), '--root', str(demo_clone), '--out', str(tmp_path)]
+    proc = run_python(cmd, cwd=demo_clone, env=_clean_env(demo_clone), timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    shown = set(re.findall(r'!\[[^]]*\]\(([\w.]+\.png)\)', (REPO / 'docs' / 'evaluation.md').read_text()))
+    assert shown == {'infer_example.png', 'pd_curve.png', 'loss_maps.png', 'spectrum.png'}
+    assert {p.name for p in tmp_path.glob('*.png')} == shown
+    assert all(cv2.imread(str(tmp_path / name)) is not None for name in shown)
+    for name in ('bicubic', 'psnr', 'aesop'):  # the evaluator's CSVs of the PD curve, random columns labelled
+        assert 'lpips (random AlexNet)' in (demo_clone / 'results' / 'demo_eval' / f'{name}.csv').read_text()
 
 
 # ------------------------------------------------------------------------------------------------------------------
