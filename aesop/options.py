@@ -210,7 +210,8 @@ def normalize_options(opt: dict, *, root_path: str | Path, prepared: bool = Fals
         opt['val'].setdefault('suffix', None)  # basicsr's SRModel reads both in test mode
         opt['val'].setdefault('save_img', False)
     paths = opt.get('path') or {}
-    weightless = getattr(ARCH_REGISTRY.get(opt['network_g']['type']), 'weightless', False)  # e.g. AesopBicubic
+    arch = (opt.get('network_g') or {}).get('type')
+    weightless = arch in ARCH_REGISTRY and getattr(ARCH_REGISTRY.get(arch), 'weightless', False)  # AesopBicubic
     testing = not opt.get('is_train', True)
     if testing and not weightless and not paths.get('pretrain_network_g') and not paths.get('allow_random_init'):
         raise AesopError(
