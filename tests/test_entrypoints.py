@@ -117,6 +117,8 @@ def test_test_writes_images_and_the_metric_tables(pipeline):
     assert float(per_image[1][1]) == pytest.approx(expected, abs=1e-5)
     assert float(summary[1].split(',')[2]) == pytest.approx(expected, abs=1e-4)
     assert all(0 <= float(v) for v in per_image[1][1:])  # ae_psnr is inf here: the tiny nets output ~0
+    log = next(results.glob('test_e2e_test_*.log')).read_text()  # random backbones say so in the log too
+    assert re.search(r'# lpips \(random AlexNet\): [\d.]+\n', log) and re.search(r'# psnr: [\d.]+\n', log)
 
 
 @pytest.mark.ddp

@@ -174,6 +174,20 @@ class ValidationMixin:
             self._metric_rows = {**getattr(self, '_metric_rows', {}), dataset_name: dict(self.metric_results)}
             write_metric_table(folder, self.opt['name'], self._metric_rows, metrics)
 
+    def _log_validation_metric_values(self, current_iter, dataset_name: str, tb_logger) -> None:
+        """basicsr's validation log lines and tensorboard scalars, each metric under its label: a metric computed
+        on a random backbone says so (``# lpips (random AlexNet): 0.0103``, :func:`metric_labels`)."""
+        labels = metric_labels(self.opt['val'].get('metrics') or {}, self.metric_results)
+        best = getattr(self, 'best_metric_results', {}).get(dataset_name)
+        lines = [f'Validation {dataset_name}']
+        for metric, value in self.metric_results.items():
+            record = f'\tBest: {best[metric]["val"]:.4f} @ {best[metric]["iter"]} iter' if best else ''
+            lines.append(f'\t # {labels[metric]}: {value:.4f}{record}')
+        get_root_logger().info('\n'.join(lines) + '\n')
+        if tb_logger:
+            for metric, value in self.metric_results.items():
+                tb_logger.add_scalar(f'metrics/{dataset_name}/{labels[metric]}', value, current_iter)
+
     def _record_best(self, dataset_name: str, current_iter: int) -> None:
         """basicsr's best value and iteration of each metric on ``dataset_name``, the tagged pairs' too."""
         record = self.best_metric_results[dataset_name]
