@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from os import path as osp
 
 import torch
+import torch.distributed as dist
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
@@ -138,6 +139,7 @@ def train_pipeline(root_path: str) -> None:
             make_exp_dirs(opt)  # rank 0; an earlier run's folder is archived
             if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and opt['rank'] == 0:
                 mkdir_and_rename(osp.join(root_path, 'tb_logger', opt['name']))
+        _wait_for_folders(opt)
         copy_opt_file(args.opt, opt['path']['experiments_root'])
         start_up.log_file = osp.join(opt['path']['log'], f'train_{opt["name"]}_{get_time_str()}.log')
     tb_logger = init_tb_loggers(opt)
@@ -175,7 +177,8 @@ def test_pipeline(root_path: str) -> None:
             logger.info(f'Number of test images in {dataset_opt["name"]}: {len(test_set)}')
             test_loaders.append(test_loader)
         model = build_model(opt)
-        make_exp_dirs(opt)
+        make_exp_dirs(opt)  # rank 0; an earlier results folder is archived
+        _wait_for_folders(opt)
         start_up.log_file = osp.join(opt['path']['log'], f'test_{opt["name"]}_{get_time_str()}.log')
     for test_loader in test_loaders:
         logger.info(f'Testing {test_loader.dataset.opt["name"]}...')
@@ -264,6 +267,13 @@ def train(
     if val_opt is not None and validated_at != current_iter:
         for val_loader in val_loaders:
             model.validation(val_loader, current_iter, tb_logger, val_opt['save_img'])
+
+
+def _wait_for_folders(opt: dict) -> None:
+    """Under torchrun, every rank waits until rank 0 has made (and archived) the run's folders: no rank writes an
+    image or a checkpoint into a folder that rank 0 is about to rename."""
+    if opt['dist']:
+        dist.barrier()
 
 
 def _prefetcher(opt: dict, train_loader):

@@ -11,71 +11,55 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shlex
 import sys
 from pathlib import Path
 from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+os.environ['AESOP_RANDOM_BACKBONES'] = '1'  # as the demo (before `import aesop`, which reads it)
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
 from aesop.cli import ArgumentParser, cli_main  # noqa: E402
 from aesop.commands import command_help  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
-from aesop.utils import RANDOM_BACKBONES_ENV, ROOT_ENV  # noqa: E402
+from aesop.utils import ROOT_ENV  # noqa: E402
 
-VAL = 'datasets/demo/val'
-#: The SR images the demo's test stages wrote: (label, test run).
-METHODS = (('Bicubic', 'demo_test_bicubic'), ('PSNR model', 'demo_test_psnr'), ('AESOP', 'demo_test_aesop'))
-AE = (
-    '--ae',
-    'experiments/demo_ae/models/net_g_latest.pth',
-    '--ae-opt',
-    str(REPO / 'options' / 'demo' / 'train_ae.yml'),
+_EVAL = '--gt datasets/demo/val/HR --lq datasets/demo/val/LR_bicubic/X4 --metrics psnr,ssim,lpips,dists,lr_psnr'
+_AE = '--ae experiments/demo_ae/models/net_g_latest.pth --ae-opt options/demo/train_ae.yml'
+#: docs/evaluation.md's commands on the demo's outputs, as written there (``scripts/`` and ``python`` left out;
+#: a test holds them to the page): the evaluator, then the figures, written to ``figures/`` (``--out``).
+COMMANDS = (
+    *(
+        f'evaluate.py --sr results/demo_test_{run}/visualization/demo_val --sr-suffix _demo_test_{run} {_EVAL} '
+        f'--csv results/demo_eval/{run}.csv --verbose'
+        for run in ('aesop', 'psnr', 'bicubic')
+    ),
+    'plot_pd_curve.py --csv Bicubic=results/demo_eval/bicubic.csv "PSNR model=results/demo_eval/psnr.csv" '
+    'AESOP=results/demo_eval/aesop.csv -o figures/pd_curve.png',
+    'visualize_loss_maps.py --sr results/demo_test_aesop/visualization/demo_val/coffee_demo_test_aesop.png '
+    f'--hr datasets/demo/val/HR/coffee.png --lr datasets/demo/val/LR_bicubic/X4/coffee.png {_AE} '
+    '-o figures/loss_maps.png',
+    f'spectrum.py --image datasets/demo/val/HR/coffee.png {_AE} --hann -o figures/spectrum.png',
+    'infer.py -i datasets/demo/val/LR_bicubic/X4/rocket.png -o results/demo_infer --opt options/demo/test_aesop.yml '
+    '--tile 64 --tile-pad 16',
 )
 INFER_PHOTO, INFER_BOX = 'rocket', (40, 240, 200, 160)  # (top, left, height, width) in HR pixels: the rocket's nose
 
 
-def commands(out: Path) -> list[list[str]]:
-    """The command lines (a script of ``scripts/`` and its arguments, run from the demo's root), figures in ``out``."""
-    script = lambda name: [name]  # noqa: E731
-    lines = []
-    for _, run in METHODS:
-        lines.append(
-            [
-                *script('evaluate.py'),
-                *('--sr', f'results/{run}/visualization/demo_val', '--sr-suffix', f'_{run}'),
-                *('--gt', f'{VAL}/HR', '--lq', f'{VAL}/LR_bicubic/X4', '--metrics', 'psnr,ssim,lpips,dists,lr_psnr'),
-                *('--csv', f'results/demo_eval/{run.removeprefix("demo_test_")}.csv'),
-            ]
-        )
-    lines.append(
-        [
-            *script('plot_pd_curve.py'),
-            '--csv',
-            *(f'{label}=results/demo_eval/{run.removeprefix("demo_test_")}.csv' for label, run in METHODS),
-            *('-o', str(out / 'pd_curve.png')),
-        ]
-    )
-    lines.append(
-        [
-            *script('visualize_loss_maps.py'),
-            *('--sr', 'results/demo_test_aesop/visualization/demo_val/coffee_demo_test_aesop.png'),
-            *('--hr', f'{VAL}/HR/coffee.png', '--lr', f'{VAL}/LR_bicubic/X4/coffee.png', *AE),
-            *('-o', str(out / 'loss_maps.png')),
-        ]
-    )
-    lines.append(
-        [*script('spectrum.py'), '--image', f'{VAL}/HR/coffee.png', *AE, '--hann', '-o', str(out / 'spectrum.png')]
-    )
-    lines.append(
-        [
-            *script('infer.py'),
-            *('-i', f'{VAL}/LR_bicubic/X4/{INFER_PHOTO}.png', '-o', 'results/demo_infer'),
-            *('--opt', str(REPO / 'options' / 'demo' / 'test_aesop.yml'), '--tile', '64', '--tile-pad', '16'),
-        ]
-    )
-    return lines
+def commands(root: Path, out: Path) -> list[list[str]]:
+    """:data:`COMMANDS` as argument lists to run in ``root``: figures written to ``out``, option files read from
+    this repository when ``root`` has none (``scripts/demo.py --root`` elsewhere)."""
+
+    def place(arg: str) -> str:
+        if arg.startswith('figures/'):
+            return str(out / arg.removeprefix('figures/'))
+        if arg.startswith('options/') and not (root / arg).exists():
+            return str(REPO / arg)
+        return arg
+
+    return [[place(arg) for arg in shlex.split(line)] for line in COMMANDS]
 
 
 def load_script(name: str) -> ModuleType:
@@ -98,7 +82,7 @@ def inference_figure(root: Path, path: Path) -> None:
             root / f'results/demo_test_psnr/visualization/demo_val/{INFER_PHOTO}_demo_test_psnr.png',
         ),
         ('AESOP (stage 2), scripts/infer.py --tile 64', root / f'results/demo_infer/{INFER_PHOTO}.png'),
-        ('HR', root / f'{VAL}/HR/{INFER_PHOTO}.png'),
+        ('HR', root / f'datasets/demo/val/HR/{INFER_PHOTO}.png'),
     )
     fig = new_figure(width=3.2 * len(panels), height=4.4)
     images = [read_image(image) for _, image in panels]
@@ -132,10 +116,10 @@ def main(argv: list[str] | None = None) -> None:
     if not (root / 'results' / 'demo_test_aesop' / 'metrics.csv').is_file():
         raise AesopError(f'no demo outputs under {root}: run `make demo` (or scripts/demo.py --root {root}) first')
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.update({RANDOM_BACKBONES_ENV: '1', ROOT_ENV: str(root)})  # as the demo; read when a backbone is built
+    os.environ[ROOT_ENV] = str(root)
     os.chdir(root)  # the commands' paths are the demo's, relative to its root
-    for script, *argv in commands(out):
-        print(f'+ python scripts/{script}', *argv, flush=True)
+    for script, *argv in commands(root, out):
+        print('+ python', shlex.join([f'scripts/{script}', *argv]), flush=True)
         if cli_main(load_script(script).main, argv):
             raise AesopError(f'scripts/{script} failed (its error is above)')
     inference_figure(root, out / 'infer_example.png')

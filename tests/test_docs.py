@@ -438,6 +438,15 @@ def test_make_figures_remakes_every_picture_of_the_docs_from_the_demo(demo_clone
         assert 'lpips (random AlexNet)' in (demo_clone / 'results' / 'demo_eval' / f'{name}.csv').read_text()
 
 
+def test_make_figures_runs_the_commands_the_page_shows():
+    """``make figures`` remakes the pictures with docs/evaluation.md's own commands (one list, held to the page)."""
+    figures = load_module('scripts/docs_figures.py')
+    shown = {c.argv[1:] for c in DEMO_COMMANDS if c.page == 'docs/evaluation.md' and c.argv[0] == 'python'}
+    run = {(f'scripts/{argv[0]}', *argv[1:]) for argv in figures.commands(REPO, Path('figures'))}
+    assert run <= shown, sorted(run - shown)
+    assert len(run) == len(figures.COMMANDS) == 7
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # --help: every command names itself as run, says in one paragraph what it does, and gives examples that parse.
 

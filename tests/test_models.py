@@ -273,3 +273,19 @@ def test_amp_loss_is_close_to_fp32(tmp_path):
         values[amp] = model.log_dict
     assert values['bf16'] == pytest.approx(values['none'], rel=0.02)
     assert values['bf16'] != values['none']  # autocast was on
+
+
+def test_a_network_without_parameters_is_not_wrapped_in_ddp(monkeypatch):
+    """``AesopBicubic`` under torchrun: DDP refuses a module without parameters, so it runs unwrapped; a network
+    with parameters is still wrapped (DDP stubbed: no process group here)."""
+    from types import SimpleNamespace
+
+    import aesop.models.base as base
+
+    wrapped = []
+    monkeypatch.setattr(base, 'DistributedDataParallel', lambda net, **_: wrapped.append(net) or ('ddp', net))
+    model = SimpleNamespace(device=torch.device('cpu'), opt={'dist': True, 'num_gpu': 0})
+    bicubic = build_network({'type': 'AesopBicubic', 'scale': 4})
+    assert base.AesopModelMixin.model_to_device(model, bicubic) is bicubic and not wrapped
+    rrdb = build_network(deepcopy(TINY_RRDB))
+    assert base.AesopModelMixin.model_to_device(model, rrdb) == ('ddp', rrdb) and wrapped == [rrdb]

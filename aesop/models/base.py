@@ -137,8 +137,11 @@ class AesopModelMixin:
         super().resume_training(resume_state)
 
     def model_to_device(self, net: nn.Module) -> nn.Module:
-        """basicsr's, without ``device_ids=[torch.cuda.current_device()]`` on CPU (DDP over gloo)."""
+        """basicsr's, without ``device_ids=[torch.cuda.current_device()]`` on CPU (DDP over gloo); a network with
+        no parameters (``AesopBicubic``) is not wrapped (DDP refuses one)."""
         net = net.to(self.device)
+        if next(net.parameters(), None) is None:
+            return net
         if self.opt['dist']:
             device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
             find_unused = self.opt.get('find_unused_parameters', False)
