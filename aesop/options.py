@@ -476,9 +476,11 @@ def _keywords(component: Callable, cls: type | None = None, seen: tuple[Callable
     Its named parameters; for a ``**kwargs`` (read with :mod:`ast`), also the keys its body reads
     (``kwargs['x']``, ``kwargs.get('x')``, ``kwargs.pop('x')``, ``'x' in kwargs``) and, where it passes
     ``**kwargs`` on, what the callee reads by the same rule (``super().__init__``, ``super(C, self).__init__``,
-    a class or function its module names). ``kwargs`` unused (basicsr's ``SwinIR``): the named parameters only.
-    Any other use (stored, iterated, ``locals()``), an unresolvable callee, or no source: ``None``. ``cls`` is
-    the class being built (whose MRO ``super()`` follows); ``seen`` stops forwarding cycles.
+    a class or function its module names), less the callee's parameters that call fills itself (its first
+    positional arguments, its explicit keywords). ``kwargs`` unused (basicsr's ``SwinIR``): the named parameters
+    only. Any other use (stored, iterated, ``locals()``), an unresolvable callee (a name the function binds itself,
+    e.g. ``Block = Other; Block(**kwargs)`` or a parameter), or no source: ``None``. ``cls`` is the class being
+    built (whose MRO ``super()`` follows); ``seen`` stops forwarding cycles.
     """
     if isinstance(component, type):
         cls, function = component, component.__init__
@@ -500,6 +502,7 @@ def _keywords(component: Callable, cls: type | None = None, seen: tuple[Callable
     owner = next((k for k in (cls.__mro__ if cls else ()) if vars(k).get(function.__name__) is function), None)
     namespace = {**vars(builtins), **getattr(function, '__globals__', {})}
     parents = {child: node for node in ast.walk(definition) for child in ast.iter_child_nodes(node)}
+    local = _local_names(definition)
     uses = [n for n in ast.walk(definition) if isinstance(n, ast.Name) and n.id in (var, 'locals')]
     for name in sorted(uses, key=lambda n: (n.lineno, n.col_offset)):  # in source order, for the message
         parent = parents[name]
@@ -507,23 +510,29 @@ def _keywords(component: Callable, cls: type | None = None, seen: tuple[Callable
         if name.id == 'locals':  # locals() hands kwargs on unseen
             return None
         if isinstance(parent, ast.keyword) and parent.arg is None and isinstance(call, ast.Call):  # f(**kwargs)
-            func, target = call.func, None
+            func, target, implicit = call.func, None, 0
             if isinstance(func, ast.Attribute) and getattr(getattr(func.value, 'func', None), 'id', None) == 'super':
                 args = func.value.args  # super().f(**kwargs), super(C, self).f(**kwargs): the next class in cls's MRO
                 start = namespace.get(args[0].id) if args and isinstance(args[0], ast.Name) else owner
                 if isinstance(start, type) and cls is not None and issubclass(cls, start):
                     target = getattr(super(start, cls), func.attr, None)
+                    later = cls.__mro__[cls.__mro__.index(start) + 1 :]
+                    raw = next((vars(k)[func.attr] for k in later if func.attr in vars(k)), None)
+                    implicit = 0 if isinstance(raw, (staticmethod, classmethod)) else 1  # super() passes self
             else:  # Name(**kwargs), Name.f(**kwargs), module.Name(**kwargs)
                 path = []
                 while isinstance(func, ast.Attribute):
                     path, func = [func.attr, *path], func.value
+                if isinstance(func, ast.Name) and func.id in local:
+                    return None  # bound in the function (Block = Other, a parameter): not the module's name
                 target = namespace.get(func.id) if isinstance(func, ast.Name) else None
                 for attr in path:
                     target = getattr(target, attr, None)
             forwarded = _keywords(target, cls, (*seen, function))
             if forwarded is None:
                 return None
-            accepted += forwarded
+            filled = _filled_by_call(target, call, implicit)
+            accepted += [n for n in forwarded if n not in filled]
         elif (
             isinstance(parent, ast.Attribute)
             and parent.attr in ('get', 'pop')
@@ -550,6 +559,37 @@ def _keywords(component: Callable, cls: type | None = None, seen: tuple[Callable
         else:
             return None
     return [n for n in dict.fromkeys(accepted) if isinstance(n, str)]
+
+
+def _local_names(definition: ast.FunctionDef) -> set[str]:
+    """The names ``definition`` binds itself (so a call through one is not the module's): its parameters and those
+    of the functions and lambdas inside it, and every name it assigns, deletes, imports or defines."""
+    names = set()
+    for node in ast.walk(definition):
+        if isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split('.')[0])
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is not definition:
+            names.add(node.name)
+    return names
+
+
+def _filled_by_call(target: Callable, call: ast.Call, implicit: int) -> set[str]:
+    """The parameters of ``target`` that ``call`` fills itself, so its ``**kwargs`` cannot: the first positional
+    ones (after the ``implicit`` ones ``super()`` passes, i.e. ``self``) up to its first ``*args``, and those it
+    names as keywords."""
+    named = {k.arg for k in call.keywords if k.arg is not None}
+    count = next((i for i, a in enumerate(call.args) if isinstance(a, ast.Starred)), len(call.args))
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return named
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p.name for p in params if p.kind in kinds]
+    return named | set(positional[implicit : implicit + count])
 
 
 def _read_numbers(options: dict, params: dict[str, inspect.Parameter], key: str) -> None:
