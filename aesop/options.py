@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 import yaml
-from basicsr.utils.registry import ARCH_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.archs.hraware_arch import CLIP_RN50
@@ -260,8 +260,6 @@ def _cpu_prefetch(opt: dict) -> None:
 def check_optional_packages(opt: dict) -> None:
     """A network or metric that needs an optional package (its ``requires = (module, extra)``) names it
     and its extra at start-up: a pyiqa metric would otherwise stop a training run at its first validation."""
-    from basicsr.utils.registry import ARCH_REGISTRY, METRIC_REGISTRY
-
     for key, node in iter_keyed_mappings(opt):
         name = node.get('type')
         for registry in (ARCH_REGISTRY, METRIC_REGISTRY):
@@ -328,8 +326,6 @@ def backbones(opt: dict) -> Iterator[tuple[str, str, str]]:
     """``(option key, torchvision builder, purpose)`` for every ImageNet backbone the run builds through
     :class:`~aesop.backbones.OfflineZoo`: the perceptual loss's VGG (basicsr's ``PerceptualLoss``, training only)
     and those of the ``val.metrics`` entries whose function declares ``backbones`` (LPIPS, DISTS)."""
-    from basicsr.utils.registry import METRIC_REGISTRY
-
     if opt.get('is_train', True):
         for key, value in (opt.get('train') or {}).items():
             if isinstance(value, dict) and value.get('type') == 'PerceptualLoss':
@@ -392,8 +388,6 @@ def check_components(opt: dict) -> None:
     for an unknown type and the accepted options for an unknown key. Also checks that an
     auto-encoder's scale is the run's ``scale``.
     """
-    from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
-
     from aesop.models.precision import check_step_options
 
     model = _lookup(MODEL_REGISTRY, opt['model_type'], 'model_type') if 'model_type' in opt else None
@@ -432,8 +426,6 @@ def _check_metric(function, options: dict, key: str) -> None:
 
 
 def _check_arch(arch: dict, key: str, scale: int | None) -> None:
-    from basicsr.utils.registry import ARCH_REGISTRY
-
     from aesop.official import rewrite_entry
 
     arch = rewrite_entry(arch)  # a release name (e.g. ``--arch '{type: DRCT, …}'``): checked as what it builds
