@@ -283,11 +283,13 @@ def missing_files(opt: dict, *, root: Path) -> list[str]:
             path = root / path
         container[name] = str(path)
         if kind == 'dir' and not path.is_dir():
-            problems.append(f'dataset folder not found: {path} (option {key}): {_where_data_comes_from(opt)}')
+            where = _where_data_comes_from(opt, path, root)
+            problems.append(f'dataset folder not found: {path} (option {key}): {where}')
         elif kind == 'dir' and next(path.iterdir(), None) is None:
             problems.append(f'dataset folder is empty: {path} (option {key})')
         elif kind == 'file' and not path.is_file():
-            where = _where_data_comes_from(opt) if key.startswith('datasets.') else where_weights_come_from(path)
+            data = key.startswith('datasets.')
+            where = _where_data_comes_from(opt, path, root) if data else where_weights_come_from(path)
             problems.append(f'file not found: {path} (option {key}): {where}')
     for key, name, purpose in backbones(opt):
         if (problem := missing_imagenet_file(name, purpose=purpose, option=key)) is not None:
@@ -295,27 +297,38 @@ def missing_files(opt: dict, *, root: Path) -> list[str]:
     return list(dict.fromkeys(problems))  # a backbone two metrics build is named once
 
 
-def _where_data_comes_from(opt: dict) -> str:
-    doc = 'docs/training.md#train-for-real-df2k-several-gpus' if opt.get('is_train', True) else 'docs/evaluation.md'
+# what makes the demo's data (datasets/demo) and checkpoints (the runs of options/demo)
+MAKE_DEMO = "run make demo (scripts/demo.py makes the demo's data and checkpoints)"
+
+
+def _where_data_comes_from(opt: dict, path: Path, root: Path) -> str:
+    """Where the data at ``path`` comes from: the demo (``datasets/demo`` under ``root``), else your own copy, with
+    the docs' section for a training or a test run."""
+    if path.resolve().is_relative_to((root / 'datasets' / 'demo').resolve()):
+        return MAKE_DEMO
+    training = opt.get('is_train', True)
+    doc = 'docs/training.md#train-for-real-df2k-several-gpus' if training else 'docs/evaluation.md#the-papers-test-sets'
     return f'edit the option file to point at your data (see {doc})'
 
 
 def where_weights_come_from(path: Path) -> str:
     """Where to get the checkpoint ``path`` names: the address of a published one (by its file name), or the
-    option file of this project whose run writes it (``experiments/<name>/models/…``)."""
+    option file of this project whose run writes it (``experiments/<name>/models/…``; a demo run's: ``make demo``)."""
     source = {**PUBLISHED_WEIGHTS, CLIP_RN50['file']: CLIP_RN50['url']}.get(path.name)
     if source is not None:
         return f'download it from {source}'
     if path.parent.name == 'models' and (made_by := option_file_named(path.parent.parent.name)) is not None:
+        if Path(made_by).parent == Path('options', 'demo'):
+            return f"written by the demo's stage {made_by}: {MAKE_DEMO}"
         return f'an earlier stage writes it: python aesop/train.py -opt {made_by}'
     return 'edit the option file or put the file there'
 
 
 def option_file_named(name: str) -> str | None:
-    """The training option file of this project (``options/*.yml`` of the clone) whose run is called ``name``, as
-    a path relative to the clone, or ``None``."""
+    """The training option file of this project (``options/*.yml`` or the demo's ``options/demo/*.yml`` of the
+    clone) whose run is called ``name``, as a path relative to the clone, or ``None``."""
     clone = clone_root()
-    for path in sorted(clone.glob('options/*.yml')) if clone else ():
+    for path in [*sorted(clone.glob('options/*.yml')), *sorted(clone.glob('options/demo/*.yml'))] if clone else ():
         found = re.search(r'^name:\s*(\S+)', path.read_text(), re.MULTILINE)
         if found and found.group(1) == name and path.name.startswith(('train_', 'finetune_')):
             return str(path.relative_to(clone))

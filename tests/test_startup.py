@@ -110,13 +110,56 @@ def test_every_missing_file_is_one_line_of_one_message(tiny_data, tmp_path, monk
 
 
 def test_each_earlier_stage_named_by_an_option_file_is_written_by_one():
-    """``experiments/<name>/models/…`` in an option file names the run of one of them (what the error says)."""
+    """``experiments/<name>/models/…`` in an option file (the demo's too) names the run of one of them (what the
+    error says); a demo's run is one of the demo's."""
     from aesop.options import option_file_named
 
-    named = set()
-    for path in (REPO / 'options').glob('*.yml'):
-        named |= set(re.findall(r'experiments/(\w+)/models/', path.read_text())) - {'pretrained_models'}
-    assert named and {name for name in named if option_file_named(name) is None} == set()
+    named: dict[str, str] = {}
+    for path in [*(REPO / 'options').glob('*.yml'), *(REPO / 'options' / 'demo').glob('*.yml')]:
+        for name in set(re.findall(r'experiments/(\w+)/models/', path.read_text())) - {'pretrained_models'}:
+            named[name] = path.parent.name
+    assert {'demo', 'options'} == set(named.values())
+    made_by = {name: option_file_named(name) for name in named}
+    assert {name for name, file in made_by.items() if file is None} == set()
+    assert all(file.startswith('options/demo/') == (named[name] == 'demo') for name, file in made_by.items())
+
+
+def _test_run_error(option_file: Path, root: Path, monkeypatch, capsys) -> list[str]:
+    """``aesop/test.py -opt option_file`` in this process with the project root ``root``: its error, line by line."""
+    import aesop.test
+
+    monkeypatch.setenv('AESOP_ROOT', str(root))
+    monkeypatch.setattr(sys, 'argv', ['aesop/test.py', '-opt', str(option_file)])
+    with pytest.raises(SystemExit):
+        aesop.test.main()
+    err = capsys.readouterr().err
+    return err[err.index('aesop: error: ') :].splitlines()
+
+
+def test_the_demo_missing_says_make_demo(tmp_path, monkeypatch, capsys):
+    """The demo's data and checkpoints missing: ``make demo`` makes them (not "edit the option file")."""
+    make_demo = "run make demo (scripts/demo.py makes the demo's data and checkpoints)"
+    lines = _test_run_error(REPO / 'options' / 'demo' / 'test_aesop.yml', tmp_path, monkeypatch, capsys)
+    assert lines == [
+        'aesop: error: 4 files or folders the run needs are missing:',
+        f'  dataset folder not found: {tmp_path}/datasets/demo/val/HR (option datasets.test_1.dataroot_gt): '
+        f'{make_demo}',
+        f'  dataset folder not found: {tmp_path}/datasets/demo/val/LR_bicubic/X4 '
+        f'(option datasets.test_1.dataroot_lq): {make_demo}',
+        f'  file not found: {tmp_path}/experiments/demo_aesop/models/net_g_latest.pth '
+        f"(option path.pretrain_network_g): written by the demo's stage options/demo/train_aesop.yml: {make_demo}",
+        f'  file not found: {tmp_path}/experiments/demo_ae/models/net_g_latest.pth '
+        f"(option val.metrics.ae_psnr.pretrained): written by the demo's stage options/demo/train_ae.yml: {make_demo}",
+    ]
+    assert 'demo:' in (REPO / 'Makefile').read_text() and (REPO / 'scripts' / 'demo.py').is_file()
+
+
+def test_a_test_runs_missing_data_points_at_the_papers_test_sets(tmp_path, monkeypatch, capsys):
+    """A paper test set missing: the docs' section on those sets, by an anchor the page has."""
+    lines = _test_run_error(REPO / 'options' / 'test_rrdb.yml', tmp_path, monkeypatch, capsys)
+    data = [line for line in lines if line.startswith('  dataset folder not found: ')]
+    assert len(data) == 6 and all(line.endswith('(see docs/evaluation.md#the-papers-test-sets)') for line in data)
+    assert 'the-papers-test-sets' in anchors(REPO / 'docs' / 'evaluation.md')
 
 
 def test_a_list_is_printed_whole_and_a_worker_traceback_dropped(capsys):
