@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections.abc import Iterator
 from copy import deepcopy
 from pathlib import Path
 from types import SimpleNamespace
@@ -122,6 +123,31 @@ def test_each_earlier_stage_named_by_an_option_file_is_written_by_one():
     made_by = {name: option_file_named(name) for name in named}
     assert {name for name, file in made_by.items() if file is None} == set()
     assert all(file.startswith('options/demo/') == (named[name] == 'demo') for name, file in made_by.items())
+
+
+def test_each_published_file_an_option_file_names_says_where_to_get_it():
+    """``experiments/pretrained_models/<file>`` in an option file (the demo's too) is a published file whose address
+    the missing-file error gives (:data:`aesop.weights.PUBLISHED_WEIGHTS`, CLIP's), not "edit the option file"."""
+    from aesop.options import where_weights_come_from
+
+    def strings(node: object) -> Iterator[str]:
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            for value in node:
+                yield from strings(value)
+        elif isinstance(node, str):
+            yield node
+
+    named = {
+        Path(value).name
+        for path in (REPO / 'options').rglob('*.yml')
+        for value in strings(load_yaml(path))
+        if 'experiments/pretrained_models/' in value
+    }
+    assert {'MSRResNet_x4.pth', 'open_clip_model.safetensors'} <= named
+    unexplained = {name for name in named if not where_weights_come_from(Path(name)).startswith('download it from ')}
+    assert unexplained == set()
 
 
 def _test_run_error(option_file: Path, root: Path, monkeypatch, capsys) -> list[str]:
