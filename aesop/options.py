@@ -29,6 +29,7 @@ from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.archs.hraware_arch import CLIP_RN50
 from aesop.backbones import missing_imagenet_file
 from aesop.errors import AesopError
+from aesop.metrics.metrics import metric_backbone
 from aesop.schema import admits, apply_schema
 from aesop.utils import (
     NUMBER,
@@ -338,15 +339,15 @@ def option_file_named(name: str) -> str | None:
 def backbones(opt: dict) -> Iterator[tuple[str, str, str]]:
     """``(option key, torchvision builder, purpose)`` for every ImageNet backbone the run builds through
     :class:`~aesop.backbones.OfflineZoo`: the perceptual loss's VGG (basicsr's ``PerceptualLoss``, training only)
-    and those of the ``val.metrics`` entries whose function declares ``backbones`` (LPIPS, DISTS)."""
+    and those of the ``val.metrics`` entries on a torchvision backbone (LPIPS, DISTS:
+    :data:`~aesop.metrics.metrics.METRIC_BACKBONES`)."""
     if opt.get('is_train', True):
         for key, value in (opt.get('train') or {}).items():
             if isinstance(value, dict) and value.get('type') == 'PerceptualLoss':
                 yield f'train.{key}', value.get('vgg_type', 'vgg19'), 'perceptual loss'
     for key, value in ((opt.get('val') or {}).get('metrics') or {}).items():
-        declared = getattr(METRIC_REGISTRY.get(value['type']), 'backbones', None)
-        for name, purpose in declared(value) if declared else ():
-            yield f'val.metrics.{key}', name, purpose
+        if (backbone := metric_backbone(value)) is not None and backbone.builder is not None:
+            yield f'val.metrics.{key}', backbone.builder, backbone.purpose
 
 
 def file_options(opt: dict) -> Iterator[tuple[str, dict, str, str]]:
