@@ -3,7 +3,11 @@ file in one message, the loop stopping at ``total_iter``, a non-negative eta, no
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -213,6 +217,61 @@ def test_release_experiment_removes_the_lock_and_the_folder_it_made(tmp_path):
     hold_experiment(tmp_path / 'experiments' / 'b')
     release_experiment(tmp_path / 'experiments' / 'b')
     assert (tmp_path / 'experiments').is_dir() and not any((tmp_path / 'experiments').iterdir())  # not its own
+
+
+@pytest.fixture
+def no_lock_held(monkeypatch):
+    """This process holds no experiment lock and SIGTERM has its default handler (the test's own restored after)."""
+    from aesop import runlock
+
+    monkeypatch.setattr(runlock, '_HELD', {})
+    monkeypatch.setattr(runlock, '_MADE', {})
+    monkeypatch.setattr(runlock, '_SIGTERM_BEFORE', [])
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
+def test_release_experiment_gives_sigterm_back_once_no_lock_is_held(tmp_path, no_lock_held):
+    hold_experiment(tmp_path / 'experiments' / 'a')
+    hold_experiment(tmp_path / 'experiments' / 'b')
+    assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL  # a kill releases the locks through exit handlers
+    release_experiment(tmp_path / 'experiments' / 'a')
+    assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL  # b is still held
+    release_experiment(tmp_path / 'experiments' / 'b')
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_without_flock_a_failed_start_up_still_leaves_nothing(tmp_path, no_lock_held, monkeypatch):
+    """A file system that does not lock files (flock: ENOLCK): no lock, but the lock file and the experiments
+    folder it made are given up all the same."""
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, 'flock', no_locks)
+    assert hold_experiment(tmp_path / 'experiments' / 'a').is_file()
+    release_experiment(tmp_path / 'experiments' / 'a')
+    assert not (tmp_path / 'experiments').exists()
+
+
+def test_a_folder_made_again_while_taking_the_lock_goes_on_release(tmp_path, no_lock_held, monkeypatch):
+    """experiments/ was there, but another run's failed start-up removed it before the lock file was opened: this run
+    made it again, so its release removes it."""
+    (tmp_path / 'experiments').mkdir()
+    lock, real_open, removed = tmp_path / 'experiments' / '.a.lock', os.open, []
+
+    def open_after_a_release(path, *args, **kwargs):
+        if Path(path) == lock and not removed:  # the first try: the folder is gone
+            removed.append(lock.parent)
+            lock.parent.rmdir()
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, 'open', open_after_a_release)
+    hold_experiment(tmp_path / 'experiments' / 'a')
+    release_experiment(tmp_path / 'experiments' / 'a')
+    assert removed and not (tmp_path / 'experiments').exists()
 
 
 @pytest.mark.parametrize('val_freq', [3, 2])
