@@ -23,12 +23,13 @@ from pathlib import Path
 
 import torch
 import yaml
-from basicsr.utils.registry import ARCH_REGISTRY
+from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.archs.hraware_arch import CLIP_RN50
 from aesop.backbones import missing_imagenet_file
 from aesop.errors import AesopError
+from aesop.metrics.metrics import metric_backbone
 from aesop.schema import admits, apply_schema
 from aesop.utils import (
     NUMBER,
@@ -260,8 +261,6 @@ def _cpu_prefetch(opt: dict) -> None:
 def check_optional_packages(opt: dict) -> None:
     """A network or metric that needs an optional package (its ``requires = (module, extra)``) names it
     and its extra at start-up: a pyiqa metric would otherwise stop a training run at its first validation."""
-    from basicsr.utils.registry import ARCH_REGISTRY, METRIC_REGISTRY
-
     for key, node in iter_keyed_mappings(opt):
         name = node.get('type')
         for registry in (ARCH_REGISTRY, METRIC_REGISTRY):
@@ -285,11 +284,13 @@ def missing_files(opt: dict, *, root: Path) -> list[str]:
             path = root / path
         container[name] = str(path)
         if kind == 'dir' and not path.is_dir():
-            problems.append(f'dataset folder not found: {path} (option {key}): {_where_data_comes_from(opt)}')
+            where = _where_data_comes_from(opt, path, root)
+            problems.append(f'dataset folder not found: {path} (option {key}): {where}')
         elif kind == 'dir' and next(path.iterdir(), None) is None:
             problems.append(f'dataset folder is empty: {path} (option {key})')
         elif kind == 'file' and not path.is_file():
-            where = _where_data_comes_from(opt) if key.startswith('datasets.') else where_weights_come_from(path)
+            data = key.startswith('datasets.')
+            where = _where_data_comes_from(opt, path, root) if data else where_weights_come_from(path)
             problems.append(f'file not found: {path} (option {key}): {where}')
     for key, name, purpose in backbones(opt):
         if (problem := missing_imagenet_file(name, purpose=purpose, option=key)) is not None:
@@ -297,27 +298,38 @@ def missing_files(opt: dict, *, root: Path) -> list[str]:
     return list(dict.fromkeys(problems))  # a backbone two metrics build is named once
 
 
-def _where_data_comes_from(opt: dict) -> str:
-    doc = 'docs/training.md#train-for-real-df2k-several-gpus' if opt.get('is_train', True) else 'docs/evaluation.md'
+# what makes the demo's data (datasets/demo) and checkpoints (the runs of options/demo)
+MAKE_DEMO = "run make demo (scripts/demo.py makes the demo's data and checkpoints)"
+
+
+def _where_data_comes_from(opt: dict, path: Path, root: Path) -> str:
+    """Where the data at ``path`` comes from: the demo (``datasets/demo`` under ``root``), else your own copy, with
+    the docs' section for a training or a test run."""
+    if path.resolve().is_relative_to((root / 'datasets' / 'demo').resolve()):
+        return MAKE_DEMO
+    training = opt.get('is_train', True)
+    doc = 'docs/training.md#train-for-real-df2k-several-gpus' if training else 'docs/evaluation.md#the-papers-test-sets'
     return f'edit the option file to point at your data (see {doc})'
 
 
 def where_weights_come_from(path: Path) -> str:
     """Where to get the checkpoint ``path`` names: the address of a published one (by its file name), or the
-    option file of this project whose run writes it (``experiments/<name>/models/…``)."""
+    option file of this project whose run writes it (``experiments/<name>/models/…``; a demo run's: ``make demo``)."""
     source = {**PUBLISHED_WEIGHTS, CLIP_RN50['file']: CLIP_RN50['url']}.get(path.name)
     if source is not None:
         return f'download it from {source}'
     if path.parent.name == 'models' and (made_by := option_file_named(path.parent.parent.name)) is not None:
+        if Path(made_by).parent == Path('options', 'demo'):
+            return f"written by the demo's stage {made_by}: {MAKE_DEMO}"
         return f'an earlier stage writes it: python aesop/train.py -opt {made_by}'
     return 'edit the option file or put the file there'
 
 
 def option_file_named(name: str) -> str | None:
-    """The training option file of this project (``options/*.yml`` of the clone) whose run is called ``name``, as
-    a path relative to the clone, or ``None``."""
+    """The training option file of this project (``options/*.yml`` or the demo's ``options/demo/*.yml`` of the
+    clone) whose run is called ``name``, as a path relative to the clone, or ``None``."""
     clone = clone_root()
-    for path in sorted(clone.glob('options/*.yml')) if clone else ():
+    for path in [*sorted(clone.glob('options/*.yml')), *sorted(clone.glob('options/demo/*.yml'))] if clone else ():
         found = re.search(r'^name:\s*(\S+)', path.read_text(), re.MULTILINE)
         if found and found.group(1) == name and path.name.startswith(('train_', 'finetune_')):
             return str(path.relative_to(clone))
@@ -327,17 +339,15 @@ def option_file_named(name: str) -> str | None:
 def backbones(opt: dict) -> Iterator[tuple[str, str, str]]:
     """``(option key, torchvision builder, purpose)`` for every ImageNet backbone the run builds through
     :class:`~aesop.backbones.OfflineZoo`: the perceptual loss's VGG (basicsr's ``PerceptualLoss``, training only)
-    and those of the ``val.metrics`` entries whose function declares ``backbones`` (LPIPS, DISTS)."""
-    from basicsr.utils.registry import METRIC_REGISTRY
-
+    and those of the ``val.metrics`` entries on a torchvision backbone (LPIPS, DISTS:
+    :data:`~aesop.metrics.metrics.METRIC_BACKBONES`)."""
     if opt.get('is_train', True):
         for key, value in (opt.get('train') or {}).items():
             if isinstance(value, dict) and value.get('type') == 'PerceptualLoss':
                 yield f'train.{key}', value.get('vgg_type', 'vgg19'), 'perceptual loss'
     for key, value in ((opt.get('val') or {}).get('metrics') or {}).items():
-        declared = getattr(METRIC_REGISTRY.get(value['type']), 'backbones', None)
-        for name, purpose in declared(value) if declared else ():
-            yield f'val.metrics.{key}', name, purpose
+        if (backbone := metric_backbone(value)) is not None and backbone.builder is not None:
+            yield f'val.metrics.{key}', backbone.builder, backbone.purpose
 
 
 def file_options(opt: dict) -> Iterator[tuple[str, dict, str, str]]:
@@ -392,8 +402,6 @@ def check_components(opt: dict) -> None:
     for an unknown type and the accepted options for an unknown key. Also checks that an
     auto-encoder's scale is the run's ``scale``.
     """
-    from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
-
     from aesop.models.precision import check_step_options
 
     model = _lookup(MODEL_REGISTRY, opt['model_type'], 'model_type') if 'model_type' in opt else None
@@ -432,8 +440,6 @@ def _check_metric(function, options: dict, key: str) -> None:
 
 
 def _check_arch(arch: dict, key: str, scale: int | None) -> None:
-    from basicsr.utils.registry import ARCH_REGISTRY
-
     from aesop.official import rewrite_entry
 
     arch = rewrite_entry(arch)  # a release name (e.g. ``--arch '{type: DRCT, …}'``): checked as what it builds
@@ -476,9 +482,11 @@ def _keywords(component: Callable, cls: type | None = None, seen: tuple[Callable
     Its named parameters; for a ``**kwargs`` (read with :mod:`ast`), also the keys its body reads
     (``kwargs['x']``, ``kwargs.get('x')``, ``kwargs.pop('x')``, ``'x' in kwargs``) and, where it passes
     ``**kwargs`` on, what the callee reads by the same rule (``super().__init__``, ``super(C, self).__init__``,
-    a class or function its module names). ``kwargs`` unused (basicsr's ``SwinIR``): the named parameters only.
-    Any other use (stored, iterated, ``locals()``), an unresolvable callee, or no source: ``None``. ``cls`` is
-    the class being built (whose MRO ``super()`` follows); ``seen`` stops forwarding cycles.
+    a class or function its module names), less the callee's parameters that call fills itself (its first
+    positional arguments, its explicit keywords). ``kwargs`` unused (basicsr's ``SwinIR``): the named parameters
+    only. Any other use (stored, iterated, ``locals()``), an unresolvable callee (a name the function binds itself,
+    e.g. ``Block = Other; Block(**kwargs)`` or a parameter), or no source: ``None``. ``cls`` is the class being
+    built (whose MRO ``super()`` follows); ``seen`` stops forwarding cycles.
     """
     if isinstance(component, type):
         cls, function = component, component.__init__
@@ -500,6 +508,7 @@ def _keywords(component: Callable, cls: type | None = None, seen: tuple[Callable
     owner = next((k for k in (cls.__mro__ if cls else ()) if vars(k).get(function.__name__) is function), None)
     namespace = {**vars(builtins), **getattr(function, '__globals__', {})}
     parents = {child: node for node in ast.walk(definition) for child in ast.iter_child_nodes(node)}
+    local = _local_names(definition)
     uses = [n for n in ast.walk(definition) if isinstance(n, ast.Name) and n.id in (var, 'locals')]
     for name in sorted(uses, key=lambda n: (n.lineno, n.col_offset)):  # in source order, for the message
         parent = parents[name]
@@ -507,23 +516,29 @@ def _keywords(component: Callable, cls: type | None = None, seen: tuple[Callable
         if name.id == 'locals':  # locals() hands kwargs on unseen
             return None
         if isinstance(parent, ast.keyword) and parent.arg is None and isinstance(call, ast.Call):  # f(**kwargs)
-            func, target = call.func, None
+            func, target, implicit = call.func, None, 0
             if isinstance(func, ast.Attribute) and getattr(getattr(func.value, 'func', None), 'id', None) == 'super':
                 args = func.value.args  # super().f(**kwargs), super(C, self).f(**kwargs): the next class in cls's MRO
                 start = namespace.get(args[0].id) if args and isinstance(args[0], ast.Name) else owner
                 if isinstance(start, type) and cls is not None and issubclass(cls, start):
                     target = getattr(super(start, cls), func.attr, None)
+                    later = cls.__mro__[cls.__mro__.index(start) + 1 :]
+                    raw = next((vars(k)[func.attr] for k in later if func.attr in vars(k)), None)
+                    implicit = 0 if isinstance(raw, (staticmethod, classmethod)) else 1  # super() passes self
             else:  # Name(**kwargs), Name.f(**kwargs), module.Name(**kwargs)
                 path = []
                 while isinstance(func, ast.Attribute):
                     path, func = [func.attr, *path], func.value
+                if isinstance(func, ast.Name) and func.id in local:
+                    return None  # bound in the function (Block = Other, a parameter): not the module's name
                 target = namespace.get(func.id) if isinstance(func, ast.Name) else None
                 for attr in path:
                     target = getattr(target, attr, None)
             forwarded = _keywords(target, cls, (*seen, function))
             if forwarded is None:
                 return None
-            accepted += forwarded
+            filled = _filled_by_call(target, call, implicit)
+            accepted += [n for n in forwarded if n not in filled]
         elif (
             isinstance(parent, ast.Attribute)
             and parent.attr in ('get', 'pop')
@@ -550,6 +565,37 @@ def _keywords(component: Callable, cls: type | None = None, seen: tuple[Callable
         else:
             return None
     return [n for n in dict.fromkeys(accepted) if isinstance(n, str)]
+
+
+def _local_names(definition: ast.FunctionDef) -> set[str]:
+    """The names ``definition`` binds itself (so a call through one is not the module's): its parameters and those
+    of the functions and lambdas inside it, and every name it assigns, deletes, imports or defines."""
+    names = set()
+    for node in ast.walk(definition):
+        if isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split('.')[0])
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is not definition:
+            names.add(node.name)
+    return names
+
+
+def _filled_by_call(target: Callable, call: ast.Call, implicit: int) -> set[str]:
+    """The parameters of ``target`` that ``call`` fills itself, so its ``**kwargs`` cannot: the first positional
+    ones (after the ``implicit`` ones ``super()`` passes, i.e. ``self``) up to its first ``*args``, and those it
+    names as keywords."""
+    named = {k.arg for k in call.keywords if k.arg is not None}
+    count = next((i for i, a in enumerate(call.args) if isinstance(a, ast.Starred)), len(call.args))
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return named
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p.name for p in params if p.kind in kinds]
+    return named | set(positional[implicit : implicit + count])
 
 
 def _read_numbers(options: dict, params: dict[str, inspect.Parameter], key: str) -> None:

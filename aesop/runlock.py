@@ -38,8 +38,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-_HELD: dict[Path, int] = {}  # lock file -> the descriptor holding its flock, for this process's life
+_HELD: dict[Path, int] = {}  # lock file -> its descriptor (holding its flock where files lock), until released
 _MADE: dict[Path, bool] = {}  # lock file -> whether taking it made its folder (experiments/)
+_SIGTERM_BEFORE: list = []  # the SIGTERM handler that hold_experiment replaced, restored once no lock is held
 
 
 def hold_experiment(experiments_root: str | Path) -> Path:
@@ -50,14 +51,15 @@ def hold_experiment(experiments_root: str | Path) -> Path:
     :class:`AesopError` naming them. A file left by a dead run holds no lock: it is taken over with
     a warning. Two runs taking over the same stale lock cannot both win (the lock is the kernel's,
     not the file's content). A file system without locks (``flock`` unsupported) gets a warning and
-    no lock.
+    no lock (the file is still removed at exit or by :func:`release_experiment`).
     """
     folder = Path(experiments_root)
     lock = folder.parent / f'.{folder.name}.lock'
     if lock in _HELD:
         return lock  # this process holds it already (a second run in the same process)
-    made = not lock.parent.is_dir()
+    made = False
     for _ in range(3):
+        made = made or not lock.parent.is_dir()  # (re-)made by this try: a failed start-up's release removed it
         lock.parent.mkdir(parents=True, exist_ok=True)
         try:
             fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
@@ -73,8 +75,8 @@ def hold_experiment(experiments_root: str | Path) -> Path:
                 'wait for that run, stop it, or give this one another name'
             ) from None
         except OSError as err:  # e.g. a network file system mounted without locks
-            os.close(fd)
             logger.warning(f'{lock}: the file system does not lock files ({err.strerror}): experiment not locked')
+            _record(lock, fd, made)  # not a lock, but the file and folder go as a held lock's do
             return lock
         try:
             same = os.fstat(fd).st_ino == os.stat(lock).st_ino
@@ -89,13 +91,19 @@ def hold_experiment(experiments_root: str | Path) -> Path:
             logger.warning(f'{lock}: stale lock of pid {previous[0]} on {host} (no longer running) taken over')
         os.ftruncate(fd, 0)
         os.pwrite(fd, f'{os.getpid()} {socket.gethostname()} {time.strftime("%Y-%m-%dT%H:%M:%S")}\n'.encode(), 0)
-        _HELD[lock] = fd
-        _MADE[lock] = made
-        atexit.register(_release, lock)
-        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _exit_on_sigterm)  # kill, docker stop, preemption: release too
+        _record(lock, fd, made)
         return lock
     raise AesopError(f'could not take the lock {lock}: another run keeps taking it')
+
+
+def _record(lock: Path, fd: int, made: bool) -> None:
+    """Keep ``fd`` (open on ``lock``) until :func:`_release` (at exit, or :func:`release_experiment`), with whether
+    taking it ``made`` the folder; SIGTERM (kill, docker stop, preemption) exits through that release too."""
+    _HELD[lock] = fd
+    _MADE[lock] = made
+    atexit.register(_release, lock)
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        _SIGTERM_BEFORE.append(signal.signal(signal.SIGTERM, _exit_on_sigterm))
 
 
 def _exit_on_sigterm(signum, frame) -> None:
@@ -113,14 +121,19 @@ def _release(lock: Path) -> None:
 
 def release_experiment(experiments_root: str | Path) -> None:
     """Give up this process's lock of ``experiments_root`` now (a run whose start-up failed): the lock file
-    goes, and so does ``experiments/`` if taking the lock made it and nothing else is in it. A no-op for a
-    lock this process does not hold (a rank > 0 of torchrun)."""
+    goes, and so does ``experiments/`` if taking the lock made it and nothing else is in it; with no lock left,
+    SIGTERM's handler is the one before :func:`hold_experiment`. A no-op for a lock this process does not hold (a
+    rank > 0 of torchrun)."""
     folder = Path(experiments_root)
     lock = folder.parent / f'.{folder.name}.lock'
     _release(lock)
     if _MADE.pop(lock, False):
         with contextlib.suppress(OSError):  # not empty: another run's lock or folder is there now
             lock.parent.rmdir()
+    if not _HELD and _SIGTERM_BEFORE and threading.current_thread() is threading.main_thread():
+        previous = _SIGTERM_BEFORE.pop()
+        if signal.getsignal(signal.SIGTERM) is _exit_on_sigterm:  # not replaced by another handler since
+            signal.signal(signal.SIGTERM, previous)
 
 
 def exit_with_parent(period_s: float = 2.0) -> threading.Thread:

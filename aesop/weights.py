@@ -33,6 +33,11 @@ PUBLISHED_WEIGHTS = {
         "RRDB_PSNR_x4.pth in BasicSR's keys; that one: https://github.com/xinntao/ESRGAN, a Google Drive link in "
         'its README)'
     ),
+    'MSRResNet_x4.pth': (  # the ψ decoder's initialisation of Tab. 5(a) (options/train_ae_srresnet.yml)
+        "BasicSR's model zoo, https://github.com/XPixelGroup/BasicSR/blob/master/docs/ModelZoo.md (its reproduced "
+        '001_MSRResNet_x4_f64b16_DIV2K_1000k_B16G1_wandb: models/net_g_1000000.pth in the "reproduced models and '
+        'logs" Google Drive folder, saved under this name)'
+    ),
     'RRDB_PSNR_x4.pth': _ESRGAN,
     'RRDB_ESRGAN_x4.pth': _ESRGAN,
     '001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth': f'{_SWINIR}001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth',

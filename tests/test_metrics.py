@@ -101,6 +101,31 @@ def test_lr_psnr_by_hand():
         calculate_lr_psnr(sr, sr)
 
 
+@pytest.mark.parametrize(
+    'entry',
+    [*({'type': 'calculate_lpips', 'net': net} for net in ('alex', 'vgg', 'squeeze')), {'type': 'calculate_dists'}],
+    ids=lambda entry: entry.get('net', entry['type']),
+)
+def test_the_backbone_table_names_what_each_metric_builds(entry, monkeypatch):
+    """``METRIC_BACKBONES``, which the start-up check and the tables' labels read, names the torchvision builder
+    (and purpose) that lpips / DISTS really ask the offline zoo for."""
+    from aesop.backbones import OfflineZoo
+
+    built, real = [], OfflineZoo.__getattr__
+
+    def recorded(zoo: OfflineZoo, name: str):
+        built.append((name, zoo.purpose))
+        return real(zoo, name)
+
+    monkeypatch.setattr(OfflineZoo, '__getattr__', recorded)
+    if entry['type'] == 'calculate_lpips':
+        m.lpips_net.__wrapped__(entry['net'], torch.device('cpu'), True)
+    else:
+        m.dists_net.__wrapped__(torch.device('cpu'), True)
+    backbone = m.metric_backbone(entry)
+    assert built == [(backbone.builder, backbone.purpose)]
+
+
 def test_columns_of_random_backbones_say_so(monkeypatch):
     """With AESOP_RANDOM_BACKBONES=1 a metric on an ImageNet backbone is labelled with it; others, and every metric
     on real weights, keep their name; a label reads back as its metric."""

@@ -245,6 +245,35 @@ class _Locals(torch.nn.Module):
         self.args = locals()
 
 
+class _ShadowsGlobal(torch.nn.Module):  # the name it calls is its own, not the module's _Parent
+    def __init__(self, width: int = 1, **kwargs) -> None:
+        super().__init__()
+        _Parent = _Unused  # noqa: N806
+        self.body = _Parent(**kwargs)
+
+
+class _ParameterShadows(torch.nn.Module):  # a parameter named as a module class
+    def __init__(self, width: int = 1, _Parent: type = _Unused, **kwargs) -> None:  # noqa: N803
+        super().__init__()
+        self.body = _Parent(**kwargs)
+
+
+class _Three(torch.nn.Module):
+    def __init__(self, width: int = 1, depth: int = 2, height: int = 3) -> None:
+        super().__init__()
+
+
+class _PositionalToOther(torch.nn.Module):  # width filled by position, height by name: depth is left
+    def __init__(self, size: int = 1, **kwargs) -> None:
+        super().__init__()
+        self.body = _Three(3, height=2, **kwargs)
+
+
+class _PositionalToSuper(_Three):  # super() passes self: 3 fills width
+    def __init__(self, size: int = 1, **kwargs) -> None:
+        super().__init__(3, **kwargs)
+
+
 _NoSource = type('_NoSource', (), {'__init__': eval('lambda self, width=1, **kwargs: None')})  # noqa: S307
 
 
@@ -261,6 +290,11 @@ _NoSource = type('_NoSource', (), {'__init__': eval('lambda self, width=1, **kwa
         (_ToUnknown, ['width', 'anything'], None, None),
         (_Locals, ['width', 'anything'], None, None),
         (_NoSource, ['width', 'anything'], None, None),
+        (_ShadowsGlobal, ['width', 'anything'], None, None),
+        (_ParameterShadows, ['width', '_Parent', 'anything'], None, None),
+        (_PositionalToOther, ['size', 'depth'], 'width', 'depth'),
+        (_PositionalToOther, ['size', 'depth'], 'height', None),
+        (_PositionalToSuper, ['size', 'depth', 'height'], 'width', 'depth'),
     ],
     ids=lambda v: v.__name__.strip('_') if isinstance(v, type) else None,
 )
@@ -272,10 +306,7 @@ def test_what_an_arch_does_with_its_kwargs_is_read_from_its_source(arch, taken, 
     for name in taken:
         check_components({'network_g': {'type': 'KwargsArch', name: 1}})
     if refused:
-        accepted = ', '.join(taken)
-        with pytest.raises(
-            AesopError,
-            match=rf"^unknown option '{refused}' for KwargsArch \(option network_g\): "
-            rf"did you mean '{meant}'\? it takes {accepted}$",
-        ):
+        accepted, hint = ', '.join(taken), rf"did you mean '{meant}'\? " if meant else ''
+        message = rf"^unknown option '{refused}' for KwargsArch \(option network_g\): {hint}it takes {accepted}$"
+        with pytest.raises(AesopError, match=message):
             check_components({'network_g': {'type': 'KwargsArch', refused: 1}})

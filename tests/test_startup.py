@@ -3,9 +3,14 @@ file in one message, the loop stopping at ``total_iter``, a non-negative eta, no
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import re
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from copy import deepcopy
 from pathlib import Path
 from types import SimpleNamespace
@@ -110,13 +115,81 @@ def test_every_missing_file_is_one_line_of_one_message(tiny_data, tmp_path, monk
 
 
 def test_each_earlier_stage_named_by_an_option_file_is_written_by_one():
-    """``experiments/<name>/models/…`` in an option file names the run of one of them (what the error says)."""
+    """``experiments/<name>/models/…`` in an option file (the demo's too) names the run of one of them (what the
+    error says); a demo's run is one of the demo's."""
     from aesop.options import option_file_named
 
-    named = set()
-    for path in (REPO / 'options').glob('*.yml'):
-        named |= set(re.findall(r'experiments/(\w+)/models/', path.read_text())) - {'pretrained_models'}
-    assert named and {name for name in named if option_file_named(name) is None} == set()
+    named: dict[str, str] = {}
+    for path in [*(REPO / 'options').glob('*.yml'), *(REPO / 'options' / 'demo').glob('*.yml')]:
+        for name in set(re.findall(r'experiments/(\w+)/models/', path.read_text())) - {'pretrained_models'}:
+            named[name] = path.parent.name
+    assert {'demo', 'options'} == set(named.values())
+    made_by = {name: option_file_named(name) for name in named}
+    assert {name for name, file in made_by.items() if file is None} == set()
+    assert all(file.startswith('options/demo/') == (named[name] == 'demo') for name, file in made_by.items())
+
+
+def test_each_published_file_an_option_file_names_says_where_to_get_it():
+    """``experiments/pretrained_models/<file>`` in an option file (the demo's too) is a published file whose address
+    the missing-file error gives (:data:`aesop.weights.PUBLISHED_WEIGHTS`, CLIP's), not "edit the option file"."""
+    from aesop.options import where_weights_come_from
+
+    def strings(node: object) -> Iterator[str]:
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            for value in node:
+                yield from strings(value)
+        elif isinstance(node, str):
+            yield node
+
+    named = {
+        Path(value).name
+        for path in (REPO / 'options').rglob('*.yml')
+        for value in strings(load_yaml(path))
+        if 'experiments/pretrained_models/' in value
+    }
+    assert {'MSRResNet_x4.pth', 'open_clip_model.safetensors'} <= named
+    unexplained = {name for name in named if not where_weights_come_from(Path(name)).startswith('download it from ')}
+    assert unexplained == set()
+
+
+def _test_run_error(option_file: Path, root: Path, monkeypatch, capsys) -> list[str]:
+    """``aesop/test.py -opt option_file`` in this process with the project root ``root``: its error, line by line."""
+    import aesop.test
+
+    monkeypatch.setenv('AESOP_ROOT', str(root))
+    monkeypatch.setattr(sys, 'argv', ['aesop/test.py', '-opt', str(option_file)])
+    with pytest.raises(SystemExit):
+        aesop.test.main()
+    err = capsys.readouterr().err
+    return err[err.index('aesop: error: ') :].splitlines()
+
+
+def test_the_demo_missing_says_make_demo(tmp_path, monkeypatch, capsys):
+    """The demo's data and checkpoints missing: ``make demo`` makes them (not "edit the option file")."""
+    make_demo = "run make demo (scripts/demo.py makes the demo's data and checkpoints)"
+    lines = _test_run_error(REPO / 'options' / 'demo' / 'test_aesop.yml', tmp_path, monkeypatch, capsys)
+    assert lines == [
+        'aesop: error: 4 files or folders the run needs are missing:',
+        f'  dataset folder not found: {tmp_path}/datasets/demo/val/HR (option datasets.test_1.dataroot_gt): '
+        f'{make_demo}',
+        f'  dataset folder not found: {tmp_path}/datasets/demo/val/LR_bicubic/X4 '
+        f'(option datasets.test_1.dataroot_lq): {make_demo}',
+        f'  file not found: {tmp_path}/experiments/demo_aesop/models/net_g_latest.pth '
+        f"(option path.pretrain_network_g): written by the demo's stage options/demo/train_aesop.yml: {make_demo}",
+        f'  file not found: {tmp_path}/experiments/demo_ae/models/net_g_latest.pth '
+        f"(option val.metrics.ae_psnr.pretrained): written by the demo's stage options/demo/train_ae.yml: {make_demo}",
+    ]
+    assert 'demo:' in (REPO / 'Makefile').read_text() and (REPO / 'scripts' / 'demo.py').is_file()
+
+
+def test_a_test_runs_missing_data_points_at_the_papers_test_sets(tmp_path, monkeypatch, capsys):
+    """A paper test set missing: the docs' section on those sets, by an anchor the page has."""
+    lines = _test_run_error(REPO / 'options' / 'test_rrdb.yml', tmp_path, monkeypatch, capsys)
+    data = [line for line in lines if line.startswith('  dataset folder not found: ')]
+    assert len(data) == 6 and all(line.endswith('(see docs/evaluation.md#the-papers-test-sets)') for line in data)
+    assert 'the-papers-test-sets' in anchors(REPO / 'docs' / 'evaluation.md')
 
 
 def test_a_list_is_printed_whole_and_a_worker_traceback_dropped(capsys):
@@ -144,6 +217,61 @@ def test_release_experiment_removes_the_lock_and_the_folder_it_made(tmp_path):
     hold_experiment(tmp_path / 'experiments' / 'b')
     release_experiment(tmp_path / 'experiments' / 'b')
     assert (tmp_path / 'experiments').is_dir() and not any((tmp_path / 'experiments').iterdir())  # not its own
+
+
+@pytest.fixture
+def no_lock_held(monkeypatch):
+    """This process holds no experiment lock and SIGTERM has its default handler (the test's own restored after)."""
+    from aesop import runlock
+
+    monkeypatch.setattr(runlock, '_HELD', {})
+    monkeypatch.setattr(runlock, '_MADE', {})
+    monkeypatch.setattr(runlock, '_SIGTERM_BEFORE', [])
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGTERM, before)
+
+
+def test_release_experiment_gives_sigterm_back_once_no_lock_is_held(tmp_path, no_lock_held):
+    hold_experiment(tmp_path / 'experiments' / 'a')
+    hold_experiment(tmp_path / 'experiments' / 'b')
+    assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL  # a kill releases the locks through exit handlers
+    release_experiment(tmp_path / 'experiments' / 'a')
+    assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL  # b is still held
+    release_experiment(tmp_path / 'experiments' / 'b')
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_without_flock_a_failed_start_up_still_leaves_nothing(tmp_path, no_lock_held, monkeypatch):
+    """A file system that does not lock files (flock: ENOLCK): no lock, but the lock file and the experiments
+    folder it made are given up all the same."""
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, 'flock', no_locks)
+    assert hold_experiment(tmp_path / 'experiments' / 'a').is_file()
+    release_experiment(tmp_path / 'experiments' / 'a')
+    assert not (tmp_path / 'experiments').exists()
+
+
+def test_a_folder_made_again_while_taking_the_lock_goes_on_release(tmp_path, no_lock_held, monkeypatch):
+    """experiments/ was there, but another run's failed start-up removed it before the lock file was opened: this run
+    made it again, so its release removes it."""
+    (tmp_path / 'experiments').mkdir()
+    lock, real_open, removed = tmp_path / 'experiments' / '.a.lock', os.open, []
+
+    def open_after_a_release(path, *args, **kwargs):
+        if Path(path) == lock and not removed:  # the first try: the folder is gone
+            removed.append(lock.parent)
+            lock.parent.rmdir()
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, 'open', open_after_a_release)
+    hold_experiment(tmp_path / 'experiments' / 'a')
+    release_experiment(tmp_path / 'experiments' / 'a')
+    assert removed and not (tmp_path / 'experiments').exists()
 
 
 @pytest.mark.parametrize('val_freq', [3, 2])

@@ -12,8 +12,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -120,18 +121,34 @@ def calculate_dists(img: np.ndarray, img2: np.ndarray, crop_border: int = 0, **k
     return model(a, b).item()
 
 
-# the ImageNet backbones a metric entry builds, (torchvision builder, purpose) from its options: checked at start-up
-# (aesop.options.missing_files), not at the first validation
-LPIPS_BACKBONES = {'alex': 'alexnet', 'vgg': 'vgg16', 'squeeze': 'squeezenet1_1'}  # lpips's pretrained_networks
+class Backbone(NamedTuple):
+    """The ImageNet network a metric runs on."""
+
+    builder: str | None  # the torchvision builder OfflineZoo builds it with; None: not torchvision's (FID's own file)
+    name: str  # how a table names it when random: ``lpips (random AlexNet)``
+    purpose: str  # how an error names what it is for: ``ALEXNET (LPIPS-alex)``
 
 
-def _lpips_backbones(options: dict) -> list[tuple[str, str]]:
-    net = options.get('net', 'alex')
-    return [(LPIPS_BACKBONES[net], f'LPIPS-{net}')] if net in LPIPS_BACKBONES else []
+# The ImageNet backbone of each metric, by metric type and LPIPS's ``net`` (the evaluator's set-level fid/patch_fid by
+# name): what the start-up check looks for (aesop.options.missing_files, not at the first validation) and what the
+# tables' labels name (aesop.metrics.scoring.metric_label). pyiqa's metrics have no random mode; AE-PSNR's ψ is a
+# checkpoint.
+METRIC_BACKBONES: dict[tuple[str, str | None], Backbone] = {
+    ('calculate_lpips', 'alex'): Backbone('alexnet', 'AlexNet', 'LPIPS-alex'),  # lpips's pretrained_networks
+    ('calculate_lpips', 'vgg'): Backbone('vgg16', 'VGG16', 'LPIPS-vgg'),
+    ('calculate_lpips', 'squeeze'): Backbone('squeezenet1_1', 'SqueezeNet', 'LPIPS-squeeze'),
+    ('calculate_dists', None): Backbone('vgg16', 'VGG16', 'DISTS'),
+    ('fid', None): Backbone(None, 'Inception', 'FID'),  # basicsr's FID InceptionV3 (aesop.metrics.fid)
+    ('patch_fid', None): Backbone(None, 'Inception', 'patch-FID'),
+}
 
 
-calculate_lpips.backbones = _lpips_backbones
-calculate_dists.backbones = lambda options: [('vgg16', 'DISTS')]
+def metric_backbone(metric_opt: Mapping) -> Backbone | None:
+    """The ImageNet backbone of a metric entry (its ``type``, and LPIPS's ``net``: ``alex`` by default), or ``None``
+    when it runs on none."""
+    kind = metric_opt.get('type')
+    net = metric_opt.get('net', 'alex') if kind == 'calculate_lpips' else None
+    return METRIC_BACKBONES.get((kind, net))
 
 
 @METRIC_REGISTRY.register()

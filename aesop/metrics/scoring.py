@@ -21,6 +21,7 @@ import numpy as np
 from basicsr.metrics import calculate_metric
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from aesop.metrics.metrics import metric_backbone
 from aesop.utils import random_backbones
 
 __all__ = [
@@ -35,10 +36,6 @@ __all__ = [
     'write_image_csv',
 ]
 
-# The ImageNet backbone each metric runs on, by metric type (the evaluator's set-level fid/patch_fid by name);
-# LPIPS's ``net`` option picks its own. pyiqa's metrics have no random mode; AE-PSNR's ψ is a checkpoint.
-BACKBONES = {'calculate_lpips': 'AlexNet', 'calculate_dists': 'VGG16', 'fid': 'Inception', 'patch_fid': 'Inception'}
-LPIPS_BACKBONES = {'alex': 'AlexNet', 'vgg': 'VGG16', 'squeeze': 'SqueezeNet'}
 RANDOM_MARK = ' (random {})'
 RANDOM_LABEL = re.compile(r' \(random [^()]*\)$')
 
@@ -69,13 +66,10 @@ def cells(row: dict[str, float], names: list[str], digits: int) -> list[str]:
 
 
 def random_backbone(metric_opt: Mapping) -> str | None:
-    """The backbone a metric's values come from when it is random (``AESOP_RANDOM_BACKBONES=1``), else ``None``."""
-    if not random_backbones():
-        return None
-    if metric_opt.get('type') == 'calculate_lpips':
-        net = metric_opt.get('net', 'alex')
-        return LPIPS_BACKBONES.get(net, net)
-    return BACKBONES.get(metric_opt.get('type'))
+    """The name of the backbone a metric's values come from (:data:`aesop.metrics.metrics.METRIC_BACKBONES`) when
+    it is random (``AESOP_RANDOM_BACKBONES=1``), else ``None``."""
+    backbone = metric_backbone(metric_opt) if random_backbones() else None
+    return backbone.name if backbone else None
 
 
 def metric_label(name: str, metric_opt: Mapping) -> str:
