@@ -207,7 +207,7 @@ def main() -> None:
     print(
         "psnr, ssim: Y channel, 4-px border cropped. colour shift: the largest change of a colour channel's mean "
         'against the GT,\nin grey levels. Metrics marked "random" come from randomly initialised backbones '
-        '(AESOP_RANDOM_BACKBONES=1, nothing is\ndownloaded): they show the pipeline runs, not the quality. '
+        '(AESOP_RANDOM_BACKBONES=1, nothing is\ndownloaded): they show the pipeline runs, not the quality.\n'
         "Small networks, seconds to a minute of training each: not the papers' numbers.\n"
     )
     print(f'SR images:          {root}/results/demo_test_aesop/visualization/demo_val/')
