@@ -35,7 +35,7 @@ from aesop.archs.tiling import half_dtype, network_device, run_padded, upscale
 from aesop.cli import ArgumentParser, cli_main
 from aesop.commands import command_help
 from aesop.errors import AesopError
-from aesop.options import read_option_file
+from aesop.options import OptionLoader, read_option_file
 from aesop.utils import IMAGE_EXTENSIONS, default_device, project_root
 from aesop.weights import freeze, load_weights, read_checkpoint, select_state_dict
 
@@ -408,7 +408,7 @@ def load_from_args(args: argparse.Namespace, *, measure_scale: bool = False) -> 
     if args.arch is None:
         return detect_generator(args.weights, param_key=args.param_key or 'params_ema')
     try:
-        arch = yaml.safe_load(args.arch)
+        arch = yaml.load(args.arch, Loader=OptionLoader)  # noqa: S506  (a safe loader: 1e-3 a float, as in a file)
     except yaml.YAMLError as err:
         raise AesopError(f'--arch is not valid YAML: {" ".join(str(err).split())}') from err
     if not isinstance(arch, dict):

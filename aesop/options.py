@@ -31,24 +31,27 @@ from aesop.backbones import missing_imagenet_file
 from aesop.errors import AesopError
 from aesop.metrics.metrics import metric_backbone
 from aesop.schema import admits, apply_schema
-from aesop.utils import (
-    NUMBER,
-    clone_root,
-    closest,
-    did_you_mean,
-    iter_keyed_mappings,
-    spelled_number,
-    warn,
-    yaml11_number,
-)
+from aesop.utils import clone_root, closest, did_you_mean, iter_keyed_mappings, warn
 from aesop.wandb_login import check_wandb
 from aesop.weights import PUBLISHED_WEIGHTS
 
 
 class OptionLoader(yaml.SafeLoader):
-    """YAML's safe loader (plain data, ``!!float`` and the other standard tags) with ordered mappings."""
+    """YAML's safe loader (plain data, ``!!float`` and the other standard tags) with ordered mappings, reading
+    floats as YAML 1.2 does: PyYAML implements YAML 1.1, where ``1e-3`` and ``4e5`` (an exponent without a dot)
+    are strings, so basicsr's files write ``!!float 1e-3``. Here they are floats; ``4`` stays an int and a
+    quoted ``'1e-3'`` a string."""
 
 
+# YAML 1.2's floats (core schema), with a dot or an exponent so that an int stays an int; .inf and .nan as
+# PyYAML reads them. Added to OptionLoader's own table (after YAML 1.1's resolvers), not to yaml.SafeLoader's.
+OptionLoader.add_implicit_resolver(
+    'tag:yaml.org,2002:float',
+    re.compile(
+        r'^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$'
+    ),
+    list('-+0123456789.'),
+)
 OptionLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
     lambda loader, node: collections.OrderedDict(loader.construct_pairs(node)),
@@ -126,20 +129,20 @@ _KEY = re.compile(r'[A-Za-z_][\w.\-]*')
 
 
 def parse_override_value(text: str) -> object:
-    """The value of a ``--force_yml key=value`` entry, as basicsr reads it but without ``eval``: ``~`` /
-    ``none``, booleans, numbers (``1e-4`` too), YAML flow lists ``[1, 2]``, else the string itself."""
+    """The value of a ``--force_yml key=value`` entry, read as the option file's values are (:class:`OptionLoader`,
+    never ``eval``): ``~`` / ``none`` (basicsr's spelling), booleans, numbers (``1e-4``, ``!!float 5e3``), flow
+    lists ``[1, 2]``; what YAML cannot read, or reads as a mapping, is the string itself; a tag that would run
+    code is refused in one line."""
     text = text.strip()
-    if text == '~' or text.lower() == 'none':
+    if text.lower() == 'none':
         return None
-    if text.lower() in ('true', 'false'):
-        return text.lower() == 'true'
-    if text.startswith('!!float'):
-        return float(text.removeprefix('!!float'))
-    if NUMBER.fullmatch(text):
-        return spelled_number(text)
-    if text.startswith('['):
-        return parse_yaml(text, source=f'--force_yml value {text!r}')
-    return text
+    try:
+        value = yaml.load(text, Loader=OptionLoader)  # noqa: S506  (a safe loader)
+    except yaml.constructor.ConstructorError:
+        return parse_yaml(text, source=f'--force_yml value {text!r}')  # raises: the refused tag, in one line
+    except yaml.YAMLError:
+        return text
+    return text if isinstance(value, dict) else value
 
 
 def apply_force_yml(opt: dict, entries: list[str]) -> dict:
@@ -436,7 +439,7 @@ def _check_metric(function, options: dict, key: str) -> None:
     named = [n for n, p in params.items() if p.kind is not p.VAR_KEYWORD and n not in ('img', 'img2', 'lq')]
     accepted = [*named, 'better']
     _refuse_unknown(options, accepted, f'metric {options["type"]} (option val.metrics.{key})')
-    _read_numbers(options, params, f'val.metrics.{key}')
+    _refuse_strings_for_numbers(options, params, f'val.metrics.{key}')
 
 
 def _check_arch(arch: dict, key: str, scale: int | None) -> None:
@@ -465,7 +468,7 @@ def _check_kwargs(component, options: dict, key: str) -> None:
     params = _parameters(component)
     if params is None:
         return
-    _read_numbers(options, params, key)
+    _refuse_strings_for_numbers(options, params, key)
     accepted = _keywords(component)
     if accepted is None:  # it takes **kwargs and what it does with them can't be told
         return
@@ -598,26 +601,21 @@ def _filled_by_call(target: Callable, call: ast.Call, implicit: int) -> set[str]
     return named | set(positional[implicit : implicit + count])
 
 
-def _read_numbers(options: dict, params: dict[str, inspect.Parameter], key: str) -> None:
-    """A string given to a parameter that takes a number (its annotation says so, or its default is one) is
-    the number YAML 1.1 left unread (``loss_weight: 1e-2``), in place; any other string there is an error."""
+def _refuse_strings_for_numbers(options: dict, params: dict[str, inspect.Parameter], key: str) -> None:
+    """A string given to a parameter that takes a number (its annotation says so, or its default is one) is an
+    error naming the option: the loader reads ``loss_weight: 1e-2`` as a number, so this one was quoted."""
     for name, value in options.items():
         parameter = params.get(name)
-        if parameter is None or not isinstance(value, str) or not _takes_number(parameter):
+        if parameter is None or not isinstance(value, str):
             continue
-        number = yaml11_number(value)
-        if number is value:
+        annotation = parameter.annotation
+        if annotation is parameter.empty:
+            number = isinstance(parameter.default, (int, float)) and not isinstance(parameter.default, bool)
+        else:
+            written = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+            number = bool(re.search(r'\b(int|float)\b', written)) and not re.search(r'\b(str|Any)\b', written)
+        if number:
             raise AesopError(f'option {key}.{name} must be a number, got {value!r}')
-        options[name] = number
-
-
-def _takes_number(parameter: inspect.Parameter) -> bool:
-    annotation = parameter.annotation
-    if annotation is not parameter.empty:
-        written = annotation.__name__ if isinstance(annotation, type) else str(annotation)
-        return bool(re.search(r'\b(int|float)\b', written)) and not re.search(r'\b(str|Any)\b', written)
-    default = parameter.default
-    return isinstance(default, (int, float)) and not isinstance(default, bool)
 
 
 def _refuse_unknown(options: dict, accepted: list[str], what: str) -> None:

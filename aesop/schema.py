@@ -8,9 +8,10 @@ are the parameters of the registered class or function and are checked against i
 
 :func:`apply_schema` validates strictly and writes the result back: the dict basicsr and the models
 read holds the validated values and every declared default (what ``docs/options.md`` calls a default
-is what runs). Strict means a value has the type YAML gave it; the one coercion is a number YAML 1.1
-reads as a string (``1e-3``, ``4e5``: an exponent without a dot), and an integral float for an int
-(``!!float 4e5``). ``'no'`` for a boolean and ``'4'`` for an integer are refused.
+is what runs). Strict is pydantic's strict mode: a value has the type YAML gave it (the loader reads ``1e-3``
+and ``4e5`` as floats, :class:`aesop.options.OptionLoader`), so ``'no'`` for a boolean, ``'4'`` or ``true``
+for an integer and a quoted ``'1e-3'`` for a number are refused. The one coercion is an integral float for an
+int (``total_iter: 4e5``, ``!!float 5e3``, in a list too): that int; ``2.5`` for an int is refused.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pydantic import (
 )
 
 from aesop.errors import AesopError
-from aesop.utils import did_you_mean, yaml11_number
+from aesop.utils import did_you_mean
 
 __all__ = [
     'Number',
@@ -58,16 +59,15 @@ class _Section(BaseModel):
     """A section: unknown keys are refused (``extra='forbid'``); ``PREFIXES`` admit families of keys."""
 
     model_config = ConfigDict(
-        extra='forbid', populate_by_name=True, protected_namespaces=(), use_attribute_docstrings=True
+        extra='forbid', strict=True, populate_by_name=True, protected_namespaces=(), use_attribute_docstrings=True
     )
     PREFIXES: ClassVar[tuple[str, ...]] = ()  # keys starting with one of these are admitted (e.g. network_*)
     WRITE_DEFAULTS: ClassVar[bool] = True  # apply_schema writes the defaults of keys left out
 
     @field_validator('*', mode='before')
     @classmethod
-    def _as_written(cls, value: Any, info: ValidationInfo) -> Any:
-        """Strict types (pydantic's lax mode would read ``'no'`` as false, ``'4'`` and ``true`` as numbers)."""
-        return _as_written(cls.model_fields[info.field_name].annotation, value)
+    def _integral(cls, value: Any, info: ValidationInfo) -> Any:
+        return _integral(cls.model_fields[info.field_name].annotation, value)
 
     @model_validator(mode='before')
     @classmethod
@@ -80,45 +80,16 @@ class _Section(BaseModel):
 Section = _Section  # the base of a section components declare (declare_options)
 
 
-def _scalar_kinds(annotation: Any) -> set[type] | None:
-    """The scalar types an annotation admits (``bool``, ``int``, ``float``, ``str``; a Literal's values' types),
-    or ``None`` when it admits anything or no scalar (a section, a mapping: pydantic's own checks)."""
-    kinds: set[type] = set()
-    for member in _union_members(annotation):
-        if member is Any:
-            return None
-        if typing.get_origin(member) is Literal:
-            kinds |= {type(value) for value in typing.get_args(member)}
-        elif member in (bool, int, float, str):
-            kinds.add(member)
-    return kinds or None
-
-
-def _as_written(annotation: Any, value: Any) -> Any:
-    """``value`` if YAML gave it a type ``annotation`` admits; a number YAML 1.1 left a string (``1e-3``) as the
-    number; else a :class:`ValueError` saying what the option takes."""
-    if isinstance(value, list):
-        items = [typing.get_args(m)[0] for m in _union_members(annotation) if typing.get_origin(m) is list]
-        return [_as_written(items[0], item) for item in value] if len(items) == 1 else value
-    kinds = _scalar_kinds(annotation)
-    if kinds is None or not isinstance(value, (bool, int, float, str)):
-        return value
-    numeric = bool(kinds & {int, float})
-    if isinstance(value, str) and str not in kinds:
-        if numeric and yaml11_number(value) is not value:  # YAML 1.1's 1e-3
-            return yaml11_number(value)
-        raise ValueError(f'input should be {_expected(kinds)}, not a string, got {value!r}')
-    if isinstance(value, bool) and bool not in kinds:
-        raise ValueError(f'input should be {_expected(kinds)}, got {value!r}')
-    if not isinstance(value, (bool, str)) and bool in kinds and not numeric:
-        raise ValueError(f'input should be {_expected(kinds)}, got {value!r}')
+def _integral(annotation: Any, value: Any) -> Any:
+    """An integral float (``4e5``, ``!!float 5e3``) where ``annotation`` takes an int and no float, or a list of
+    them, as that int; any other value as it is (strict mode judges it)."""
+    members = _union_members(annotation)
+    if isinstance(value, float) and value.is_integer() and int in members and float not in members:
+        return int(value)
+    items = [typing.get_args(member)[0] for member in members if typing.get_origin(member) is list]
+    if isinstance(value, list) and len(items) == 1:
+        return [_integral(items[0], item) for item in value]
     return value
-
-
-def _expected(kinds: set[type]) -> str:
-    if bool in kinds:
-        return 'a valid boolean (true or false)'
-    return 'a valid integer' if float not in kinds else 'a valid number'
 
 
 class IoBackend(_Section):
@@ -550,7 +521,7 @@ def apply_schema(opt: dict) -> dict:
     try:
         validated = option_file().model_validate(opt)
     except ValidationError as error:
-        raise AesopError(_describe(error.errors(include_url=False)[0])) from None
+        raise AesopError(_describe(error.errors(include_url=False), opt)) from None
     _write_back(validated, opt)
     return opt
 
@@ -570,8 +541,12 @@ def _write_back(section: _Section, node: dict) -> None:
             node[name] = value
 
 
-def _describe(problem: dict) -> str:
-    loc = [str(part) for part in problem['loc']]
+def _describe(problems: list[dict], opt: dict) -> str:
+    """The first of pydantic's ``problems`` with ``opt`` as one line; of a union's (``int | float``: one per member,
+    each under its member's tag), the one for a number."""
+    loc = _keys(problems[0], opt)
+    same = [problem for problem in problems if _keys(problem, opt) == loc]
+    problem = next((p for p in same if p['type'] == 'float_type'), same[0])
     key = '.'.join(loc)
     if problem['type'] == 'extra_forbidden':
         section = '.'.join(loc[:-1])
@@ -594,6 +569,19 @@ def _describe(problem: dict) -> str:
         return f'option {key} must be {_BOUNDS[problem["type"]]} {next(iter(problem["ctx"].values())):g}, got {found!r}'
     message = problem['msg'].split(', got ')[0]  # pydantic's own "got …" is replaced by the value found
     return f'option {key}: {message[0].lower()}{message[1:]}, got {found!r}'
+
+
+def _keys(problem: dict, opt: dict) -> list[str]:
+    """The keys (and list indices) of ``opt`` a problem's location passes through, without the tags pydantic adds
+    for a union's members (``'int'``, ``'list[str]'``); a missing key is the last."""
+    node, keys = opt, []
+    for index, part in enumerate(problem['loc']):
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int):
+            node = node[part] if isinstance(node, dict) or part < len(node) else None
+            keys.append(str(part))
+        elif problem['type'] == 'missing' and index == len(problem['loc']) - 1:
+            keys.append(str(part))
+    return keys
 
 
 _BOUNDS = {'greater_than': '>', 'greater_than_equal': '≥', 'less_than': '<', 'less_than_equal': '≤'}
@@ -637,13 +625,14 @@ def options_reference() -> str:
         "wrong type or range names the key and the value. `~` is YAML's null, *required* keys have no default and "
         '`number` is an int or a float. Components (`type:` entries: networks, losses, metrics) are not listed here: '
         'their options are the parameters of the registered class or function, checked against its signature (a '
-        'parameter that takes a number, by annotation or default, reads `1e-2` as the number, and refuses a quoted '
-        'one).',
+        'parameter that takes a number, by annotation or default, refuses a string).',
         '',
         'The validated options are what runs: a default listed here is written into every section the file has '
-        '(except `path`, whose unknown keys basicsr makes folders of) when the key is left out. Types are strict: '
-        "`'no'` for a `bool` or `'4'` for an `int` is refused; the one coercion is a number YAML 1.1 reads as a "
-        'string (`1e-3`, `4e5`: an exponent without a dot, or use `!!float`), and an integral float for an `int`.',
+        '(except `path`, whose unknown keys basicsr makes folders of) when the key is left out. Numbers are read as '
+        'YAML 1.2 reads them: `1e-3` and `4e5` are floats without `!!float` (YAML 1.1 left them strings), a quoted '
+        "`'1e-3'` is a string. Types are strict (pydantic's strict mode): `'no'` for a `bool`, `'4'` or `true` for "
+        'an `int` and a string for a `number` are refused; the one coercion is an integral float for an `int` '
+        '(`total_iter: 4e5` is 400000; `2.5` is refused).',
     ]
     for names, schema in _sections():
         declared = _declared_part(schema)

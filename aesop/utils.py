@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -96,24 +95,6 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
         return '| ' + ' | '.join(str(c).ljust(w) for c, w in zip(cells, widths)) + ' |'
 
     return '\n'.join([line(header), '|' + '|'.join('-' * (w + 2) for w in widths) + '|', *map(line, rows)])
-
-
-NUMBER = re.compile(r'[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?')
-
-
-def spelled_number(value: object) -> object:
-    """``value`` as an int or float if it is a string that spells one, else ``value`` itself: YAML 1.1 (PyYAML,
-    basicsr) reads ``1e-3`` and ``4e5`` (no dot, no ``!!float``) as strings, where the user meant numbers."""
-    if isinstance(value, str) and NUMBER.fullmatch(value.strip()):
-        number = float(value)
-        return int(number) if number.is_integer() and '.' not in value and 'e-' not in value.lower() else number
-    return value
-
-
-def yaml11_number(value: str) -> object:
-    """The number ``value`` spells if YAML 1.1 left it a string only for want of a dot (``1e-3``, ``4e5``: an
-    exponent), else ``value``: the one coercion the option files get (a quoted ``'0.1'`` stays a string)."""
-    return spelled_number(value) if NUMBER.fullmatch(value.strip()) and 'e' in value.lower() else value
 
 
 def iter_mappings(node: object) -> Iterator[dict]:

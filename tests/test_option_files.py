@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import textwrap
 from collections import OrderedDict
 
 import basicsr.utils.logger
@@ -48,6 +49,18 @@ def test_the_safe_loader_keeps_what_basicsr_files_use(tmp_path):
     from basicsr.utils.options import ordered_yaml  # basicsr's parser reads with the same loader
 
     assert issubclass(ordered_yaml()[0], yaml.SafeLoader)
+
+
+def test_the_loader_reads_yaml_1_2_floats(tmp_path):
+    """1e-3 and 4e5 (no dot: strings in YAML 1.1) are floats, as .5, 1. and -1E+2; an int stays an int, a quoted
+    number a string, and yaml.SafeLoader itself is left as it is."""
+    path = tmp_path / 'o.yml'
+    path.write_text('a: [1e-3, 4e5, -1E+2, .5, 1., .inf, 4, -4, 0x10, \'1e-3\', "2e5", 1e, e5, 1e-3x]\n')
+    values = load_option_file(path)['a']
+    assert values[:3] == [1e-3, 400000.0, -100.0] and values[3:6] == [0.5, 1.0, float('inf')]
+    assert values[6:9] == [4, -4, 16] and all(type(value) is int for value in values[6:9])
+    assert values[9:] == ['1e-3', '2e5', '1e', 'e5', '1e-3x']
+    assert yaml.safe_load('[1e-3, 4e5]') == ['1e-3', '4e5']
 
 
 @pytest.fixture(autouse=True)
@@ -118,6 +131,9 @@ def test_force_yml_values_are_parsed_without_eval():
     assert parse_override_value('1e-4') == 1e-4 and parse_override_value('!!float 5e3') == 5000.0
     assert parse_override_value('300') == 300 and parse_override_value('~') is None
     assert parse_override_value('True') is True and parse_override_value('[1, 2.5, a]') == [1, 2.5, 'a']
+    assert parse_override_value('4e5') == 400000.0 and parse_override_value("'1e-4'") == '1e-4'  # as in a file
+    assert parse_override_value('none') is None and parse_override_value('no') is False
+    assert parse_override_value('a: b') == 'a: b' and parse_override_value('x]') == 'x]'  # the string itself
     assert parse_override_value('__import__("os")') == '__import__("os")'  # a string, never evaluated
     with pytest.raises(AesopError, match='refused YAML tag'):
         parse_override_value('[!!python/object/apply:os.system ["x"]]')
@@ -134,26 +150,32 @@ def test_testing_without_weights_is_refused(tiny_data, tmp_path, monkeypatch, ca
     assert message.startswith('path.pretrain_network_g is not set: testing would score a randomly initialised')
 
 
-def test_numbers_written_without_a_dot_are_numbers():
-    """YAML 1.1 reads 1e-3 and 4e5 as strings: the schema's keys, and a component's parameters that take a
-    number (by annotation or default), are numbers; a quoted number there is refused; other strings stay."""
+def test_numbers_written_without_a_dot_are_numbers(tmp_path):
+    """YAML 1.1 reads 1e-3 and 4e5 as strings; the loader reads them as YAML 1.2 does, floats (an integral one for an
+    int option is that int), in the schema's keys and in a component's parameters alike; a quoted number is a
+    string, refused where a number is taken (a component's parameter too, by annotation or default); other
+    strings stay."""
     from aesop.errors import AesopError
     from aesop.options import check_components, prepare_options
 
-    perceptual = {'type': 'PerceptualLoss', 'layer_weights': {'conv5_4': 1}, 'perceptual_weight': '1e-2'}
-    opt = {
-        'name': 'x',
-        'model_type': 'SRModel',
-        'datasets': {},
-        'train': {
-            'optim_g': {'lr': '1e-3', 'type': 'Adam'},
-            'total_iter': '4e5',
-            'perceptual_opt': {**perceptual, 'criterion': 'l1'},
-            'pixel_opt': {'type': 'AesopLowPassLoss', 'loss_weight': '5e-1'},
-        },
-        'val': {'metrics': {'psnr': {'type': 'calculate_lr_psnr', 'crop_border': '4e0'}}},
-        'logger': {'print_freq': '1e2'},
-    }
+    path = tmp_path / 'o.yml'
+    path.write_text(
+        textwrap.dedent("""\
+            name: x
+            model_type: SRModel
+            datasets: {}
+            train:
+              optim_g: {lr: 1e-3, type: Adam}
+              total_iter: 4e5
+              perceptual_opt:
+                {type: PerceptualLoss, layer_weights: {conv5_4: 1}, perceptual_weight: 1e-2, criterion: l1}
+              pixel_opt: {type: AesopLowPassLoss, loss_weight: 5e-1}
+            val:
+              metrics: {psnr: {type: calculate_lr_psnr, crop_border: 4}}
+            logger: {print_freq: 1e2}
+        """)
+    )
+    opt = load_option_file(path)
     check_components(prepare_options(opt))
     assert opt['train']['optim_g']['lr'] == 1e-3 and opt['train']['perceptual_opt']['perceptual_weight'] == 0.01
     assert opt['train']['pixel_opt']['loss_weight'] == 0.5  # annotated float (this project's loss)
@@ -163,10 +185,14 @@ def test_numbers_written_without_a_dot_are_numbers():
     )
     assert opt['train']['total_iter'] == 400000 and isinstance(opt['train']['total_iter'], int)
     assert opt['logger']['print_freq'] == 100 and isinstance(opt['logger']['print_freq'], int)
-    opt['train']['perceptual_opt']['perceptual_weight'] = '0.01'  # quoted: a string, not YAML's ambiguity
+    opt['train']['perceptual_opt']['perceptual_weight'] = '0.01'  # quoted: a string
     with pytest.raises(
         AesopError, match=r"^option train\.perceptual_opt\.perceptual_weight must be a number, got '0\.01'$"
     ):
+        check_components(opt)
+    opt['train']['perceptual_opt']['perceptual_weight'] = 0.01
+    opt['train']['pixel_opt']['loss_weight'] = '1e-2'  # quoted: a string, whatever it spells
+    with pytest.raises(AesopError, match=r"^option train\.pixel_opt\.loss_weight must be a number, got '1e-2'$"):
         check_components(opt)
 
 
@@ -180,9 +206,11 @@ def test_force_yml_takes_optional_keys_and_stops_at_the_next_flag():
 
 
 def test_numbers_in_lists_too():
+    from aesop.options import parse_yaml
     from aesop.schema import apply_schema
 
     opt = {'name': 'x', 'datasets': {}, 'train': {'total_iter': 1, 'scheduler': {'type': 'MultiStepLR'}}}
-    opt['train']['scheduler']['milestones'] = ['2e5', '4e5']
+    opt['train']['scheduler']['milestones'] = parse_yaml('[2e5, 4e5]', source='milestones')
     apply_schema(opt)
     assert opt['train']['scheduler']['milestones'] == [200000, 400000]
+    assert all(type(milestone) is int for milestone in opt['train']['scheduler']['milestones'])
