@@ -266,7 +266,7 @@ class SaveBest(_Section):
 
 
 class Val(_Section):
-    val_freq: Number | None = Field(default=None, gt=0)
+    val_freq: int | None = Field(default=None, gt=0)
     """Validate every n iterations."""
     val_start_iter: int = Field(default=0, ge=0)
     """The release's: no validation before this iteration."""
@@ -298,7 +298,7 @@ class Wandb(_Section):
 class Logger(_Section):
     print_freq: int = Field(default=100, gt=0)
     """Log the losses every n iterations."""
-    save_checkpoint_freq: Number = Field(default=5000, gt=0)
+    save_checkpoint_freq: int = Field(default=5000, gt=0)
     """Save networks and the training state every n iterations."""
     use_tb_logger: bool = False
     """Write tensorboard logs (tb_logger/<name>)."""

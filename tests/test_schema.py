@@ -67,7 +67,7 @@ def test_a_typo_names_the_closest_key(change, expected):
         ({'datasets__train__batch_size_per_gpu': 0}, r'datasets\.train\.batch_size_per_gpu must be > 0, got 0$'),
         ({'datasets__train__use_shuffle': False}, r'use_shuffle: False is not possible: basicsr always shuffles'),
         ({'path__strict_load_g': 'no'}, r"^path\.strict_load_g must be true or false, got 'no'$"),
-        ({'val__val_freq': 'daily'}, r"option val\.val_freq: input should be a valid number.*got 'daily'$"),
+        ({'val__val_freq': 'daily'}, r"option val\.val_freq: input should be a valid integer.*got 'daily'$"),
     ],
 )
 def test_a_wrong_type_names_the_key_and_the_value(change, expected):
