@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 from tqdm import tqdm
 
 REPO = Path(__file__).resolve().parent.parent
@@ -85,8 +84,10 @@ IMAGES = re.compile(r'(\d+)/(\d+) \[')  # BasicSR's validation progress bar: 1/2
 
 def run_stage(title: str, script: str, option_file: str, extra: tuple[str, ...], root: Path) -> float:
     """Run one entry point with a progress bar fed by its log; return seconds taken."""
-    opt = yaml.safe_load((REPO / option_file).read_text())
-    total = opt['train']['total_iter'] if script == 'train' else None
+    from aesop.options import load_option_file
+
+    opt = load_option_file(REPO / option_file)  # read as the entry point reads it (4e5 is a number)
+    total = int(opt['train']['total_iter']) if script == 'train' else None
     cmd = [sys.executable, str(REPO / 'aesop' / f'{script}.py'), '-opt', str(REPO / option_file), *extra]
     start, log = time.time(), []
     with subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
