@@ -19,9 +19,9 @@ ERROR_STATUS = 2  # the exit status of a one-line error (argparse's, too)
 RANK_GRACE_S = 5.0  # under torchrun, how long a rank > 0 leaves rank 0 to report the same error
 
 
-def run(stage: str) -> None:
+def run(stage: str, argv: Sequence[str] | None = None) -> None:
     """Run the ``train`` or ``test`` pipeline (``stage``, :mod:`aesop.pipeline`: basicsr's, with nothing made on
-    disk before the model is built) on the project root.
+    disk before the model is built) on the project root, with the command line ``argv`` (default: ``sys.argv[1:]``).
 
     Importing this module imported :mod:`aesop`, so basicsr is already fixed and our names
     registered. An :class:`~aesop.errors.AesopError` is printed as ``aesop: error: …`` with exit
@@ -32,7 +32,7 @@ def run(stage: str) -> None:
         raise ValueError(f"stage must be 'train' or 'test', got {stage!r}")
     pipeline = pipelines[stage]
     try:
-        status = cli_main(lambda _: pipeline(str(project_root())))
+        status = cli_main(lambda args: pipeline(str(project_root()), args), argv)
     finally:
         import torch.distributed as dist
 

@@ -6,10 +6,8 @@ invoked (``aesop-infer`` for the console script, ``scripts/infer.py`` for the fi
 aesop.launch`` for a module), and :func:`command_help` gives every parser that name, a one-paragraph
 description and examples.
 
-``aesop-train`` and ``aesop-test`` parse their command line with basicsr's ``parse_options``
-(through :mod:`aesop.compat`), whose parser has no description and no examples.
-:func:`pipeline_parser` is that same command line (the same flags, defaults and choices) with them;
-:func:`exit_on_help` prints it for ``-h``/``--help`` before basicsr's parser is reached.
+``aesop-train`` and ``aesop-test`` read basicsr's command line (the same flags, defaults and choices as its
+``parse_options``, which had no description and no examples): :func:`pipeline_parser`.
 """
 
 from __future__ import annotations
@@ -20,10 +18,9 @@ import sys
 import textwrap
 from collections.abc import Sequence
 
-__all__ = ['command_help', 'command_name', 'exit_on_help', 'pipeline_parser']
+__all__ = ['command_help', 'command_name', 'pipeline_parser']
 
 WIDTH = 79  # argparse's own width on an 80-column terminal
-HELP_FLAGS = ('-h', '--help')
 
 
 def command_name(argv0: str | None = None) -> str:
@@ -85,7 +82,7 @@ PIPELINES = {
 
 def pipeline_parser(stage: str) -> argparse.ArgumentParser:
     """The command line of ``aesop-train`` (``stage='train'``) or ``aesop-test``: basicsr 1.4.2's
-    ``parse_options`` flags, plus ``--local-rank`` (``torch.distributed.launch``, see :mod:`aesop.compat`)."""
+    ``parse_options`` flags, plus ``--local-rank`` (``torch.distributed.launch`` in PyTorch ≥ 2.0)."""
     if stage not in PIPELINES:
         raise ValueError(f'stage must be one of {", ".join(PIPELINES)}, got {stage!r}')
     description, examples = PIPELINES[stage]
@@ -116,11 +113,3 @@ def pipeline_parser(stage: str) -> argparse.ArgumentParser:
         help='override options, nested keys joined by ":", e.g. train:ema_decay=0.999 name=run2',
     )
     return parser
-
-
-def exit_on_help(stage: str, argv: Sequence[str] | None = None) -> None:
-    """Print :func:`pipeline_parser`'s help and exit 0 when ``argv`` (default: ``sys.argv[1:]``) asks for it."""
-    args = sys.argv[1:] if argv is None else list(argv)
-    if any(arg in HELP_FLAGS for arg in args):
-        pipeline_parser(stage).print_help()
-        sys.exit(0)

@@ -27,7 +27,7 @@ from aesop.commands import command_help
 from aesop.errors import AesopError
 from aesop.metrics.fid import frechet_distance, image_patches, inception_features
 from aesop.metrics.scoring import cells, metric_labels, score, write_image_csv
-from aesop.options import read_option_file
+from aesop.options import load_options
 from aesop.utils import IMAGE_EXTENSIONS, markdown_table
 
 SET_METRICS = ('fid', 'patch_fid')  # one value for the whole set
@@ -60,7 +60,7 @@ def metric_options(args: argparse.Namespace) -> dict[str, dict]:
     if 'ae_psnr' in names:
         if not args.ae:
             raise AesopError('ae_psnr needs --ae (an auto-encoder checkpoint)')
-        arch = autoencoder_arch(read_option_file(args.ae_opt))
+        arch = autoencoder_arch(load_options(args.ae_opt))
         known['ae_psnr'].update(autoencoder=arch, pretrained=str(args.ae), param_key=args.ae_key)
     return {name: known[name] for name in names}
 

@@ -22,7 +22,7 @@ from torch import nn
 from aesop.archs.autoencoder_arch import autoencoder_arch, load_frozen_autoencoder
 from aesop.errors import AesopError
 from aesop.losses.fidelity_loss import AesopLowPassLoss
-from aesop.options import read_option_file
+from aesop.options import load_options
 from aesop.utils import default_device, project_root
 
 Box = tuple[int, int, int, int]  # (top, left, height, width) in pixels
@@ -105,7 +105,7 @@ def load_autoencoder(
     option_file = resolve_path(option_file)
     if not option_file.is_file():
         raise AesopError(f'option file not found: {option_file} (--ae-opt)')
-    opt = read_option_file(option_file)  # the release's files too
+    opt = load_options(option_file)  # validated; the release's files too
     net = load_frozen_autoencoder(autoencoder_arch(opt), resolve_path(checkpoint), param_key=param_key, option='--ae')
     return net.to(device or default_device())
 

@@ -35,7 +35,7 @@ from aesop.archs.tiling import half_dtype, network_device, run_padded, upscale
 from aesop.cli import ArgumentParser, cli_main
 from aesop.commands import command_help
 from aesop.errors import AesopError
-from aesop.options import OptionLoader, read_option_file
+from aesop.options import OptionLoader, load_options
 from aesop.utils import IMAGE_EXTENSIONS, default_device, project_root
 from aesop.weights import freeze, load_weights, read_checkpoint, select_state_dict
 
@@ -203,7 +203,7 @@ def generator_from_options(
         device: where the network runs; default :func:`default_device`.
     """
     option_file = Path(option_file).expanduser()
-    opt = read_option_file(option_file, required=('network_g',))  # the release's names too
+    opt = load_options(option_file, required=('network_g',))  # validated; the release's names too
     file_scale = opt.get('scale', 4)
     if scale is not None and scale != file_scale:
         raise AesopError(f'--scale {scale} differs from scale: {file_scale} in {option_file}')

@@ -1,11 +1,12 @@
-"""Reading option files safely, and normalising the options right after BasicSR parses them.
+"""The option pipeline: :func:`load_options` is how train, test, the tools, the benchmark, the demo and the tests
+read an option file.
 
-:func:`load_option_file` is the one way an option file is read (train, test, the tools, and
-basicsr's own parser through :func:`ordered_yaml`): YAML's safe loader, so a tag such as
-``!!python/object/apply`` is refused instead of running code, with the mappings as ``OrderedDict``
-as basicsr's loader gives them. :func:`normalize_options` runs before any dataset or network is
-built, so a wrong path fails at start-up with the option key that holds it, not an hour into
-training.
+It is basicsr's ``parse_options`` owned here (read → overrides → the release's names → validate → dist, seed and
+paths → start-up checks), with YAML's safe loader (a tag such as ``!!python/object/apply`` is refused instead of
+running code; YAML 1.2's floats), ``--force_yml`` values read as YAML after their keys are checked (basicsr
+``exec``-ed them), the schema's validation and defaults, every ``type:`` entry checked against its component, and
+every file and folder a run reads checked before any dataset or network is built: a wrong path fails at start-up
+with the option key that holds it, not an hour into training.
 """
 
 from __future__ import annotations
@@ -16,13 +17,18 @@ import collections
 import difflib
 import importlib.util
 import inspect
+import os
+import random
 import re
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import yaml
+from basicsr.utils import set_random_seed
+from basicsr.utils.dist_util import get_dist_info
 from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY, MODEL_REGISTRY
 
 from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
@@ -65,11 +71,6 @@ class OptionDumper(yaml.SafeDumper):
 OptionDumper.add_representer(collections.OrderedDict, lambda dumper, data: dumper.represent_dict(data.items()))
 
 
-def ordered_yaml() -> tuple[type[yaml.SafeLoader], type[yaml.SafeDumper]]:
-    """basicsr's ``ordered_yaml`` made safe: (loader, dumper) for option files."""
-    return OptionLoader, OptionDumper
-
-
 def parse_yaml(text: str, *, source: str) -> object:
     """``text`` parsed with :class:`OptionLoader`; a syntax error or a refused tag is one line naming
     ``source`` (a file name or an option) with the line and column."""
@@ -88,11 +89,11 @@ def parse_yaml(text: str, *, source: str) -> object:
         raise AesopError(f'{source}: YAML error: {err}') from None
 
 
-def load_option_file(path: str | Path, *, required: tuple[str, ...] = ()) -> dict:
-    """The options of ``path`` as a mapping (safely parsed, see :func:`parse_yaml`).
+def load_option_file(path: str | Path) -> dict:
+    """The options of ``path`` as a mapping, as written (safely parsed, see :func:`parse_yaml`).
 
-    Refuses, in one line each: a missing or unreadable file, an empty one, one whose top level is
-    not a mapping, and one without the ``required`` top-level sections.
+    Refuses, in one line each: a missing or unreadable file, an empty one, and one whose top level is
+    not a mapping.
     """
     path = Path(path)
     try:
@@ -106,18 +107,7 @@ def load_option_file(path: str | Path, *, required: tuple[str, ...] = ()) -> dic
         raise AesopError(f'option file {path} is empty')
     if not isinstance(opt, dict):
         raise AesopError(f'option file {path} must be a mapping of options (key: value), not a {type(opt).__name__}')
-    missing = [key for key in required if not isinstance(opt.get(key), dict)]
-    if missing:
-        raise AesopError(f'option file {path} has no {", ".join(missing)} section (each a mapping)')
     return opt
-
-
-def read_option_file(path: str | Path, *, required: tuple[str, ...] = ()) -> dict:
-    """:func:`load_option_file` with the release's names translated (:func:`aesop.official.translate_options`):
-    what the tools read an option file with."""
-    from aesop.official import translate_options
-
-    return translate_options(load_option_file(path, required=required))
 
 
 # top-level sections basicsr reads unconditionally, by stage (is_train)
@@ -126,6 +116,70 @@ REQUIRED_SECTIONS = {
     False: ('network_g', 'datasets', 'path', 'val'),
 }
 _KEY = re.compile(r'[A-Za-z_][\w.\-]*')
+LAUNCHERS = ('none', 'pytorch', 'slurm')
+
+
+def load_options(
+    source: str | Path | dict,
+    *,
+    is_train: bool | None = None,
+    overrides: Sequence[str] = (),
+    required: tuple[str, ...] | None = None,
+    root_path: str | Path | None = None,
+    launcher: str = 'none',
+    auto_resume: bool = False,
+    debug: bool = False,
+) -> dict:
+    """The options of an option file (or of a mapping, prepared in place), as every reader reads them.
+
+    One pipeline for train, test, the tools, the benchmark, the demo and the tests; basicsr's
+    ``parse_options`` in this order, with the checks it lacked:
+
+    1. read (:func:`load_option_file`: YAML's safe loader, YAML 1.2 floats; for a stage, its sections
+       required: :data:`REQUIRED_SECTIONS`, or ``required``);
+    2. ``overrides`` (``--force_yml`` entries, :func:`apply_force_yml`: checked keys, values read as YAML);
+    3. the release's names translated (:func:`aesop.official.translate_options`) and basicsr's
+       ``PairedImageDataset`` built as :class:`~aesop.data.AesopPairedImageDataset`;
+    4. validated against the schema (:func:`aesop.schema.apply_schema`): every declared key's value checked,
+       every declared default written back, so that code reads ``opt[...]`` and no default is written twice;
+       every ``type:`` entry against its component (:func:`check_components`).
+
+    That is all a tool (infer, export, evaluate, figures, the benchmark) needs. With ``root_path`` it is a run's
+    (train, test), and basicsr's run set-up and this package's start-up checks follow:
+
+    5. the process group (``launcher``: gloo on CPU, NCCL on GPUs), rank, world size, the seed
+       (``manual_seed`` + rank), ``auto_resume``, ``debug`` (``debug_<name>``, validate and save every 8),
+       ``num_gpu``, each dataset's phase and scale, and the run's folders under ``root_path``;
+    6. :func:`check_start_up`: the CPU fallbacks, wandb, optional packages, every file and folder the run
+       reads (all missing ones in one error), the dataset scan.
+
+    ``is_train`` is the stage (default: ``opt['is_train']`` when set, else whether the file has a ``train``
+    section); a run names it. A mapping is taken as its caller built it (no sections required) and prepared in
+    place. Every problem is one :class:`AesopError` line naming the option.
+    """
+    opt = source if isinstance(source, dict) else load_option_file(source)
+    if is_train is None:
+        is_train = bool(opt.get('is_train', 'train' in opt))
+    if required is None:  # a run's file needs its stage's sections; a tool names what it reads
+        required = REQUIRED_SECTIONS[is_train] if root_path is not None and not isinstance(source, dict) else ()
+    if missing := [key for key in required if not isinstance(opt.get(key), dict)]:
+        where = 'the option mapping' if isinstance(source, dict) else f'option file {source}'
+        raise AesopError(f'{where} has no {", ".join(missing)} section (each a mapping)')
+    opt['is_train'] = is_train  # as basicsr's parser sets it (the release's names depend on it)
+    apply_force_yml(opt, list(overrides))
+    from aesop.official import translate_options
+
+    translate_options(opt)
+    for dataset in (opt.get('datasets') or {}).values():
+        if isinstance(dataset, dict):
+            dataset['type'] = UPGRADED_DATASETS.get(dataset.get('type'), dataset.get('type'))
+    apply_schema(opt)
+    check_components(opt)
+    if root_path is None:
+        return opt
+    _set_up_run(opt, root_path=Path(root_path), launcher=launcher, auto_resume=auto_resume, debug=debug)
+    check_start_up(opt, root_path=root_path)
+    return opt
 
 
 def parse_override_value(text: str) -> object:
@@ -173,40 +227,90 @@ def apply_force_yml(opt: dict, entries: list[str]) -> dict:
     return opt
 
 
-def prepare_options(opt: dict) -> dict:
-    """The options as every run reads them, prepared once, in place: the release's names translated
-    (:func:`aesop.official.translate_options`), basicsr's ``PairedImageDataset`` built as
-    :class:`~aesop.data.AesopPairedImageDataset`, and the schema applied (:func:`aesop.schema.apply_schema`:
-    validated values and every declared default written back). Returns ``opt``."""
-    from aesop.official import translate_options
+def _set_up_run(opt: dict, *, root_path: Path, launcher: str, auto_resume: bool, debug: bool) -> None:
+    """basicsr's run set-up (its ``parse_options`` after the file is read): the process group, rank and world size,
+    the seed, the flags, ``num_gpu``, each dataset's phase and scale, the user's ``~`` in paths, and the run's
+    folders under ``root_path`` (``experiments/<name>`` for training, ``results/<name>`` for testing)."""
+    if launcher not in LAUNCHERS:
+        raise AesopError(f'unknown --launcher {launcher!r}; use one of: {", ".join(LAUNCHERS)}')
+    opt['dist'] = launcher != 'none'
+    if opt['dist']:
+        params = (opt.get('dist_params') or {}) if launcher == 'slurm' else {}
+        init_dist(launcher, cpu=opt.get('num_gpu') == 0, **params)
+    else:
+        print('Disable distributed.', flush=True)  # basicsr's line
+    opt['rank'], opt['world_size'] = get_dist_info()
+    if opt.get('manual_seed') is None:
+        opt['manual_seed'] = random.randint(1, 10000)
+    set_random_seed(opt['manual_seed'] + opt['rank'])
+    opt['auto_resume'] = auto_resume
+    if debug and not opt['name'].startswith('debug'):
+        opt['name'] = 'debug_' + opt['name']
+    if opt.get('num_gpu') == 'auto':
+        opt['num_gpu'] = torch.cuda.device_count()
+    for phase, dataset in opt['datasets'].items():
+        dataset['phase'] = phase.split('_')[0]  # val_1, val_2; test_1, test_2
+        if 'scale' in opt:
+            dataset['scale'] = opt['scale']
+        for key in ('dataroot_gt', 'dataroot_lq'):
+            if dataset.get(key) is not None:
+                dataset[key] = os.path.expanduser(dataset[key])
+    paths = opt['path']
+    for key, value in paths.items():
+        if value is not None and ('resume_state' in key or 'pretrain_network' in key):
+            paths[key] = os.path.expanduser(value)
+    if opt['is_train']:
+        root = paths['experiments_root'] = str(root_path / 'experiments' / opt['name'])
+        paths.update(models=f'{root}/models', training_states=f'{root}/training_states', log=root)
+        paths['visualization'] = f'{root}/visualization'
+        if 'debug' in opt['name']:  # basicsr's debug mode
+            if 'val' in opt:
+                opt['val']['val_freq'] = 8
+            opt['logger'].update(print_freq=1, save_checkpoint_freq=8)
+    else:
+        root = paths['results_root'] = str(root_path / 'results' / opt['name'])
+        paths.update(log=root, visualization=f'{root}/visualization')
 
-    translate_options(opt)
-    for dataset in (opt.get('datasets') or {}).values():
-        if isinstance(dataset, dict):
-            dataset['type'] = UPGRADED_DATASETS.get(dataset.get('type'), dataset.get('type'))
-    return apply_schema(opt)
+
+def init_dist(launcher: str, *, cpu: bool = False, backend: str | None = None, **kwargs) -> None:
+    """The process group: NCCL on GPUs, gloo on CPU (no CUDA, or ``cpu``: ``num_gpu: 0``); each rank's GPU chosen
+    by ``LOCAL_RANK`` (basicsr 1.4.2's used NCCL always and the global rank)."""
+    if launcher == 'pytorch' and not {'RANK', 'WORLD_SIZE', 'MASTER_ADDR'} <= set(os.environ):
+        raise AesopError(
+            '--launcher pytorch needs the process group torchrun sets up: '
+            'torchrun --nproc_per_node=N aesop/train.py -opt … --launcher pytorch (or drop --launcher)'
+        )
+    cuda = torch.cuda.is_available() and not cpu
+    backend = backend if cuda and backend else ('nccl' if cuda else 'gloo')
+    if launcher == 'slurm':
+        from basicsr.utils.dist_util import _init_dist_slurm
+
+        if cuda:
+            _init_dist_slurm(backend, **kwargs)
+            return
+        raise AesopError('--launcher slurm needs GPUs; on CPU use torchrun with --launcher pytorch')
+    if cuda:
+        local_rank = int(os.environ.get('LOCAL_RANK', os.environ.get('RANK', '0')))
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+    dist.init_process_group(backend=backend, **kwargs)
 
 
-def normalize_options(opt: dict, *, root_path: str | Path, prepared: bool = False) -> dict:
-    """Normalise ``opt`` in place and return it.
+def check_start_up(opt: dict, *, root_path: str | Path) -> dict:
+    """The start-up checks of a run, in place, before any dataset or network is built (returns ``opt``):
 
-    - unless ``prepared`` (the entry points prepare the file before basicsr's parser reads it), the options
-      are prepared (:func:`prepare_options`: the release's names, the schema's validated values and defaults);
     - without CUDA, ``num_gpu`` becomes 0 so the run happens on the CPU, and a CUDA prefetcher
       (``prefetch_mode: cuda``, ``pin_memory``) falls back to the CPU one with a warning;
     - ``logger.wandb.project`` without the ``wandb`` package (``pip install -e '.[wandb]'``), or
       without a wandb login while ``WANDB_MODE`` is unset, is dropped with a warning: the run logs
       to tensorboard only;
+    - a network or metric that needs an optional package names it;
     - relative data and weight paths are resolved against the project root (BasicSR resolves
       them against the working directory, so a run started elsewhere silently missed them);
-    - every ``type`` must be registered and take the options given (:func:`check_components`);
     - every data folder and weight file the run needs must exist and not be empty (resume
       states excepted), and the ImageNet backbones the run builds must be found: all that are
-      missing are listed in one error (:func:`missing_files`), one per line.
+      missing are listed in one error (:func:`missing_files`), one per line;
+    - every image of the datasets decodes (:func:`aesop.data.scan.scan_dataset_folders`).
     """
-    if not prepared:
-        prepare_options(opt)
-    check_components(opt)  # every ``type:`` entry's options, against its signature
     for phase, dataset in opt['datasets'].items():
         if dataset.get('metrics') is not None:  # the release's real-world file
             warn(opt, f'datasets.{phase}.metrics is ignored (as basicsr does): metrics are read from val.metrics')

@@ -6,10 +6,11 @@ builds the dataloaders and the model. An error met while building (weights that 
 ``pretrain_network_g``, a missing VGG19 for the perceptual loss, an option the model refuses) left
 those folders, archived the last run, and came after the ~200-line network description.
 
-Here a run starts in this order: options parsed and checked (:func:`aesop.compat.parse_options`, which
-also takes the experiment's lock), the resume state, the dataloaders, the model (its weights loaded, its
-losses and their backbones built), and only then the folders, the copy of the option file and the
-log file. What the ``basicsr`` logger says meanwhile (environment, options, datasets, networks) is held
+Here a run starts in this order: the command line (:func:`aesop.commands.pipeline_parser`), the options read
+and checked (:func:`aesop.options.load_options`), the experiment's lock (training), the resume state, the
+dataloaders, the model (its weights loaded, its losses and their backbones built), and only then the folders,
+the option file (a copy as written, and beside it the options as the run resolved them: ``<file>.resolved.yml``)
+and the log file. What the ``basicsr`` logger says meanwhile (environment, options, datasets, networks) is held
 (:class:`StartUpLog`): once the folders exist it goes to the log file and to the console, as basicsr
 printed it; when the start-up fails, only its warnings reach the console, before the one-line error,
 the lock is given up (:func:`aesop.runlock.release_experiment`) and no folder is made or renamed. Under
@@ -24,15 +25,20 @@ was one short: ``-1 day, 23:59:58`` at the last one).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import logging
+import os
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from os import path as osp
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
+import yaml
 from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
@@ -40,13 +46,19 @@ from basicsr.models.sr_model import SRModel
 from basicsr.train import create_train_val_dataloader, init_tb_loggers
 from basicsr.utils import AvgTimer, get_env_info, get_root_logger, get_time_str, make_exp_dirs, mkdir_and_rename
 from basicsr.utils import MessageLogger as _MessageLogger
+from basicsr.utils.misc import check_resume
 from basicsr.utils.options import copy_opt_file, dict2str
 
-from aesop.compat import load_resume_state, parse_options
+from aesop.commands import pipeline_parser
 from aesop.errors import AesopError
-from aesop.runlock import release_experiment
+from aesop.options import OptionDumper, load_options
+from aesop.runlock import exit_with_parent, hold_experiment, release_experiment, remove_stale_temporaries
+from aesop.weights import read_checkpoint
 
-__all__ = ['StartUpLog', 'test_pipeline', 'train_pipeline']
+__all__ = ['StartUpLog', 'load_resume_state', 'run_options', 'test_pipeline', 'train_pipeline']
+
+# Training states hold basicsr's MultiStepRestartLR, whose milestones are a Counter.
+torch.serialization.add_safe_globals([collections.Counter])
 
 LOG_FORMAT = '%(asctime)s %(levelname)s: %(message)s'  # basicsr's, for the console and the log file
 
@@ -119,9 +131,36 @@ def starting(opt: dict) -> Iterator[StartUpLog]:
     log.release()
 
 
-def train_pipeline(root_path: str) -> None:
+def run_options(stage: str, root_path: str | Path, argv: Sequence[str] | None = None) -> tuple[dict, str]:
+    """The options of a ``train`` or ``test`` run from its command line (``argv``, default ``sys.argv[1:]``; basicsr's
+    flags, :func:`aesop.commands.pipeline_parser`) and the option file's path: :func:`aesop.options.load_options`,
+    then the run's claims: a torchrun worker stops when its agent dies, the output folder must be writable, and
+    a training run holds its experiment folder (:mod:`aesop.runlock`)."""
+    args = pipeline_parser(stage).parse_args(sys.argv[1:] if argv is None else argv)
+    is_train = stage == 'train'
+    opt = load_options(
+        args.opt,
+        is_train=is_train,
+        overrides=args.force_yml or (),
+        root_path=root_path,
+        launcher=args.launcher,
+        auto_resume=args.auto_resume,
+        debug=args.debug,
+    )
+    if opt['dist'] and 'TORCHELASTIC_RUN_ID' in os.environ:
+        exit_with_parent()  # a killed torchrun agent must not leave its workers training
+    where = Path(root_path) / ('experiments' if is_train else 'results')
+    writable = where if where.exists() else Path(root_path)
+    if not os.access(writable, os.W_OK):  # every rank: they all stop, none waits for rank 0
+        raise AesopError(f'cannot write to {writable}: run from a writable folder or set AESOP_ROOT to one')
+    if is_train:
+        _hold_experiment(opt)
+    return opt, args.opt
+
+
+def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> None:
     """basicsr's ``train_pipeline`` in the order above: nothing is made on disk until the model is built."""
-    opt, args = parse_options(root_path, is_train=True)  # options checked, experiment locked
+    opt, option_file = run_options('train', root_path, argv)  # options checked, experiment locked
     opt['root_path'] = root_path
     torch.backends.cudnn.benchmark = True
     logger = get_root_logger()
@@ -140,7 +179,7 @@ def train_pipeline(root_path: str) -> None:
             if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and opt['rank'] == 0:
                 mkdir_and_rename(osp.join(root_path, 'tb_logger', opt['name']))
         _wait_for_folders(opt)
-        copy_opt_file(args.opt, opt['path']['experiments_root'])
+        _keep_options(opt, option_file, opt['path']['experiments_root'])
         start_up.log_file = osp.join(opt['path']['log'], f'train_{opt["name"]}_{get_time_str()}.log')
     tb_logger = init_tb_loggers(opt)
     start_epoch, start_iter = (resume_state['epoch'], resume_state['iter']) if resume_state else (0, 0)
@@ -160,9 +199,9 @@ def train_pipeline(root_path: str) -> None:
             tb_logger.close()
 
 
-def test_pipeline(root_path: str) -> None:
+def test_pipeline(root_path: str, argv: Sequence[str] | None = None) -> None:
     """basicsr's ``test_pipeline``, with ``results/<name>`` made (an earlier one archived) once the model is built."""
-    opt, _ = parse_options(root_path, is_train=False)
+    opt, option_file = run_options('test', root_path, argv)
     torch.backends.cudnn.benchmark = True
     logger = get_root_logger()
     with starting(opt) as start_up:
@@ -179,6 +218,7 @@ def test_pipeline(root_path: str) -> None:
         model = build_model(opt)
         make_exp_dirs(opt)  # rank 0; an earlier results folder is archived
         _wait_for_folders(opt)
+        _keep_options(opt, option_file, opt['path']['results_root'])
         start_up.log_file = osp.join(opt['path']['log'], f'test_{opt["name"]}_{get_time_str()}.log')
     for test_loader in test_loaders:
         logger.info(f'Testing {test_loader.dataset.opt["name"]}...')
@@ -285,3 +325,62 @@ def _prefetcher(opt: dict, train_loader):
         raise AesopError('datasets.train.prefetch_mode cuda needs datasets.train.pin_memory: true')
     get_root_logger().info('Use cuda prefetch dataloader')
     return CUDAPrefetcher(train_loader, opt)
+
+
+def _keep_options(opt: dict, option_file: str, folder: str) -> None:
+    """Rank 0 keeps the option file in the run's folder as written (basicsr's copy, the command in its first line)
+    and, beside it, the options as the run resolved them (``<file>.resolved.yml``: defaults, overrides, paths)."""
+    copy_opt_file(option_file, folder)
+    if opt['rank'] == 0:
+        resolved = Path(folder) / f'{Path(option_file).stem}.resolved.yml'
+        resolved.write_text(yaml.dump(opt, Dumper=OptionDumper, sort_keys=False, allow_unicode=True))
+
+
+def _hold_experiment(opt: dict) -> None:
+    """Rank 0 takes the experiment's lock; under DDP every rank learns whether it could."""
+    message = None
+    if opt['rank'] == 0:
+        try:
+            hold_experiment(opt['path']['experiments_root'])
+        except AesopError as err:
+            message = str(err)
+        else:
+            remove_stale_temporaries(opt['path']['experiments_root'])
+    if opt['dist']:
+        shared = [message]
+        dist.broadcast_object_list(shared, src=0)
+        message = shared[0]
+    if message:
+        raise AesopError(message)
+
+
+def load_resume_state(opt: dict) -> dict | None:
+    """The training state to resume from (basicsr's ``load_resume_state``, on CPU too): ``path.resume_state``, or
+    with ``--auto_resume`` the newest readable state in the experiment's ``training_states`` folder (basicsr's
+    looked under the working directory), a corrupt newest one skipped with a warning; loaded with
+    ``weights_only=True``."""
+    if opt['auto_resume']:
+        state_dir = Path(opt['path']['training_states'])
+        states = sorted(state_dir.glob('*.state'), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
+        for path in reversed(states):
+            try:
+                state = read_checkpoint(path, option='--auto_resume')
+            except AesopError as err:
+                get_root_logger().warning(f'skipping training state: {err}')
+                print(f'aesop: warning: skipping training state: {err}', file=sys.stderr)
+                continue
+            opt['path']['resume_state'] = str(path)
+            break
+        else:
+            if states:  # restarting from iteration 0 would archive the run's folder: say so instead
+                raise AesopError(
+                    f'--auto_resume: no readable training state in {state_dir} (skipped, all truncated or corrupt: '
+                    f'{", ".join(p.name for p in states)}); remove them to start over, or drop --auto_resume'
+                )
+            return None
+    elif opt['path'].get('resume_state'):
+        state = read_checkpoint(opt['path']['resume_state'], option='path.resume_state')
+    else:
+        return None
+    check_resume(opt, state['iter'])
+    return state

@@ -1,32 +1,30 @@
-"""Test (evaluate) a model from an option file (BasicSR conventions).
+"""Test (evaluate) a model from an option file (BasicSR conventions): ``aesop-test``, or this file run with Python.
 
 python aesop/test.py -opt options/test_rrdb.yml
+
+``--help``: :func:`aesop.commands.pipeline_parser`.
 """
 
 import argparse
+import os
 import sys
-from os import path as osp
+from collections.abc import Sequence
 
-if __name__ == '__main__' and not __package__:  # run as a file: import the package, not its folder
-    _here = osp.dirname(osp.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if osp.abspath(p or '.') != _here]
-    sys.path.insert(0, osp.dirname(_here))
+if __name__ == '__main__' and not __package__:  # python aesop/test.py: its folder is not a top-level package
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """This command line (basicsr's parser reads it) with a description and examples: the ``--help``."""
+    """This command line (basicsr's flags) with a description and examples: the ``--help``."""
     from aesop.commands import pipeline_parser
 
     return pipeline_parser('test')
 
 
-def main() -> None:
-    from aesop.commands import exit_on_help
-
-    exit_on_help('test')  # basicsr's parser has no description or examples: ours, with the same flags
+def main(argv: Sequence[str] | None = None) -> None:
     from aesop.cli import run
 
-    run('test')
+    run('test', argv)
 
 
 if __name__ == '__main__':

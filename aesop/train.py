@@ -1,4 +1,4 @@
-"""Train a model from an option file (BasicSR conventions).
+"""Train a model from an option file (BasicSR conventions): ``aesop-train``, or this file run with Python.
 
 python aesop/train.py -opt options/train_ae.yml [--auto_resume] [--debug] [--force_yml k=v]
 aesop-torchrun --nproc_per_node=4 aesop/train.py -opt options/train_aesop_rrdb.yml --launcher pytorch
@@ -7,29 +7,25 @@ aesop-torchrun --nproc_per_node=4 aesop/train.py -opt options/train_aesop_rrdb.y
 """
 
 import argparse
+import os
 import sys
-from os import path as osp
+from collections.abc import Sequence
 
-if __name__ == '__main__' and not __package__:  # run as a file: import the package, not its folder
-    _here = osp.dirname(osp.abspath(__file__))
-    sys.path[:] = [p for p in sys.path if osp.abspath(p or '.') != _here]
-    sys.path.insert(0, osp.dirname(_here))
+if __name__ == '__main__' and not __package__:  # python aesop/train.py: its folder is not a top-level package
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """This command line (basicsr's parser reads it) with a description and examples: the ``--help``."""
+    """This command line (basicsr's flags) with a description and examples: the ``--help``."""
     from aesop.commands import pipeline_parser
 
     return pipeline_parser('train')
 
 
-def main() -> None:
-    from aesop.commands import exit_on_help
-
-    exit_on_help('train')  # basicsr's parser has no description or examples: ours, with the same flags
+def main(argv: Sequence[str] | None = None) -> None:
     from aesop.cli import run
 
-    run('train')
+    run('train', argv)
 
 
 if __name__ == '__main__':

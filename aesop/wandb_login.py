@@ -1,5 +1,5 @@
 """Whether ``wandb.init`` would find a login, read from the places wandb reads (without importing wandb):
-``logger.wandb`` falls back to tensorboard with one warning when it would not (:func:`aesop.options.normalize_options`).
+``logger.wandb`` falls back to tensorboard with one warning when it would not (:func:`aesop.options.check_start_up`).
 wandb's own readers are private (``wandb.sdk.lib.wbauth``); ``tests/test_official.py`` checks these against them."""
 
 from __future__ import annotations

@@ -84,9 +84,9 @@ IMAGES = re.compile(r'(\d+)/(\d+) \[')  # BasicSR's validation progress bar: 1/2
 
 def run_stage(title: str, script: str, option_file: str, extra: tuple[str, ...], root: Path) -> float:
     """Run one entry point with a progress bar fed by its log; return seconds taken."""
-    from aesop.options import load_option_file
+    from aesop.options import load_options
 
-    opt = load_option_file(REPO / option_file)  # read as the entry point reads it (4e5 is a number)
+    opt = load_options(REPO / option_file)  # read as the entry point reads it
     total = int(opt['train']['total_iter']) if script == 'train' else None
     cmd = [sys.executable, str(REPO / 'aesop' / f'{script}.py'), '-opt', str(REPO / option_file), *extra]
     start, log = time.time(), []

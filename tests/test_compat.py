@@ -12,7 +12,8 @@ from torchvision.models import vgg as tv_vgg
 from aesop import compat
 from aesop.backbones import OfflineZoo
 from aesop.errors import AesopError
-from aesop.options import apply_force_yml, load_option_file
+from aesop.options import load_option_file
+from aesop.pipeline import load_resume_state
 from aesop.weights import read_checkpoint
 
 
@@ -33,32 +34,35 @@ def test_registries_hold_ours_and_the_official_names():
         assert name in MODEL_REGISTRY
 
 
-def test_local_rank_spellings():
-    argv = ['train.py', '-opt', 'x.yml', '--local-rank=1', '--local-rank', '2', '--local_rank=3']
-    assert compat.normalize_argv(argv) == [
-        'train.py',
-        '-opt',
-        'x.yml',
-        '--local_rank=1',
-        '--local_rank',
-        '2',
-        '--local_rank=3',
-    ]
+def test_the_command_line_takes_basicsrs_flags_and_both_local_rank_spellings():
+    from aesop.commands import pipeline_parser
+
+    parser = pipeline_parser('train')
+    for argv, rank in ((['--local-rank=1'], 1), (['--local-rank', '2'], 2), (['--local_rank=3'], 3)):
+        assert parser.parse_args(['-opt', 'x.yml', *argv]).local_rank == rank
+    args = parser.parse_args(['-opt', 'x.yml', '--force_yml', 'a=1', 'b:c=2', '--debug'])
+    assert args.force_yml == ['a=1', 'b:c=2'] and args.debug
 
 
-def test_num_gpu_is_read_before_the_process_group_starts(tmp_path):
-    opt = tmp_path / 'o.yml'
-    opt.write_text('name: x\nnum_gpu: 0\ntrain:\n  lr: !!float 1e-4\n')
-    prepared = apply_force_yml(load_option_file(opt), [])
-    with compat._PreparedLoader.holding(prepared):  # as while basicsr's parser runs (it starts the process group)
-        assert compat.cpu_only_requested()
-    opt.write_text('name: x\nnum_gpu: auto\n')
-    with compat._PreparedLoader.holding(apply_force_yml(load_option_file(opt), [])):
-        assert not compat.cpu_only_requested()
-    with compat._PreparedLoader.holding(apply_force_yml(load_option_file(opt), ['num_gpu=0'])):
-        assert compat.cpu_only_requested()
-    assert not compat.cpu_only_requested()  # nothing held
-    assert compat.force_yml_entries(['t.py', '--force_yml', 'a=1', 'b:c=2', '--debug']) == ['a=1', 'b:c=2']
+@pytest.mark.parametrize(
+    ('num_gpu', 'overrides', 'cpu'), [(0, [], True), ('auto', [], False), ('auto', ['num_gpu=0'], True)]
+)
+def test_num_gpu_is_read_before_the_process_group_starts(num_gpu, overrides, cpu, tmp_path, monkeypatch):
+    from aesop import options
+    from aesop.utils import project_root
+
+    seen = []
+
+    def init_dist(launcher, *, cpu=False, **kwargs):
+        seen.append(cpu)
+        raise KeyboardInterrupt  # stop here: the process group is what this test is about
+
+    monkeypatch.setattr(options, 'init_dist', init_dist)
+    opt = load_option_file(project_root() / 'options/demo/train_psnr.yml')
+    opt['num_gpu'] = num_gpu
+    with pytest.raises(KeyboardInterrupt):
+        options.load_options(opt, is_train=True, overrides=overrides, root_path=tmp_path, launcher='pytorch')
+    assert seen == [cpu]
 
 
 def test_random_backbones_are_seeded_he_normal_and_leave_the_global_rng_alone():
@@ -112,12 +116,12 @@ def test_resume_state_loads_on_cpu_from_the_experiment_folder_and_skips_a_corrup
         'auto_resume': True,
         'path': {'training_states': str(states), 'models': str(tmp_path / 'exp' / 'models'), 'resume_state': None},
     }
-    resumed = compat.load_resume_state(opt)
+    resumed = load_resume_state(opt)
     assert resumed['iter'] == 4 and opt['path']['resume_state'].endswith('4.state')
     (states / '4.state').write_bytes(b'also truncated')
     opt['path']['resume_state'] = None
     with pytest.raises(AesopError, match=r'--auto_resume: no readable training state in .*training_states \(skipped'):
-        compat.load_resume_state(opt)  # not a silent restart from iteration 0
+        load_resume_state(opt)  # not a silent restart from iteration 0
 
 
 def test_a_pickled_callable_is_refused_and_never_runs(tmp_path):

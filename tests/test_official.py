@@ -23,7 +23,7 @@ from aesop.archs.rrdbnet_arch import CheckpointedSequential
 from aesop.errors import AesopError
 from aesop.metrics import calculate_dists, calculate_lpips
 from aesop.official import aesop_psnr_pytorch, aesop_ssim_pytorch, translate_options
-from aesop.options import normalize_options
+from aesop.options import load_options
 from aesop.weights import load_weights
 
 RNG = np.random.default_rng(0)
@@ -271,7 +271,7 @@ def test_cuda_prefetch_and_pinned_memory_fall_back_to_cpu(tmp_path, capsys):
     cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), np.zeros((8, 8, 3), np.uint8))
     dataset = {'type': 'PairedImageDataset', 'dataroot_gt': 'hr', 'prefetch_mode': 'cuda', 'pin_memory': True}
     opt = {'name': 'run', 'datasets': {'train': dataset}, 'path': {}, 'num_gpu': 0}
-    normalize_options(opt, root_path=tmp_path)
+    load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
     assert dataset['prefetch_mode'] is None and dataset['pin_memory'] is False
     assert capsys.readouterr().err.count('aesop: warning: datasets.train: prefetch_mode cuda') == 1
 
@@ -280,13 +280,13 @@ def test_wandb_without_the_package_is_one_warning(tmp_path, capsys, monkeypatch)
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'wandb' else find_spec(name, *a))
     opt = {'name': 'run', 'datasets': {}, 'path': {}, 'logger': {'use_tb_logger': True, 'wandb': {'project': 'aesop'}}}
-    normalize_options(opt, root_path=tmp_path)
+    load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
     assert opt['logger']['wandb']['project'] is None
     assert "wandb is not installed (pip install -e '.[wandb]')" in capsys.readouterr().err
     monkeypatch.undo()
     opt['logger'] = {'use_tb_logger': False, 'wandb': {'project': 'aesop'}}
     with pytest.raises(AesopError, match='logger.wandb needs logger.use_tb_logger: true'):
-        normalize_options(opt, root_path=tmp_path)
+        load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
 
 
 def _wandb_opt() -> dict:
@@ -354,7 +354,7 @@ def test_wandb_credentials_are_wandbs_own_sources(no_wandb_login, monkeypatch, e
 
 def test_wandb_without_a_login_is_one_warning_and_tensorboard(no_wandb_login, tmp_path, capsys, monkeypatch):
     opt = _wandb_opt()
-    normalize_options(opt, root_path=tmp_path)
+    load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
     assert opt['logger']['wandb']['project'] is None  # basicsr's init_tb_loggers then skips wandb
     err = capsys.readouterr().err
     assert err.count('aesop: warning: logger.wandb is set but wandb is not logged in') == 1
@@ -363,12 +363,12 @@ def test_wandb_without_a_login_is_one_warning_and_tensorboard(no_wandb_login, tm
         with monkeypatch.context() as env:
             env.setenv(name, value)  # wandb needs no login in these modes: left to wandb, as before
             opt = _wandb_opt()
-            normalize_options(opt, root_path=tmp_path)
+            load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
             assert opt['logger']['wandb']['project'] == 'aesop'
             assert not capsys.readouterr().err
     opt['logger']['use_tb_logger'] = False  # a file error whatever the machine: refused before the login check
     with pytest.raises(AesopError, match='logger.wandb needs logger.use_tb_logger: true'):
-        normalize_options(opt, root_path=tmp_path)
+        load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
 
 
 def test_a_failing_wandb_init_is_one_warning(tmp_path, capsys, monkeypatch):
@@ -401,10 +401,10 @@ def test_a_missing_optional_package_is_one_line_at_start_up(tmp_path, monkeypatc
     opt = {'name': 'run', 'datasets': {}, 'path': {}, **entry}
     extra = {'pyiqa': 'iqa', 'open_clip': 'hraware'}[module]
     with pytest.raises(AesopError, match=rf'\(option {message}\) needs the optional package {module}: .*\[{extra}\]'):
-        normalize_options(opt, root_path=tmp_path)
+        load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
     monkeypatch.undo()
     if find_spec(module) is not None:  # installed here (open_clip, the dev extra): nothing to say
-        normalize_options({'name': 'run', 'datasets': {}, 'path': {}, **entry}, root_path=tmp_path)
+        load_options({'name': 'run', 'datasets': {}, 'path': {}, **entry}, is_train=True, root_path=tmp_path)
 
 
 def test_a_release_file_with_a_pyiqa_metric_stops_before_training_without_pyiqa(tiny_data, tmp_path, no_wandb_login):
@@ -427,7 +427,7 @@ def test_ae_model_refuses_a_perceptual_loss_it_would_ignore(tmp_path):
     opt.update(is_train=True, dist=False)
     opt['train']['perceptual_opt'] = {'type': 'PerceptualLoss', 'layer_weights': {'conv5_4': 1}}
     with pytest.raises(AesopError, match=r'AesopAEModel does not read train\.perceptual_opt'):
-        normalize_options(opt, root_path=tmp_path)
+        load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
 
 
 def test_discriminator_batchnorm_sees_real_then_fake_as_the_release(tmp_path):

@@ -46,9 +46,6 @@ def test_the_safe_loader_keeps_what_basicsr_files_use(tmp_path):
     opt = load_option_file(path)
     assert isinstance(opt, OrderedDict) and list(opt) == ['name', 'train', 'val']
     assert opt['train'] == {'lr': 1e-4, 'milestones': [1, 2], 'resume': None} and opt['val']['freq'] == 5000.0
-    from basicsr.utils.options import ordered_yaml  # basicsr's parser reads with the same loader
-
-    assert issubclass(ordered_yaml()[0], yaml.SafeLoader)
 
 
 def test_the_loader_reads_yaml_1_2_floats(tmp_path):
@@ -156,7 +153,7 @@ def test_numbers_written_without_a_dot_are_numbers(tmp_path):
     string, refused where a number is taken (a component's parameter too, by annotation or default); other
     strings stay."""
     from aesop.errors import AesopError
-    from aesop.options import check_components, prepare_options
+    from aesop.options import check_components, load_options
 
     path = tmp_path / 'o.yml'
     path.write_text(
@@ -176,7 +173,7 @@ def test_numbers_written_without_a_dot_are_numbers(tmp_path):
         """)
     )
     opt = load_option_file(path)
-    check_components(prepare_options(opt))
+    load_options(opt)  # validated: the schema's keys and every component's parameters
     assert opt['train']['optim_g']['lr'] == 1e-3 and opt['train']['perceptual_opt']['perceptual_weight'] == 0.01
     assert opt['train']['pixel_opt']['loss_weight'] == 0.5  # annotated float (this project's loss)
     assert opt['train']['perceptual_opt']['criterion'] == 'l1'  # basicsr's default is a string: left alone
@@ -197,12 +194,13 @@ def test_numbers_written_without_a_dot_are_numbers(tmp_path):
 
 
 def test_force_yml_takes_optional_keys_and_stops_at_the_next_flag():
-    from aesop.compat import force_yml_entries
+    from aesop.commands import pipeline_parser
 
     apply_force_yml(
         {'train': {'ema_decay': 0.9}, 'path': {}}, ['train:allow_psi_change=true', 'path:allow_random_init=1']
     )
-    assert force_yml_entries(['t.py', '--force_yml', 'train:ema_decay=0.9', '-opt', 'x.yml']) == ['train:ema_decay=0.9']
+    args = pipeline_parser('train').parse_args(['--force_yml', 'train:ema_decay=0.9', '-opt', 'x.yml'])
+    assert args.force_yml == ['train:ema_decay=0.9']
 
 
 def test_numbers_in_lists_too():

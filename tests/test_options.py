@@ -9,22 +9,19 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import yaml
 from basicsr.archs import build_network
 from basicsr.models import build_model
-from basicsr.utils.options import ordered_yaml
 from conftest import REPO
 
 from aesop.errors import AesopError
-from aesop.options import check_components, normalize_options, prepare_options
+from aesop.options import check_components, load_option_file, load_options
 
 OPTION_FILES = sorted((REPO / 'options').rglob('*.yml'))
 TINY = {'num_feat': 16, 'num_block': 1, 'num_grow_ch': 8, 'embed_dim': 12, 'depths': [1], 'num_heads': [2], 'nf': 8}
 
 
 def load(path: Path) -> dict:
-    with open(path) as f:
-        return yaml.load(f, Loader=ordered_yaml()[0])
+    return load_option_file(path)
 
 
 def shrink(arch: dict) -> dict:
@@ -69,8 +66,7 @@ def test_option_file_builds(path, tmp_path):
     hraware(opt, tmp_path)
     opt['path'].update(models=str(tmp_path), training_states=str(tmp_path), results_root=str(tmp_path))
     opt.update(is_train=is_train, dist=False, num_gpu=0, rank=0, world_size=1)
-    prepare_options(opt)  # the release's names and keys, the schema's values and defaults, as a run reads them
-    check_components(opt)  # every type registered, every option one it takes
+    load_options(opt)  # the release's names and keys, the schema's values and defaults, every type checked
     model = build_model(opt)
 
     lq = torch.rand(1, 3, 20, 12)  # not a multiple of SwinIR's window: the model pads
@@ -109,12 +105,10 @@ def hraware(opt: dict, tmp_path: Path) -> None:
 
 @pytest.mark.parametrize('name', ['train_aesop_rrdb.yml', 'test_rrdb.yml', 'train_ae.yml'])
 def test_placeholder_paths_say_which_option_to_edit(name, tmp_path):
-    opt = load(REPO / 'options' / name)
-    opt.update(is_train=True, dist=False)
     with pytest.raises(
         AesopError, match=r'dataset folder not found: .*(DF2K|DIV2K|Set14).* \(option datasets\.\w+\.dataroot_gt\)'
     ):
-        normalize_options(opt, root_path=tmp_path)
+        load_options(REPO / 'options' / name, is_train=name.startswith('train'), root_path=tmp_path)
 
 
 def test_a_loss_entry_the_model_does_not_read_is_an_error(tmp_path):
@@ -123,7 +117,7 @@ def test_a_loss_entry_the_model_does_not_read_is_an_error(tmp_path):
     with pytest.raises(
         AesopError, match=r"AesopGANModel does not read train\.artifact_opt: did you mean 'artifacts_opt'"
     ):
-        normalize_options(opt, root_path=tmp_path)
+        load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
 
 
 def test_official_option_names_are_translated(tmp_path):
@@ -135,7 +129,7 @@ def test_official_option_names_are_translated(tmp_path):
         'path': {},
         'num_gpu': 1,
     }
-    normalize_options(opt, root_path=tmp_path)
+    load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
     dataset = opt['datasets']['train']
     assert 'use_flip' not in dataset and dataset['use_hflip'] is True
     assert dataset['type'] == 'AesopPairedImageDataset'  # basicsr's, with one-line errors
@@ -184,7 +178,9 @@ def test_a_typo_in_an_arch_that_takes_kwargs_is_one_line(name, tmp_path):
         opt = load(REPO / 'options' / option_file)
         opt['network_g'][typo] = value
         with pytest.raises(AesopError, match=message):
-            normalize_options(opt, root_path=tmp_path)  # the start-up check of train.py / test.py
+            load_options(
+                opt, is_train=opt.get('is_train', True), root_path=tmp_path
+            )  # the start-up check of train.py / test.py
 
 
 class _Parent(torch.nn.Module):

@@ -19,7 +19,7 @@ from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, run_entry, write_yaml
 
 from aesop.errors import AesopError
 from aesop.models.validation import needs_reference
-from aesop.options import normalize_options
+from aesop.options import load_options
 from aesop.weights import read_checkpoint
 
 OPTIONS = REPO / 'options'
@@ -242,7 +242,7 @@ def test_relativistic_gan_option(tmp_path):
     opt.update(is_train=True, dist=False)
     opt['train']['relativistic_gan'] = 'no'
     with pytest.raises(AesopError, match=r"option train.relativistic_gan: input should be a valid boolean.*got 'no'$"):
-        normalize_options(opt, root_path=tmp_path)
+        load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
     assert not _model(tmp_path).relativistic  # unset: the real-world model's standard GAN
 
 
@@ -264,7 +264,7 @@ def test_bad_degradation_options_fail_at_start_up(tmp_path, key, value, message)
     opt.update(is_train=True, dist=False)
     opt[key] = value
     with pytest.raises(AesopError, match=message):
-        normalize_options(opt, root_path=tmp_path)
+        load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
 
 
 def test_no_reference_metrics_are_known():

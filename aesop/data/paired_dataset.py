@@ -21,7 +21,7 @@ class AesopPairedImageDataset(PairedImageDataset):
     - in training, a pair that does not decode is skipped (the next one is used) with a warning
       naming it (:func:`aesop.data.scan.first_decodable`).
 
-    Option files keep ``type: PairedImageDataset``: :func:`aesop.options.normalize_options` builds this one.
+    Option files keep ``type: PairedImageDataset``: :func:`aesop.options.load_options` builds this one.
     """
 
     def __getitem__(self, index: int) -> dict:
