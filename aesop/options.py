@@ -36,7 +36,7 @@ from aesop.archs.hraware_arch import CLIP_RN50
 from aesop.backbones import missing_imagenet_file
 from aesop.errors import AesopError
 from aesop.metrics.metrics import metric_backbone
-from aesop.schema import admits, apply_schema
+from aesop.schema import admits, apply_schema, check_call
 from aesop.utils import clone_root, closest, did_you_mean, iter_keyed_mappings, warn
 from aesop.wandb_login import check_wandb
 from aesop.weights import PUBLISHED_WEIGHTS
@@ -350,6 +350,7 @@ def check_start_up(opt: dict, *, root_path: str | Path) -> dict:
     return opt
 
 
+METRIC_INPUTS = ('img', 'img2', 'lq')  # what basicsr's validation passes a metric
 # initial weights of networks a run saves (not needed on resume; a frozen network's always are)
 SAVED_NETWORKS = ('pretrain_network_g', 'pretrain_network_d', 'pretrain_network_decoder')
 # basicsr's datasets built as this package's subclass (same options and items, one-line errors)
@@ -537,13 +538,8 @@ def check_components(opt: dict) -> None:
 
 def _check_metric(function, options: dict, key: str) -> None:
     """A metric entry's options are parameters of its function (basicsr's ``better`` too), at start-up."""
-    params = _parameters(function)
-    if params is None:
-        return
-    named = [n for n, p in params.items() if p.kind is not p.VAR_KEYWORD and n not in ('img', 'img2', 'lq')]
-    accepted = [*named, 'better']
-    _refuse_unknown(options, accepted, f'metric {options["type"]} (option val.metrics.{key})')
-    _refuse_strings_for_numbers(options, params, f'val.metrics.{key}')
+    what = f'metric {options["type"]} (option val.metrics.{key})'
+    check_call(function, options, key=f'val.metrics.{key}', what=what, skip=METRIC_INPUTS, extra=('better',))
 
 
 def _check_arch(arch: dict, key: str, scale: int | None) -> None:
@@ -569,17 +565,11 @@ def _lookup(registry, name, key: str):
 
 
 def _check_kwargs(component, options: dict, key: str) -> None:
-    params = _parameters(component)
-    if params is None:
-        return
-    _refuse_strings_for_numbers(options, params, key)
+    """A network's or loss's options against its signature (:func:`aesop.schema.check_call`); what a ``**kwargs``
+    takes is read from its source (:func:`_keywords`)."""
     accepted = _keywords(component)
-    if accepted is None:  # it takes **kwargs and what it does with them can't be told
-        return
-    _refuse_unknown(options, accepted, f'{options["type"]} (option {key})')
-    missing = [n for n in params if n in accepted and params[n].default is inspect.Parameter.empty and n not in options]
-    if missing:
-        raise AesopError(f'{options["type"]} (option {key}) needs {", ".join(missing)}')
+    extra = None if accepted is None else tuple(accepted)
+    check_call(component, options, key=key, what=f'{options["type"]} (option {key})', extra=extra)
 
 
 def _keywords(component: Callable, cls: type | None = None, seen: tuple[Callable, ...] = ()) -> list[str] | None:
@@ -703,31 +693,6 @@ def _filled_by_call(target: Callable, call: ast.Call, implicit: int) -> set[str]
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
     positional = [p.name for p in params if p.kind in kinds]
     return named | set(positional[implicit : implicit + count])
-
-
-def _refuse_strings_for_numbers(options: dict, params: dict[str, inspect.Parameter], key: str) -> None:
-    """A string given to a parameter that takes a number (its annotation says so, or its default is one) is an
-    error naming the option: the loader reads ``loss_weight: 1e-2`` as a number, so this one was quoted."""
-    for name, value in options.items():
-        parameter = params.get(name)
-        if parameter is None or not isinstance(value, str):
-            continue
-        annotation = parameter.annotation
-        if annotation is parameter.empty:
-            number = isinstance(parameter.default, (int, float)) and not isinstance(parameter.default, bool)
-        else:
-            written = annotation.__name__ if isinstance(annotation, type) else str(annotation)
-            number = bool(re.search(r'\b(int|float)\b', written)) and not re.search(r'\b(str|Any)\b', written)
-        if number:
-            raise AesopError(f'option {key}.{name} must be a number, got {value!r}')
-
-
-def _refuse_unknown(options: dict, accepted: list[str], what: str) -> None:
-    """The first key of ``options`` (``type`` aside) not in ``accepted`` is an error with the closest one."""
-    for name in options:
-        if name != 'type' and name not in accepted:
-            hint = did_you_mean(name, accepted)
-            raise AesopError(f'unknown option {name!r} for {what}: {hint}it takes {", ".join(accepted)}')
 
 
 def _parameters(function) -> dict[str, inspect.Parameter] | None:

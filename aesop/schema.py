@@ -2,9 +2,11 @@
 project and the authors' release read, with its type. An unknown key is a start-up error naming
 the closest known one; a wrong type names the key and the value.
 
-Components (``type:`` entries: networks, losses, metrics) are not declared here: their options
-are the parameters of the registered class or function and are checked against its signature
-(:func:`aesop.options.check_components`).
+Components (``type:`` entries: networks, losses, metrics, datasets) are not declared here: their options
+are the parameters of the registered class or function, validated the same way against its annotated
+signature (:func:`check_call`; a constructor decorated with :func:`checked` validates its own call so,
+with the same messages). An annotation carries its rule (``Literal[...]``, ``Annotated[float, Field(ge=0)]``,
+a ``BeforeValidator`` whose ``ValueError`` reads ``must …``), so a rule is written once, next to the parameter.
 
 :func:`apply_schema` validates strictly and writes the result back: the dict basicsr and the models
 read holds the validated values and every declared default (what ``docs/options.md`` calls a default
@@ -23,7 +25,8 @@ import inspect
 import re
 import types
 import typing
-from typing import Any, ClassVar, Literal, Union
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -36,7 +39,7 @@ from pydantic import (
     model_validator,
 )
 
-from aesop.errors import AesopError
+from aesop.errors import AesopError, OptionValueError
 from aesop.utils import did_you_mean
 
 __all__ = [
@@ -45,6 +48,8 @@ __all__ = [
     'Section',
     'admits',
     'apply_schema',
+    'check_call',
+    'checked',
     'declare_options',
     'keyword_fields',
     'known_keys',
@@ -82,10 +87,15 @@ Section = _Section  # the base of a section components declare (declare_options)
 
 def _integral(annotation: Any, value: Any) -> Any:
     """An integral float (``4e5``, ``!!float 5e3``) where ``annotation`` takes an int and no float, or a list of
-    them, as that int; any other value as it is (strict mode judges it)."""
-    members = _union_members(annotation)
+    them, as that int; a list where it takes a tuple (YAML has no tuples), as that tuple; any other value as it
+    is (strict mode judges it)."""
+    members = _union_members(
+        typing.get_args(annotation)[0] if typing.get_origin(annotation) is Annotated else annotation
+    )
     if isinstance(value, float) and value.is_integer() and int in members and float not in members:
         return int(value)
+    if isinstance(value, list) and any(typing.get_origin(member) is tuple for member in members):
+        return tuple(value)
     items = [typing.get_args(member)[0] for member in members if typing.get_origin(member) is list]
     if isinstance(value, list) and len(items) == 1:
         return [_integral(items[0], item) for item in value]
@@ -439,14 +449,18 @@ def keyword_fields(function: Any, *, skip: tuple[str, ...] = (), describe: Any =
     """The fields :func:`declare_options` takes for ``function``'s keyword parameters: each typed by its annotation
     (a ``Sequence[float]`` read as a YAML list) and described by ``describe(name, default)``, the default written
     as YAML (without ``describe``: "Default: …")."""
-    hints = typing.get_type_hints(function)
+    hints = typing.get_type_hints(function, include_extras=True)
     fields = {}
     for key, parameter in inspect.signature(function).parameters.items():
         if key in skip or parameter.kind is not parameter.KEYWORD_ONLY:
             continue
-        annotation = hints[key]
+        annotation, rules = hints[key], ()
+        if typing.get_origin(annotation) is Annotated:  # its rules (validators, bounds) kept
+            annotation, *rules = typing.get_args(annotation)
         if typing.get_origin(annotation) is collections.abc.Sequence:
             annotation = list[typing.get_args(annotation)]  # type: ignore[misc]
+        if rules:
+            annotation = Annotated[(annotation, *rules)]
         default = _yaml(parameter.default)
         text = describe(key, default) if describe else f'Default: `{default}`.'
         fields[key] = (annotation, text)
@@ -558,6 +572,8 @@ def _describe(problems: list[dict], opt: dict) -> str:
     found = problem.get('input')
     if problem['type'] == 'value_error':
         message = problem['msg'].removeprefix('Value error, ')
+        if message.startswith('must '):  # an annotation's rule (a BeforeValidator): "must …, got …"
+            return f'option {key} {message}'
         return message if _schema(key) is not None else f'option {key}: {message}'  # a section's check names its key
     if problem['type'] == 'literal_error' and isinstance(found, str):
         choices = [choice.strip(" '") for choice in re.split(r', | or ', problem['ctx']['expected'])]
@@ -585,6 +601,120 @@ def _keys(problem: dict, opt: dict) -> list[str]:
 
 
 _BOUNDS = {'greater_than': '>', 'greater_than_equal': '≥', 'less_than': '<', 'less_than_equal': '≤'}
+
+
+class _Call(_Section):
+    """The keyword options of a component's call (:func:`check_call`): unknown keys refused."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+
+class _OpenCall(_Call):
+    """The keyword options of a component whose ``**kwargs`` might read any key."""
+
+    model_config = ConfigDict(extra='allow')
+
+
+_KEYWORD_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+@functools.cache
+def call_model(component: Any, skip: tuple[str, ...] = (), extra: tuple[str, ...] | None = ()) -> type[_Call] | None:
+    """The schema of ``component``'s keyword options (a class: its constructor's), from its signature: each
+    parameter typed by its annotation (with its ``Annotated`` rules); one without an annotation by its default (a
+    number: :data:`Number`, else anything); required when it has no default. ``skip``: parameters the caller fills
+    (a metric's images); ``extra``: the keys its ``**kwargs`` reads, or ``None`` when it might read any. ``None``
+    for a component without a signature."""
+    try:
+        params = inspect.signature(component).parameters
+    except (TypeError, ValueError):
+        return None
+    function = component.__init__ if isinstance(component, type) else component
+    try:
+        hints = typing.get_type_hints(function, include_extras=True)
+    except Exception:  # noqa: BLE001  an annotation that does not resolve (a TYPE_CHECKING import): untyped
+        hints = {}
+    fields: dict[str, Any] = {}
+    for name, parameter in params.items():
+        if name in skip or name == 'self' or parameter.kind not in _KEYWORD_KINDS:
+            continue
+        if name in hints:
+            annotation = hints[name]
+        elif parameter.annotation is not parameter.empty:
+            annotation = Any
+        else:  # unannotated: a number's default asks for a number
+            number = isinstance(parameter.default, (int, float)) and not isinstance(parameter.default, bool)
+            annotation = Number if number else Any
+        fields[name] = (annotation, ... if parameter.default is parameter.empty else parameter.default)
+    for name in extra or ():
+        fields.setdefault(name, (Any, None))
+    base = _Call if extra is not None else _OpenCall
+    return create_model(f'{getattr(component, "__name__", "Component")}Options', __base__=base, **fields)
+
+
+def check_call(
+    component: Any,
+    options: collections.abc.Mapping[str, Any],
+    *,
+    key: str,
+    what: str,
+    skip: tuple[str, ...] = (),
+    extra: tuple[str, ...] | None = (),
+) -> dict[str, Any]:
+    """``options`` (a ``type:`` entry's, ``type`` aside) validated against ``component``'s signature
+    (:func:`call_model`): the values given, as validated (an integral float for an int as that int, a YAML list
+    for a tuple as that tuple, what a ``BeforeValidator`` returns). The first problem is one
+    :class:`~aesop.errors.OptionValueError` line: an unknown option with the closest one and those it takes, the
+    missing required ones, or the option's key (``key`` + its name; ``what`` names the component) with what it
+    must be and the value found."""
+    model = call_model(component, skip, extra)
+    given = {name: value for name, value in options.items() if name != 'type'}
+    if model is None:
+        return given
+    try:
+        validated = model.model_validate(given)
+    except ValidationError as error:
+        raise OptionValueError(_describe_call(error.errors(include_url=False), given, model, key, what)) from None
+    values = {**validated.__dict__, **(validated.model_extra or {})}
+    return {name: values[name] for name in given}
+
+
+def checked(init: Callable | None = None, *, key: str | None = None) -> Callable:
+    """A constructor that validates its keyword arguments as :func:`check_call` validates options (the same
+    annotations, the same one-line :class:`~aesop.errors.OptionValueError`) and runs on the validated values.
+    An argument is named ``<key>.<name>`` (default ``key``: the class's name; ``''``: the name alone, for options
+    that sit at the top level of an option file). ``@checked`` or ``@checked(key=…)``."""
+    if init is None:
+        return functools.partial(checked, key=key)
+
+    @functools.wraps(init)
+    def wrapper(self, *args: Any, **kwargs: Any) -> None:
+        owner = next(k for k in type(self).__mro__ if vars(k).get('__init__') is wrapper)
+        where = owner.__name__ if key is None else key
+        if kwargs:
+            kwargs = check_call(init, kwargs, key=where, what=owner.__name__)
+        init(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _describe_call(problems: list[dict], given: dict, model: type[_Call], key: str, what: str) -> str:
+    first = problems[0]
+    name = first['loc'][0] if first['loc'] else ''
+    if first['type'] == 'extra_forbidden':
+        accepted = list(model.model_fields)
+        return f'unknown option {name!r} for {what}: {did_you_mean(name, accepted)}it takes {", ".join(accepted)}'
+    if first['type'] == 'missing':
+        missing = [problem['loc'][0] for problem in problems if problem['type'] == 'missing']
+        return f'{what} needs {", ".join(missing)}'
+    same = [problem for problem in problems if problem['loc'][:1] == (name,)]
+    parts = key.split('.') if key else []
+    if isinstance(given.get(name), str) and any(p['type'] in ('float_type', 'int_type') for p in same):
+        return f'option {".".join([*parts, name])} must be a number, got {given[name]!r}'
+    nested: dict = given
+    for part in reversed(parts):
+        nested = {part: nested}
+    return _describe([{**problem, 'loc': (*parts, *problem['loc'])} for problem in same], nested)
 
 
 # The options reference (docs/options.md), generated from the models above by scripts/options_reference.py.
@@ -699,6 +829,8 @@ def _union_members(annotation: Any) -> tuple[Any, ...]:
 
 def _type_name(annotation: Any) -> str:
     """A readable type: ``int``, ``number``, ``list[int]``, ``'nccl' | 'gloo' | 'mpi'``, ``str | ~``, ``section``."""
+    if typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
     origin = typing.get_origin(annotation)
     if origin in (Union, types.UnionType):
         members = typing.get_args(annotation)

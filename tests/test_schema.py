@@ -224,13 +224,16 @@ def test_top_level_keys_declared_by_the_components_that_read_them():
     both validated strictly at the top level, written back as read, listed in the reference, declared once."""
     from aesop.schema import declare_options, option_file
 
-    assert checked(gaussian_noise_prob='high') == (
-        "option gaussian_noise_prob: input should be a valid number, got 'high'"
+    assert checked(gaussian_noise_prob='high') == (  # the constructor's rule, its message: refused once
+        "option gaussian_noise_prob must be a probability in [0, 1], got 'high'"
     )
-    assert checked(queue_size=1.5) == 'option queue_size: input should be a valid integer, got 1.5'
+    assert checked(queue_size=1.5) == 'option queue_size must be an integer >= 0, got 1.5'
+    assert checked(resize_prob=[0.5, 0.5, 0.5]) == 'option resize_prob must sum to 1, got [0.5, 0.5, 0.5] (sum 1.5)'
     assert checked(l1_gt_usm='no') == "option l1_gt_usm: input should be a valid boolean, got 'no'"
     assert checked(resize_range=parse_yaml('[1e-1, 1.5]', source='resize_range')) is None  # 1e-1: a float
-    assert checked(resize_range=['1e-1', 1.5]) == "option resize_range.0: input should be a valid number, got '1e-1'"
+    assert checked(resize_range=['1e-1', 1.5]) == (
+        "option resize_range must be a list of 2 finite numbers [lo, hi], got ['1e-1', 1.5]"
+    )
     opt = copy.deepcopy(BASE) | {'noise_range': [1, 30], 'aesop_gt_usm': True}
     apply_schema(opt)
     assert opt['noise_range'] == [1.0, 30.0] and opt['aesop_gt_usm'] is True and 'jpeg_range' not in opt

@@ -42,8 +42,8 @@ def _weights_that_do_not_fit(opt, root):
 
 
 def _option_refused_by_the_loss(opt, root):
-    opt['train']['lr_opt'] = {'type': 'AesopLRConsistencyLoss', 'kernel': 'bicubic'}  # refused when built
-    return r'AesopLRConsistencyLoss: kernel must be one of'
+    opt['train']['lr_opt'] = {'type': 'AesopLRConsistencyLoss', 'antialias': False}  # a rule of two options: built
+    return r'AesopLRConsistencyLoss: antialias must be true with kernel: matlab'
 
 
 @pytest.mark.parametrize('earlier_run', [False, True])
@@ -79,7 +79,7 @@ def test_the_console_shows_the_error_not_the_network_dump(tiny_data, tmp_path, m
     err = capsys.readouterr().err
     assert 'RRDBNet(' not in err and 'Network' not in err and 'Dataset' not in err and 'INFO' not in err, err
     assert 'random weights (AESOP_RANDOM_BACKBONES is set' in err  # the held warnings are shown
-    assert err.strip().splitlines()[-1].startswith('aesop: error: AesopLRConsistencyLoss: kernel must be one of')
+    assert err.strip().splitlines()[-1].startswith('aesop: error: AesopLRConsistencyLoss: antialias must be true')
 
 
 def test_every_missing_file_is_one_line_of_one_message(tiny_data, tmp_path, monkeypatch, capsys):

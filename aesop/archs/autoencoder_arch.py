@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from copy import deepcopy
 from pathlib import Path
+from typing import Literal
 
 import torch
 from basicsr.archs import build_network
@@ -16,10 +17,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from aesop.errors import AesopError, OptionValueError
+from aesop.schema import checked
 from aesop.weights import freeze, load_weights
 
-SCALES = (2, 4, 8)
-ENCODERS = ('learned', 'bicubic')
+Scale = Literal[2, 4, 8]
+Encoder = Literal['learned', 'bicubic']
 
 
 class BicubicDownsample(nn.Module):
@@ -68,22 +70,19 @@ class AesopAutoEncoder(nn.Module):
         num_in_ch: image channels.
     """
 
+    @checked
     def __init__(
         self,
         *,
         decoder: dict,
-        scale: int = 4,
-        encoder: str = 'learned',
+        scale: Scale = 4,
+        encoder: Encoder = 'learned',
         num_feat: int | None = None,
         num_block: int = 2,
         num_grow_ch: int | None = None,
         num_in_ch: int = 3,
     ) -> None:
         super().__init__()
-        if scale not in SCALES:
-            raise OptionValueError(f'AesopAutoEncoder: scale must be one of {SCALES}, got {scale}')
-        if encoder not in ENCODERS:
-            raise OptionValueError(f'AesopAutoEncoder: encoder must be one of {ENCODERS}, got {encoder!r}')
         decoder = {'type': 'RRDBNet', **deepcopy(dict(decoder))}
         num_feat = num_feat or decoder.get('num_feat', 64)
         num_grow_ch = num_grow_ch or decoder.get('num_grow_ch', 32)

@@ -26,18 +26,19 @@ import inspect
 import math
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
 import torch
 from basicsr.data.degradations import random_add_gaussian_noise_pt, random_add_poisson_noise_pt
 from basicsr.data.transforms import paired_random_crop
 from basicsr.utils import DiffJPEG, USMSharp, img_process_util
+from pydantic import BeforeValidator
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from aesop.errors import AesopError, OptionValueError
-from aesop.schema import declare_options, keyword_fields
+from aesop.schema import checked, declare_options, keyword_fields
 
 __all__ = ['REALESRGAN_OPTION_KEYS', 'DegradedPair', 'PairQueue', 'RealESRGANDegradation']
 
@@ -66,62 +67,72 @@ def _show(value: Any) -> str:
     return repr(list(value)) if isinstance(value, tuple) else repr(value)
 
 
-def _fail(key: str, must: str, value: Any, extra: str = '') -> OptionValueError:
-    return OptionValueError(f'option {key} must {must}, got {_show(value)}{extra}')
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
-def _numbers(key: str, value: Any, n: int, what: str) -> tuple[float, ...]:
+def _rule(check) -> BeforeValidator:
+    """An annotation's rule: ``check(value)`` returns the value to use or says what it must be (``'be …'``)."""
+
+    def validate(value: Any) -> Any:
+        result = check(value)
+        if isinstance(result, str):
+            raise ValueError(f'must {result}, got {_show(value)}')
+        return result
+
+    return BeforeValidator(validate)
+
+
+def _numbers(value: Any, n: int, what: str) -> list[float]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != n:
-        raise _fail(key, f'be a list of {n} numbers {what}', value)
+        raise ValueError(f'must be a list of {n} numbers {what}, got {_show(value)}')
     if not all(_is_number(v) and math.isfinite(v) for v in value):
-        raise _fail(key, f'be a list of {n} finite numbers {what}', value)
-    return tuple(float(v) for v in value)
+        raise ValueError(f'must be a list of {n} finite numbers {what}, got {_show(value)}')
+    return [float(v) for v in value]
 
 
-def _check_prob(key: str, value: Any) -> float:
-    if not (_is_number(value) and 0 <= value <= 1):
-        raise _fail(key, 'be a probability in [0, 1]', value)
-    return float(value)
+def _probability(value: Any) -> float | str:
+    return float(value) if _is_number(value) and 0 <= value <= 1 else 'be a probability in [0, 1]'
 
 
-def _check_prob3(key: str, value: Any) -> tuple[float, float, float]:
-    probs = _numbers(key, value, 3, '[up, down, keep]')
+def _probabilities(value: Any) -> list[float]:
+    probs = _numbers(value, 3, '[up, down, keep]')
     if not all(0 <= p <= 1 for p in probs):
-        raise _fail(key, 'have each probability [up, down, keep] in [0, 1]', value)
-    total = math.fsum(probs)
-    if not abs(total - 1) <= 1e-6:
-        raise _fail(key, 'sum to 1', value, f' (sum {total:.6g})')
-    return probs  # type: ignore[return-value]
+        raise ValueError(f'must have each probability [up, down, keep] in [0, 1], got {_show(value)}')
+    if not abs(math.fsum(probs) - 1) <= 1e-6:
+        raise ValueError(f'must sum to 1, got {_show(value)} (sum {math.fsum(probs):.6g})')
+    return probs
 
 
-def _check_range(key: str, value: Any, allowed: str, ok) -> tuple[float, float]:
-    lo, hi = _numbers(key, value, 2, '[lo, hi]')
-    if not (lo <= hi and ok(lo, hi)):
-        raise _fail(key, f'be [lo, hi] with {allowed}', value)
-    return lo, hi
+def _range(allowed: str, ok) -> BeforeValidator:
+    def check(value: Any) -> list[float] | str:
+        pair = _numbers(value, 2, '[lo, hi]')
+        return pair if pair[0] <= pair[1] and ok(*pair) else f'be [lo, hi] with {allowed}'
+
+    return _rule(check)
 
 
-def _check_int(key: str, value: Any, minimum: int) -> int:
-    if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= minimum):
-        raise _fail(key, f'be an integer >= {minimum}', value)
-    return int(value)
+def _at_least(minimum: int) -> BeforeValidator:
+    def check(value: Any) -> int | str:
+        integral = isinstance(value, float) and value.is_integer()  # 4e2: an int, as everywhere in option files
+        integer = isinstance(value, (int, np.integer)) and not isinstance(value, bool) or integral
+        return int(value) if integer and value >= minimum else f'be an integer >= {minimum}'
+
+    return _rule(check)
 
 
-def _resize_range(key: str, value: Any) -> tuple[float, float]:
-    # basicsr draws an 'up' scale in [1, hi] and a 'down' scale in [lo, 1]: lo > 1 or hi < 1 would be ignored/odd
-    return _check_range(key, value, '0 < lo <= 1 <= hi', lambda lo, hi: 0 < lo <= 1 <= hi)
-
-
-def _sigma_range(key: str, value: Any) -> tuple[float, float]:
-    return _check_range(key, value, '0 <= lo <= hi', lambda lo, hi: lo >= 0)
-
-
-def _jpeg_range(key: str, value: Any) -> tuple[float, float]:
-    return _check_range(key, value, '1 <= lo <= hi <= 100 (JPEG quality)', lambda lo, hi: lo >= 1 and hi <= 100)
+# The rules of the degradation's options, in their annotations: the schema checks the option file's top-level keys
+# with them at start-up and the constructor its arguments (the same one-line messages).
+Probability = Annotated[float, _rule(_probability)]
+Probabilities = Annotated[Sequence[float], BeforeValidator(_probabilities)]  # [up, down, keep], summing to 1
+# basicsr draws an 'up' scale in [1, hi] and a 'down' scale in [lo, 1]: lo > 1 or hi < 1 would be ignored/odd
+ResizeRange = Annotated[Sequence[float], _range('0 < lo <= 1 <= hi', lambda lo, hi: 0 < lo <= 1 <= hi)]
+SigmaRange = Annotated[Sequence[float], _range('0 <= lo <= hi', lambda lo, hi: lo >= 0)]
+JpegRange = Annotated[
+    Sequence[float], _range('1 <= lo <= hi <= 100 (JPEG quality)', lambda lo, hi: 1 <= lo and hi <= 100)
+]
+Positive = Annotated[int, _at_least(1)]
+Count = Annotated[int, _at_least(0)]
 
 
 class PairQueue:
@@ -140,8 +151,9 @@ class PairQueue:
         size: Number of pairs the pool holds (basicsr's ``queue_size``); a multiple of the batch size.
     """
 
-    def __init__(self, *, size: int = 180) -> None:
-        self.size = _check_int('queue_size', size, 1)
+    @checked
+    def __init__(self, *, size: Positive = 180) -> None:
+        self.size = size
         self.reset()
 
     @staticmethod
@@ -265,51 +277,38 @@ class RealESRGANDegradation(nn.Module):
         OptionValueError: An option is out of its allowed range (one line naming it).
     """
 
+    @checked(key='')
     def __init__(
         self,
         *,
-        resize_prob: Sequence[float] = (0.2, 0.7, 0.1),
-        resize_range: Sequence[float] = (0.15, 1.5),
-        gaussian_noise_prob: float = 0.5,
-        noise_range: Sequence[float] = (1, 30),
-        poisson_scale_range: Sequence[float] = (0.05, 3),
-        gray_noise_prob: float = 0.4,
-        jpeg_range: Sequence[float] = (30, 95),
-        second_blur_prob: float = 0.8,
-        resize_prob2: Sequence[float] = (0.3, 0.4, 0.3),
-        resize_range2: Sequence[float] = (0.3, 1.2),
-        gaussian_noise_prob2: float = 0.5,
-        noise_range2: Sequence[float] = (1, 25),
-        poisson_scale_range2: Sequence[float] = (0.05, 2.5),
-        gray_noise_prob2: float = 0.4,
-        jpeg_range2: Sequence[float] = (30, 95),
-        scale: int = 4,
-        gt_size: int = 256,
-        queue_size: int = 180,
+        resize_prob: Probabilities = (0.2, 0.7, 0.1),
+        resize_range: ResizeRange = (0.15, 1.5),
+        gaussian_noise_prob: Probability = 0.5,
+        noise_range: SigmaRange = (1, 30),
+        poisson_scale_range: SigmaRange = (0.05, 3),
+        gray_noise_prob: Probability = 0.4,
+        jpeg_range: JpegRange = (30, 95),
+        second_blur_prob: Probability = 0.8,
+        resize_prob2: Probabilities = (0.3, 0.4, 0.3),
+        resize_range2: ResizeRange = (0.3, 1.2),
+        gaussian_noise_prob2: Probability = 0.5,
+        noise_range2: SigmaRange = (1, 25),
+        poisson_scale_range2: SigmaRange = (0.05, 2.5),
+        gray_noise_prob2: Probability = 0.4,
+        jpeg_range2: JpegRange = (30, 95),
+        scale: Positive = 4,
+        gt_size: Positive = 256,
+        queue_size: Count = 180,
     ) -> None:
         super().__init__()
-        self.resize_prob = _check_prob3('resize_prob', resize_prob)
-        self.resize_range = _resize_range('resize_range', resize_range)
-        self.gaussian_noise_prob = _check_prob('gaussian_noise_prob', gaussian_noise_prob)
-        self.noise_range = _sigma_range('noise_range', noise_range)
-        self.poisson_scale_range = _sigma_range('poisson_scale_range', poisson_scale_range)
-        self.gray_noise_prob = _check_prob('gray_noise_prob', gray_noise_prob)
-        self.jpeg_range = _jpeg_range('jpeg_range', jpeg_range)
-        self.second_blur_prob = _check_prob('second_blur_prob', second_blur_prob)
-        self.resize_prob2 = _check_prob3('resize_prob2', resize_prob2)
-        self.resize_range2 = _resize_range('resize_range2', resize_range2)
-        self.gaussian_noise_prob2 = _check_prob('gaussian_noise_prob2', gaussian_noise_prob2)
-        self.noise_range2 = _sigma_range('noise_range2', noise_range2)
-        self.poisson_scale_range2 = _sigma_range('poisson_scale_range2', poisson_scale_range2)
-        self.gray_noise_prob2 = _check_prob('gray_noise_prob2', gray_noise_prob2)
-        self.jpeg_range2 = _jpeg_range('jpeg_range2', jpeg_range2)
-        self.scale = _check_int('scale', scale, 1)
-        self.gt_size = _check_int('gt_size', gt_size, 1)
+        for key, value in locals().items():  # validated (checked); a default list as the tuple of floats it gives
+            if key in REALESRGAN_OPTION_KEYS:
+                setattr(self, key, tuple(map(float, value)) if isinstance(value, Sequence) else value)
         if self.gt_size % self.scale or self.gt_size <= _USM_RADIUS // 2:
-            raise _fail(
-                'gt_size', f'be a multiple of scale {self.scale} and > {_USM_RADIUS // 2} (USM padding)', gt_size
+            raise OptionValueError(
+                f'option gt_size must be a multiple of scale {self.scale} and > {_USM_RADIUS // 2} (USM padding), '
+                f'got {gt_size}'
             )
-        self.queue_size = _check_int('queue_size', queue_size, 0)
         self.queue = PairQueue(size=self.queue_size) if self.queue_size else None
 
         # A deep copy: basicsr's DiffJPEG quantisation tables are module-level nn.Parameters shared by
@@ -495,7 +494,7 @@ class RealESRGANDegradation(nn.Module):
 #: also declares their types to the option schema (below).
 REALESRGAN_OPTION_KEYS = tuple(inspect.signature(RealESRGANDegradation).parameters)
 #: basicsr: ``opt.get('queue_size', 180)``; all others are ``opt[key]``.
-_OPTIONAL_KEYS = {'queue_size': RealESRGANDegradation.__init__.__kwdefaults__['queue_size']}
+_OPTIONAL_KEYS = {'queue_size': inspect.signature(RealESRGANDegradation).parameters['queue_size'].default}
 
 
 def _describe(key: str, default: str) -> str:

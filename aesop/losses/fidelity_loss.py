@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Annotated, Literal
 
 import torch
 from basicsr.losses.basic_loss import charbonnier_loss, l1_loss, mse_loss
 from basicsr.utils.registry import LOSS_REGISTRY
+from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 from torchvision.transforms.functional import gaussian_blur
@@ -19,12 +21,12 @@ from torchvision.transforms.functional import gaussian_blur
 from aesop.archs.autoencoder_arch import load_frozen_autoencoder
 from aesop.data.resize import matlab_bicubic_downscale
 from aesop.errors import OptionValueError
+from aesop.schema import checked
 from aesop.weights import file_digest
 
 CRITERIA = {'l1': l1_loss, 'l2': mse_loss, 'mse': mse_loss, 'charbonnier': charbonnier_loss}
-REDUCTIONS = ('none', 'mean', 'sum')
-TARGETS = ('hr', 'lq')
-KERNELS = ('matlab', 'torch')  # AesopLRConsistencyLoss's downscaling
+Criterion = Literal['l1', 'l2', 'mse', 'charbonnier']  # CRITERIA's keys
+Reduction = Literal['none', 'mean', 'sum']
 
 
 class TransformedFidelityLoss(nn.Module):
@@ -36,14 +38,9 @@ class TransformedFidelityLoss(nn.Module):
 
     target = 'hr'
 
-    def __init__(self, *, criterion: str = 'l1', loss_weight: float = 1.0, reduction: str = 'mean') -> None:
+    @checked
+    def __init__(self, *, criterion: Criterion = 'l1', loss_weight: float = 1.0, reduction: Reduction = 'mean') -> None:
         super().__init__()
-        if criterion not in CRITERIA:
-            raise OptionValueError(
-                f'{type(self).__name__}: criterion must be one of {tuple(CRITERIA)}, got {criterion!r}'
-            )
-        if reduction not in REDUCTIONS:
-            raise OptionValueError(f'{type(self).__name__}: reduction must be one of {REDUCTIONS}, got {reduction!r}')
         self.criterion = CRITERIA[criterion]
         self.loss_weight = loss_weight
         self.reduction = reduction
@@ -139,30 +136,25 @@ class AesopLRConsistencyLoss(TransformedFidelityLoss):
         reduction: ``mean``, ``sum`` or ``none``.
     """
 
+    @checked
     def __init__(
         self,
         *,
-        scale: int = 4,
-        target: str = 'hr',
-        kernel: str = 'matlab',
+        scale: Annotated[int, Field(ge=1)] = 4,
+        target: Literal['hr', 'lq'] = 'hr',
+        kernel: Literal['matlab', 'torch'] = 'matlab',
         antialias: bool = True,
-        criterion: str = 'mse',
-        crop_border: int = 0,
+        criterion: Criterion = 'mse',
+        crop_border: Annotated[int, Field(ge=0)] = 0,
         loss_weight: float = 1.0,
-        reduction: str = 'mean',
+        reduction: Reduction = 'mean',
     ) -> None:
         super().__init__(criterion=criterion, loss_weight=loss_weight, reduction=reduction)
-        if target not in TARGETS:
-            raise OptionValueError(f'AesopLRConsistencyLoss: target must be one of {TARGETS}, got {target!r}')
-        if kernel not in KERNELS:
-            raise OptionValueError(f'AesopLRConsistencyLoss: kernel must be one of {KERNELS}, got {kernel!r}')
         if kernel == 'matlab' and not antialias:
             raise OptionValueError(
                 "AesopLRConsistencyLoss: antialias must be true with kernel: matlab (MATLAB's imresize always "
                 "antialiases when downscaling); antialias: false is torch's plain bicubic: set kernel: torch"
             )
-        if not isinstance(crop_border, int) or crop_border < 0:
-            raise OptionValueError(f'AesopLRConsistencyLoss: crop_border must be an integer >= 0, got {crop_border!r}')
         self.scale = scale
         self.target = target
         self.kernel = kernel
@@ -197,18 +189,17 @@ class AesopLowPassLoss(TransformedFidelityLoss):
         kernel_size: odd kernel size (default ``2·ceil(3σ) + 1``).
     """
 
+    @checked
     def __init__(
         self,
         *,
-        sigma: float = 1.0,
-        kernel_size: int | None = None,
-        criterion: str = 'l1',
+        sigma: Annotated[float, Field(gt=0)] = 1.0,
+        kernel_size: Annotated[int, Field(ge=1)] | None = None,
+        criterion: Criterion = 'l1',
         loss_weight: float = 1.0,
-        reduction: str = 'mean',
+        reduction: Reduction = 'mean',
     ) -> None:
         super().__init__(criterion=criterion, loss_weight=loss_weight, reduction=reduction)
-        if sigma <= 0:
-            raise OptionValueError(f'AesopLowPassLoss: sigma must be > 0, got {sigma}')
         self.sigma = sigma
         self.kernel_size = kernel_size or 2 * math.ceil(3 * sigma) + 1
         if self.kernel_size % 2 == 0:

@@ -9,14 +9,16 @@ LWay), plus ``lpips_weight`` · LPIPS(X̂, X).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from basicsr.utils.registry import LOSS_REGISTRY
+from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
 from aesop.errors import AesopError, OptionValueError
+from aesop.schema import checked
 
 __all__ = [
     'AesopFeatureAlignmentLoss',
@@ -109,10 +111,15 @@ class AesopLRReconstructionLoss(nn.Module):
         lpips_weight: weight of LPIPS (AlexNet; the offline network of :mod:`aesop.metrics`); 0: none.
     """
 
-    def __init__(self, *, loss_weight: float = 1.0, hf_weight: float = 0.0, lpips_weight: float = 0.0) -> None:
+    @checked
+    def __init__(
+        self,
+        *,
+        loss_weight: float = 1.0,
+        hf_weight: Annotated[float, Field(ge=0)] = 0.0,
+        lpips_weight: Annotated[float, Field(ge=0)] = 0.0,
+    ) -> None:
         super().__init__()
-        if hf_weight < 0 or lpips_weight < 0:
-            raise OptionValueError(f'AesopLRReconstructionLoss: weights must be >= 0, got {hf_weight}, {lpips_weight}')
         self.loss_weight, self.hf_weight, self.lpips_weight = loss_weight, hf_weight, lpips_weight
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
