@@ -6,15 +6,15 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / 'aesop'
 LAYERS = [
-    ('errors', 'utils', 'wandb_login'),  # no project imports beyond errors
-    ('schema', 'runlock', 'weights', 'backbones'),  # option schema, experiment lock, checkpoint files
+    ('errors', 'utils', 'wandb_login', 'commands'),  # no project imports beyond errors; command lines
+    ('schema', 'runlock', 'weights', 'backbones', 'compat'),  # option schema, lock, checkpoints, basicsr patches
     ('archs', 'data'),  # components: networks, datasets and degradations
     ('losses', 'metrics'),  # components built on ψ and backbones
     ('models',),  # basicsr models
     ('official',),  # the authors' release's names
-    ('options',),  # reading, translating and checking option files
-    ('compat', 'pipeline', 'cli'),  # basicsr patches, the train/test pipelines; one-line errors
-    ('__init__', 'commands', 'train', 'test', 'launch', 'inference', 'export', 'evaluation', 'figures'),  # tools
+    ('options',),  # the option pipeline: reading, translating, validating, a run's set-up and start-up checks
+    ('pipeline', 'cli'),  # the train/test pipelines; one-line errors
+    ('__init__', 'train', 'test', 'launch', 'inference', 'export', 'evaluation', 'figures'),  # tools
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 
