@@ -117,6 +117,7 @@ REQUIRED_SECTIONS = {
 }
 _KEY = re.compile(r'[A-Za-z_][\w.\-]*')
 LAUNCHERS = ('none', 'pytorch', 'slurm')
+RUN_KEYS = {'name': 'tool', 'datasets': {}}  # what the schema requires of a run, not of a tool's read
 
 
 def load_options(
@@ -173,8 +174,12 @@ def load_options(
     for dataset in (opt.get('datasets') or {}).values():
         if isinstance(dataset, dict):
             dataset['type'] = UPGRADED_DATASETS.get(dataset.get('type'), dataset.get('type'))
+    absent = [key for key in RUN_KEYS if key not in opt] if root_path is None else []
+    opt.update({key: RUN_KEYS[key] for key in absent})  # a tool reads what it needs: a run's keys may be absent
     apply_schema(opt)
     check_components(opt)
+    for key in absent:
+        del opt[key]
     if root_path is None:
         return opt
     _set_up_run(opt, root_path=Path(root_path), launcher=launcher, auto_resume=auto_resume, debug=debug)

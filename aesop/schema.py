@@ -699,7 +699,7 @@ def checked(init: Callable | None = None, *, key: str | None = None) -> Callable
 
 
 def _describe_call(problems: list[dict], given: dict, model: type[_Call], key: str, what: str) -> str:
-    first = problems[0]
+    first = next((p for p in problems if p['type'] == 'extra_forbidden'), problems[0])  # a typo before what it hid
     name = first['loc'][0] if first['loc'] else ''
     if first['type'] == 'extra_forbidden':
         accepted = list(model.model_fields)

@@ -20,7 +20,7 @@ import torch
 from basicsr.archs import build_network
 from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, run_python, spawn, write_yaml
 
-import aesop.compat
+import aesop.pipeline
 import aesop.test
 import aesop.train
 from aesop.errors import AesopError
@@ -527,7 +527,9 @@ def test_an_unwritable_root_is_one_line(tiny_data, tmp_path, monkeypatch, capsys
     if os.geteuid() == 0:  # root writes anywhere: deny like a read-only mount would
         real_access = os.access
         monkeypatch.setattr(
-            aesop.compat.os, 'access', lambda p, mode: not (mode & os.W_OK and Path(p) == root) and real_access(p, mode)
+            aesop.pipeline.os,
+            'access',
+            lambda p, mode: not (mode & os.W_OK and Path(p) == root) and real_access(p, mode),
         )
     else:
         root.chmod(0o555)
