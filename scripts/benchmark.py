@@ -90,7 +90,7 @@ from aesop.cli import ArgumentParser, cli_main  # noqa: E402
 from aesop.commands import command_help  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.inference import upscale  # noqa: E402
-from aesop.models.precision import AMP_DTYPES  # noqa: E402
+from aesop.models.train_step import AMP_DTYPES  # noqa: E402
 from aesop.utils import RANDOM_BACKBONES_ENV, markdown_table  # noqa: E402
 from aesop.weights import freeze  # noqa: E402
 

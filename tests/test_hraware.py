@@ -216,9 +216,7 @@ def test_both_stages_train_two_iterations_and_finetuning_reads_the_pretrained_ne
 def finetune_model(tiny_data, tmp_path, **train):
     """AesopHRAwareFinetuneModel of the anchor file on tiny networks (random R and ψ weights saved)."""
     from basicsr.archs import build_network
-    from basicsr.models import build_model
-
-    from aesop.schema import apply_schema
+    from conftest import build_model
 
     opt = tiny_stage('finetune_hraware_anchor_realesrgan', tiny_data, tmp_path)
     recon = build_network(dict(opt['network_recon']))
@@ -232,7 +230,7 @@ def finetune_model(tiny_data, tmp_path, **train):
     opt['train']['optim_g']['lr'] = 1e-3
     opt['train'].update(train)
     opt.update(is_train=True, dist=False, rank=0, world_size=1)
-    return build_model(apply_schema(opt))  # the options as a run reads them (the controller's defaults written)
+    return build_model(opt)  # the options as a run reads them (the controller's defaults written)
 
 
 def test_a_finetuning_step_changes_m_only(tiny_data, tmp_path):
