@@ -4,7 +4,7 @@ Only what no subclass or hook of this package can do is patched here: a module b
 at module level, and its free functions (the training loop's helpers, the option parser).
 Importing :mod:`aesop` applies them, before anything else imports basicsr. The policies of this
 package's models (CPU DDP, ``weights_only`` loading, atomic saves, the NaN stop) are overrides in
-:class:`aesop.models.base.AesopModelMixin`; those of ``PairedImageDataset`` (one-line errors,
+:class:`aesop.models.base.AesopModel`; those of ``PairedImageDataset`` (one-line errors,
 undecodable pairs skipped) are :class:`aesop.data.paired_dataset.AesopPairedImageDataset`.
 Each fix is tested in ``tests/test_compat.py``:
 

@@ -32,7 +32,8 @@ def ae_opt(folder: str, *, dist: bool, rank: int = 0, world_size: int = 1) -> di
         'name': 'ddp', 'model_type': 'AesopAEModel', 'is_train': True, 'dist': dist, 'num_gpu': 0,
         'rank': rank, 'world_size': world_size, 'scale': 4, 'network_g': TINY_AE,
         'path': {'models': folder, 'training_states': folder},
-        'train': {'total_iter': 100, 'optim_g': adam, 'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
+        'train': {'total_iter': 100, 'optim_g': adam,
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
                   'pixel_opt': {'type': 'L1Loss'}, 'pixel_at_LR_opt': {'type': 'L1Loss'}},
     }  # fmt: skip
 

@@ -30,7 +30,13 @@ def base_opt(tmp_path, **train) -> dict:
         'world_size': 1,
         'scale': 4,
         'path': {'models': str(tmp_path), 'training_states': str(tmp_path)},
-        'train': {'total_iter': 100, 'optim_g': dict(ADAM), 'optim_d': dict(ADAM), 'scheduler': dict(SCHEDULER), **train},
+        'train': {
+            'total_iter': 100,
+            'optim_g': dict(ADAM),
+            'optim_d': dict(ADAM),
+            'scheduler': dict(SCHEDULER),
+            **train,
+        },
     }
 
 
