@@ -533,14 +533,14 @@ def timed_step(model, batch: dict[str, torch.Tensor], current_iter: int, device:
 
 def psi_hr(model) -> None:
     """ψ(HR) without graph, as in the AESOP loss: on the model's last batch."""
-    with torch.no_grad(), model.autocast():
+    with torch.no_grad(), model.train_step.autocast():
         model.cri_fidelity['l_g_aesop'].autoencoder(model.gt)
 
 
 def psi_sr(model) -> None:
     """ψ(SR) and the gradient of a loss on it with respect to SR (ψ is frozen): on the model's last output."""
     sr = model.output.detach().clone().requires_grad_(True)
-    with model.autocast():
+    with model.train_step.autocast():
         out = model.cri_fidelity['l_g_aesop'].autoencoder(sr)
     out.float().abs().mean().backward()
 
