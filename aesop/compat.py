@@ -5,7 +5,7 @@ at module level, and its free functions that this package's code still reaches. 
 :mod:`aesop` applies them, before anything else imports basicsr. basicsr's option parser, training
 and test pipelines and resume are not patched but owned (:func:`aesop.options.load_options`,
 :mod:`aesop.pipeline`); the policies of this package's models (CPU DDP, ``weights_only`` loading,
-atomic and finite saves, the NaN stop) are in :mod:`aesop.models`; those of ``PairedImageDataset``
+atomic and finite saves, the NaN stop) are in :class:`aesop.models.base.AesopModel`; those of ``PairedImageDataset``
 are :class:`aesop.data.paired_dataset.AesopPairedImageDataset`. Each fix is tested in
 ``tests/test_compat.py``:
 

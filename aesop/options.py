@@ -515,7 +515,7 @@ def check_components(opt: dict) -> None:
     for an unknown type and the accepted options for an unknown key. Also checks that an
     auto-encoder's scale is the run's ``scale``.
     """
-    from aesop.models.precision import check_step_options
+    from aesop.models.train_step import check_step_options
 
     model = _lookup(MODEL_REGISTRY, opt['model_type'], 'model_type') if 'model_type' in opt else None
     readable = getattr(model, 'LOSS_OPTIONS', None)  # the loss entries the model reads, if it says

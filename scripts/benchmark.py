@@ -90,7 +90,7 @@ from aesop.cli import ArgumentParser, cli_main  # noqa: E402
 from aesop.commands import command_help  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.inference import upscale  # noqa: E402
-from aesop.models.precision import AMP_DTYPES  # noqa: E402
+from aesop.models.train_step import AMP_DTYPES  # noqa: E402
 from aesop.utils import RANDOM_BACKBONES_ENV, markdown_table  # noqa: E402
 from aesop.weights import freeze  # noqa: E402
 
@@ -533,14 +533,14 @@ def timed_step(model, batch: dict[str, torch.Tensor], current_iter: int, device:
 
 def psi_hr(model) -> None:
     """ψ(HR) without graph, as in the AESOP loss: on the model's last batch."""
-    with torch.no_grad(), model.autocast():
+    with torch.no_grad(), model.train_step.autocast():
         model.cri_fidelity['l_g_aesop'].autoencoder(model.gt)
 
 
 def psi_sr(model) -> None:
     """ψ(SR) and the gradient of a loss on it with respect to SR (ψ is frozen): on the model's last output."""
     sr = model.output.detach().clone().requires_grad_(True)
-    with model.autocast():
+    with model.train_step.autocast():
         out = model.cri_fidelity['l_g_aesop'].autoencoder(sr)
     out.float().abs().mean().backward()
 

@@ -66,6 +66,16 @@ def write_yaml(opt: dict, path: Path) -> Path:
     return path
 
 
+def build_model(opt: dict):
+    """basicsr's ``build_model`` on ``opt`` as a run reads it (:func:`aesop.options.load_options`: the release's
+    names translated, the schema's validated values and defaults written, every component checked)."""
+    from basicsr.models import build_model as build
+
+    from aesop.options import load_options
+
+    return build(load_options(dict(opt)))
+
+
 def point_at(opt: dict, data: Path) -> dict:
     """Point every dataset of ``opt`` at the tiny dataset (train split for train, val otherwise)."""
     for phase, dataset in opt['datasets'].items():

@@ -14,8 +14,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_psnr
-from basicsr.models import build_model
-from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, run_entry, write_yaml
+from conftest import REPO, TINY_AE, TINY_RRDB, build_model, load_yaml, run_entry, write_yaml
 
 from aesop.data import bicubic_downscale
 

@@ -138,21 +138,19 @@ def test_a_pickled_callable_is_refused_and_never_runs(tmp_path):
 
 
 def test_ddp_wrapping_works_on_cpu():
-    """AesopModelMixin.model_to_device: DDP without device_ids on CPU (gloo, world size 1)."""
+    """AesopModel.model_to_device: DDP without device_ids on CPU (gloo, world size 1)."""
+    from types import SimpleNamespace
+
     import torch.distributed as dist
-    from basicsr.models.base_model import BaseModel
 
-    from aesop.models.base import AesopModelMixin
-
-    class Model(AesopModelMixin, BaseModel):
-        pass
+    from aesop.models.base import AesopModel
 
     if not dist.is_available():
         pytest.skip('torch.distributed unavailable')
     dist.init_process_group('gloo', init_method='tcp://127.0.0.1:0', rank=0, world_size=1)
     try:
-        model = Model({'num_gpu': 0, 'is_train': True, 'dist': True})
-        net = model.model_to_device(torch.nn.Linear(2, 2))
+        opt = {'num_gpu': 0, 'is_train': True, 'dist': True, 'find_unused_parameters': False}  # the schema's default
+        net = AesopModel.model_to_device(SimpleNamespace(device=torch.device('cpu'), opt=opt), torch.nn.Linear(2, 2))
         assert isinstance(net, torch.nn.parallel.DistributedDataParallel)
         net(torch.ones(1, 2)).sum().backward()
     finally:

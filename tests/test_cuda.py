@@ -21,9 +21,8 @@ import numpy as np
 import pytest
 import torch
 from basicsr.archs import build_network
-from basicsr.models import build_model
 from basicsr.utils import set_random_seed
-from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at
+from conftest import REPO, TINY_AE, TINY_RRDB, build_model, load_yaml, point_at
 from test_degradations import GT_SIZE, SCALE, VARIANTS, X4PLUS, _kernels
 from test_degradations import data as data  # noqa: F401 (a fixture: Real-ESRGAN's batch of 2 and its kernels)
 from test_drct_arch import TINY as TINY_DRCT
@@ -240,7 +239,7 @@ def test_aesop_gan_step_under_amp_is_close_to_fp32(tmp_path, psi, amp):
     if amp == 'bf16':
         assert torch.cosine_similarity(update, reference_update, dim=0) > 0.99
     else:
-        scalers = model.grad_scalers
+        scalers = model.train_step.grad_scalers
         assert len(scalers) == 2 and id(model.optimizer_g) in scalers and id(model.optimizer_d) in scalers
         scale = scalers[id(model.optimizer_g)].get_scale()
         if update.abs().max() > 0:

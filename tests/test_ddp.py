@@ -32,7 +32,8 @@ def ae_opt(folder: str, *, dist: bool, rank: int = 0, world_size: int = 1) -> di
         'name': 'ddp', 'model_type': 'AesopAEModel', 'is_train': True, 'dist': dist, 'num_gpu': 0,
         'rank': rank, 'world_size': world_size, 'scale': 4, 'network_g': TINY_AE,
         'path': {'models': folder, 'training_states': folder},
-        'train': {'optim_g': adam, 'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
+        'train': {'total_iter': 100, 'optim_g': adam,
+                  'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
                   'pixel_opt': {'type': 'L1Loss'}, 'pixel_at_LR_opt': {'type': 'L1Loss'}},
     }  # fmt: skip
 
@@ -56,12 +57,12 @@ class TinyPairs(torch.utils.data.Dataset):
 
 def validate(opt: dict) -> dict[str, float]:
     """The means of a validation of the freshly built (seeded) model."""
-    from basicsr.models import build_model
+    from conftest import build_model
 
     torch.manual_seed(0)
     model = build_model({**opt, 'val': VAL})
     model.validation(torch.utils.data.DataLoader(TinyPairs(), batch_size=1), 1, None, False)
-    return dict(model.metric_results)
+    return dict(model.validator.metric_results)
 
 
 def batch() -> dict:
@@ -70,7 +71,7 @@ def batch() -> dict:
 
 
 def one_step(opt: dict, data: dict) -> dict:
-    from basicsr.models import build_model
+    from conftest import build_model
 
     torch.manual_seed(0)
     model = build_model(opt)

@@ -216,9 +216,7 @@ def test_both_stages_train_two_iterations_and_finetuning_reads_the_pretrained_ne
 def finetune_model(tiny_data, tmp_path, **train):
     """AesopHRAwareFinetuneModel of the anchor file on tiny networks (random R and ψ weights saved)."""
     from basicsr.archs import build_network
-    from basicsr.models import build_model
-
-    from aesop.schema import apply_schema
+    from conftest import build_model
 
     opt = tiny_stage('finetune_hraware_anchor_realesrgan', tiny_data, tmp_path)
     recon = build_network(dict(opt['network_recon']))
@@ -232,7 +230,7 @@ def finetune_model(tiny_data, tmp_path, **train):
     opt['train']['optim_g']['lr'] = 1e-3
     opt['train'].update(train)
     opt.update(is_train=True, dist=False, rank=0, world_size=1)
-    return build_model(apply_schema(opt))  # the options as a run reads them (the controller's defaults written)
+    return build_model(opt)  # the options as a run reads them (the controller's defaults written)
 
 
 def test_a_finetuning_step_changes_m_only(tiny_data, tmp_path):
@@ -317,3 +315,19 @@ def test_a_resumed_finetuning_refuses_a_changed_reconstruction_network(tiny_data
     state = {'autoencoders': recorded, 'optimizers': [o.state_dict() for o in model.optimizers], 'schedulers': []}
     with pytest.raises(AesopError, match=r'^the reconstruction network of network_recon changed since the training'):
         model.resume_training(state)
+
+
+def test_the_hraware_models_take_the_step_options(tiny_data, tmp_path):
+    """The base's train step: micro-batches (``accumulate``), clipping (logged) and bf16 autocast, as the GAN models;
+    none of them is refused at start-up."""
+    from aesop.models import AesopHRAwareFinetuneModel, AesopHRAwareReconModel
+    from aesop.models.train_step import check_step_options
+
+    for model_type in (AesopHRAwareFinetuneModel, AesopHRAwareReconModel):
+        check_step_options(model_type, {'train': {'accumulate': 2, 'grad_clip': 1.0, 'amp': 'bf16'}})
+    model = finetune_model(tiny_data, tmp_path, accumulate=2, grad_clip=1e-4, amp='bf16')
+    lq = torch.rand(2, 3, 16, 16)
+    model.feed_data({'lq': lq})
+    model.optimize_parameters(1)
+    assert {'l_rec', 'l_far', 'l_anchor', 'grad_norm_g', 'grad_clipped_g'} <= set(model.log_dict)
+    assert model.log_dict['grad_clipped_g'] == 1.0 and torch.equal(model.lq, lq) and model.output.shape[0] == 2

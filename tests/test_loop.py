@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from basicsr.models import build_model
-from conftest import TINY_AE, TINY_RRDB
+from conftest import TINY_AE, TINY_RRDB, build_model
 from test_ddp import ae_opt, batch
 from test_infer import RECEPTIVE_RADIUS, tiny_net
 from test_models import ae_ckpt, base_opt, gan_opt  # noqa: F401  (ae_ckpt: a fixture)
@@ -33,7 +32,7 @@ def test_grad_clip_clips_g_and_d_and_logs_it(tmp_path, ae_ckpt):  # noqa: F811
     assert grad_norm(model.net_g) == pytest.approx(1e-4, rel=1e-3)  # what the optimiser stepped with
     assert log['grad_clipped_d'] == 0.0 and grad_norm(model.net_d) == pytest.approx(log['grad_norm_d'], rel=1e-5)
 
-    model.grad_clip = {'g': None, 'd': None}  # no clipping: nothing logged
+    model.train_step.grad_clip = {'g': None, 'd': None}  # no clipping: nothing logged
     model.optimize_parameters(2)
     assert not any(k.startswith('grad_') for k in model.get_current_log())
 

@@ -8,8 +8,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.losses.loss_util import get_refined_artifact_map
-from basicsr.models import build_model
-from conftest import TINY_AE, TINY_RRDB
+from conftest import TINY_AE, TINY_RRDB, build_model
 
 from aesop.errors import AesopError
 from aesop.models import FIDELITY_TERMS
@@ -31,7 +30,13 @@ def base_opt(tmp_path, **train) -> dict:
         'world_size': 1,
         'scale': 4,
         'path': {'models': str(tmp_path), 'training_states': str(tmp_path)},
-        'train': {'optim_g': dict(ADAM), 'optim_d': dict(ADAM), 'scheduler': dict(SCHEDULER), **train},
+        'train': {
+            'total_iter': 100,
+            'optim_g': dict(ADAM),
+            'optim_d': dict(ADAM),
+            'scheduler': dict(SCHEDULER),
+            **train,
+        },
     }
 
 
@@ -284,8 +289,9 @@ def test_a_network_without_parameters_is_not_wrapped_in_ddp(monkeypatch):
 
     wrapped = []
     monkeypatch.setattr(base, 'DistributedDataParallel', lambda net, **_: wrapped.append(net) or ('ddp', net))
-    model = SimpleNamespace(device=torch.device('cpu'), opt={'dist': True, 'num_gpu': 0})
+    opt = {'dist': True, 'num_gpu': 0, 'find_unused_parameters': False}  # the schema's default written
+    model = SimpleNamespace(device=torch.device('cpu'), opt=opt)
     bicubic = build_network({'type': 'AesopBicubic', 'scale': 4})
-    assert base.AesopModelMixin.model_to_device(model, bicubic) is bicubic and not wrapped
+    assert base.AesopModel.model_to_device(model, bicubic) is bicubic and not wrapped
     rrdb = build_network(deepcopy(TINY_RRDB))
-    assert base.AesopModelMixin.model_to_device(model, rrdb) == ('ddp', rrdb) and wrapped == [rrdb]
+    assert base.AesopModel.model_to_device(model, rrdb) == ('ddp', rrdb) and wrapped == [rrdb]

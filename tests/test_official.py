@@ -16,8 +16,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_metric
-from basicsr.models import build_model
-from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, run_entry, write_yaml
+from conftest import REPO, TINY_AE, TINY_RRDB, build_model, load_yaml, run_entry, write_yaml
 
 from aesop.archs.rrdbnet_arch import CheckpointedSequential
 from aesop.errors import AesopError
@@ -439,7 +438,7 @@ def test_discriminator_batchnorm_sees_real_then_fake_as_the_release(tmp_path):
         'model_type': 'AesopESRGANArtifactsDisModel', 'network_g': deepcopy(TINY_RRDB), 'network_d': disc,
         'path': {'models': str(tmp_path), 'training_states': str(tmp_path)},
         'train': {
-            'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'optim_d': {'type': 'Adam', 'lr': 1e-3},
+            'total_iter': 10, 'optim_g': {'type': 'Adam', 'lr': 1e-3}, 'optim_d': {'type': 'Adam', 'lr': 1e-3},
             'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
             'pixel_opt': {'type': 'L1Loss', 'loss_weight': 0.01},
             'gan_opt': {'type': 'GANLoss', 'gan_type': 'vanilla', 'loss_weight': 0.005},

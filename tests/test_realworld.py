@@ -14,8 +14,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_niqe
-from basicsr.models import build_model
-from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, run_entry, write_yaml
+from conftest import REPO, TINY_AE, TINY_RRDB, build_model, load_yaml, run_entry, write_yaml
 
 from aesop.errors import AesopError
 from aesop.models.validation import needs_reference

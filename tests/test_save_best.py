@@ -11,7 +11,7 @@ import torch
 from conftest import REPO, TINY_RRDB, load_yaml, point_at, run_entry, write_yaml
 from test_schema import checked
 
-from aesop.models.validation import ValidationMixin, is_better, read_best_record, save_best_rule
+from aesop.models.validation import Validator, is_better, read_best_record, save_best_rule
 
 
 def test_the_rule_takes_the_metrics_direction_and_the_first_validation_set():
@@ -48,8 +48,8 @@ def test_the_schema_refuses_a_rule_without_its_metric_or_its_validation_set():
     assert 'val.save_best.better' in checked(val__save_best={'metric': 'psnr', 'better': 'up'})
 
 
-class Recorder(ValidationMixin):
-    """The mixin's bookkeeping alone: saves are recorded, not written."""
+class Recorder:
+    """A model for the validator's bookkeeping alone: saves are recorded, not written."""
 
     def __init__(self, tmp_path, better='lower'):
         self.opt = {
@@ -59,31 +59,36 @@ class Recorder(ValidationMixin):
             'path': {'models': str(tmp_path)},
             'train': {'total_iter': 100},
         }
-        self.net_g, self.saved = object(), []
+        self.saved = []
 
-    def save_network(self, net, net_label, current_iter, param_key='params'):
-        self.saved.append((net_label, current_iter))
+    def save_generator(self, label):
+        self.saved.append(('net_g', label))
+
+
+def validator(tmp_path, better='lower') -> Validator:
+    model = Recorder(tmp_path, better)
+    return Validator(model, model.opt)
 
 
 def test_a_better_validation_replaces_the_best_and_a_resumed_run_keeps_the_better_of_state_and_file(tmp_path):
-    model = Recorder(tmp_path)
+    model = validator(tmp_path)
     for it, value in ((10, 0.30), (20, 0.25), (30, 0.27), (40, 0.25), (50, 0.20)):
         model.metric_results = {'lpips': value}
         model.keep_best('split', it)
         model.keep_best('another_set', it)  # only the deciding set counts
-    assert model.saved == [('net_g', 'best')] * 3  # 10, 20, 50: strictly better each time
+    assert model.model.saved == [('net_g', 'best')] * 3  # 10, 20, 50: strictly better each time
     assert model.best_checkpoint == {'metric': 'lpips', 'better': 'lower', 'dataset': 'split', 'value': 0.2, 'iter': 50}
     assert read_best_record(tmp_path) == model.best_checkpoint
     model.metric_results = {'lpips': 0.1}
     model.keep_best('split', 100)  # the final validation, at total_iter (basicsr's was labelled past it)
     assert read_best_record(tmp_path)['iter'] == 100
 
-    resumed = Recorder(tmp_path)  # state written at 30 (best 0.25 @ 20); the file's record is better
+    resumed = validator(tmp_path)  # state written at 30 (best 0.25 @ 20); the file's record is better
     resumed.restore_best({'best_checkpoint': {'metric': 'lpips', 'better': 'lower', 'value': 0.25, 'iter': 20}})
     assert resumed.best_checkpoint['iter'] == 100
     resumed.metric_results = {'lpips': 0.15}
     resumed.keep_best('split', 40)
-    assert resumed.saved == []  # 0.15 is worse than the file's 0.1: the file stays
+    assert resumed.model.saved == []  # 0.15 is worse than the file's 0.1: the file stays
     (tmp_path / 'net_g_best.json').unlink()
     resumed.restore_best({'best_checkpoint': {'metric': 'lpips', 'better': 'lower', 'value': 0.25, 'iter': 20}})
     assert resumed.best_checkpoint['value'] == 0.25

@@ -8,7 +8,7 @@ import pytest
 
 import aesop  # noqa: F401  (registers the project's components)
 from aesop.errors import AesopError
-from aesop.models.validation import ValidationMixin
+from aesop.models.validation import Validator
 from aesop.options import apply_force_yml, load_option_file, parse_yaml
 from aesop.schema import admits, apply_schema, known_keys
 
@@ -141,9 +141,9 @@ def test_the_validated_values_and_the_defaults_are_written_back():
 
 
 def test_the_models_declare_their_train_keys():
-    """``train``'s keys of this project's models are declared next to them: the step options by PrecisionMixin
+    """``train``'s keys of this project's models are declared next to them: the step options by TrainStep
     (amp's names: its AMP_DTYPES), the controller by the HR-aware models, freeze_decoder by the AE model."""
-    from aesop.models.precision import STEP_OPTIONS
+    from aesop.models.train_step import STEP_OPTIONS
 
     assert STEP_OPTIONS == ('amp', 'channels_last', 'grad_clip', 'accumulate', 'compile')
     assert checked(train__amp='bf-16') == (
@@ -158,7 +158,7 @@ def test_the_models_declare_their_train_keys():
     assert opt['train']['controller'] == {'noise': 'vector', 'noise_std': 1.0, 'redraw': True, 'grad': False}
     assert opt['train']['allow_psi_change'] is False and opt['train']['freeze_decoder'] == 0
     docs = (REPO / 'docs' / 'options.md').read_text()
-    for reader in ('PrecisionMixin', 'AesopGANModel', 'AesopModelMixin', 'AesopAEModel', 'AesopHRAwareModel'):
+    for reader in ('TrainStep', 'AesopGANModel', 'AesopModel', 'AesopAEModel', 'AesopHRAwareModel'):
         assert f'## `train`, read by `{reader}`' in docs
 
 
@@ -195,18 +195,15 @@ def test_force_yml_takes_declared_keys_the_file_leaves_out():
 def test_validation_waits_for_val_start_iter():
     calls = []
 
-    class Base:
-        def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+    class Counting(Validator):
+        def score(self, dataloader, current_iter, tb_logger, save_img, shard=(0, 1)):
             calls.append(current_iter)
 
-    class Model(ValidationMixin, Base):
-        is_train = True
-        opt = {'val': {'val_start_iter': 3}}
-
+    opt = {'is_train': True, 'dist': False, 'val': {'val_start_iter': 3}}
     for current_iter in (1, 2, 3, 4):
-        Model().validation(None, current_iter, None)
-    Model.is_train = False  # test.py validates once, whatever the option says
-    Model().validation(None, 0, None)
+        Counting(None, opt).validate(None, current_iter, None)
+    opt['is_train'] = False  # test.py validates once, whatever the option says
+    Counting(None, opt).validate(None, 0, None)
     assert calls == [3, 4, 0]
 
 

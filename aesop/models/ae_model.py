@@ -6,13 +6,11 @@ from collections import OrderedDict
 
 import torch
 from basicsr.losses import build_loss
-from basicsr.models.sr_model import SRModel
 from basicsr.utils import tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 
-from aesop.models.base import AesopModelMixin
-from aesop.models.precision import PrecisionMixin, mean_of
-from aesop.models.validation import ValidationMixin
+from aesop.models.base import AesopModel
+from aesop.models.train_step import mean_of
 from aesop.schema import declare_options
 from aesop.weights import load_weights
 
@@ -25,7 +23,7 @@ declare_options(
 
 
 @MODEL_REGISTRY.register()
-class AesopAEModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRModel):
+class AesopAEModel(AesopModel):
     """Pretrains ψ = D∘E (``network_g``, e.g. ``AesopAutoEncoder``) on HR images.
 
     Data: ``gt`` is the HR input and the target of D∘E; ``lq`` (the bicubic LR) is the target
@@ -44,7 +42,7 @@ class AesopAEModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRModel):
     LOSS_OPTIONS = ('pixel_opt', 'pixel_at_LR_opt')  # a perceptual_opt would be built and never used: refused
 
     def __init__(self, opt):
-        self.freeze_decoder_iters = int(opt.get('train', {}).get('freeze_decoder', 0) or 0)
+        self.freeze_decoder_iters = opt['train']['freeze_decoder'] if opt['is_train'] else 0
         if opt['is_train'] and opt['dist'] and self.freeze_decoder_iters > 0:
             opt['find_unused_parameters'] = True  # D gets no gradient while frozen
         super().__init__(opt)
@@ -69,7 +67,7 @@ class AesopAEModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRModel):
         self.cri_pix_at_lr = build_loss(lr_opt).to(self.device) if lr_opt else None
         self.decoder_frozen = None
         self.set_decoder_frozen(self.freeze_decoder_iters > 0)
-        self.setup_precision(self.net_g, *([self.net_g_ema] if hasattr(self, 'net_g_ema') else []))
+        self.setup_train_step()
 
     def set_decoder_frozen(self, frozen: bool) -> None:
         """Freeze (or unfreeze) D; the optimiser was built over all of ψ, so D resumes later."""
@@ -92,7 +90,7 @@ class AesopAEModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRModel):
         self.optimizer_g.zero_grad()
         logs, outputs, bottlenecks = [], [], []
         for _ in self.micro_batches():  # train.accumulate (one, by default)
-            with self.autocast():
+            with self.train_step.autocast():
                 output, bottleneck = self.net_g(self.gt, return_bottleneck=True)
             self.output, self.bottleneck = output.float(), bottleneck.float()  # losses in fp32
             loss_dict = OrderedDict()
@@ -103,11 +101,11 @@ class AesopAEModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRModel):
             if self.cri_pix_at_lr:
                 loss_dict['l_pix_at_LR'] = self.cri_pix_at_lr(self.bottleneck, self.lq)  # Eq. 4
                 l_total += loss_dict['l_pix_at_LR']
-            self.backward(l_total, self.optimizer_g)
+            self.train_step.backward(l_total, self.optimizer_g)
             logs.append(loss_dict)
             outputs.append(self.output.detach())
             bottlenecks.append(self.bottleneck.detach())
-        self.step(self.optimizer_g)
+        self.train_step.step(self.optimizer_g, 'g')
         if len(outputs) > 1:
             self.output, self.bottleneck = torch.cat(outputs), torch.cat(bottlenecks)
         self.log_dict = self.reduce_loss_dict(mean_of(logs))
@@ -115,11 +113,12 @@ class AesopAEModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRModel):
             self.model_ema(decay=self.ema_decay)
 
     def probe_input(self):
-        """ψ's input: one HR image of the last training batch (see :class:`~aesop.models.base.AesopModelMixin`)."""
-        return self.gt[:1] if hasattr(self, 'gt') else None
+        """ψ's input: one HR image of the last training batch (see :meth:`AesopModel.save`)."""
+        gt = self.batch().get('gt')
+        return None if gt is None else gt[:1]
 
     def test(self):
-        net = getattr(self, 'net_g_ema', self.net_g)
+        net = self.eval_net()
         was_training = net.training
         net.eval()
         with torch.no_grad():
@@ -128,7 +127,8 @@ class AesopAEModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRModel):
 
     def validation_pairs(self):
         """ψ(HR) vs HR, and (tag ``_lr``) the LR estimate E(HR) vs the LR image when there is one."""
-        lq = tensor2img(self.lq) if hasattr(self, 'lq') else None
+        lq = self.batch().get('lq')
+        lq = None if lq is None else tensor2img(lq)
         yield '', tensor2img(self.output), tensor2img(self.gt), lq
         yield '_lr', tensor2img(self.bottleneck), lq, None
 

@@ -1,25 +1,34 @@
-"""The model base of this package: basicsr's ``BaseModel`` policies it overrides, in one mixin."""
+"""The model base of this package: basicsr's ``SRModel`` with a train step, a validator and safe saving."""
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
-from basicsr.utils import get_root_logger
+from basicsr.archs import build_network
+from basicsr.models.sr_model import SRModel
+from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.dist_util import master_only
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from aesop.archs.sizes import input_multiple, pad_to_multiple
+from aesop.archs.tiling import upscale
 from aesop.errors import AesopError
-from aesop.models.checkpoint import where_to_resume
+from aesop.models.checkpoint import check_frozen_files, first_nonfinite, where_to_resume
+from aesop.models.train_step import TrainStep
+from aesop.models.validation import Validator
 from aesop.schema import declare_options
 from aesop.weights import atomic_save, load_weights
 
 declare_options(
     'train',
-    'AesopModelMixin',
+    'AesopModel',
     "Every model of this project that trains on ψ (its file's digest is kept in the training state).",
     {
         'allow_psi_change': (
@@ -30,74 +39,218 @@ declare_options(
     },
 )
 
-__all__ = ['AesopModelMixin']
+__all__ = ['AesopModel']
 
 
-class AesopModelMixin:
-    """What every model of this package does differently from basicsr's ``BaseModel`` (first in the bases).
+class AesopModel(SRModel):
+    """The base of every model of this package: basicsr's ``SRModel`` (its networks, EMA, optimisers and
+    schedulers) with three plain objects, and the hooks its subclasses customise declared here.
 
+    - :attr:`train_step` (:class:`~aesop.models.train_step.TrainStep`): autocast, the fp16 scaler, gradient
+      clipping, accumulation and compile (``train.amp`` …); at test time the plain fp32 step;
+    - :attr:`validator` (:class:`~aesop.models.validation.Validator`): the validation loop, the metric tables
+      and ``val.save_best``;
+    - safe saving (:mod:`aesop.models.checkpoint`): :meth:`save` refuses to write anything non-finite (every
+      network's weights and buffers, the optimisers' states, and G's (and its EMA's) output on the last
+      training batch; the error names the newest finite checkpoint); networks and training states are written
+      atomically (a kill mid-write never leaves a truncated file for ``--auto_resume``), write errors loud;
+      the training state records the file and SHA-256 of every frozen file (:meth:`frozen_autoencoders`: ψ of
+      L_AESOP …) and :meth:`resume_training` refuses one that changed since (``train.allow_psi_change: true``
+      allows it); a learning rate changed in the option file is reported (the saved optimiser state keeps the
+      old one);
+    - :meth:`reduce_loss_dict`: a NaN or inf loss stops the run, naming the iteration and the loss term,
+      before anything containing it is saved;
     - :meth:`model_to_device`: DDP without ``device_ids`` on CPU (gloo), DataParallel for several GPUs;
-    - :meth:`load_network`: ``weights_only=True`` and one-line errors for a checkpoint that does not
-      fit (:func:`aesop.weights.load_weights`, which also reads the layouts an arch declares);
-    - :meth:`save_network` / :meth:`save_training_state`: written atomically (a kill mid-write never
-      leaves a truncated file for ``--auto_resume``), write errors loud;
-    - :meth:`reduce_loss_dict`: a NaN or inf loss stops the run, naming the iteration and the loss
-      term, before anything containing it is saved;
-    - :meth:`save` refuses to write anything non-finite: every network's weights and buffers, the
-      optimisers' states, and G's (and its EMA's) output on the last training batch (weights of
-      1e6 are finite but their forward is not). The error names the newest finite checkpoint.
-    - the training state records the file and SHA-256 of every frozen auto-encoder ψ (L_AESOP), and
-      :meth:`resume_training` refuses a ψ whose file changed since (``train.allow_psi_change: true``
-      allows it), so a resumed run never trains against another ψ without saying so; a learning
-      rate changed in the option file is reported (the saved optimiser state keeps the old one);
-    - the training state also keeps ``val.save_best``'s record (:meth:`ValidationMixin.keep_best`).
+    - :meth:`load_network`: ``weights_only=True`` and one-line errors for a checkpoint that does not fit
+      (:func:`aesop.weights.load_weights`, which also reads the layouts an arch declares);
+    - :meth:`test` mirror-pads the LR input to what the generator needs (:mod:`aesop.archs.sizes`: SwinIR's
+      ``window_size``, which basicsr 1.4.2's SRModel ignores) and crops the output back; with ``val.tile``
+      (and ``val.tile_pad``) it runs tile by tile through inference's tiler (:func:`aesop.archs.tiling.upscale`),
+      so DIV2K-size images validate in bounded memory.
+
+    As a registered model it trains and tests any SR network with basicsr's SRModel step
+    (:class:`~aesop.models.gan_model.AesopSRModel`).
     """
 
+    #: the loss entries of ``train`` this model reads (any other ``*_opt`` is refused at start-up)
+    LOSS_OPTIONS: tuple[str, ...] = ('pixel_opt', 'perceptual_opt')
+    #: whether the optimiser step honours ``train.amp``/``grad_clip``/… (else any value is refused at start-up)
+    READS_STEP_OPTIONS = True
+    #: the per-batch tensors (split into micro-batches; in NHWC with ``channels_last``)
+    BATCH = ('lq', 'gt', 'gt_usm')
+    #: what belongs to one batch or image, dropped around each validation image
+    PER_IMAGE = (*BATCH, 'output', 'bottleneck')
+
+    def __init__(self, opt):
+        self.train_step = TrainStep(opt['train'] if opt['is_train'] else {})
+        self.validator = Validator(self, opt)
+        self.ema_decay = 0  # train.ema_decay (init_training_settings)
+        self.current_iter: int | None = None  # the iteration being trained (update_learning_rate)
+        super().__init__(opt)
+
+    # ------------------------------------------------------------------ hooks of the subclasses
+
+    @classmethod
+    def check_options(cls, opt: dict) -> None:
+        """Check the options this model reads beyond the schema at start-up (one-line errors); here none."""
+
+    def networks(self) -> dict[str, nn.Module]:
+        """The networks a checkpoint holds, by attribute: G and its EMA copy (``train.ema_decay > 0``); the GAN
+        models add D."""
+        nets = {'net_g': self.net_g}
+        if self.ema_decay > 0:
+            nets['net_g_ema'] = self.net_g_ema
+        return nets
+
     def frozen_autoencoders(self) -> dict[str, dict[str, str]]:
-        """``{key: {'path': …, 'sha256': …}}`` for every frozen network read from a file: here the losses
-        with a frozen ψ (a model with other frozen networks adds them, with ``'what'`` naming them)."""
-        losses = getattr(self, 'cri_fidelity', {})
-        return {
-            key: {'path': cri.pretrained, 'sha256': cri.digest} for key, cri in losses.items() if hasattr(cri, 'digest')
-        }
+        """``{key: {'path': …, 'sha256': …, 'what'?: …}}`` for every frozen network read from a file, whose digest
+        the training state keeps (here none; the GAN models' ψ of L_AESOP, the HR-aware finetuning's R)."""
+        return {}
 
-    def extra_training_state(self) -> dict:
-        """What the training state stores beyond basicsr's (see :meth:`save_training_state`)."""
-        return {'autoencoders': self.frozen_autoencoders(), 'best_checkpoint': getattr(self, 'best_checkpoint', None)}
-
-    def _nonfinite(self) -> str | None:
-        """The first non-finite thing a checkpoint would contain, described; ``None`` if all is finite."""
-        nets = {name: getattr(self, name) for name in ('net_g', 'net_g_ema', 'net_d') if hasattr(self, name)}
-        for name, net in nets.items():
-            for key, tensor in self.get_bare_model(net).state_dict().items():
-                if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-                    return f'{name}.{key}'
-        for i, optimizer in enumerate(self.optimizers):
-            for state in optimizer.state.values():
-                for key, tensor in state.items():
-                    if torch.is_tensor(tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all():
-                        return f'optimizer {i} state {key}'
-        probe = self.probe_input()
-        if probe is not None:
-            with torch.no_grad():
-                for name in ('net_g', 'net_g_ema'):
-                    if name in nets:
-                        was_training = nets[name].training
-                        nets[name].eval()
-                        output = nets[name](probe)
-                        nets[name].train(was_training)
-                        if not torch.isfinite(output).all():
-                            return f"{name}'s output on the last training batch"
-        return None
+    def batch(self) -> dict[str, torch.Tensor]:
+        """The per-batch tensors (:attr:`BATCH`) this model holds now."""
+        return {name: self.__dict__[name] for name in self.BATCH if name in self.__dict__}
 
     def probe_input(self) -> torch.Tensor | None:
-        """One image of the last training batch, as G takes it (the LR image here)."""
-        return self.lq[:1] if hasattr(self, 'lq') else None
+        """One image of the last training batch, as G takes it (the LR image here), for :meth:`save`'s check of
+        G's output; ``None``: no such check."""
+        lq = self.batch().get('lq')
+        return None if lq is None else lq[:1]
+
+    def validation_pairs(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        """``(tag, image, reference, lq)`` to save and score after :meth:`test` (8-bit BGR): SR vs HR here."""
+        gt = self.batch().get('gt')
+        yield '', tensor2img(self.output), None if gt is None else tensor2img(gt), tensor2img(self.lq)
+
+    def metric_options(self, metric_opt: dict, tag: str) -> dict:
+        """Options of a metric for the pair ``tag`` (the AE model shrinks the border at LR size)."""
+        return metric_opt
+
+    # ------------------------------------------------------------------ set-up
+
+    def setup_ema(self) -> None:
+        """basicsr's EMA set-up (``train.ema_decay``: ``net_g_ema``, from ``params_ema`` of
+        ``path.pretrain_network_g`` or a copy of G), for a model that does not run SRModel's set-up."""
+        self.ema_decay = self.opt['train']['ema_decay']
+        if self.ema_decay > 0:
+            get_root_logger().info(f'Use Exponential Moving Average with decay: {self.ema_decay}')
+            self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
+            load_path = self.opt['path'].get('pretrain_network_g')
+            if load_path is not None:
+                self.load_network(self.net_g_ema, load_path, self.opt['path'].get('strict_load_g', True), 'params_ema')
+            else:
+                self.model_ema(0)  # copy net_g weight
+            self.net_g_ema.eval()
+
+    def setup_train_step(self, *modules: nn.Module) -> None:
+        """Set the train step up for :meth:`networks` and the loss ``modules`` (channels_last; compile of G, D)."""
+        nets = self.networks()
+        compiled = [self.get_bare_model(nets[name]) for name in ('net_g', 'net_d') if name in nets]
+        # not net_d in channels_last: basicsr's VGGStyleDiscriminator flattens with .view(), which needs NCHW
+        generators = [net for name, net in nets.items() if name != 'net_d']
+        self.train_step.setup(self.device, [*generators, *modules], compiled)
+
+    # ------------------------------------------------------------------ the step
+
+    def feed_data(self, data):
+        super().feed_data(data)
+        self.inputs_to_memory_format()
+
+    def inputs_to_memory_format(self) -> None:
+        """The batch in NHWC when ``train.channels_last`` is set."""
+        for name, tensor in self.batch().items():
+            setattr(self, name, self.train_step.memory_format(tensor))
+
+    def drop_batch(self) -> None:
+        """Forget the last batch and output (:attr:`PER_IMAGE`)."""
+        for name in self.PER_IMAGE:
+            self.__dict__.pop(name, None)
+
+    def micro_batches(self) -> Iterator[int]:
+        """Yield 0 … k-1 (``train.accumulate``) with the batch's tensors (:meth:`batch`) set to the i-th k-th of the
+        batch; they are the whole batch again afterwards. With k = 1, once, unchanged."""
+        whole = self.batch()
+        try:
+            for i, part in enumerate(self.train_step.split(whole)):
+                for name, tensor in part.items():
+                    setattr(self, name, tensor)
+                yield i
+        finally:
+            for name, tensor in whole.items():
+                setattr(self, name, tensor)
+
+    def update_learning_rate(self, current_iter: int, warmup_iter: int = -1) -> None:
+        """basicsr's; also remembers the iteration for :meth:`reduce_loss_dict` (called once per iteration)."""
+        self.current_iter = current_iter
+        super().update_learning_rate(current_iter, warmup_iter)
+
+    def reduce_loss_dict(self, loss_dict):
+        """The losses and what the step logged (``grad_norm_*``), reduced as basicsr does; a non-finite loss stops
+        the run before anything containing it is saved."""
+        loss_dict = OrderedDict(loss_dict)
+        loss_dict.update(self.train_step.take_log())
+        log_dict = super().reduce_loss_dict(loss_dict)
+        for name, value in log_dict.items():
+            if not math.isfinite(value):
+                label = '?' if self.current_iter is None else self.current_iter
+                raise AesopError(
+                    f'loss {name} is {value} at iteration {label}: training stopped; {where_to_resume(self.opt)}'
+                )
+        return log_dict
+
+    # ------------------------------------------------------------------ testing and validation
+
+    def eval_net(self) -> nn.Module:
+        """The network that tests: the EMA copy when there is one, else G."""
+        return self.networks().get('net_g_ema', self.net_g)
+
+    def test(self):
+        """basicsr's, with the LR image padded to the generator's multiple, or tile by tile (``val.tile``)."""
+        window = input_multiple(self.opt['network_g'])  # SwinIR's window, RRDBNet ×2's unshuffle
+        val_opt = self.opt.get('val')  # a test run without a val section: whole images
+        if val_opt and val_opt['tile']:
+            net = self.eval_net()
+            was_training = net.training
+            net.eval()
+            try:
+                self.output = upscale(
+                    net, self.lq, scale=self.opt['scale'], tile=val_opt['tile'], tile_pad=val_opt['tile_pad'],
+                    window=window,
+                )  # fmt: skip
+            finally:
+                net.train(was_training)
+            return
+        h, w = self.lq.shape[-2:]
+        if not window or (h % window == 0 and w % window == 0):
+            return super().test()
+        lq = self.lq
+        self.lq = pad_to_multiple(lq, window)
+        try:
+            super().test()
+        finally:
+            self.lq = lq
+        scale = self.output.shape[-1] // (w + (-w) % window)  # the network's own (1 for an auto-encoder)
+        self.output = self.output[..., : h * scale, : w * scale]
+
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
+        """The :attr:`validator`'s (every rank scores its share; ``val.val_start_iter``; ``val.save_best``)."""
+        self.validator.validate(dataloader, current_iter, tb_logger, save_img)
+
+    # ------------------------------------------------------------------ safe saving
+
+    def save_generator(self, label) -> None:
+        """``models/net_g_<label>.pth``: G's weights (``params``) and its EMA's (``params_ema``) when there is one."""
+        nets = self.networks()
+        if 'net_g_ema' in nets:
+            self.save_network([self.net_g, nets['net_g_ema']], 'net_g', label, param_key=['params', 'params_ema'])
+        else:
+            self.save_network(self.net_g, 'net_g', label)
 
     def save(self, epoch, current_iter):
         """basicsr's ``save`` (networks, then the training state), only if everything is finite."""
-        bad = self._nonfinite()
-        if self.opt.get('dist') and dist.is_initialized():  # each rank checked its own batch: all agree
+        nets = {name: self.get_bare_model(net) for name, net in self.networks().items()}
+        bad = first_nonfinite(nets, self.optimizers, self.probe_input())
+        if self.opt['dist'] and dist.is_initialized():  # each rank checked its own batch: all agree
             everyone = [None] * dist.get_world_size()
             dist.all_gather_object(everyone, bad)
             bad = next((b for b in everyone if b is not None), None)
@@ -109,22 +262,15 @@ class AesopModelMixin:
             )
         super().save(epoch, current_iter)
 
+    def extra_training_state(self) -> dict:
+        """What the training state stores beyond basicsr's: the frozen files' digests, ``val.save_best``'s record."""
+        return {'autoencoders': self.frozen_autoencoders(), 'best_checkpoint': self.validator.best_checkpoint}
+
     def resume_training(self, resume_state):
-        """basicsr's ``resume_training``, after checking ψ is the one the state was trained with."""
-        recorded = resume_state.get('autoencoders') or {}
-        allow = bool(self.opt['train'].get('allow_psi_change', False))
-        for key, now in self.frozen_autoencoders().items():
-            before = recorded.get(key)
-            if before is None or before['sha256'] == now['sha256']:
-                continue
-            what = now.get('what', 'ψ')
-            message = (
-                f'{what} of {key} changed since the training state was written: {before["path"]} had sha256 '
-                f'{before["sha256"][:16]}…, {now["path"]} has {now["sha256"][:16]}…'
-            )
-            if not allow:
-                raise AesopError(f'{message}; restore that file or set train.allow_psi_change: true')
-            get_root_logger().warning(f'{message} (train.allow_psi_change: true)')
+        """basicsr's ``resume_training``, after checking the frozen files (ψ) are the ones the state was trained
+        with; a learning rate changed in the option file is reported."""
+        recorded = resume_state.get('autoencoders') or {}  # a state of an older version has none
+        check_frozen_files(recorded, self.frozen_autoencoders(), allow=self.opt['train']['allow_psi_change'])
         for i, (optimizer, saved) in enumerate(zip(self.optimizers, resume_state['optimizers'], strict=False)):
             now = optimizer.param_groups[0].get('initial_lr', optimizer.param_groups[0]['lr'])
             before = saved['param_groups'][0].get('initial_lr', saved['param_groups'][0]['lr'])
@@ -133,7 +279,7 @@ class AesopModelMixin:
                     f'optimizer {i}: lr {now} in the option file but {before} in the training state: the resumed '
                     f'run keeps {before} and its schedule (basicsr restores the optimizer and scheduler states)'
                 )
-        self.restore_best(resume_state)
+        self.validator.restore_best(resume_state)
         super().resume_training(resume_state)
 
     def model_to_device(self, net: nn.Module) -> nn.Module:
@@ -144,7 +290,7 @@ class AesopModelMixin:
             return net
         if self.opt['dist']:
             device_ids = [torch.cuda.current_device()] if self.device.type == 'cuda' else None
-            find_unused = self.opt.get('find_unused_parameters', False)
+            find_unused = self.opt['find_unused_parameters']
             net = DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=find_unused)
         elif self.opt['num_gpu'] > 1:
             net = nn.DataParallel(net)
@@ -182,19 +328,3 @@ class AesopModelMixin:
             **self.extra_training_state(),
         }
         atomic_save(state, Path(self.opt['path']['training_states']) / f'{current_iter}.state')
-
-    def update_learning_rate(self, current_iter: int, warmup_iter: int = -1) -> None:
-        """basicsr's; also remembers the iteration for :meth:`reduce_loss_dict` (called once per iteration)."""
-        self.current_iter = current_iter
-        super().update_learning_rate(current_iter, warmup_iter)
-
-    def reduce_loss_dict(self, loss_dict):
-        """basicsr's, stopping on a non-finite loss before anything containing it is saved."""
-        log_dict = super().reduce_loss_dict(loss_dict)
-        for name, value in log_dict.items():
-            if not math.isfinite(value):
-                raise AesopError(
-                    f'loss {name} is {value} at iteration {getattr(self, "current_iter", "?")}: training stopped; '
-                    f'{where_to_resume(self.opt)}'
-                )
-        return log_dict

@@ -7,14 +7,12 @@ from collections import OrderedDict
 import torch
 from basicsr.losses import build_loss
 from basicsr.losses.loss_util import get_refined_artifact_map
-from basicsr.models.sr_model import SRModel
 from basicsr.models.srgan_model import SRGANModel
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from aesop.errors import AesopError
-from aesop.models.base import AesopModelMixin
-from aesop.models.precision import PrecisionMixin, mean_of
-from aesop.models.validation import ValidationMixin
+from aesop.models.base import AesopModel
+from aesop.models.train_step import mean_of
 from aesop.schema import declare_options
 
 declare_options(
@@ -44,14 +42,15 @@ ARTIFACT_WINDOW = 7  # LDL's local-variance window
 
 
 @MODEL_REGISTRY.register()
-class AesopSRModel(AesopModelMixin, ValidationMixin, SRModel):
-    """BasicSR's SRModel plus window padding and the metric table: trains/tests any SR network."""
+class AesopSRModel(AesopModel):
+    """BasicSR's SRModel plus window padding and the metric table: trains/tests any SR network with basicsr's
+    step (which reads none of the step options)."""
 
-    LOSS_OPTIONS = ('pixel_opt', 'perceptual_opt')
+    READS_STEP_OPTIONS = False
 
 
 @MODEL_REGISTRY.register()
-class AesopGANModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRGANModel):
+class AesopGANModel(AesopModel, SRGANModel):
     """GAN SR training: L = Σ fidelity + λ_percep L_percep + λ_adv L_adv + λ_art L_art.
 
     - fidelity terms (:data:`FIDELITY_TERMS`): ``pixel_opt`` for ESRGAN/LDL (Eq. 3),
@@ -67,8 +66,8 @@ class AesopGANModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRGANModel
 
     Work that needs no gradient runs without a graph: the EMA forward, D on the real image in
     the G step and D on the fake image in the D step's relativistic mean. ``train.amp`` and
-    ``train.channels_last``: see :class:`~aesop.models.precision.PrecisionMixin`; the losses are
-    reduced in fp32.
+    ``train.channels_last``: see :class:`~aesop.models.train_step.TrainStep`; the losses are
+    reduced in fp32. basicsr's ``SRGANModel`` builds D and its optimiser and saves D.
     """
 
     LOSS_OPTIONS = (*FIDELITY_TERMS, 'perceptual_opt', 'gan_opt', 'artifacts_opt')
@@ -94,12 +93,22 @@ class AesopGANModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRGANModel
         self.cri_artifacts = build_loss(artifacts_opt).to(self.device) if artifacts_opt else None
         if self.cri_artifacts is not None and self.ema_decay <= 0:
             raise AesopError('train.artifacts_opt (LDL) needs the EMA generator: set train.ema_decay, e.g. 0.999')
-        if hasattr(self, 'net_g_ema'):
+        if self.ema_decay > 0:
             for param in self.net_g_ema.parameters():
                 param.requires_grad_(False)
         losses = [m for m in (self.cri_perceptual, self.cri_artifacts, *self.cri_fidelity.values()) if m is not None]
-        # not net_d: basicsr's VGGStyleDiscriminator flattens with .view(), which needs NCHW
-        self.setup_precision(self.net_g, *([self.net_g_ema] if hasattr(self, 'net_g_ema') else []), *losses)
+        self.setup_train_step(*losses)
+
+    def networks(self):
+        return {**super().networks(), 'net_d': self.net_d} if self.is_train else super().networks()
+
+    def frozen_autoencoders(self):
+        """ψ of each fidelity term with a frozen auto-encoder (L_AESOP)."""
+        return {
+            key: {'path': cri.pretrained, 'sha256': cri.digest}
+            for key, cri in self.cri_fidelity.items()
+            if hasattr(cri, 'digest')
+        }
 
     def discriminate(self, img: torch.Tensor) -> torch.Tensor:
         """D's score, (N, 3, H, W) → (N, 1) (VGG-style) or (N, 1, H, W) (U-Net); the input in NCHW
@@ -115,7 +124,7 @@ class AesopGANModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRGANModel
         """All G losses for the current batch (``self.output`` has a graph)."""
         losses = OrderedDict()
         output = self.output.float()
-        with self.autocast():
+        with self.train_step.autocast():
             for key, cri in self.cri_fidelity.items():
                 use = FIDELITY_USE.get(key, 'fidelity')
                 target = self.lq if getattr(cri, 'target', 'hr') == 'lq' else self.target(use)
@@ -150,7 +159,7 @@ class AesopGANModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRGANModel
         Relativistic (ESRGAN): each score against the other's mean, halved; the mean fake score
         needs no graph. Standard (Real-ESRGAN): real → 1, fake → 0.
         """
-        with self.autocast():
+        with self.train_step.autocast():
             if self.relativistic:
                 with torch.no_grad():
                     fake_d_mean = torch.mean(self.discriminate(fake).float())
@@ -159,14 +168,14 @@ class AesopGANModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRGANModel
             l_d_real = self.cri_gan(real_d_pred - fake_d_mean, True, is_disc=True) * 0.5
         else:
             l_d_real = self.cri_gan(real_d_pred, True, is_disc=True)
-        self.backward(l_d_real, self.optimizer_d)
-        with self.autocast():
+        self.train_step.backward(l_d_real, self.optimizer_d)
+        with self.train_step.autocast():
             fake_d_pred = self.discriminate(fake).float()
         if self.relativistic:
             l_d_fake = self.cri_gan(fake_d_pred - torch.mean(real_d_pred.detach()), False, is_disc=True) * 0.5
         else:
             l_d_fake = self.cri_gan(fake_d_pred, False, is_disc=True)
-        self.backward(l_d_fake, self.optimizer_d)
+        self.train_step.backward(l_d_fake, self.optimizer_d)
         return OrderedDict(
             l_d_real=l_d_real,
             l_d_fake=l_d_fake,
@@ -182,7 +191,10 @@ class AesopGANModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRGANModel
         g_step = current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
         outputs, logs = [], []
         for _ in self.micro_batches():
-            with torch.set_grad_enabled(g_step), self.autocast():  # D-only iterations need no graph through G
+            with (
+                torch.set_grad_enabled(g_step),
+                self.train_step.autocast(),
+            ):  # D-only iterations need no graph through G
                 self.output = self.net_g(self.lq)
             if self.output.shape[-2:] != self.gt.shape[-2:]:
                 raise AesopError(
@@ -193,18 +205,18 @@ class AesopGANModel(AesopModelMixin, PrecisionMixin, ValidationMixin, SRGANModel
             loss_dict = OrderedDict()
             if g_step:
                 l_g_total, loss_dict = self.generator_losses()
-                self.backward(l_g_total, self.optimizer_g)
+                self.train_step.backward(l_g_total, self.optimizer_g)
             outputs.append(self.output.detach())
             logs.append(loss_dict)
         if g_step:
-            self.step(self.optimizer_g)
+            self.train_step.step(self.optimizer_g, 'g')
 
         for p in self.net_d.parameters():
             p.requires_grad = True
         self.optimizer_d.zero_grad()
         for i in self.micro_batches():
             logs[i].update(self.discriminator_losses(self.target('gan'), outputs[i]))
-        self.step(self.optimizer_d)
+        self.train_step.step(self.optimizer_d, 'd')
         self.output = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
         self.log_dict = self.reduce_loss_dict(mean_of(logs))
         if self.ema_decay > 0:

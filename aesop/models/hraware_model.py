@@ -26,7 +26,6 @@ from typing import Literal
 import torch
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
-from basicsr.models.sr_model import SRModel
 from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
 from pydantic import Field
@@ -35,8 +34,8 @@ from aesop.data.degradations import RealESRGANDegradation
 from aesop.errors import AesopError
 from aesop.losses.hraware_loss import controller, hqi
 from aesop.metrics.metrics import lpips_net
-from aesop.models.base import AesopModelMixin
-from aesop.models.validation import ValidationMixin
+from aesop.models.base import AesopModel
+from aesop.models.train_step import mean_of
 from aesop.schema import Number, Section, declare_options
 from aesop.utils import random_backbones
 from aesop.weights import file_digest, freeze, load_weights
@@ -62,29 +61,25 @@ declare_options(
     'train', 'AesopHRAwareModel', 'HR-aware finetuning (paper 003).', {'controller': (Controller, 'S of Eq. 8.')}
 )
 
-__all__ = ['AesopHRAwareFinetuneModel', 'AesopHRAwareReconModel', 'Controller']
+__all__ = ['AesopHRAwareFinetuneModel', 'AesopHRAwareModel', 'AesopHRAwareReconModel', 'Controller']
 
 
-class _HRAwareBase(AesopModelMixin, ValidationMixin, SRModel):
-    """What both stages share: the frozen CLIP encoder, L_rec, FAR, the controller, EMA."""
+class AesopHRAwareModel(AesopModel):
+    """What both stages share: the frozen CLIP encoder, L_rec, FAR, the controller; basicsr's EMA and the
+    train step (``train.amp`` …) are the base's."""
 
     LOSS_OPTIONS = ('rec_opt', 'far_opt')
     CONTROLLER_FORM = 'finetune'  # the stage's form of Eq. 8
 
+    def __init__(self, opt):
+        self.control: dict | None = None  # train.controller, with its form and channels (None: s = 1)
+        self.lpips: torch.nn.Module | None = None  # HQI's LPIPS, with a controller
+        super().__init__(opt)
+
     def init_training_settings(self):
         self.net_g.train()
         train_opt = self.opt['train']
-        self.ema_decay = train_opt.get('ema_decay', 0)
-        if self.ema_decay > 0:
-            self.net_g_ema = build_network(self.opt['network_g']).to(self.device)
-            load_path = self.opt['path'].get('pretrain_network_g')
-            if load_path is not None:
-                key = self.opt['path'].get('param_key_g', 'params')
-                strict = self.opt['path'].get('strict_load_g', True)
-                self.load_network(self.net_g_ema, load_path, strict, key)
-            else:
-                self.model_ema(0)
-            self.net_g_ema.eval()
+        self.setup_ema()
         if not train_opt.get('rec_opt'):
             raise AesopError(f'{type(self).__name__} needs train.rec_opt (L_rec, an AesopLRReconstructionLoss)')
         self.cri_rec = build_loss(train_opt['rec_opt']).to(self.device)
@@ -102,6 +97,7 @@ class _HRAwareBase(AesopModelMixin, ValidationMixin, SRModel):
         self.lpips = lpips_net('alex', self.device, random_backbones()) if self.control else None
         self.setup_optimizers()
         self.setup_schedulers()
+        self.setup_train_step()
 
     def reconstructor(self) -> torch.nn.Module:
         """The LR reconstruction network whose e_d the controller scales (here: the one being trained)."""
@@ -129,7 +125,7 @@ class _HRAwareBase(AesopModelMixin, ValidationMixin, SRModel):
 
 
 @MODEL_REGISTRY.register()
-class AesopHRAwareReconModel(_HRAwareBase):
+class AesopHRAwareReconModel(AesopHRAwareModel):
     """Pretraining of the LR reconstruction network (``network_g``: ``AesopHRAwareReconstructor``), Eq. 5.
 
     Training batches come from ``AesopRealESRGANDataset`` and are degraded on the model's device
@@ -167,17 +163,25 @@ class AesopHRAwareReconModel(_HRAwareBase):
             super().feed_data(data)
 
     def optimize_parameters(self, current_iter):
+        """One step of Eq. 5 over the micro-batches of ``train.accumulate`` (one, by default)."""
         self.optimizer_g.zero_grad()
         recon = self.get_bare_model(self.net_g)
-        s = self.controller_value(self.lq, self.gt)
-        self.output, e_im = self.net_g(self.lq, self.gt, s, return_features=True)
-        loss_dict = OrderedDict(l_rec=self.cri_rec(self.output, self.lq))
-        far = self.far(recon, e_im, self.gt)
-        if far is not None:
-            loss_dict['l_far'] = far
-        sum(loss_dict.values()).backward()
-        self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(loss_dict)
+        logs, outputs = [], []
+        for _ in self.micro_batches():
+            s = self.controller_value(self.lq, self.gt)
+            with self.train_step.autocast():
+                output, e_im = self.net_g(self.lq, self.gt, s, return_features=True)
+            self.output, e_im = output.float(), e_im.float()  # losses in fp32
+            loss_dict = OrderedDict(l_rec=self.cri_rec(self.output, self.lq))
+            far = self.far(recon, e_im, self.gt)
+            if far is not None:
+                loss_dict['l_far'] = far
+            self.train_step.backward(sum(loss_dict.values()), self.optimizer_g)
+            logs.append(loss_dict)
+            outputs.append(self.output.detach())
+        self.train_step.step(self.optimizer_g, 'g')
+        self.output = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        self.log_dict = self.reduce_loss_dict(mean_of(logs))
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
@@ -185,9 +189,9 @@ class AesopHRAwareReconModel(_HRAwareBase):
         return None  # G takes (LR, HR): the weights' check is enough
 
     def test(self):
-        net = getattr(self, 'net_g_ema', self.net_g)
+        net = self.eval_net()
         net.eval()
-        control = getattr(self, 'control', None)  # test.py: no training settings, s = 1
+        control = self.control  # test.py: no training settings, s = 1
         with torch.no_grad():  # s without noise
             quality = hqi(self.lq, self.gt, self.lpips) if control else None
             s = 1.0 if quality is None else controller(quality, form=control['form'])
@@ -201,7 +205,7 @@ class AesopHRAwareReconModel(_HRAwareBase):
 
 
 @MODEL_REGISTRY.register()
-class AesopHRAwareFinetuneModel(_HRAwareBase):
+class AesopHRAwareFinetuneModel(AesopHRAwareModel):
     """Finetuning of an SR model M (``network_g``, from ``path.pretrain_network_g``) on LR images, Eq. 6.
 
     The frozen LR reconstruction network is ``network_recon`` with ``path.pretrain_network_recon``
@@ -250,26 +254,34 @@ class AesopHRAwareFinetuneModel(_HRAwareBase):
         frozen = {'network_recon': self.recon_file}
         if self.cri_anchor is not None:
             frozen['anchor_opt'] = {'path': self.cri_anchor.pretrained, 'sha256': self.cri_anchor.digest}
-        return {**super().frozen_autoencoders(), **frozen}
+        return frozen
 
     def optimize_parameters(self, current_iter):
+        """One step of Eq. 6 over the micro-batches of ``train.accumulate`` (one, by default)."""
         self.optimizer_g.zero_grad()
-        self.output = self.net_g(self.lq)
-        s = self.controller_value(self.lq, self.output)
-        e_im = self.recon.image_features(self.output)  # frozen weights: the gradient reaches M only
-        with torch.no_grad():
-            e_d = self.recon.degradation(self.lq)
-        reconstruction = self.recon.reconstruct(self.recon.style(s, e_d), e_im)
-        loss_dict = OrderedDict(l_rec=self.cri_rec(reconstruction, self.lq))
-        far = self.far(self.recon, e_im, self.output)
-        if far is not None:
-            loss_dict['l_far'] = far
-        if self.cri_anchor is not None:
+        logs, outputs = [], []
+        for _ in self.micro_batches():
+            with self.train_step.autocast():
+                output = self.net_g(self.lq)
+            self.output = output.float()  # R, CLIP and the losses in fp32
+            s = self.controller_value(self.lq, self.output)
+            e_im = self.recon.image_features(self.output)  # frozen weights: the gradient reaches M only
             with torch.no_grad():
-                start = self.net_start(self.lq)
-            loss_dict['l_anchor'] = self.cri_anchor(self.output, start)
-        sum(loss_dict.values()).backward()
-        self.optimizer_g.step()
-        self.log_dict = self.reduce_loss_dict(loss_dict)
+                e_d = self.recon.degradation(self.lq)
+            reconstruction = self.recon.reconstruct(self.recon.style(s, e_d), e_im)
+            loss_dict = OrderedDict(l_rec=self.cri_rec(reconstruction, self.lq))
+            far = self.far(self.recon, e_im, self.output)
+            if far is not None:
+                loss_dict['l_far'] = far
+            if self.cri_anchor is not None:
+                with torch.no_grad():
+                    start = self.net_start(self.lq)
+                loss_dict['l_anchor'] = self.cri_anchor(self.output, start)
+            self.train_step.backward(sum(loss_dict.values()), self.optimizer_g)
+            logs.append(loss_dict)
+            outputs.append(self.output.detach())
+        self.train_step.step(self.optimizer_g, 'g')
+        self.output = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        self.log_dict = self.reduce_loss_dict(mean_of(logs))
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)

@@ -1,30 +1,26 @@
-"""Validation and testing shared by the AESOP models: one loop, per-image metrics, tables."""
+"""The validation of the AESOP models (:class:`Validator`): one loop, per-image metrics, tables, save-best."""
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from os import path as osp
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from basicsr.utils import get_root_logger, imwrite, tensor2img
+from basicsr.utils import get_root_logger, imwrite
 from basicsr.utils.dist_util import master_only
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from aesop.archs.sizes import input_multiple, pad_to_multiple
-from aesop.archs.tiling import upscale
 from aesop.errors import AesopError
 from aesop.metrics import metric_device
 from aesop.metrics.scoring import metric_labels, needs_reference, score, write_image_csv
 from aesop.utils import markdown_table
 from aesop.weights import atomic_write
 
-STALE = ('gt', 'gt_usm', 'lq', 'output', 'bottleneck')  # per-batch tensors, dropped around each image
 BEST = 'net_g_best'  # val.save_best's checkpoint (models/net_g_best.pth) and its record (.json)
 
 
@@ -58,84 +54,52 @@ def read_best_record(models_dir: str | Path) -> dict | None:
         return None
 
 
-class ValidationMixin:
-    """Validation for BasicSR's ``SRModel`` family, replacing its ``nondist_validation``.
+class Validator:
+    """The validation of a model of this package (``model.validator``), replacing basicsr's ``nondist_validation``.
 
-    - :meth:`test` mirror-pads the LR input to what the generator needs (:mod:`aesop.archs.sizes`:
-      SwinIR's ``window_size``, which basicsr 1.4.2's SRModel ignores) and crops the output back;
-      with ``val.tile`` (and ``val.tile_pad``) it runs tile by tile through inference's tiler
-      (:func:`aesop.archs.tiling.upscale`), so DIV2K-size images validate in bounded memory;
     - under DDP every rank scores its share of the images (every world-size-th) and the per-image
       rows are gathered, so the means equal one process's and no rank waits through a whole
       validation in a collective (basicsr validated on rank 0 alone);
     - metric networks run on the model's device (:func:`aesop.metrics.metric_device`) and get
       the LR image too (``lq``, for LR-PSNR);
-    - per image, each ``val.metrics`` entry is computed on every pair :meth:`validation_pairs`
-      yields (SR vs HR here; the AE model adds its LR estimate, suffix ``_lr``); without a GT
+    - per image, each ``val.metrics`` entry is computed on every pair the model's ``validation_pairs``
+      yields (SR vs HR; the AE model adds its LR estimate, suffix ``_lr``); without a GT
       (LR-only test sets) only no-reference metrics (NIQE, pyiqa's) are computed;
     - a test run writes ``<dataset>.csv`` (``image,<metric>,…`` and a last ``mean`` row, the
       evaluator's format) and ``metrics.csv``/``metrics.md`` (rows ``(method, dataset)``,
       columns the metric means, as the paper's tables) to ``results/<name>/`` and logs the means (no
       "Best" iteration: basicsr's logged the run's name as one); training logs the means with the best value
-      and iteration so far and sends them to tensorboard (``metrics/<dataset>/<metric>``) as BasicSR does.
+      and iteration so far and sends them to tensorboard (``metrics/<dataset>/<metric>``) as BasicSR does;
+    - ``val.save_best`` (:meth:`keep_best`): the best validation's generator, kept in the training state.
+
+    The model gives ``opt``, ``device``, ``feed_data``, ``test``, ``validation_pairs``, ``metric_options`` and
+    ``save_generator`` (see :class:`aesop.models.base.AesopModel`).
     """
 
-    def validation(self, dataloader, current_iter, tb_logger, save_img=False):
-        """basicsr's, except that training skips validations before ``val.val_start_iter`` (the release's
-        option; 0 by default)."""
-        if self.is_train and current_iter < (self.opt['val'].get('val_start_iter') or 0):
+    def __init__(self, model, opt: dict):
+        """``opt``: the model's options (the validator is made before basicsr's ``__init__`` sets ``model.opt``)."""
+        self.model = model
+        self.opt = opt
+        self.metric_results: dict[str, float] = {}  # the last validation's means
+        self.best_metric_results: dict[str, dict] = {}  # per dataset, each metric's best value and iteration
+        self.best_checkpoint: dict | None = None  # val.save_best's record of net_g_best.pth
+        self.metric_rows: dict[str, dict[str, float]] = {}  # a test run's means per dataset (metrics.md)
+
+    def validate(self, dataloader, current_iter, tb_logger, save_img=False) -> None:
+        """basicsr's ``validation``, except that training skips validations before ``val.val_start_iter`` (the
+        release's option)."""
+        if self.opt['is_train'] and current_iter < self.opt['val']['val_start_iter']:
             return
-        super().validation(dataloader, current_iter, tb_logger, save_img)
+        shard = (self.opt['rank'], self.opt['world_size']) if self.opt['dist'] else (0, 1)
+        self.score(dataloader, current_iter, tb_logger, save_img, shard)
 
-    def test(self):
-        window = input_multiple(self.opt['network_g'])  # SwinIR's window, RRDBNet ×2's unshuffle
-        val_opt = self.opt.get('val') or {}
-        if val_opt.get('tile'):
-            net = self.net_g_ema if hasattr(self, 'net_g_ema') else self.net_g
-            was_training = net.training
-            net.eval()
-            try:
-                self.output = upscale(
-                    net,
-                    self.lq,
-                    scale=self.opt['scale'],
-                    tile=val_opt['tile'],
-                    tile_pad=val_opt.get('tile_pad', 16),
-                    window=window,
-                )
-            finally:
-                net.train(was_training)
-            return
-        h, w = self.lq.shape[-2:]
-        if not window or (h % window == 0 and w % window == 0):
-            return super().test()
-        lq = self.lq
-        self.lq = pad_to_multiple(lq, window)
-        try:
-            super().test()
-        finally:
-            self.lq = lq
-        scale = self.output.shape[-1] // (w + (-w) % window)  # the network's own (1 for an auto-encoder)
-        self.output = self.output[..., : h * scale, : w * scale]
-
-    def validation_pairs(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | None, np.ndarray | None]]:
-        """``(tag, image, reference, lq)`` to save and score after :meth:`test` (8-bit BGR)."""
-        gt = tensor2img(self.gt) if hasattr(self, 'gt') else None
-        yield '', tensor2img(self.output), gt, tensor2img(self.lq)
-
-    def dist_validation(self, dataloader, current_iter, tb_logger, save_img):
-        """Every rank scores its share of the images; see :meth:`nondist_validation`."""
-        self.nondist_validation(
-            dataloader, current_iter, tb_logger, save_img, shard=(self.opt['rank'], self.opt['world_size'])
-        )
-
-    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img, shard: tuple[int, int] = (0, 1)):
+    def score(self, dataloader, current_iter, tb_logger, save_img, shard: tuple[int, int] = (0, 1)) -> None:
         """Score every image (``shard=(rank, world_size)``: images ``rank``, ``rank + world_size``, …, then
         the rows of all ranks gathered in dataset order), then log and write the means."""
         dataset_name = dataloader.dataset.opt['name']
         metrics = self.opt['val'].get('metrics') or {}
         if metrics and self.opt['is_train']:  # a test run has no best iteration: no "Best: … @ <name> iter"
-            self._initialize_best_metric_results(dataset_name)
+            self._initialize_best(dataset_name, metrics)
         rank, world = shard
         if world > 1:
             indices = range(rank, len(dataloader.dataset), world)
@@ -165,20 +129,20 @@ class ValidationMixin:
         self.metric_results = {name: float(np.mean([row[name] for row in rows.values()])) for name in names}
         if self.opt['is_train']:
             self._record_best(dataset_name, current_iter)
-        self._log_validation_metric_values(current_iter, dataset_name, tb_logger)  # with "Best:" when recorded
+        self._log(current_iter, dataset_name, tb_logger)  # with "Best:" when recorded
         if self.opt['is_train']:
             self.keep_best(dataset_name, current_iter)
         else:
             folder = Path(self.opt['path']['results_root'])
             write_image_table(folder / f'{dataset_name}.csv', rows, self.metric_results, metrics)
-            self._metric_rows = {**getattr(self, '_metric_rows', {}), dataset_name: dict(self.metric_results)}
-            write_metric_table(folder, self.opt['name'], self._metric_rows, metrics)
+            self.metric_rows[dataset_name] = dict(self.metric_results)
+            write_metric_table(folder, self.opt['name'], self.metric_rows, metrics)
 
-    def _log_validation_metric_values(self, current_iter, dataset_name: str, tb_logger) -> None:
+    def _log(self, current_iter, dataset_name: str, tb_logger) -> None:
         """basicsr's validation log lines and tensorboard scalars, each metric under its label: a metric computed
         on a random backbone says so (``# lpips (random AlexNet): 0.0103``, :func:`metric_labels`)."""
         labels = metric_labels(self.opt['val'].get('metrics') or {}, self.metric_results)
-        best = getattr(self, 'best_metric_results', {}).get(dataset_name)
+        best = self.best_metric_results.get(dataset_name)
         lines = [f'Validation {dataset_name}']
         for metric, value in self.metric_results.items():
             record = f'\tBest: {best[metric]["val"]:.4f} @ {best[metric]["iter"]} iter' if best else ''
@@ -188,6 +152,15 @@ class ValidationMixin:
             for metric, value in self.metric_results.items():
                 tb_logger.add_scalar(f'metrics/{dataset_name}/{labels[metric]}', value, current_iter)
 
+    def _initialize_best(self, dataset_name: str, metrics: dict) -> None:
+        """basicsr's ``_initialize_best_metric_results``: each metric's worst value, at iteration -1."""
+        if dataset_name not in self.best_metric_results:
+            self.best_metric_results[dataset_name] = {
+                name: {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
+                for name, metric_opt in metrics.items()
+                for better in [metric_opt.get('better', 'higher')]  # basicsr's key of a metric entry
+            }
+
     def _record_best(self, dataset_name: str, current_iter: int) -> None:
         """basicsr's best value and iteration of each metric on ``dataset_name``, the tagged pairs' too."""
         record = self.best_metric_results[dataset_name]
@@ -195,7 +168,9 @@ class ValidationMixin:
             if name not in record:  # a tagged pair (e.g. psnr_lr) is better in the same direction
                 better = record[max((m for m in record if name.startswith(m)), key=len)]['better']
                 record[name] = {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
-            self._update_best_metric_result(dataset_name, name, value, current_iter)
+            best = record[name]
+            if (value >= best['val']) if best['better'] == 'higher' else (value <= best['val']):
+                best.update(val=value, iter=current_iter)
 
     def keep_best(self, dataset_name: str, current_iter: int) -> None:
         """``val.save_best``: write ``models/net_g_best.pth`` (G, and its EMA) and its record when this
@@ -204,12 +179,9 @@ class ValidationMixin:
         if rule is None or dataset_name != rule['dataset']:
             return
         value = self.metric_results[rule['metric']]
-        if not is_better(value, getattr(self, 'best_checkpoint', None)):
+        if not is_better(value, self.best_checkpoint):
             return
-        if hasattr(self, 'net_g_ema'):
-            self.save_network([self.net_g, self.net_g_ema], 'net_g', 'best', param_key=['params', 'params_ema'])
-        else:
-            self.save_network(self.net_g, 'net_g', 'best')
+        self.model.save_generator('best')
         self.best_checkpoint = {**rule, 'value': value, 'iter': current_iter}
         write_best_record(Path(self.opt['path']['models']), self.best_checkpoint)
         get_root_logger().info(
@@ -233,35 +205,30 @@ class ValidationMixin:
 
     def _score_images(self, dataloader, dataset_name: str, metrics: dict, current_iter, save_img: bool) -> dict:
         """``{image: {metric: value}}`` for the images of ``dataloader`` (saved when ``save_img``)."""
+        model = self.model
         rows: dict[str, dict[str, float]] = {}
-        pbar = tqdm(dataloader, unit='image', desc=dataset_name, disable=not self.opt['val'].get('pbar'))
-        with metric_device(self.device):
+        pbar = tqdm(dataloader, unit='image', desc=dataset_name, disable=not self.opt['val']['pbar'])
+        with metric_device(model.device):
             for data in pbar:
                 img_name = osp.splitext(osp.basename(data['lq_path'][0]))[0]
-                for attr in STALE:  # an LR-only image must not meet the last training batch's GT
-                    self.__dict__.pop(attr, None)
-                self.feed_data(data)
-                self.test()
-                if not torch.isfinite(self.output).all():  # black images and exit 0 would hide broken weights
+                model.drop_batch()  # an LR-only image must not meet the last training batch's GT
+                model.feed_data(data)
+                model.test()
+                if not torch.isfinite(model.output).all():  # black images and exit 0 would hide broken weights
                     weights = self.opt['path'].get('pretrain_network_g') if not self.opt['is_train'] else 'this run'
                     raise AesopError(
                         f'the output for {img_name} ({dataset_name}) is not finite (NaN or inf): the weights of '
                         f'network_g ({weights}) are broken'
                     )
                 row = rows.setdefault(img_name, {})
-                for tag, img, ref, lq in self.validation_pairs():
+                for tag, img, ref, lq in model.validation_pairs():
                     if save_img:
                         imwrite(img, str(self.image_path(img_name, dataset_name, current_iter, tag)))
                     for name, metric_opt in metrics.items():
                         if ref is not None or not needs_reference(metric_opt['type']):  # NIQE etc. need none
-                            row[name + tag] = score(img, ref, lq, self.metric_options(metric_opt, tag))
-                for attr in STALE:
-                    self.__dict__.pop(attr, None)
+                            row[name + tag] = score(img, ref, lq, model.metric_options(metric_opt, tag))
+                model.drop_batch()
         return rows
-
-    def metric_options(self, metric_opt: dict, tag: str) -> dict:
-        """Options of a metric for the pair ``tag`` (the AE model shrinks the border at LR size)."""
-        return metric_opt
 
     def image_path(self, img_name: str, dataset_name: str, current_iter, tag: str = '') -> Path:
         """Where BasicSR saves a validation image (training: per image; test: per dataset)."""
