@@ -60,6 +60,20 @@ class Controller(Section):
 declare_options(
     'train', 'AesopHRAwareModel', 'HR-aware finetuning (paper 003).', {'controller': (Controller, 'S of Eq. 8.')}
 )
+declare_options(
+    'train',
+    'AesopHRAwareReconModel',
+    'Pretraining of the LR reconstruction network (paper 003, Eq. 5).',
+    {
+        'degrade': (
+            bool,
+            "`true`: each training pair's LR is made from its HR by Real-ESRGAN's degradation (the top-level "
+            'options `resize_prob` …, needed then; paper 003 Sec. 5.1: "synthesize LR counterparts through the '
+            'second-order degradation pipeline"); `false`: the training dataset\'s own LR images (the demo).',
+            {'default': True},
+        )
+    },
+)
 
 __all__ = ['AesopHRAwareFinetuneModel', 'AesopHRAwareModel', 'AesopHRAwareReconModel', 'Controller']
 
@@ -129,8 +143,8 @@ class AesopHRAwareReconModel(AesopHRAwareModel):
     """Pretraining of the LR reconstruction network (``network_g``: ``AesopHRAwareReconstructor``), Eq. 5.
 
     Training batches come from ``AesopRealESRGANDataset`` and are degraded on the model's device
-    (:class:`~aesop.data.RealESRGANDegradation`, the top-level options of the real-world model);
-    without those options a paired dataset's LR images are the synthetic LR (e.g. the demo's).
+    (:class:`~aesop.data.RealESRGANDegradation`, the top-level options of the real-world model); with
+    ``train.degrade: false`` a paired dataset's LR images are the synthetic LR (e.g. the demo's).
     Validation on LR/HR pairs reports each ``val.metrics`` entry on X̂ vs the LR image (s from the
     controller without noise).
     """
@@ -139,18 +153,12 @@ class AesopHRAwareReconModel(AesopHRAwareModel):
 
     @classmethod
     def check_options(cls, opt: dict) -> None:
-        if opt.get('is_train', True) and cls.degrades(opt):
+        if opt.get('is_train', True) and opt['train']['degrade']:
             RealESRGANDegradation.from_options(opt)
-
-    @staticmethod
-    def degrades(opt: dict) -> bool:
-        """Whether training pairs are made by the Real-ESRGAN degradation (its top-level options are
-        given); without them, a paired training dataset's own LR images are X^s."""
-        return 'resize_prob' in opt
 
     def __init__(self, opt):
         super().__init__(opt)
-        make = self.is_train and self.degrades(opt)
+        make = self.is_train and opt['train']['degrade']
         self.degradation = RealESRGANDegradation.from_options(opt).to(self.device) if make else None
 
     def feed_data(self, data):
