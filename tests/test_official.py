@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import re
-import subprocess
 import sys
 from copy import deepcopy
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.metrics import calculate_metric
-from conftest import REPO, TINY_AE, TINY_RRDB, build_model, load_yaml, run_entry, write_yaml
+from conftest import REPO, TINY_AE, TINY_RRDB, build_model, load_yaml, run_entry, run_subprocess, write_yaml
 
 from aesop.archs.rrdbnet_arch import CheckpointedSequential
 from aesop.errors import AesopError
@@ -521,7 +520,8 @@ def test_wandb_mode_set_is_left_to_wandb(tiny_data, tmp_path, no_wandb_login, mo
     monkeypatch.setenv('WANDB_MODE', mode)
     ae = _release_ae(tiny_data)
     ae['train']['total_iter'] = ae['val']['val_freq'] = ae['logger']['save_checkpoint_freq'] = 1
-    proc = run_entry('train', write_yaml(ae, tmp_path / 'ae.yml'), tmp_path)
+    # a process of its own: wandb.init patches tensorboard's writer and the console for the rest of its process
+    proc = run_entry('train', write_yaml(ae, tmp_path / 'ae.yml'), tmp_path, process=True)
     out = proc.stdout + proc.stderr
     assert NO_LOGIN not in out
     assert list((tmp_path / 'tb_logger' / 'release_ae').glob('events.out.tfevents.*')), 'tensorboard events'
@@ -681,5 +681,5 @@ print('ok')
 
 
 def test_release_names_taken_by_another_plugin_neither_crash_nor_break_release_files():
-    proc = subprocess.run([sys.executable, '-c', OTHER_PLUGIN_FIRST], capture_output=True, text=True, timeout=300)
+    proc = run_subprocess([sys.executable, '-c', OTHER_PLUGIN_FIRST])  # a fresh interpreter: another plugin first
     assert proc.returncode == 0 and proc.stdout.strip() == 'ok', proc.stderr[-3000:]
