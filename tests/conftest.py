@@ -114,15 +114,18 @@ def run_subprocess(cmd: list[str], *, cwd: Path | None = None, env: dict[str, st
     return subprocess.run(cmd, cwd=cwd, env=python_env(env), capture_output=True, text=True, timeout=timeout)
 
 
-_LOGGERS = ('basicsr', 'torch.distributed.elastic.agent.server.api')  # set up by a run: basicsr's, aesop.launch's
+# the root logger (pytest's handlers on it: none in a new process, where a record no handler takes goes to stderr),
+# the ones a run sets up: basicsr's, aesop.launch's
+_LOGGERS = ('', 'basicsr', 'torch.distributed.elastic.agent.server.api')
 
 
 @contextlib.contextmanager
 def _as_a_new_process(cwd: Path, env: dict[str, str], stdout: io.StringIO, stderr: io.StringIO) -> Iterator[None]:
     """Run the block as a new process would run a command, then give this one back its state.
 
-    During the block: ``cwd`` and ``env``, ``sys.stdout``/``sys.stderr`` written to the buffers, basicsr's logger
-    not yet set up (its console handler is made on the buffer). After it, whatever such a run changes of this
+    During the block: ``cwd`` and ``env``, ``sys.stdout``/``sys.stderr`` written to the buffers, the loggers as in
+    a new process (no handler on the root one either, so that a record before basicsr's logger is set up goes to
+    stderr; its console handler is made on the buffer). After it, whatever such a run changes of this
     process is restored: ``sys.argv``, ``sys.path``, the working directory, the environment, the loggers (the
     handlers a run added closed: its log file), basicsr's record of set-up loggers, the random generators, torch's
     thread count, default dtype, grad mode and cudnn flag, the SIGINT/SIGTERM handlers, the warning filters; the
@@ -149,8 +152,10 @@ def _as_a_new_process(cwd: Path, env: dict[str, str], stdout: io.StringIO, stder
         signals={sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)},
         locks=set(runlock._HELD),
     )
-    for lg in loggers:  # as in a new process: no handler, no filter, level unset
-        lg.handlers, lg.filters, lg.level, lg.propagate, lg.disabled = [], [], logging.NOTSET, True, False
+    for lg in loggers:  # as in a new process: no handler, no filter, level unset (the root's: WARNING)
+        level = logging.WARNING if lg is logging.root else logging.NOTSET
+        lg.handlers, lg.filters, lg.propagate, lg.disabled = [], [], True, False
+        lg.setLevel(level)  # (setLevel: the loggers' cached levels cleared)
     basicsr_logger.initialized_logger.clear()
     os.chdir(cwd)
     os.environ.clear()
@@ -165,7 +170,8 @@ def _as_a_new_process(cwd: Path, env: dict[str, str], stdout: io.StringIO, stder
             for handler in lg.handlers:
                 if handler not in handlers:
                     handler.close()
-            lg.handlers, lg.filters, lg.level, lg.propagate, lg.disabled = handlers, filters, level, propagate, disabled
+            lg.handlers, lg.filters, lg.propagate, lg.disabled = handlers, filters, propagate, disabled
+            lg.setLevel(level)
         basicsr_logger.initialized_logger.clear()
         basicsr_logger.initialized_logger.update(saved['initialized'])
         os.environ.clear()

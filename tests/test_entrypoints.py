@@ -204,14 +204,14 @@ def test_an_in_process_run_is_seen_as_a_process_and_gives_the_state_back(tmp_pat
     environment, working folder, sys.path, loggers (its log file closed), torch settings, generators, signal
     handlers, and the experiment lock it held (released, as at a process's exit)."""
     before = (dict(os.environ), os.getcwd(), sys.path[:], torch.get_num_threads(), torch.get_default_dtype())
-    handlers, rng = logging.getLogger('basicsr').handlers[:], torch.get_rng_state()
+    handlers, root, rng = logging.getLogger('basicsr').handlers[:], logging.root.handlers[:], torch.get_rng_state()
     sigint = signal.getsignal(signal.SIGINT)
     env = {**os.environ, 'AESOP_ROOT': str(tmp_path)}
     proc = run_python([sys.executable, '-c', CHANGES_THE_PROCESS, 'a', 'b'], cwd=tmp_path, env=env)
     assert proc.returncode == 3 and proc.stdout == "out ['a', 'b']\n", proc.stderr
     assert re.search(r' INFO: logged\n$', proc.stderr) and 'logged' in (tmp_path / 'run.log').read_text()
     after = (dict(os.environ), os.getcwd(), sys.path[:], torch.get_num_threads(), torch.get_default_dtype())
-    assert after == before and logging.getLogger('basicsr').handlers == handlers
+    assert after == before and logging.getLogger('basicsr').handlers == handlers and logging.root.handlers == root
     assert torch.equal(torch.get_rng_state(), rng) and signal.getsignal(signal.SIGINT) == sigint
     assert not (tmp_path / 'experiments' / '.held.lock').exists()
     failed = run_python([sys.executable, '-c', 'raise ValueError("boom")'], cwd=tmp_path, env=env)

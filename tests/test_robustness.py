@@ -527,8 +527,8 @@ def test_a_second_run_on_a_live_experiment_is_refused_and_a_stale_lock_taken_ove
         time.sleep(0.1)
     try:
         assert lock.read_text().split()[0] == str(first.pid)
-        second = launch(opt_file, tmp_path)
-        out = second.communicate(timeout=120)[0]
+        second = train(opt_file, tmp_path)  # here: the lock is held by another process, the first run
+        out = second.stdout
         assert second.returncode == 2, out
         assert re.search(
             rf'aesop: error: experiment busy is in use by pid {first.pid} on \S+ \(lock .*\.busy\.lock\)', out
@@ -538,10 +538,10 @@ def test_a_second_run_on_a_live_experiment_is_refused_and_a_stale_lock_taken_ove
         first.kill()
         first.wait()
     opt_file = write_yaml(ae_opt(tiny_data, 'busy', 1, 1), opt_file)
-    third = launch(opt_file, tmp_path)  # the killed run's lock is stale: taken over
-    out = third.communicate(timeout=120)[0]
+    third = train(opt_file, tmp_path)  # the killed run's lock is stale: taken over
+    out = third.stdout
     assert third.returncode == 0 and 'stale lock' in out, out
-    assert not lock.exists()  # released at exit
+    assert not lock.exists()  # released at exit (in a process's: test_racing_takeovers_of_a_stale_lock_…)
 
 
 def test_an_unwritable_root_is_one_line(tiny_data, tmp_path, monkeypatch, capsys):
