@@ -9,7 +9,6 @@ import sys
 from copy import deepcopy
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -264,16 +263,6 @@ def test_spsr_has_the_original_key_layout():
     assert net(torch.rand(1, 3, 6, 5)).shape == (1, 3, 24, 20)
 
 
-def test_cuda_prefetch_and_pinned_memory_fall_back_to_cpu(tmp_path, capsys):
-    (tmp_path / 'hr').mkdir()
-    cv2.imwrite(str(tmp_path / 'hr' / 'a.png'), np.zeros((8, 8, 3), np.uint8))
-    dataset = {'type': 'PairedImageDataset', 'dataroot_gt': 'hr', 'prefetch_mode': 'cuda', 'pin_memory': True}
-    opt = {'name': 'run', 'datasets': {'train': dataset}, 'path': {}, 'num_gpu': 0}
-    normalize_options(opt, root_path=tmp_path)
-    assert dataset['prefetch_mode'] is None and dataset['pin_memory'] is False
-    assert capsys.readouterr().err.count('aesop: warning: datasets.train: prefetch_mode cuda') == 1
-
-
 def test_wandb_without_the_package_is_one_warning(tmp_path, capsys, monkeypatch):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == 'wandb' else find_spec(name, *a))
@@ -386,25 +375,6 @@ def test_a_failing_wandb_init_is_one_warning(tmp_path, capsys, monkeypatch):
     )
 
 
-@pytest.mark.parametrize(
-    ('module', 'entry', 'message'),
-    [
-        ('pyiqa', {'val': {'metrics': {'musiq': {'type': 'calculate_pyiqa', 'metric': 'musiq'}}}}, 'val.metrics.musiq'),
-        ('open_clip', {'network_clip': {'type': 'AesopClipImageEncoder'}}, 'network_clip'),
-    ],
-)
-def test_a_missing_optional_package_is_one_line_at_start_up(tmp_path, monkeypatch, module, entry, message):
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: None if name == module else find_spec(name, *a))
-    opt = {'name': 'run', 'datasets': {}, 'path': {}, **entry}
-    extra = {'pyiqa': 'iqa', 'open_clip': 'hraware'}[module]
-    with pytest.raises(AesopError, match=rf'\(option {message}\) needs the optional package {module}: .*\[{extra}\]'):
-        normalize_options(opt, root_path=tmp_path)
-    monkeypatch.undo()
-    if find_spec(module) is not None:  # installed here (open_clip, the dev extra): nothing to say
-        normalize_options({'name': 'run', 'datasets': {}, 'path': {}, **entry}, root_path=tmp_path)
-
-
 def test_a_release_file_with_a_pyiqa_metric_stops_before_training_without_pyiqa(tiny_data, tmp_path, no_wandb_login):
     """The release's name of MUSIQ, without pyiqa (as in CI): one line at start-up, not at the first validation."""
     if importlib.util.find_spec('pyiqa') is not None:
@@ -418,14 +388,6 @@ def test_a_release_file_with_a_pyiqa_metric_stops_before_training_without_pyiqa(
         "pip install -e '.[iqa]'"
     )
     assert not (tmp_path / 'experiments' / 'release_ae' / 'models').exists()
-
-
-def test_ae_model_refuses_a_perceptual_loss_it_would_ignore(tmp_path):
-    opt = load_yaml(REPO / 'options' / 'train_ae.yml')
-    opt.update(is_train=True, dist=False)
-    opt['train']['perceptual_opt'] = {'type': 'PerceptualLoss', 'layer_weights': {'conv5_4': 1}}
-    with pytest.raises(AesopError, match=r'AesopAEModel does not read train\.perceptual_opt'):
-        normalize_options(opt, root_path=tmp_path)
 
 
 def test_discriminator_batchnorm_sees_real_then_fake_as_the_release(tmp_path):
