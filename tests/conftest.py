@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import atexit
-import functools
+import contextlib
+import io
+import logging
 import os
+import runpy
+import signal
 import subprocess
 import sys
+import traceback
+import types
+import warnings
+from collections.abc import Iterator
 from copy import deepcopy
 from pathlib import Path
 
@@ -15,8 +22,6 @@ import torch
 import yaml
 
 os.environ['AESOP_RANDOM_BACKBONES'] = '1'  # no ImageNet weights can be downloaded in tests
-
-from zygote import Zygote  # noqa: E402
 
 import aesop  # noqa: E402,F401
 
@@ -85,44 +90,153 @@ def point_at(opt: dict, data: Path) -> dict:
     return opt
 
 
-@functools.cache
-def zygote() -> Zygote:
-    """This worker's fork server for entry-point runs (``tests/zygote.py``), started on first use."""
-    server = Zygote({**os.environ, 'OMP_NUM_THREADS': '1'})
-    atexit.register(server.close)
-    return server
+def python_env(env: dict[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """``env`` (default: this process's) for a Python subprocess of the checkout under test: ``PYTHONPATH`` starts
+    with this repository, so that ``python -c 'import aesop'`` or ``python -m aesop.launch`` imports this
+    checkout's ``aesop``, not the installed one (an editable install may point at another clone); one OpenMP
+    thread per process, as the tests share the cores."""
+    env = dict(os.environ if env is None else env)
+    env['PYTHONPATH'] = os.pathsep.join([str(REPO), *filter(None, [env.get('PYTHONPATH')])])
+    return {**env, 'OMP_NUM_THREADS': '1', **extra}
 
 
-def forkable(cmd: list[str], env: dict[str, str]) -> bool:
-    """Whether ``cmd`` may run forked from the zygote (Linux, Python, same import-time environment, not disabled)."""
-    if sys.platform != 'linux' or cmd[0] != sys.executable or os.environ.get('AESOP_TEST_NO_ZYGOTE') == '1':
-        return False
-    return zygote().accepts(env)
+def spawn(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``Popen(cmd, stdout=PIPE, stderr=STDOUT, text=True)``: a real process, for tests where the process is the
+    point (kill -9, a lock held by another process, signals, torchrun). ``env``: :func:`python_env` of it."""
+    return subprocess.Popen(
+        cmd, cwd=cwd, env=python_env(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
-def spawn(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None):
-    """``Popen([sys.executable, …], stdout=PIPE, stderr=STDOUT, text=True)``, forked from the zygote.
+def run_subprocess(cmd: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300):
+    """``subprocess.run(cmd, capture_output=True, text=True)`` with :func:`python_env` of ``env``: a fresh
+    interpreter (import checks) or a launcher that starts its own processes (torchrun)."""
+    return subprocess.run(cmd, cwd=cwd, env=python_env(env), capture_output=True, text=True, timeout=timeout)
 
-    ``env`` defaults to this process's with ``OMP_NUM_THREADS=1``, as every run of the tests has.
+
+# the root logger (pytest's handlers on it: none in a new process, where a record no handler takes goes to stderr),
+# the ones a run sets up: basicsr's, aesop.launch's
+_LOGGERS = ('', 'basicsr', 'torch.distributed.elastic.agent.server.api')
+
+
+@contextlib.contextmanager
+def _as_a_new_process(cwd: Path, env: dict[str, str], stdout: io.StringIO, stderr: io.StringIO) -> Iterator[None]:
+    """Run the block as a new process would run a command, then give this one back its state.
+
+    During the block: ``cwd`` and ``env``, ``sys.stdout``/``sys.stderr`` written to the buffers, the loggers as in
+    a new process (no handler on the root one either, so that a record before basicsr's logger is set up goes to
+    stderr; its console handler is made on the buffer). After it, whatever such a run changes of this
+    process is restored: ``sys.argv``, ``sys.path``, the working directory, the environment, the loggers (the
+    handlers a run added closed: its log file), basicsr's record of set-up loggers, the random generators, torch's
+    thread count, default dtype, grad mode and cudnn flag, the SIGINT/SIGTERM handlers, the warning filters; the
+    experiment locks the run took are released as at its exit (:mod:`aesop.runlock` releases them at exit).
     """
-    cwd, env = cwd or Path.cwd(), {**os.environ, 'OMP_NUM_THREADS': '1'} if env is None else env
-    if forkable(cmd, env):
-        return zygote().popen(cmd, cwd=cwd, env=env, merge_stderr=True)
-    return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    import random
+
+    import basicsr.utils.logger as basicsr_logger
+    import numpy as np
+
+    from aesop import runlock
+
+    loggers = [logging.getLogger(name) for name in _LOGGERS]
+    saved_loggers = [(lg.handlers[:], lg.filters[:], lg.level, lg.propagate, lg.disabled) for lg in loggers]
+    saved = dict(
+        argv=sys.argv[:],
+        path=sys.path[:],
+        cwd=os.getcwd(),
+        environ=dict(os.environ),
+        initialized=dict(basicsr_logger.initialized_logger),
+        rng=(random.getstate(), np.random.get_state(), torch.get_rng_state()),
+        torch=(torch.get_num_threads(), torch.get_default_dtype(), torch.is_grad_enabled()),
+        cudnn=torch.backends.cudnn.benchmark,
+        signals={sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)},
+        locks=set(runlock._HELD),
+    )
+    for lg in loggers:  # as in a new process: no handler, no filter, level unset (the root's: WARNING)
+        level = logging.WARNING if lg is logging.root else logging.NOTSET
+        lg.handlers, lg.filters, lg.propagate, lg.disabled = [], [], True, False
+        lg.setLevel(level)  # (setLevel: the loggers' cached levels cleared)
+    basicsr_logger.initialized_logger.clear()
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            yield
+    finally:
+        for lock in set(runlock._HELD) - saved['locks']:  # released at the run's exit
+            runlock.release_experiment(lock.parent / lock.name.removeprefix('.').removesuffix('.lock'))
+        for lg, (handlers, filters, level, propagate, disabled) in zip(loggers, saved_loggers):
+            for handler in lg.handlers:
+                if handler not in handlers:
+                    handler.close()
+            lg.handlers, lg.filters, lg.propagate, lg.disabled = handlers, filters, propagate, disabled
+            lg.setLevel(level)
+        basicsr_logger.initialized_logger.clear()
+        basicsr_logger.initialized_logger.update(saved['initialized'])
+        os.environ.clear()
+        os.environ.update(saved['environ'])
+        os.chdir(saved['cwd'])
+        sys.argv[:], sys.path[:] = saved['argv'], saved['path']
+        random.setstate(saved['rng'][0])
+        np.random.set_state(saved['rng'][1])
+        torch.set_rng_state(saved['rng'][2])
+        threads, dtype, grad = saved['torch']
+        torch.set_num_threads(threads)
+        torch.set_default_dtype(dtype)
+        torch.set_grad_enabled(grad)
+        torch.backends.cudnn.benchmark = saved['cudnn']
+        for sig, handler in saved['signals'].items():
+            signal.signal(sig, handler)
 
 
-def run_python(cmd: list[str], *, cwd: Path, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    """``subprocess.run(cmd, capture_output=True, text=True)``, forked from the zygote when ``cmd`` runs Python."""
-    if forkable(cmd, env):
-        return zygote().run(cmd, cwd=cwd, env=env, timeout=timeout)
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+def run_python(cmd: list[str], *, cwd: Path, env: dict[str, str], merge_stderr: bool = False):
+    """Run ``cmd`` (``[sys.executable, script.py | -c CODE | -m MODULE, ARGS…]``) in this process, as a new
+    interpreter would run it (the script as ``__main__``, ``sys.argv`` as it would see it), with the working
+    directory ``cwd`` and the environment ``env``; returns a :class:`subprocess.CompletedProcess` with its exit
+    status (``SystemExit``'s; an uncaught exception is printed as the interpreter prints it, status 1) and what
+    it printed (``stderr`` into ``stdout`` with ``merge_stderr``, as ``stderr=STDOUT``). This process's state is
+    given back afterwards (:func:`_as_a_new_process`). Runs that need a process of their own (kill -9, locks held
+    by another process, signals, torchrun, a fresh interpreter's imports): :func:`spawn`, :func:`run_subprocess`.
+    """
+    if cmd[0] != sys.executable:
+        raise ValueError(f'run_python runs {sys.executable} commands in this process, not {cmd[0]}: run_subprocess')
+    what, *args = cmd[1:]
+    out = io.StringIO()
+    err = out if merge_stderr else io.StringIO()
+    with _as_a_new_process(cwd, env, out, err):
+        try:
+            if what == '-c':  # python -c CODE ARGS…
+                sys.argv, sys.path[0] = ['-c', *args[1:]], ''
+                main = types.ModuleType('__main__')
+                exec(compile(args[0], '<string>', 'exec'), main.__dict__)
+            elif what == '-m':  # python -m MODULE ARGS…
+                sys.argv, sys.path[0] = args, os.getcwd()
+                runpy.run_module(args[0], run_name='__main__', alter_sys=True)
+            else:  # python path/to/script.py ARGS…
+                sys.argv, sys.path[0] = [what, *args], str(Path(what).resolve().parent)
+                runpy.run_path(what, run_name='__main__')
+            status = 0
+        except SystemExit as exit_:
+            status = exit_.code
+        except Exception:
+            traceback.print_exc()
+            status = 1
+        if status is not None and not isinstance(status, int):
+            print(status, file=sys.stderr)
+            status = 1
+    return subprocess.CompletedProcess(cmd, status or 0, out.getvalue(), None if merge_stderr else err.getvalue())
 
 
-def run_entry(script: str, opt_file: Path, root: Path, *args: str, check: bool = True, launcher=None):
-    """Run ``aesop/<script>.py -opt <opt_file>`` (or under ``launcher``) with experiments under ``root``."""
+def run_entry(script: str, opt_file: Path, root: Path, *args: str, check: bool = True, launcher=None, process=False):
+    """Run ``aesop/<script>.py -opt <opt_file>`` with experiments under ``root``: in this process
+    (:func:`run_python`), or as a real process under ``launcher`` (torchrun) or with ``process``."""
     env = {**os.environ, 'AESOP_ROOT': str(root), 'OMP_NUM_THREADS': '1'}
     cmd = [*(launcher or [sys.executable]), str(REPO / 'aesop' / f'{script}.py'), '-opt', str(opt_file), *args]
-    proc = run_python(cmd, cwd=root, env=env, timeout=300)
+    if launcher or process:
+        proc = run_subprocess(cmd, cwd=root, env=env, timeout=300)
+    else:
+        proc = run_python(cmd, cwd=root, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(
             f'{" ".join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}'

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
 import torch
+from conftest import run_subprocess
 from torchvision.models import vgg as tv_vgg
 
 from aesop import compat
@@ -19,8 +19,9 @@ from aesop.weights import read_checkpoint
 
 def test_basicsr_imports_on_this_torchvision_in_a_fresh_interpreter():
     code = 'import aesop, basicsr.data.degradations as d; print(d.rgb_to_grayscale.__module__)'
-    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == 'torchvision.transforms.functional'
+    proc = run_subprocess([sys.executable, '-c', code])  # a fresh interpreter: the import order is the point
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() == 'torchvision.transforms.functional'
 
 
 def test_registries_hold_ours_and_the_official_names():

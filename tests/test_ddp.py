@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -97,11 +96,12 @@ def worker(out: str) -> None:
 
 @pytest.mark.ddp
 def test_two_processes_one_sample_each_equal_one_process_two_samples(tmp_path):
+    from conftest import run_subprocess  # here: torchrun's workers run this file, without pytest
+
     torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
     out = tmp_path / 'ddp.pth'
     cmd = [torchrun, '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0', __file__, str(out)]
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(Path(__file__).parent.parent)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
+    proc = run_subprocess(cmd, timeout=180)  # torchrun starts the two processes itself
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = torch.load(out, weights_only=True)
     ddp = result['weights']

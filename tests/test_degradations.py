@@ -204,20 +204,6 @@ def test_seeds(data):
     assert not torch.equal(lqs[0], lqs[2])
 
 
-def test_the_schema_declares_every_degradation_key_with_its_type():
-    """The degradation's keys are its signature's; the schema types them at the top level of an option file:
-    each is declared, and the signature's defaults, written as YAML would, validate."""
-    import inspect
-
-    from aesop.schema import apply_schema, option_file
-
-    assert set(REALESRGAN_OPTION_KEYS) <= set(option_file().model_fields)
-    defaults = {k: p.default for k, p in inspect.signature(RealESRGANDegradation).parameters.items()}
-    opt = {'name': 'x', 'datasets': {}, **{k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}}
-    apply_schema(opt)
-    assert RealESRGANDegradation.from_options(opt).extra_repr() == RealESRGANDegradation().extra_repr()
-
-
 def test_defaults_are_x4plus():
     from_yml = RealESRGANDegradation.from_options(
         {**X4PLUS, 'name': 'x', 'datasets': {}, 'high_order_degradation': True}

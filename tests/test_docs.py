@@ -6,7 +6,6 @@ run and has a description and examples."""
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import functools
 import importlib
@@ -28,7 +27,6 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from conftest import load_yaml, run_python
-from zygote import Zygote
 
 from aesop.commands import pipeline_parser
 from aesop.data import make_degraded_lr, make_demo_dataset
@@ -349,26 +347,17 @@ def _clean_env(root: Path) -> dict[str, str]:
     return {**env, 'OMP_NUM_THREADS': '1', 'AESOP_ROOT': str(root)}
 
 
-@functools.cache
-def _clean_zygote() -> Zygote:
-    """A fork server whose imports ran without AESOP_RANDOM_BACKBONES (the tests' own zygote has it set)."""
-    server = Zygote(_clean_env(REPO))
-    atexit.register(server.close)
-    return server
-
-
 def run_documented(command: Command, root: Path) -> subprocess.CompletedProcess:
-    """Run a documented command as copied in ``root``: ``python`` is this interpreter, a console script its
-    module's ``main``; the environment is a clean shell's plus the command's own assignments."""
+    """Run a documented command as copied in ``root`` (in this process: :func:`conftest.run_python`): ``python`` is
+    this interpreter, a console script its module's ``main``; the environment is a clean shell's plus the command's
+    own assignments."""
     argv = list(command.argv)
     if argv[0].startswith('aesop-'):
         module = CONSOLE_SCRIPTS[argv[0]]
         argv = ['python', '-c', f'import sys; from {module} import main; sys.exit(main())', *argv[1:]]
     cmd = [sys.executable, *argv[1:]]
     env = {**_clean_env(root), **dict(command.env)}
-    if sys.platform == 'linux' and os.environ.get('AESOP_TEST_NO_ZYGOTE') != '1' and _clean_zygote().accepts(env):
-        return _clean_zygote().run(cmd, cwd=root, env=env, timeout=300)
-    return run_python(cmd, cwd=root, env=env, timeout=300)
+    return run_python(cmd, cwd=root, env=env)
 
 
 @pytest.fixture(scope='session')
@@ -428,7 +417,7 @@ def test_documented_demo_commands_run_as_copied(demo_clone: Path):
 def test_make_figures_remakes_every_picture_of_the_docs_from_the_demo(demo_clone: Path, tmp_path):
     """``scripts/docs_figures.py`` (``make figures``) writes each figure docs/ shows, from the demo's outputs."""
     cmd = [sys.executable, str(REPO / 'scripts' / 'docs_figures.py'), '--root', str(demo_clone), '--out', str(tmp_path)]
-    proc = run_python(cmd, cwd=demo_clone, env=_clean_env(demo_clone), timeout=300)
+    proc = run_python(cmd, cwd=demo_clone, env=_clean_env(demo_clone))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     shown = set(re.findall(r'!\[[^]]*\]\(([\w.]+\.png)\)', (REPO / 'docs' / 'evaluation.md').read_text()))
     assert shown == {'infer_example.png', 'pd_curve.png', 'loss_maps.png', 'spectrum.png'}
@@ -482,10 +471,10 @@ def test_help_of_train_runs_before_basicsr_parses(tmp_path):
     """``python aesop/train.py --help`` prints this command's help and exits 0 (basicsr's parser would print its
     bare one); without -opt and without --help, basicsr's parser still says what is missing."""
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    proc = run_python([sys.executable, 'aesop/train.py', '--help'], cwd=REPO, env=env, timeout=120)
+    proc = run_python([sys.executable, 'aesop/train.py', '--help'], cwd=REPO, env=env)
     assert proc.returncode == 0 and proc.stdout.startswith('usage: aesop/train.py [-h] -opt OPTION_FILE')
     assert 'examples:\n  python aesop/train.py -opt options/demo/train_psnr.yml' in proc.stdout
-    proc = run_python([sys.executable, 'aesop/test.py'], cwd=REPO, env=env, timeout=120)
+    proc = run_python([sys.executable, 'aesop/test.py'], cwd=REPO, env=env)
     assert proc.returncode == 2 and 'the following arguments are required: -opt' in proc.stderr
 
 

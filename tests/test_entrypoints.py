@@ -1,9 +1,13 @@
-"""The real entry points, as subprocesses: AE → AESOP GAN → test, resume, DDP, one-line errors."""
+"""The real entry points (in the pytest worker, as ``conftest.run_python`` runs them; torchrun as processes): AE →
+AESOP GAN → test, resume, DDP, one-line errors."""
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import shutil
+import signal
 import sys
 from copy import deepcopy
 from pathlib import Path
@@ -13,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, run_entry, write_yaml
+from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, run_entry, run_python, write_yaml
 
 DEMO = REPO / 'options' / 'demo'
 
@@ -173,3 +177,42 @@ def test_the_bicubic_row_is_matlab_imresize_scored_like_the_networks(tiny_data, 
     demo.TABLES = (('bicubic only', 'demo_val', (('demo_test_bicubic', 'bicubic'), ('demo_test_bicubic', 'again'))),)
     goals = demo.goals(tmp_path, 301.0)  # "again" is bicubic: 0 dB over it; 301 s is past the goal
     assert [line.split()[0] for line in goals] == ['MISSED', 'met', 'MISSED'] and '+0.00 dB' in goals[0]
+
+
+CHANGES_THE_PROCESS = """
+import logging, os, random, signal, sys
+import torch
+from basicsr.utils import get_root_logger
+from aesop.runlock import hold_experiment
+hold_experiment(os.path.join(os.getcwd(), 'experiments', 'held'))
+get_root_logger(log_file='run.log').info('logged')
+os.environ['AESOP_SET_BY_THE_RUN'] = '1'
+os.chdir('..')
+sys.path.insert(0, 'elsewhere')
+torch.set_num_threads(1)
+torch.set_default_dtype(torch.float64)
+torch.manual_seed(1)
+random.seed(1)
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+print('out', sys.argv[1:])
+raise SystemExit(3)
+"""
+
+
+def test_an_in_process_run_is_seen_as_a_process_and_gives_the_state_back(tmp_path):
+    """``conftest.run_python``: status, output and argv as a process's; then what the run changed is given back:
+    environment, working folder, sys.path, loggers (its log file closed), torch settings, generators, signal
+    handlers, and the experiment lock it held (released, as at a process's exit)."""
+    before = (dict(os.environ), os.getcwd(), sys.path[:], torch.get_num_threads(), torch.get_default_dtype())
+    handlers, root, rng = logging.getLogger('basicsr').handlers[:], logging.root.handlers[:], torch.get_rng_state()
+    sigint = signal.getsignal(signal.SIGINT)
+    env = {**os.environ, 'AESOP_ROOT': str(tmp_path)}
+    proc = run_python([sys.executable, '-c', CHANGES_THE_PROCESS, 'a', 'b'], cwd=tmp_path, env=env)
+    assert proc.returncode == 3 and proc.stdout == "out ['a', 'b']\n", proc.stderr
+    assert re.search(r' INFO: logged\n$', proc.stderr) and 'logged' in (tmp_path / 'run.log').read_text()
+    after = (dict(os.environ), os.getcwd(), sys.path[:], torch.get_num_threads(), torch.get_default_dtype())
+    assert after == before and logging.getLogger('basicsr').handlers == handlers and logging.root.handlers == root
+    assert torch.equal(torch.get_rng_state(), rng) and signal.getsignal(signal.SIGINT) == sigint
+    assert not (tmp_path / 'experiments' / '.held.lock').exists()
+    failed = run_python([sys.executable, '-c', 'raise ValueError("boom")'], cwd=tmp_path, env=env)
+    assert failed.returncode == 1 and failed.stderr.strip().splitlines()[-1] == 'ValueError: boom'

@@ -109,7 +109,7 @@ def test_the_swinir_gan_files_build_the_published_real_world_swinir(name):
 
 def split(tmp_path, *args: str):
     cmd = [sys.executable, str(REPO / 'scripts' / 'split_validation.py'), *args]
-    return run_python(cmd, cwd=tmp_path, env={'PATH': '/usr/bin:/bin', 'OMP_NUM_THREADS': '1'}, timeout=120)
+    return run_python(cmd, cwd=tmp_path, env={'PATH': '/usr/bin:/bin', 'OMP_NUM_THREADS': '1'})
 
 
 def test_the_validation_split_is_drawn_from_the_pairs_and_repeatable(tmp_path):

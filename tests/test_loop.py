@@ -97,24 +97,3 @@ def test_val_tile_equals_whole_image_validation(tmp_path):
         outputs.append(model.output.clamp(0, 1))
     assert outputs[1].shape == (1, 3, 160, 148)
     assert torch.allclose(outputs[0], outputs[1], atol=1e-5)
-
-
-def test_step_options_on_a_model_that_does_not_read_them_are_refused(tmp_path):
-    from aesop.errors import AesopError
-    from aesop.options import check_components
-
-    opt = {**base_opt(tmp_path, accumulate=2), 'model_type': 'AesopSRModel', 'network_g': TINY_RRDB}
-    with pytest.raises(AesopError, match='train.accumulate is not supported by AesopSRModel'):
-        check_components(opt)
-    del opt['train']['accumulate']
-    # any value, the model's own default too (grad_clip: 1 was taken for "unset" and silently ignored)
-    for key, value in (
-        ('grad_clip', 1),
-        ('grad_clip', 0.5),
-        ('accumulate', 1),
-        ('channels_last', False),
-        ('amp', 'none'),
-    ):
-        with pytest.raises(AesopError, match=f'train.{key} is not supported by AesopSRModel'):
-            check_components({**opt, 'train': {**opt['train'], key: value}})
-    check_components({**opt, 'train': {**opt['train'], 'grad_clip': None}})  # ~ is unset

@@ -245,27 +245,6 @@ def test_relativistic_gan_option(tmp_path):
     assert not _model(tmp_path).relativistic  # unset: the real-world model's standard GAN
 
 
-@pytest.mark.parametrize(
-    ('key', 'value', 'message'),
-    [
-        ('resize_prob', [0.2, 0.7, 0.3], r'option resize_prob must sum to 1, got \[0.2, 0.7, 0.3\]'),
-        ('jpeg_range', [30, 120], r'option jpeg_range must be \[lo, hi\] with 1 <= lo <= hi <= 100'),
-        ('gan_gt_usm', 'yes', r"option gan_gt_usm: input should be a valid boolean.*got 'yes'$"),
-        (
-            'queue_size',
-            10,
-            r'option queue_size must be a multiple of the batch size 12 \(datasets.train.batch_size_per_gpu\), got 10',
-        ),
-    ],
-)
-def test_bad_degradation_options_fail_at_start_up(tmp_path, key, value, message):
-    opt = load_yaml(OPTIONS / 'train_aesop_realworld.yml')
-    opt.update(is_train=True, dist=False)
-    opt[key] = value
-    with pytest.raises(AesopError, match=message):
-        load_options(opt, is_train=opt.get('is_train', True), root_path=tmp_path)
-
-
 def test_no_reference_metrics_are_known():
     assert not needs_reference('calculate_niqe') and not needs_reference('calculate_pyiqa')
     assert needs_reference('calculate_psnr') and needs_reference('calculate_lpips')

@@ -18,7 +18,18 @@ import basicsr.utils.logger
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, run_python, spawn, write_yaml
+from conftest import (
+    REPO,
+    TINY_AE,
+    TINY_RRDB,
+    load_yaml,
+    point_at,
+    python_env,
+    run_python,
+    run_subprocess,
+    spawn,
+    write_yaml,
+)
 
 import aesop.pipeline
 import aesop.test
@@ -395,10 +406,22 @@ def ae_opt(data, name, total_iter, save_freq):
     return opt
 
 
-def launch(opt_file, root, *args):
+def _train_command(opt_file, root, *args):
     env = {'AESOP_ROOT': str(root), 'OMP_NUM_THREADS': '1', 'PATH': '/usr/bin:/bin', 'AESOP_RANDOM_BACKBONES': '1'}
-    cmd = [sys.executable, str(REPO / 'aesop' / 'train.py'), '-opt', str(opt_file), *args]
+    return [sys.executable, str(REPO / 'aesop' / 'train.py'), '-opt', str(opt_file), *args], env
+
+
+def launch(opt_file, root, *args) -> subprocess.Popen:
+    """``python aesop/train.py -opt …`` as a process of its own (stdout and stderr together): for a test that kills
+    it or holds its lock from another process."""
+    cmd, env = _train_command(opt_file, root, *args)
     return spawn(cmd, cwd=root, env=env)
+
+
+def train(opt_file, root, *args) -> subprocess.CompletedProcess:
+    """``python aesop/train.py -opt …`` run in this process (:func:`conftest.run_python`), stderr into stdout."""
+    cmd, env = _train_command(opt_file, root, *args)
+    return run_python(cmd, cwd=root, env=env, merge_stderr=True)
 
 
 def test_kill_9_then_auto_resume_finishes_from_the_last_complete_state(tiny_data, tmp_path):
@@ -415,7 +438,7 @@ def test_kill_9_then_auto_resume_finishes_from_the_last_complete_state(tiny_data
     before = torch.load(models / f'net_g_{last}.pth', weights_only=True)
 
     opt = ae_opt(tiny_data, 'killed', last + 2, 2)
-    out = launch(write_yaml(opt, opt_file), tmp_path, '--auto_resume').communicate(timeout=120)[0]
+    out = train(write_yaml(opt, opt_file), tmp_path, '--auto_resume').stdout
     assert f'Resuming training from epoch: 0, iter: {last}.' in out
     assert f'iter:{last + 1:8,d}' in out and 'End of training' in out
     after = torch.load(models / f'net_g_{last + 2}.pth', weights_only=True)
@@ -427,11 +450,11 @@ def test_kill_9_then_auto_resume_finishes_from_the_last_complete_state(tiny_data
 
 def test_a_nan_loss_stops_training_and_saves_nothing(tiny_data, tmp_path):
     opt_file = write_yaml(ae_opt(tiny_data, 'nan', 2, 1), tmp_path / 'ae.yml')
-    assert launch(opt_file, tmp_path).wait(timeout=120) == 0
+    assert train(opt_file, tmp_path).returncode == 0
     opt = ae_opt(tiny_data, 'nan', 4, 1)
     opt['train']['pixel_opt']['loss_weight'] = math.nan
-    proc = launch(write_yaml(opt, opt_file), tmp_path, '--auto_resume')
-    out = proc.communicate(timeout=120)[0]
+    proc = train(write_yaml(opt, opt_file), tmp_path, '--auto_resume')
+    out = proc.stdout
     assert proc.returncode == 2
     errors = [line for line in out.splitlines() if line.startswith('aesop: error: ')]
     assert errors == [errors[0]] and errors[0].startswith(
@@ -447,8 +470,8 @@ def test_a_diverging_run_never_writes_a_checkpoint_whose_forward_is_not_finite(t
     opt = ae_opt(tiny_data, 'diverge', 4, 1)
     opt['train']['optim_g']['lr'] = 1e6
     opt['train']['pixel_at_LR_opt']['loss_weight'] = 0
-    proc = launch(write_yaml(opt, tmp_path / 'ae.yml'), tmp_path)
-    out = proc.communicate(timeout=120)[0]
+    proc = train(write_yaml(opt, tmp_path / 'ae.yml'), tmp_path)
+    out = proc.stdout
     assert proc.returncode == 2, out
     error = next(line for line in out.splitlines() if line.startswith('aesop: error: '))
     assert error == (  # weights of ~1e6 are finite; their forward is not: refused before the first save
@@ -471,14 +494,14 @@ def test_resume_needs_no_initial_weights_and_refuses_another_psi(tiny_data, tmp_
     opt['logger'].update(print_freq=1, save_checkpoint_freq=1, use_tb_logger=False)
     opt['val']['val_freq'] = 10**6
     opt_file = write_yaml(opt, tmp_path / 'gan.yml')
-    assert launch(opt_file, tmp_path).wait(timeout=120) == 0
+    assert train(opt_file, tmp_path).returncode == 0
 
     init.unlink()  # the initial weights are not read on resume
     torch.manual_seed(7)  # ψ replaced, e.g. by re-running the AE stage
     torch.save({'params_ema': build_network(TINY_AE).state_dict()}, tmp_path / 'ae.pth')
     opt['train']['total_iter'] = 2
-    proc = launch(write_yaml(opt, opt_file), tmp_path, '--auto_resume')
-    out = proc.communicate(timeout=120)[0]
+    proc = train(write_yaml(opt, opt_file), tmp_path, '--auto_resume')
+    out = proc.stdout
     assert proc.returncode == 2, out
     error = next(line for line in out.splitlines() if line.startswith('aesop: error: '))
     assert re.fullmatch(
@@ -489,8 +512,8 @@ def test_resume_needs_no_initial_weights_and_refuses_another_psi(tiny_data, tmp_
 
     opt['train']['allow_psi_change'] = True
     opt['train']['optim_g']['lr'] = 5e-5  # reported: the resumed run keeps the saved 1e-4
-    proc = launch(write_yaml(opt, opt_file), tmp_path, '--auto_resume')
-    out = proc.communicate(timeout=120)[0]
+    proc = train(write_yaml(opt, opt_file), tmp_path, '--auto_resume')
+    out = proc.stdout
     assert proc.returncode == 0 and 'allow_psi_change: true' in out and 'End of training' in out, out
     assert 'optimizer 0: lr 5e-05 in the option file but 0.0001 in the training state' in out
 
@@ -504,8 +527,8 @@ def test_a_second_run_on_a_live_experiment_is_refused_and_a_stale_lock_taken_ove
         time.sleep(0.1)
     try:
         assert lock.read_text().split()[0] == str(first.pid)
-        second = launch(opt_file, tmp_path)
-        out = second.communicate(timeout=120)[0]
+        second = train(opt_file, tmp_path)  # here: the lock is held by another process, the first run
+        out = second.stdout
         assert second.returncode == 2, out
         assert re.search(
             rf'aesop: error: experiment busy is in use by pid {first.pid} on \S+ \(lock .*\.busy\.lock\)', out
@@ -515,10 +538,10 @@ def test_a_second_run_on_a_live_experiment_is_refused_and_a_stale_lock_taken_ove
         first.kill()
         first.wait()
     opt_file = write_yaml(ae_opt(tiny_data, 'busy', 1, 1), opt_file)
-    third = launch(opt_file, tmp_path)  # the killed run's lock is stale: taken over
-    out = third.communicate(timeout=120)[0]
+    third = train(opt_file, tmp_path)  # the killed run's lock is stale: taken over
+    out = third.stdout
     assert third.returncode == 0 and 'stale lock' in out, out
-    assert not lock.exists()  # released at exit
+    assert not lock.exists()  # released at exit (in a process's: test_racing_takeovers_of_a_stale_lock_…)
 
 
 def test_an_unwritable_root_is_one_line(tiny_data, tmp_path, monkeypatch, capsys):
@@ -549,7 +572,9 @@ def test_an_unwritable_root_is_one_line(tiny_data, tmp_path, monkeypatch, capsys
 
 
 RACER = """
-import sys, time
+import sys, time, types
+aesop = sys.modules['aesop'] = types.ModuleType('aesop')  # the package without its __init__ (torch, basicsr):
+aesop.__path__ = [sys.argv[2]]  # the lock needs neither, and 4 processes importing torch took a minute
 from aesop.errors import AesopError
 from aesop.runlock import hold_experiment
 try:
@@ -566,7 +591,8 @@ def test_racing_takeovers_of_a_stale_lock_leave_one_holder(tmp_path):
     lock = tmp_path / 'experiments' / '.race.lock'
     lock.parent.mkdir()
     lock.write_text('999999 a-host-that-died 2026-01-01T00:00:00\n')  # left by a killed run: no flock on it
-    racers = [spawn([sys.executable, '-c', RACER, str(tmp_path / 'experiments' / 'race')]) for _ in range(4)]
+    racer = [sys.executable, '-c', RACER, str(tmp_path / 'experiments' / 'race'), str(REPO / 'aesop')]
+    racers = [spawn(racer) for _ in range(4)]
     outputs = [racer.communicate(timeout=120)[0] for racer in racers]
     assert sum('held' in out.splitlines() for out in outputs) == 1, outputs  # the winner also warns: taken over
     assert sum(out.startswith('refused experiment race is in use by pid') for out in outputs) == 3, outputs
@@ -594,7 +620,9 @@ def test_workers_stop_when_the_torchrun_agent_is_killed(tiny_data, tmp_path):
     env = {'AESOP_ROOT': str(tmp_path), 'OMP_NUM_THREADS': '1', 'PATH': '/usr/bin:/bin', 'AESOP_RANDOM_BACKBONES': '1'}
     cmd = [torchrun, '--nproc_per_node=2', '--master_port=0', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0']
     cmd += [str(REPO / 'aesop' / 'train.py'), '-opt', str(opt_file), '--launcher', 'pytorch']
-    agent = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    agent = subprocess.Popen(
+        cmd, cwd=tmp_path, env=python_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while not (tmp_path / 'experiments' / 'orphans' / 'models').is_dir() and time.time() < deadline:
         time.sleep(0.2)
@@ -680,14 +708,14 @@ def test_an_image_that_does_not_decode_is_skipped_in_training(tiny_data, tmp_pat
     broken.write_bytes(broken.read_bytes()[:200])
     opt = point_at(ae_opt(copy, 'skips', 4, 4), copy)  # 2 pairs, batch 1: the broken one is drawn
     opt['datasets']['train'].update(dataset_enlarge_ratio=1, num_worker_per_gpu=0)
-    out = launch(write_yaml(opt, tmp_path / 'ae.yml'), tmp_path).communicate(timeout=120)[0]
+    out = train(write_yaml(opt, tmp_path / 'ae.yml'), tmp_path).stdout
     assert 'End of training' in out, out
     assert re.search(
         rf'cannot read image {re.escape(str(broken))}: missing, unreadable or corrupt: skipped \(1 skipped', out
     )
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
     cmd = [sys.executable, str(REPO / 'scripts' / 'check_dataset.py'), str(copy / 'train' / 'HR')]
-    checker = run_python(cmd, cwd=tmp_path, env=env, timeout=120)
+    checker = run_python(cmd, cwd=tmp_path, env=env)
     assert checker.returncode == 1 and f'{broken}: does not decode' in checker.stdout, checker.stdout + checker.stderr
 
 
@@ -696,7 +724,7 @@ def test_check_dataset_lists_looping_links(tiny_data, tmp_path):
     (folder / 'a.png').symlink_to('b.png')
     (folder / 'b.png').symlink_to('a.png')
     cmd = [sys.executable, str(REPO / 'scripts' / 'check_dataset.py'), str(folder)]
-    checker = run_python(cmd, cwd=tmp_path, env={**os.environ, 'OMP_NUM_THREADS': '1'}, timeout=120)
+    checker = run_python(cmd, cwd=tmp_path, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     lines = checker.stdout.splitlines()
     assert checker.returncode == 1 and lines == [
         f'{folder / "a.png"}: a symlink loop (it leads back to itself through b.png)',
@@ -775,7 +803,7 @@ def test_a_start_up_error_under_torchrun_is_printed_once(launcher, tiny_data, tm
         '--launcher',
         'pytorch',
     ]
-    proc = run_python(cmd, cwd=tmp_path, env=env, timeout=300)  # torchrun and all workers stay subprocesses
+    proc = run_subprocess(cmd, cwd=tmp_path, env=env)  # torchrun and all its workers: processes of their own
     output = (proc.stdout + proc.stderr).strip().splitlines()
     lines = [line for line in output if 'aesop: error:' in line]
     assert len(lines) == 1, output  # rank 1 waits: stopped by the agent before it prints

@@ -10,7 +10,6 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from copy import deepcopy
 from pathlib import Path
 from types import SimpleNamespace
@@ -112,46 +111,6 @@ def test_every_missing_file_is_one_line_of_one_message(tiny_data, tmp_path, monk
         assert line.startswith(f'  {what}') and where in line, line
     assert 'train-for-real-df2k-several-gpus' in anchors(REPO / 'docs' / 'training.md')
     assert (REPO / 'options' / 'train_ae.yml').is_file() and tree(tmp_path) == ['ae.pth']
-
-
-def test_each_earlier_stage_named_by_an_option_file_is_written_by_one():
-    """``experiments/<name>/models/…`` in an option file (the demo's too) names the run of one of them (what the
-    error says); a demo's run is one of the demo's."""
-    from aesop.options import option_file_named
-
-    named: dict[str, str] = {}
-    for path in [*(REPO / 'options').glob('*.yml'), *(REPO / 'options' / 'demo').glob('*.yml')]:
-        for name in set(re.findall(r'experiments/(\w+)/models/', path.read_text())) - {'pretrained_models'}:
-            named[name] = path.parent.name
-    assert {'demo', 'options'} == set(named.values())
-    made_by = {name: option_file_named(name) for name in named}
-    assert {name for name, file in made_by.items() if file is None} == set()
-    assert all(file.startswith('options/demo/') == (named[name] == 'demo') for name, file in made_by.items())
-
-
-def test_each_published_file_an_option_file_names_says_where_to_get_it():
-    """``experiments/pretrained_models/<file>`` in an option file (the demo's too) is a published file whose address
-    the missing-file error gives (:data:`aesop.weights.PUBLISHED_WEIGHTS`, CLIP's), not "edit the option file"."""
-    from aesop.options import where_weights_come_from
-
-    def strings(node: object) -> Iterator[str]:
-        if isinstance(node, dict):
-            node = list(node.values())
-        if isinstance(node, list):
-            for value in node:
-                yield from strings(value)
-        elif isinstance(node, str):
-            yield node
-
-    named = {
-        Path(value).name
-        for path in (REPO / 'options').rglob('*.yml')
-        for value in strings(load_yaml(path))
-        if 'experiments/pretrained_models/' in value
-    }
-    assert {'MSRResNet_x4.pth', 'open_clip_model.safetensors'} <= named
-    unexplained = {name for name in named if not where_weights_come_from(Path(name)).startswith('download it from ')}
-    assert unexplained == set()
 
 
 def _test_run_error(option_file: Path, root: Path, monkeypatch, capsys) -> list[str]:
