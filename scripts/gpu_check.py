@@ -164,11 +164,13 @@ def report(out: Path, facts: dict, parts: list[dict]) -> bool:
     summary = {'date': now, 'ok': ok, 'budget_s': BUDGET, 'environment': facts, 'parts': parts, 'tests': cases}
     (out / 'report.json').write_text(json.dumps(summary, indent=1) + '\n')
     gpu = facts.get('gpu') or 'no CUDA device'
+    if facts.get('gpu'):
+        gpu += f' ({facts["gpu_memory_gib"]} GiB, compute capability {facts["capability"]})'
     lines = [
         '# aesop GPU check',
         '',
         f'- date: {now}',
-        f'- GPU: {gpu} ({facts.get("gpu_memory_gib")} GiB, compute capability {facts.get("capability")})',
+        f'- GPU: {gpu}',
         f'- torch {facts.get("torch")}, CUDA {facts.get("cuda")}, cuDNN {facts.get("cudnn")}, NCCL {facts.get("nccl")}',
         f'- result: **{"ok" if ok else "FAILED"}**',
         '',
