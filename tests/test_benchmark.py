@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
-from conftest import REPO, run_python
+from conftest import REPO
 
 
 def benchmark(*argv: str) -> tuple[int, str, str]:
-    """``python scripts/benchmark.py ARGV``: (status, stdout, stderr)."""
-    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    """``python scripts/benchmark.py ARGV`` in a process of its own, of this checkout: (status, stdout, stderr)."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get('PYTHONPATH')) if p)
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': path}
     cmd = [sys.executable, str(REPO / 'scripts' / 'benchmark.py'), *argv]
-    proc = run_python(cmd, cwd=REPO, env=env, timeout=600)
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     return proc.returncode, proc.stdout, proc.stderr
 
 
