@@ -52,8 +52,9 @@ gpu-wheels: venv
 		$$($(PY) -c 'import importlib.metadata as m, sys; print(*(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' $(GPU_WHEELS))
 	@ls .whl && du -sh .whl
 
-# The GPU check (docs/gpu.md): CUDA tests, an NCCL run with resume, the benchmark. Report in GPU_CHECK_OUT
-# (default: $$OUT if set, else gpu_check_report/); no venv needed: it runs with the machine's python3 and .whl/.
+# The GPU check (docs/gpu.md): `pytest -m cuda` (with an NCCL run and its resume), the benchmark. Report in
+# GPU_CHECK_OUT (default: $$OUT if set, else gpu_check_report/); no venv needed: .venv/bin/python if there, else
+# the machine's python3, with the wheels of .whl/.
 GPU_CHECK_OUT ?=
 gpu-check:
-	bash scripts/gpu_check.sh $(GPU_CHECK_OUT)
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) scripts/gpu_check.py $(GPU_CHECK_OUT)

@@ -1,8 +1,8 @@
 """How the package's commands present themselves: the name they were run by, and their ``--help``.
 
-argparse names a command ``os.path.basename(sys.argv[0])``: ``infer.py`` for ``python
-scripts/infer.py``, which is not a command anyone can type. :func:`command_name` is the name as
-invoked (``aesop-infer`` for the console script, ``scripts/infer.py`` for the file, ``python -m
+argparse names a command ``os.path.basename(sys.argv[0])``: ``demo.py`` for ``python
+scripts/demo.py``, which is not a command anyone can type. :func:`command_name` is the name as
+invoked (``aesop-infer`` for the console script, ``scripts/demo.py`` for a file, ``python -m
 aesop.launch`` for a module), and :func:`command_help` gives every parser that name, a one-paragraph
 description and examples.
 
@@ -27,7 +27,7 @@ def command_name(argv0: str | None = None) -> str:
     """The command as the user ran it (argparse's ``prog``).
 
     A module run with ``python -m`` is ``python -m <module>``; a ``.py`` file is its path as typed
-    (``scripts/infer.py``, ``aesop/train.py``); anything else (a console script such as
+    (``scripts/demo.py``, ``aesop/train.py``); anything else (a console script such as
     ``aesop-infer``) is its file name.
     """
     spec = getattr(sys.modules.get('__main__'), '__spec__', None)
@@ -40,7 +40,7 @@ def command_name(argv0: str | None = None) -> str:
 def command_help(description: str, examples: Sequence[str], details: str = '') -> dict:
     """``ArgumentParser`` keywords: ``prog`` (:func:`command_name`), ``description`` (one paragraph, wrapped),
     and an epilog of ``details`` (kept as written) and ``examples``, one command line each, where ``{prog}``
-    is the command as it was run (``python scripts/infer.py`` for a file, ``aesop-infer`` for the console
+    is the command as it was run (``python scripts/demo.py`` for a file, ``aesop-infer`` for the console
     script)."""
     prog = command_name()
     run = f'python {prog}' if prog.endswith('.py') else prog

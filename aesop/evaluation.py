@@ -1,6 +1,6 @@
 """Evaluate a folder of SR images against ground truth: any method's outputs (Sec. 5 metrics).
 
-The body of ``aesop-evaluate`` and ``scripts/evaluate.py`` (:func:`build_parser` for the command line).
+The body of ``aesop-evaluate`` (:func:`build_parser` for the command line).
 Images are paired by file stem (``--sr-suffix`` is removed from SR stems first). PSNR/SSIM are
 basicsr's MATLAB-convention functions on the Y channel with ``--crop-border`` (default: the
 scale); LPIPS (AlexNet) and DISTS run on the GPU when there is one; AE-PSNR needs ``--ae``;
@@ -143,7 +143,7 @@ def markdown(rows: dict[str, dict[str, float]], verbose: bool, labels: dict[str,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``aesop-evaluate`` / ``scripts/evaluate.py`` command line."""
+    """The ``aesop-evaluate`` command line."""
     parser = argparse.ArgumentParser(
         **command_help(
             "Evaluate a folder of SR images (any method's outputs) against ground truth with the paper's metrics "

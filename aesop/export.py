@@ -1,6 +1,6 @@
 """Export a trained generator or auto-encoder ψ: safetensors (tensors only) or ONNX.
 
-The command line is ``aesop-export`` / ``scripts/export.py`` (:func:`main`)::
+The command line is ``aesop-export`` (:func:`main`)::
 
     aesop-export --weights experiments/X/models/net_g_latest.pth --opt options/test_rrdb.yml --format onnx -o g.onnx
     aesop-export --weights ae.pth --opt options/train_ae.yml --key params --format safetensors -o psi.safetensors
@@ -8,7 +8,7 @@ The command line is ``aesop-export`` / ``scripts/export.py`` (:func:`main`)::
 
 - **safetensors**: the state dict alone (no pickled code), with the arch options in the file's
   metadata (``aesop.arch``); it loads back strictly into the same arch, and everything that
-  reads weights here reads it (``--weights`` of ``scripts/infer.py``, ``path.pretrain_network_*``,
+  reads weights here reads it (``--weights`` of ``aesop-infer``, ``path.pretrain_network_*``,
   ψ's ``pretrained``).
 - **ONNX** (opset ≥ 17, through ``torch.onnx.export(dynamo=True)``): input ``input`` (N, 3, H, W)
   in [0, 1], output ``output`` (N, C, H·s, W·s); batch, height and width are dynamic. The mirror

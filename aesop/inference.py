@@ -1,11 +1,11 @@
 """Super-resolve user images with a trained generator: any size, tiled, 8/16-bit, grey and alpha.
 
-The command line is ``scripts/infer.py`` (:func:`main`)::
+The command line is ``aesop-infer`` (:func:`main`)::
 
-    python scripts/infer.py -i photos/ -o results/sr --opt options/test_rrdb.yml --tile 256
-    python scripts/infer.py -i lr.png -o out/ --weights net_g.pth \\
+    aesop-infer -i photos/ -o results/sr --opt options/test_rrdb.yml --tile 256
+    aesop-infer -i lr.png -o out/ --weights net_g.pth \\
         --arch '{type: RRDBNet, num_in_ch: 3, num_out_ch: 3, num_feat: 64, num_block: 23}'
-    python scripts/infer.py -i lr.png -o out/ --weights 4x_model.pth   # the arch detected (spandrel)
+    aesop-infer -i lr.png -o out/ --weights 4x_model.pth   # the arch detected (spandrel)
 
 The core is :func:`aesop.archs.tiling.upscale` (a tensor in, a tensor out; validation's ``val.tile``
 uses it too): the input is mirror-padded to what the arch needs (SwinIR's ``window_size``),
@@ -345,7 +345,7 @@ def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str) -> list[Pat
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``aesop-infer`` / ``scripts/infer.py`` command line; usage errors raise :class:`AesopError`."""
+    """The ``aesop-infer`` command line; usage errors raise :class:`AesopError`."""
 
     parser = ArgumentParser(
         **command_help(

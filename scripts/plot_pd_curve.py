@@ -1,6 +1,6 @@
 """Perception–distortion plot (paper Fig. 4): PSNR (x, higher is better) against LPIPS (y, lower is better).
 
-Reads the CSVs written by scripts/evaluate.py (header `image,<metric>,...`, one row per image,
+Reads the CSVs written by aesop-evaluate (header `image,<metric>,...`, one row per image,
 a last row whose image is `mean`) and plots each file's mean row as one point. A column computed on a
 random backbone (header `lpips (random AlexNet)`, AESOP_RANDOM_BACKBONES=1) is read as its metric and
 its axis is labelled the same way, with a legend title saying those values mean nothing.
@@ -64,7 +64,7 @@ def read_columns(path: Path, *, metrics: Sequence[str]) -> tuple[dict[str, str],
     if 'image' not in columns:
         raise AesopError(
             f'{path} has no column image (columns: {", ".join(columns) or "none"}); '
-            'expected a CSV of scripts/evaluate.py with header image,<metric>,...'
+            'expected a CSV of aesop-evaluate with header image,<metric>,...'
         )
     by_name = {metric_name(c): c for c in columns if c != 'image'}
     for metric in metrics:
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         **command_help(
             'Perception–distortion plot (paper Fig. 4): the mean PSNR (x) against the mean LPIPS (y) of each '
-            'evaluator CSV (scripts/evaluate.py --csv), one point per method, or a curve through the checkpoints '
+            'evaluator CSV (aesop-evaluate --csv), one point per method, or a curve through the checkpoints '
             'of a method (--method NAME, then its CSVs in order). A bare FILE is named by its stem, NAME=FILE by '
             'NAME; plain --csv entries come before the first --method. Other axes: --x ssim --y dists.',
             (

@@ -1,8 +1,8 @@
 """The GPU: each CUDA path against an independent reference (the CPU's result, or fp32's).
 
-Every test here is marked ``cuda`` and skipped without a CUDA device (``scripts/gpu_check.sh``
-runs them, see ``docs/gpu.md``). The networks are the tiny ones of the CPU tests, so the group
-takes about a minute on one GPU (most of it ``torch.compile``). cuDNN's TF32 convolutions are off
+Every test here is marked ``cuda`` and skipped without a CUDA device (``make gpu-check`` runs them, see
+``docs/gpu.md``). The networks are the tiny ones of the CPU tests, so the group takes a minute or two on one
+GPU (most of it ``torch.compile`` and the NCCL run with its resume). cuDNN's TF32 convolutions are off
 (autouse fixture): "fp32 on the GPU" then means fp32, and the GPU's results can be held to the
 CPU's within float32 rounding. The optimisers are Adam with ``eps`` far above the gradients, so
 that a step is ``≈ (lr / eps) · g``, proportional to the gradient (with the usual tiny ``eps``, Adam's
@@ -13,6 +13,8 @@ basicsr 1.4.2's models take no other optimiser).
 from __future__ import annotations
 
 import itertools
+import re
+import sys
 from collections.abc import Callable, Iterator
 from copy import deepcopy
 from pathlib import Path
@@ -22,7 +24,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from basicsr.utils import set_random_seed
-from conftest import REPO, TINY_AE, TINY_RRDB, build_model, load_yaml, point_at
+from conftest import REPO, TINY_AE, TINY_RRDB, build_model, load_yaml, point_at, run_entry, write_yaml
 from test_degradations import GT_SIZE, SCALE, VARIANTS, X4PLUS, _kernels
 from test_degradations import data as data  # noqa: F401 (a fixture: Real-ESRGAN's batch of 2 and its kernels)
 from test_drct_arch import TINY as TINY_DRCT
@@ -437,6 +439,40 @@ def test_fid_on_the_gpu_equals_the_cpu():
     expected = frechet_distance(*features['cpu'])
     assert expected > 0
     assert frechet_distance(*features[DEVICE.type]) == pytest.approx(expected, rel=1e-3)
+
+
+# --------------------------------------------------------------------------------------------- NCCL
+
+
+def test_nccl_training_run_and_its_resume(tiny_data, tmp_path):
+    """An AESOP GAN run (tiny G, D and ψ; the demo's option file; the CUDA prefetcher) under ``aesop.launch``
+    with the NCCL backend: 4 iterations with checkpoints every 2 and validation, then ``--auto_resume`` to 8."""
+    torch.manual_seed(0)
+    g = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, 'num_block': 1, 'num_grow_ch': 8}
+    psi = {'type': 'AesopAutoEncoder', 'scale': 4, 'decoder': dict(g), 'num_block': 1}
+    torch.save({'params_ema': build_network(dict(psi)).state_dict()}, tmp_path / 'psi.pth')
+    opt = point_at(load_yaml(REPO / 'options' / 'demo' / 'train_aesop.yml'), tiny_data)
+    opt.update(name='gpu_check_nccl', num_gpu=1, dist_params={'backend': 'nccl'}, network_g=g)
+    opt['network_d'] = {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'num_feat': 8, 'input_size': 128}
+    opt['datasets']['train'].update(prefetch_mode='cuda', pin_memory=True)
+    opt['path']['pretrain_network_g'] = None
+    opt['train']['aesop_opt'].update(autoencoder=psi, pretrained=str(tmp_path / 'psi.pth'))
+    opt['train']['perceptual_opt']['layer_weights'] = {'conv1_2': 0.1, 'conv2_2': 1.0}  # a truncated VGG19
+    opt['val'].update(val_freq=4, save_img=False)
+    opt['logger'].update(print_freq=1, save_checkpoint_freq=2, use_tb_logger=False)
+    launch = [sys.executable, '-m', 'aesop.launch', '--nproc_per_node=1', '--rdzv_backend=c10d']
+    launch.append('--rdzv_endpoint=localhost:0')
+    logs = []
+    for total_iter, name, extra in ((4, 'first.yml', ()), (8, 'resumed.yml', ('--auto_resume',))):
+        opt['train']['total_iter'] = total_iter
+        proc = run_entry(
+            'train', write_yaml(opt, tmp_path / name), tmp_path, '--launcher', 'pytorch', *extra, launcher=launch
+        )
+        logs.append(proc.stdout + proc.stderr)
+    assert 'backend: nccl' in logs[0] and 'Use cuda prefetch dataloader' in logs[0]
+    assert re.search(r'Resuming training from epoch: \d+, iter: 4\.', logs[1]) and 'End of training' in logs[1]
+    exp = tmp_path / 'experiments' / 'gpu_check_nccl'
+    assert (exp / 'models' / 'net_g_8.pth').is_file() and (exp / 'training_states' / '8.state').is_file()
 
 
 # ------------------------------------------------------------------------------------ torch.compile (last: slowest)

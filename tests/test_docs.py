@@ -180,7 +180,7 @@ class Command:
 
     @property
     def program(self) -> str | None:
-        """The project command it runs (``aesop-infer``, ``scripts/infer.py``, ``aesop/train.py``, ``python -m
+        """The project command it runs (``aesop-infer``, ``scripts/demo.py``, ``aesop/train.py``, ``python -m
         aesop.launch``), or ``None`` (pip, make, bash, …)."""
         return program_of(self.argv)
 
@@ -287,7 +287,7 @@ def parse_command(argv: Sequence[str]) -> tuple[str, argparse.Namespace]:
 
 def outputs(program: str, namespace: argparse.Namespace) -> list[str]:
     """What a parsed command writes (its ``-o``; the evaluator's ``--csv``)."""
-    dests = (*OUTPUT_DESTS, 'csv') if program in ('aesop-evaluate', 'scripts/evaluate.py') else OUTPUT_DESTS
+    dests = (*OUTPUT_DESTS, 'csv') if program == 'aesop-evaluate' else OUTPUT_DESTS
     return [str(getattr(namespace, dest)) for dest in dests if getattr(namespace, dest, None)]
 
 
@@ -324,7 +324,7 @@ def test_the_documented_commands_are_found():
     assert len(PROJECT_COMMANDS) >= 30 and len(DEMO_COMMANDS) >= 5
     assert {c.page for c in PROJECT_COMMANDS} >= {'README.md', 'docs/evaluation.md', 'docs/training.md'}
     programs = {c.program for c in PROJECT_COMMANDS}
-    assert {'aesop-torchrun', 'aesop/test.py', 'scripts/evaluate.py', 'scripts/prepare_dataset.py'} <= programs
+    assert {'aesop-torchrun', 'aesop-evaluate', 'aesop/test.py', 'scripts/prepare_dataset.py'} <= programs
     assert 'torchrun' not in {c.argv[0] for c in COMMANDS}, 'multi-GPU examples use aesop-torchrun'
 
 
@@ -430,8 +430,8 @@ def test_make_figures_remakes_every_picture_of_the_docs_from_the_demo(demo_clone
 def test_make_figures_runs_the_commands_the_page_shows():
     """``make figures`` remakes the pictures with docs/evaluation.md's own commands (one list, held to the page)."""
     figures = load_module('scripts/docs_figures.py')
-    shown = {c.argv[1:] for c in DEMO_COMMANDS if c.page == 'docs/evaluation.md' and c.argv[0] == 'python'}
-    run = {(f'scripts/{argv[0]}', *argv[1:]) for argv in figures.commands(REPO, Path('figures'))}
+    shown = {c.argv for c in DEMO_COMMANDS if c.page == 'docs/evaluation.md'}
+    run = {tuple(argv) for argv in figures.commands(REPO, Path('figures'))}
     assert run <= shown, sorted(run - shown)
     assert len(run) == len(figures.COMMANDS) == 7
 
@@ -485,6 +485,6 @@ def test_command_name_is_the_command_as_run(monkeypatch):
     from aesop.commands import command_name
 
     assert command_name('/venv/bin/aesop-infer') == 'aesop-infer'
-    assert command_name('scripts/infer.py') == 'scripts/infer.py'
+    assert command_name('scripts/demo.py') == 'scripts/demo.py'
     monkeypatch.setattr(sys.modules['__main__'], '__spec__', ModuleSpec('aesop.launch', None), raising=False)
     assert command_name() == 'python -m aesop.launch'

@@ -1,22 +1,18 @@
-"""scripts/evaluate.py: pairing by stem, the CSV format, values equal basicsr's functions."""
+"""aesop-evaluate (aesop.evaluation): pairing by stem, the CSV format, values equal basicsr's functions."""
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import re
 import shutil
 
 import cv2
 import pytest
 from basicsr.metrics import calculate_psnr, calculate_ssim
-from conftest import REPO
 
 from aesop import evaluation
 
-spec = importlib.util.spec_from_file_location('evaluate', REPO / 'scripts' / 'evaluate.py')
-evaluate = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(evaluate)
+evaluate = evaluation  # the module behind the aesop-evaluate console script
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import runpy
-import sys
 from pathlib import Path
 
 import cv2
@@ -12,7 +10,6 @@ import pytest
 import torch
 import yaml
 from basicsr.archs import build_network
-from conftest import REPO
 from torch import nn
 
 from aesop.archs.tiling import tile_spans
@@ -230,13 +227,9 @@ def test_help_says_what_half_does(capsys):
     assert exit_info.value.code == 0 and 'fp16 on CUDA, bf16 on the CPU' in capsys.readouterr().out
 
 
-def test_script_runs_as_a_file(tmp_path, capsys, monkeypatch):
-    script = REPO / 'scripts' / 'infer.py'
-    monkeypatch.setattr(sys, 'argv', [str(script), '-i', str(tmp_path), '-o', str(tmp_path / 'o'), '--arch', '{}'])
-    monkeypatch.setattr(sys, 'path', list(sys.path))  # the script puts the repository first
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(str(script), run_name='__main__')
-    assert exit_info.value.code == 2
+def test_no_images_is_one_error_line(tmp_path, capsys):
+    """``aesop-infer`` (``aesop.inference:main``) on a folder without images: status 2 and one line."""
+    assert main(['-i', str(tmp_path), '-o', str(tmp_path / 'o'), '--arch', '{}']) == 2
     assert (
         capsys.readouterr().err
         == f'aesop: error: no images (.png, .jpg, .jpeg, .tif, .tiff, .bmp, .webp) in {tmp_path}\n'

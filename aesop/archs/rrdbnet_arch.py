@@ -52,7 +52,7 @@ class AesopRRDBNet(ReadsOtherLayouts, RRDBNet):
     Args:
         num_in_ch, num_out_ch, scale, num_feat, num_block, num_grow_ch: as basicsr's ``RRDBNet``.
         use_checkpoint: recompute each RRDB block in the backward pass: the same outputs and
-            gradients for less activation memory (measured by ``scripts/benchmark.py``, its last table).
+            gradients for less activation memory (measured in docs/training.md, "What AESOP costs").
     """
 
     def __init__(

@@ -1,6 +1,6 @@
 """Running an SR network on an image of any size: padded to what the arch needs, whole or tile by tile.
 
-:func:`upscale` is the one tiler: inference (``scripts/infer.py``) and validation (``val.tile``)
+:func:`upscale` is the one tiler: inference (``aesop-infer``) and validation (``val.tile``)
 use it. Tiles are cut as Real-ESRGAN's ``tile_process`` does, each with context from the
 surrounding image, so the memory the network needs does not grow with the image.
 """
