@@ -19,6 +19,8 @@ import torch
 from basicsr.archs import build_network
 from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, run_entry, run_python, write_yaml
 
+from aesop.options import load_option_file
+
 DEMO = REPO / 'options' / 'demo'
 
 
@@ -86,6 +88,11 @@ def test_the_documented_defaults_are_what_runs(tiny_data, tmp_path):
     assert re.search(r'^\s+total_iter: 2$', log, re.M) and re.search(r'^\s+val_freq: 2$', log, re.M)
     assert (tmp_path / 'experiments' / 'defaults' / 'models' / 'net_g_latest.pth').is_file()
     assert re.search(r'# psnr: [\d.]+', log)  # validated at iteration 2
+    exp = tmp_path / 'experiments' / 'defaults'  # the file as written, and beside it the options as resolved
+    assert (exp / 'defaults.yml').read_text().endswith(path.read_text())  # after basicsr's header (the command)
+    resolved = load_option_file(exp / 'defaults.resolved.yml')
+    assert resolved['train']['total_iter'] == 2 and resolved['logger']['print_freq'] == 100
+    assert resolved['path']['experiments_root'] == str(exp) and resolved['datasets']['train']['use_rot'] is False
 
 
 def test_training_writes_checkpoints_logs_and_tensorboard(pipeline):
