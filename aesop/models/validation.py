@@ -73,13 +73,18 @@ class Validator:
         self.metric_rows: dict[str, dict[str, float]] = {}  # a test run's means per dataset (metrics.md)
 
     def validate(self, dataloader, current_iter, tb_logger, save_img=False) -> None:
-        """basicsr's ``validation`` (skipped in training before ``val.val_start_iter``, the release's option): score
-        every image (each rank its share, the rows of all ranks gathered in dataset order), log and write the means."""
+        """basicsr's ``validation``, skipped in training before ``val.val_start_iter`` (the release's option)."""
         if self.opt['is_train'] and current_iter < self.opt['val']['val_start_iter']:
             return
+        shard = (self.opt['rank'], self.opt['world_size']) if self.opt['dist'] else (0, 1)
+        self.score(dataloader, current_iter, tb_logger, save_img, shard)
+
+    def score(self, dataloader, current_iter, tb_logger, save_img, shard: tuple[int, int] = (0, 1)) -> None:
+        """Score every image (``shard=(rank, world_size)``: every world-size-th from ``rank``, the rows of all ranks
+        gathered in dataset order), then log and write the means."""
         dataset_name = dataloader.dataset.opt['name']
         metrics = self.opt['val'].get('metrics') or {}
-        rank, world = (self.opt['rank'], self.opt['world_size']) if self.opt['dist'] else (0, 1)
+        rank, world = shard
         if world > 1:
             shard = Subset(dataloader.dataset, range(rank, len(dataloader.dataset), world))
             dataloader = DataLoader(shard, batch_size=1, num_workers=dataloader.num_workers)
