@@ -10,7 +10,6 @@ from basicsr.utils import tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 
 from aesop.models.base import AesopModel
-from aesop.models.train_step import mean_of
 from aesop.schema import declare_options
 from aesop.weights import load_weights
 
@@ -30,10 +29,8 @@ class AesopAEModel(AesopModel):
     of the bottleneck E(HR). Losses: ``train.pixel_opt`` is L_HR (Eq. 5), ``train.pixel_at_LR_opt``
     is L_LR (Eq. 4); leave the latter out (or weight 0) for ablation Tab. 3(b).
 
-    Options beyond SRModel's:
-        path.pretrain_network_decoder / param_key_decoder / strict_load_decoder: PSNR-oriented
-            weights for D (ignored when ``pretrain_network_g`` loads the whole AE, e.g. on resume).
-        train.freeze_decoder: D is frozen for iterations ≤ N (0: never; > total_iter: always).
+    ``path.pretrain_network_decoder`` (``param_key_decoder``, ``strict_load_decoder``): PSNR-oriented weights for
+    D, unless ``pretrain_network_g`` loads the whole AE (e.g. on resume).
 
     Validation reports each ``val.metrics`` entry on the reconstruction ψ(HR) vs HR (its name)
     and on the LR estimate E(HR) vs LR (its name + ``_lr``, border ``crop_border // scale``).
@@ -54,14 +51,9 @@ class AesopAEModel(AesopModel):
     def init_training_settings(self):
         path = self.opt['path']
         if path.get('pretrain_network_decoder') and not path.get('pretrain_network_g'):
-            load_weights(
-                self.decoder,
-                path['pretrain_network_decoder'],
-                param_key=path.get('param_key_decoder', 'params'),
-                strict=path.get('strict_load_decoder', True),
-                fallback=True,
-                option='path.pretrain_network_decoder',
-            )
+            key, strict = path.get('param_key_decoder', 'params'), path.get('strict_load_decoder', True)
+            file, option = path['pretrain_network_decoder'], 'path.pretrain_network_decoder'
+            load_weights(self.decoder, file, param_key=key, strict=strict, fallback=True, option=option)
         super().init_training_settings()  # EMA copy, L_HR, optimiser over all of ψ, scheduler
         lr_opt = self.opt['train'].get('pixel_at_LR_opt')
         self.cri_pix_at_lr = build_loss(lr_opt).to(self.device) if lr_opt else None
@@ -87,30 +79,18 @@ class AesopAEModel(AesopModel):
 
     def optimize_parameters(self, current_iter):
         self.set_decoder_frozen(current_iter <= self.freeze_decoder_iters)  # also right after a resume
-        self.optimizer_g.zero_grad()
-        logs, outputs, bottlenecks = [], [], []
-        for _ in self.micro_batches():  # train.accumulate (one, by default)
-            with self.train_step.autocast():
-                output, bottleneck = self.net_g(self.gt, return_bottleneck=True)
-            self.output, self.bottleneck = output.float(), bottleneck.float()  # losses in fp32
-            loss_dict = OrderedDict()
-            l_total = 0
-            if self.cri_pix:
-                loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)  # Eq. 5
-                l_total += loss_dict['l_pix']
-            if self.cri_pix_at_lr:
-                loss_dict['l_pix_at_LR'] = self.cri_pix_at_lr(self.bottleneck, self.lq)  # Eq. 4
-                l_total += loss_dict['l_pix_at_LR']
-            self.train_step.backward(l_total, self.optimizer_g)
-            logs.append(loss_dict)
-            outputs.append(self.output.detach())
-            bottlenecks.append(self.bottleneck.detach())
-        self.train_step.step(self.optimizer_g, 'g')
-        if len(outputs) > 1:
-            self.output, self.bottleneck = torch.cat(outputs), torch.cat(bottlenecks)
-        self.log_dict = self.reduce_loss_dict(mean_of(logs))
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+        self.end_step(*self.step_g(self.micro_step))
+
+    def micro_step(self) -> tuple:
+        with self.train_step.autocast():
+            output, bottleneck = self.net_g(self.gt, return_bottleneck=True)
+        self.output, self.bottleneck = output.float(), bottleneck.float()  # losses in fp32
+        loss_dict = OrderedDict()
+        if self.cri_pix:
+            loss_dict['l_pix'] = self.cri_pix(self.output, self.gt)  # Eq. 5
+        if self.cri_pix_at_lr:
+            loss_dict['l_pix_at_LR'] = self.cri_pix_at_lr(self.bottleneck, self.lq)  # Eq. 4
+        return sum(loss_dict.values()), loss_dict
 
     def probe_input(self):
         """ψ's input: one HR image of the last training batch (see :meth:`AesopModel.save`)."""

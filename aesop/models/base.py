@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from aesop.archs.sizes import input_multiple, pad_to_multiple
 from aesop.archs.tiling import upscale
 from aesop.errors import AesopError
 from aesop.models.checkpoint import check_frozen_files, first_nonfinite, where_to_resume
-from aesop.models.train_step import TrainStep
+from aesop.models.train_step import TrainStep, mean_of
 from aesop.models.validation import Validator
 from aesop.schema import declare_options
 from aesop.weights import atomic_save, load_weights
@@ -43,33 +43,15 @@ __all__ = ['AesopModel']
 
 
 class AesopModel(SRModel):
-    """The base of every model of this package: basicsr's ``SRModel`` (its networks, EMA, optimisers and
-    schedulers) with three plain objects, and the hooks its subclasses customise declared here.
-
-    - :attr:`train_step` (:class:`~aesop.models.train_step.TrainStep`): autocast, the fp16 scaler, gradient
-      clipping, accumulation and compile (``train.amp`` …); at test time the plain fp32 step;
-    - :attr:`validator` (:class:`~aesop.models.validation.Validator`): the validation loop, the metric tables
-      and ``val.save_best``;
-    - safe saving (:mod:`aesop.models.checkpoint`): :meth:`save` refuses to write anything non-finite (every
-      network's weights and buffers, the optimisers' states, and G's (and its EMA's) output on the last
-      training batch; the error names the newest finite checkpoint); networks and training states are written
-      atomically (a kill mid-write never leaves a truncated file for ``--auto_resume``), write errors loud;
-      the training state records the file and SHA-256 of every frozen file (:meth:`frozen_autoencoders`: ψ of
-      L_AESOP …) and :meth:`resume_training` refuses one that changed since (``train.allow_psi_change: true``
-      allows it); a learning rate changed in the option file is reported (the saved optimiser state keeps the
-      old one);
-    - :meth:`reduce_loss_dict`: a NaN or inf loss stops the run, naming the iteration and the loss term,
-      before anything containing it is saved;
-    - :meth:`model_to_device`: DDP without ``device_ids`` on CPU (gloo), DataParallel for several GPUs;
-    - :meth:`load_network`: ``weights_only=True`` and one-line errors for a checkpoint that does not fit
-      (:func:`aesop.weights.load_weights`, which also reads the layouts an arch declares);
-    - :meth:`test` mirror-pads the LR input to what the generator needs (:mod:`aesop.archs.sizes`: SwinIR's
-      ``window_size``, which basicsr 1.4.2's SRModel ignores) and crops the output back; with ``val.tile``
-      (and ``val.tile_pad``) it runs tile by tile through inference's tiler (:func:`aesop.archs.tiling.upscale`),
-      so DIV2K-size images validate in bounded memory.
-
-    As a registered model it trains and tests any SR network with basicsr's SRModel step
-    (:class:`~aesop.models.gan_model.AesopSRModel`).
+    """basicsr's ``SRModel`` with a :attr:`train_step` (:class:`~aesop.models.train_step.TrainStep`: autocast, fp16
+    scaler, clipping, accumulation, compile), a :attr:`validator` (:class:`~aesop.models.validation.Validator`: the
+    loop, the metric tables, ``val.save_best``) and safe saving (:mod:`aesop.models.checkpoint`: :meth:`save` refuses
+    anything non-finite and names the newest finite checkpoint; atomic files; the training state keeps the SHA-256
+    of every frozen file, :meth:`frozen_autoencoders`, which :meth:`resume_training` refuses to see changed unless
+    ``train.allow_psi_change``). A non-finite loss stops the run; DDP works on CPU (gloo); loading is
+    ``weights_only=True`` with one-line errors; :meth:`test` pads the LR input to the generator's multiple (SwinIR's
+    ``window_size``, which basicsr 1.4.2 ignores) or runs tile by tile (``val.tile``). Registered as
+    :class:`~aesop.models.gan_model.AesopSRModel`, it trains any SR network with SRModel's step.
     """
 
     #: the loss entries of ``train`` this model reads (any other ``*_opt`` is refused at start-up)
@@ -88,23 +70,19 @@ class AesopModel(SRModel):
         self.current_iter: int | None = None  # the iteration being trained (update_learning_rate)
         super().__init__(opt)
 
-    # ------------------------------------------------------------------ hooks of the subclasses
-
     @classmethod
     def check_options(cls, opt: dict) -> None:
         """Check the options this model reads beyond the schema at start-up (one-line errors); here none."""
 
     def networks(self) -> dict[str, nn.Module]:
-        """The networks a checkpoint holds, by attribute: G and its EMA copy (``train.ema_decay > 0``); the GAN
-        models add D."""
+        """The networks a checkpoint holds, by attribute: G and its EMA copy; the GAN models add D."""
         nets = {'net_g': self.net_g}
         if self.ema_decay > 0:
             nets['net_g_ema'] = self.net_g_ema
         return nets
 
     def frozen_autoencoders(self) -> dict[str, dict[str, str]]:
-        """``{key: {'path': …, 'sha256': …, 'what'?: …}}`` for every frozen network read from a file, whose digest
-        the training state keeps (here none; the GAN models' ψ of L_AESOP, the HR-aware finetuning's R)."""
+        """``{key: {'path': …, 'sha256': …, 'what'?: …}}`` of the frozen files whose digest the training state keeps."""
         return {}
 
     def batch(self) -> dict[str, torch.Tensor]:
@@ -112,13 +90,12 @@ class AesopModel(SRModel):
         return {name: self.__dict__[name] for name in self.BATCH if name in self.__dict__}
 
     def probe_input(self) -> torch.Tensor | None:
-        """One image of the last training batch, as G takes it (the LR image here), for :meth:`save`'s check of
-        G's output; ``None``: no such check."""
+        """One image of the last batch as G takes it, for :meth:`save`'s check of G's output (``None``: none)."""
         lq = self.batch().get('lq')
         return None if lq is None else lq[:1]
 
     def validation_pairs(self) -> Iterator[tuple[str, np.ndarray, np.ndarray | None, np.ndarray | None]]:
-        """``(tag, image, reference, lq)`` to save and score after :meth:`test` (8-bit BGR): SR vs HR here."""
+        """``(tag, image, reference, lq)`` to save and score after :meth:`test` (8-bit BGR): SR vs HR."""
         gt = self.batch().get('gt')
         yield '', tensor2img(self.output), None if gt is None else tensor2img(gt), tensor2img(self.lq)
 
@@ -126,11 +103,8 @@ class AesopModel(SRModel):
         """Options of a metric for the pair ``tag`` (the AE model shrinks the border at LR size)."""
         return metric_opt
 
-    # ------------------------------------------------------------------ set-up
-
     def setup_ema(self) -> None:
-        """basicsr's EMA set-up (``train.ema_decay``: ``net_g_ema``, from ``params_ema`` of
-        ``path.pretrain_network_g`` or a copy of G), for a model that does not run SRModel's set-up."""
+        """SRModel's EMA set-up (``train.ema_decay``), for a model that does not run SRModel's set-up."""
         self.ema_decay = self.opt['train']['ema_decay']
         if self.ema_decay > 0:
             get_root_logger().info(f'Use Exponential Moving Average with decay: {self.ema_decay}')
@@ -150,8 +124,6 @@ class AesopModel(SRModel):
         generators = [net for name, net in nets.items() if name != 'net_d']
         self.train_step.setup(self.device, [*generators, *modules], compiled)
 
-    # ------------------------------------------------------------------ the step
-
     def feed_data(self, data):
         super().feed_data(data)
         self.inputs_to_memory_format()
@@ -167,8 +139,7 @@ class AesopModel(SRModel):
             self.__dict__.pop(name, None)
 
     def micro_batches(self) -> Iterator[int]:
-        """Yield 0 … k-1 (``train.accumulate``) with the batch's tensors (:meth:`batch`) set to the i-th k-th of the
-        batch; they are the whole batch again afterwards. With k = 1, once, unchanged."""
+        """Yield 0 … k-1 (``train.accumulate``) with :meth:`batch` set to its i-th k-th; whole again afterwards."""
         whole = self.batch()
         try:
             for i, part in enumerate(self.train_step.split(whole)):
@@ -179,14 +150,35 @@ class AesopModel(SRModel):
             for name, tensor in whole.items():
                 setattr(self, name, tensor)
 
+    def step_g(self, micro_step: Callable[[], tuple], step: bool = True) -> tuple[list, list]:
+        """G's optimiser step over the micro-batches: ``micro_step()`` sets ``self.output`` and returns its total loss
+        (``None``: no backward) and loss dict. Returns the loss dicts and detached outputs (for :meth:`end_step`)."""
+        self.optimizer_g.zero_grad()
+        logs, outputs = [], []
+        for _ in self.micro_batches():
+            total, loss_dict = micro_step()
+            if total is not None:
+                self.train_step.backward(total, self.optimizer_g)
+            logs.append(loss_dict)
+            outputs.append(self.output.detach())
+        if step:
+            self.train_step.step(self.optimizer_g, 'g')
+        return logs, outputs
+
+    def end_step(self, logs: list, outputs: list) -> None:
+        """The whole batch's output, the mean losses to log (:meth:`reduce_loss_dict`), the EMA update."""
+        self.output = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        self.log_dict = self.reduce_loss_dict(mean_of(logs))
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
     def update_learning_rate(self, current_iter: int, warmup_iter: int = -1) -> None:
         """basicsr's; also remembers the iteration for :meth:`reduce_loss_dict` (called once per iteration)."""
         self.current_iter = current_iter
         super().update_learning_rate(current_iter, warmup_iter)
 
     def reduce_loss_dict(self, loss_dict):
-        """The losses and what the step logged (``grad_norm_*``), reduced as basicsr does; a non-finite loss stops
-        the run before anything containing it is saved."""
+        """basicsr's, with what the step logged (``grad_norm_*``); a non-finite loss stops the run."""
         loss_dict = OrderedDict(loss_dict)
         loss_dict.update(self.train_step.take_log())
         log_dict = super().reduce_loss_dict(loss_dict)
@@ -197,8 +189,6 @@ class AesopModel(SRModel):
                     f'loss {name} is {value} at iteration {label}: training stopped; {where_to_resume(self.opt)}'
                 )
         return log_dict
-
-    # ------------------------------------------------------------------ testing and validation
 
     def eval_net(self) -> nn.Module:
         """The network that tests: the EMA copy when there is one, else G."""
@@ -235,8 +225,6 @@ class AesopModel(SRModel):
     def validation(self, dataloader, current_iter, tb_logger, save_img=False):
         """The :attr:`validator`'s (every rank scores its share; ``val.val_start_iter``; ``val.save_best``)."""
         self.validator.validate(dataloader, current_iter, tb_logger, save_img)
-
-    # ------------------------------------------------------------------ safe saving
 
     def save_generator(self, label) -> None:
         """``models/net_g_<label>.pth``: G's weights (``params``) and its EMA's (``params_ema``) when there is one."""
@@ -320,11 +308,9 @@ class AesopModel(SRModel):
         """``training_states/<iter>.state`` (optimisers, schedulers, :meth:`extra_training_state`), atomically."""
         if current_iter == -1:
             return
-        state = {
-            'epoch': epoch,
-            'iter': current_iter,
-            'optimizers': [o.state_dict() for o in self.optimizers],
-            'schedulers': [s.state_dict() for s in self.schedulers],
-            **self.extra_training_state(),
-        }
-        atomic_save(state, Path(self.opt['path']['training_states']) / f'{current_iter}.state')
+        optimizers, schedulers = [o.state_dict() for o in self.optimizers], [s.state_dict() for s in self.schedulers]
+        state = {'epoch': epoch, 'iter': current_iter, 'optimizers': optimizers, 'schedulers': schedulers}
+        atomic_save(
+            {**state, **self.extra_training_state()},
+            Path(self.opt['path']['training_states']) / f'{current_iter}.state',
+        )

@@ -65,11 +65,13 @@ def check_frozen_files(recorded: Mapping[str, dict], now: Mapping[str, dict], al
         get_root_logger().warning(f'{message} (train.allow_psi_change: true)')
 
 
-def newest_finite_checkpoint(models_dir: str | Path) -> Path | None:
-    """The newest ``net_g_<iter>.pth`` in ``models_dir`` whose tensors are all finite (``None``: none)."""
+def where_to_resume(opt: dict) -> str:
+    """The end of a 'training stopped' message: the newest ``models/net_g_<iter>.pth`` whose tensors are all
+    finite, or that there is none."""
+    models = opt['path'].get('models')
     found = [
         (int(m.group(1)), p)
-        for p in Path(models_dir).glob('net_g_*.pth')
+        for p in (Path(models).glob('net_g_*.pth') if models else [])
         if (m := re.fullmatch(r'net_g_(\d+)\.pth', p.name))
     ]
     for _, path in sorted(found, reverse=True):
@@ -77,16 +79,6 @@ def newest_finite_checkpoint(models_dir: str | Path) -> Path | None:
             checkpoint = read_checkpoint(path)
         except AesopError:
             continue
-        tensors = [t for params in checkpoint.values() if isinstance(params, dict) for t in params.values()]
-        if all(_finite(t) for t in tensors):
-            return path
-    return None
-
-
-def where_to_resume(opt: dict) -> str:
-    """The end of a 'training stopped' message: the newest finite checkpoint of the run, or that there is none."""
-    models = opt['path'].get('models')
-    newest = newest_finite_checkpoint(models) if models else None
-    if newest is None:
-        return 'no finite checkpoint of this run exists'
-    return f'the newest finite checkpoint is {newest}'
+        if all(_finite(t) for params in checkpoint.values() if isinstance(params, dict) for t in params.values()):
+            return f'the newest finite checkpoint is {path}'
+    return 'no finite checkpoint of this run exists'

@@ -12,7 +12,6 @@ from basicsr.utils.registry import MODEL_REGISTRY
 
 from aesop.errors import AesopError
 from aesop.models.base import AesopModel
-from aesop.models.train_step import mean_of
 from aesop.schema import declare_options
 
 declare_options(
@@ -61,13 +60,10 @@ class AesopGANModel(AesopModel, SRGANModel):
     - ``artifacts_opt``: LDL's artifact loss, ``L1(M ⊙ SR, M ⊙ HR)`` with ``M`` basicsr's
       ``get_refined_artifact_map`` from the residuals of G and its EMA copy (window 7); needs
       ``ema_decay > 0`` (0.999 in the paper);
-    - ``net_d_iters`` / ``net_d_init_iters`` as in BasicSR. The discriminator loads with
-      ``path.param_key_d`` (the official code used the generator's key).
+    - ``net_d_iters`` / ``net_d_init_iters`` as in BasicSR; D loads with ``path.param_key_d``.
 
-    Work that needs no gradient runs without a graph: the EMA forward, D on the real image in
-    the G step and D on the fake image in the D step's relativistic mean. ``train.amp`` and
-    ``train.channels_last``: see :class:`~aesop.models.train_step.TrainStep`; the losses are
-    reduced in fp32. basicsr's ``SRGANModel`` builds D and its optimiser and saves D.
+    Work that needs no gradient runs without a graph (the EMA forward, D on the real image in the G step, D on the
+    fake image in the D step's relativistic mean); losses in fp32. basicsr's ``SRGANModel`` builds, steps and saves D.
     """
 
     LOSS_OPTIONS = (*FIDELITY_TERMS, 'perceptual_opt', 'gan_opt', 'artifacts_opt')
@@ -111,13 +107,11 @@ class AesopGANModel(AesopModel, SRGANModel):
         }
 
     def discriminate(self, img: torch.Tensor) -> torch.Tensor:
-        """D's score, (N, 3, H, W) → (N, 1) (VGG-style) or (N, 1, H, W) (U-Net); the input in NCHW
-        layout (see ``channels_last``)."""
+        """D's score, (N, 1) (VGG-style) or (N, 1, H, W) (U-Net), on an NCHW input (see ``channels_last``)."""
         return self.net_d(img.contiguous())
 
     def target(self, use: str) -> torch.Tensor:
-        """The HR image ``use`` (``'fidelity'``, ``'aesop'``, ``'perceptual'`` or ``'gan'``) compares with:
-        the GT here."""
+        """The HR image ``use`` (``'fidelity'``, ``'aesop'``, ``'perceptual'``, ``'gan'``) compares with: the GT."""
         return self.gt
 
     def generator_losses(self) -> tuple[torch.Tensor, OrderedDict]:
@@ -133,11 +127,8 @@ class AesopGANModel(AesopModel, SRGANModel):
                 with torch.no_grad():
                     output_ema = self.net_g_ema(self.lq).float()
             if self.cri_perceptual is not None:
-                l_percep, l_style = self.cri_perceptual(output, self.target('perceptual'))
-                if l_percep is not None:
-                    losses['l_g_percep'] = l_percep
-                if l_style is not None:
-                    losses['l_g_style'] = l_style
+                terms = zip(('l_g_percep', 'l_g_style'), self.cri_perceptual(output, self.target('perceptual')))
+                losses.update((key, loss) for key, loss in terms if loss is not None)
             if self.relativistic:  # real before fake, as the release and basicsr: D's BatchNorm statistics
                 with torch.no_grad():
                     real_d_pred = self.discriminate(self.target('gan')).float()
@@ -154,11 +145,8 @@ class AesopGANModel(AesopModel, SRGANModel):
         return sum(loss.float() for loss in losses.values()), losses
 
     def discriminator_losses(self, real: torch.Tensor, fake: torch.Tensor) -> OrderedDict:
-        """D's losses on ``real`` and the detached ``fake``, each back-propagated into D's gradients.
-
-        Relativistic (ESRGAN): each score against the other's mean, halved; the mean fake score
-        needs no graph. Standard (Real-ESRGAN): real → 1, fake → 0.
-        """
+        """D's losses on ``real`` and the detached ``fake``, each back-propagated: relativistic (ESRGAN), each score
+        against the other's mean, halved; standard (Real-ESRGAN), real → 1, fake → 0."""
         with self.train_step.autocast():
             if self.relativistic:
                 with torch.no_grad():
@@ -187,37 +175,24 @@ class AesopGANModel(AesopModel, SRGANModel):
         """G's step, then D's, each over the micro-batches of ``train.accumulate`` (one, by default)."""
         for p in self.net_d.parameters():
             p.requires_grad = False
-        self.optimizer_g.zero_grad()
         g_step = current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters
-        outputs, logs = [], []
-        for _ in self.micro_batches():
-            with (
-                torch.set_grad_enabled(g_step),
-                self.train_step.autocast(),
-            ):  # D-only iterations need no graph through G
-                self.output = self.net_g(self.lq)
-            if self.output.shape[-2:] != self.gt.shape[-2:]:
-                raise AesopError(
-                    f'network_g ({self.opt["network_g"]["type"]}) maps {tuple(self.lq.shape[-2:])} to '
-                    f'{tuple(self.output.shape[-2:])} but the GT is {tuple(self.gt.shape[-2:])}: check its '
-                    f'scale/upscale/upsampler options (scale is {self.opt["scale"]})'
-                )
-            loss_dict = OrderedDict()
-            if g_step:
-                l_g_total, loss_dict = self.generator_losses()
-                self.train_step.backward(l_g_total, self.optimizer_g)
-            outputs.append(self.output.detach())
-            logs.append(loss_dict)
-        if g_step:
-            self.train_step.step(self.optimizer_g, 'g')
-
+        logs, outputs = self.step_g(lambda: self.micro_step(g_step), step=g_step)
         for p in self.net_d.parameters():
             p.requires_grad = True
         self.optimizer_d.zero_grad()
         for i in self.micro_batches():
             logs[i].update(self.discriminator_losses(self.target('gan'), outputs[i]))
         self.train_step.step(self.optimizer_d, 'd')
-        self.output = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
-        self.log_dict = self.reduce_loss_dict(mean_of(logs))
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+        self.end_step(logs, outputs)
+
+    def micro_step(self, g_step: bool) -> tuple:
+        """G's forward on one micro-batch, and its losses when G steps (D-only iterations need no graph)."""
+        with torch.set_grad_enabled(g_step), self.train_step.autocast():
+            self.output = self.net_g(self.lq)
+        if self.output.shape[-2:] != self.gt.shape[-2:]:
+            raise AesopError(
+                f'network_g ({self.opt["network_g"]["type"]}) maps {tuple(self.lq.shape[-2:])} to '
+                f'{tuple(self.output.shape[-2:])} but the GT is {tuple(self.gt.shape[-2:])}: check its '
+                f'scale/upscale/upsampler options (scale is {self.opt["scale"]})'
+            )
+        return self.generator_losses() if g_step else (None, OrderedDict())

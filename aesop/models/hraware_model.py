@@ -10,11 +10,9 @@ Two stages, two models:
   Only M learns: the reconstruction network and CLIP are frozen, in eval mode, never in an
   optimiser, never saved with M, not wrapped in DDP.
 
-Options (``train``): ``rec_opt`` (``AesopLRReconstructionLoss``), ``far_opt``
-(``AesopFeatureAlignmentLoss``; leave it out: no FAR), ``controller: {form, noise, noise_std, redraw, grad}``
-(leave it out: s = 1, LWay's baseline; ``form: inverse`` is Tab. 4's inverted finetuning; n is the paper's
-C_d-vector ~ N(0, I) by default, Sec. 4.3), and in finetuning
-``anchor_opt`` (an ``AesopLoss``: this project's extension, off by default, see the class).
+Options (``train``): ``rec_opt`` (``AesopLRReconstructionLoss``), ``far_opt`` (``AesopFeatureAlignmentLoss``; none:
+no FAR), ``controller`` (none: s = 1, LWay's baseline; ``form: inverse``: Tab. 4's inverted finetuning) and, in
+finetuning, ``anchor_opt`` (this project's extension, off by default, see the class).
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from typing import Literal
 import torch
 from basicsr.archs import build_network
 from basicsr.losses import build_loss
-from basicsr.utils import get_root_logger
+from basicsr.utils import get_root_logger, tensor2img
 from basicsr.utils.registry import MODEL_REGISTRY
 from pydantic import Field
 
@@ -35,7 +33,6 @@ from aesop.errors import AesopError
 from aesop.losses.hraware_loss import controller, hqi
 from aesop.metrics.metrics import lpips_net
 from aesop.models.base import AesopModel
-from aesop.models.train_step import mean_of
 from aesop.schema import Number, Section, declare_options
 from aesop.utils import random_backbones
 from aesop.weights import file_digest, freeze, load_weights
@@ -113,15 +110,17 @@ class AesopHRAwareModel(AesopModel):
         self.setup_schedulers()
         self.setup_train_step()
 
+    def optimize_parameters(self, current_iter):
+        """One step of Eq. 5 (pretraining) or Eq. 6 (finetuning) over the micro-batches of ``train.accumulate``."""
+        self.end_step(*self.step_g(self.micro_step))
+
     def reconstructor(self) -> torch.nn.Module:
         """The LR reconstruction network whose e_d the controller scales (here: the one being trained)."""
         return self.get_bare_model(self.net_g)
 
     def controller_value(self, lr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor | float:
         """s of Eq. 8 for a batch, (N, C_d) (``noise: vector``, the paper's) or (N, 1) (``noise: scalar``);
-        1 without ``train.controller``. The options are :class:`Controller`'s: ``form``,
-        ``noise``, ``noise_std``, ``redraw`` (n drawn every step for every image, default; ``false``: one n
-        for the whole run) and ``grad`` (s carries HQI's gradient to M, finetuning only; default ``false``)."""
+        1 without ``train.controller`` (:class:`Controller`)."""
         if self.control is None:
             return 1.0
         with torch.set_grad_enabled(bool(self.control['grad']) and torch.is_grad_enabled()):
@@ -131,11 +130,13 @@ class AesopHRAwareModel(AesopModel):
             return controller(quality, form=form, noise_std=self.control['noise_std'], channels=channels)
         return controller(quality, form=form, channels=channels) + self.fixed_noise
 
-    def far(self, recon: torch.nn.Module, e_im: torch.Tensor, hr: torch.Tensor) -> torch.Tensor | None:
-        """Φ_far(hr) (Eq. 9) with E_img's features ``e_im`` and the reconstruction network's T_a, T_m."""
-        if self.cri_far is None:
-            return None
-        return self.cri_far(e_im, self.clip(hr.clamp(0, 1)), recon.t_avg, recon.t_max)
+    def with_far(self, loss_dict: OrderedDict, e_im: torch.Tensor, hr: torch.Tensor) -> OrderedDict:
+        """``loss_dict`` with ``l_far``, Φ_far(hr) (Eq. 9) from E_img's features ``e_im`` and the reconstruction
+        network's T_a, T_m (without ``train.far_opt``, unchanged)."""
+        if self.cri_far is not None:
+            recon = self.reconstructor()
+            loss_dict['l_far'] = self.cri_far(e_im, self.clip(hr.clamp(0, 1)), recon.t_avg, recon.t_max)
+        return loss_dict
 
 
 @MODEL_REGISTRY.register()
@@ -170,28 +171,14 @@ class AesopHRAwareReconModel(AesopHRAwareModel):
         else:
             super().feed_data(data)
 
-    def optimize_parameters(self, current_iter):
-        """One step of Eq. 5 over the micro-batches of ``train.accumulate`` (one, by default)."""
-        self.optimizer_g.zero_grad()
-        recon = self.get_bare_model(self.net_g)
-        logs, outputs = [], []
-        for _ in self.micro_batches():
-            s = self.controller_value(self.lq, self.gt)
-            with self.train_step.autocast():
-                output, e_im = self.net_g(self.lq, self.gt, s, return_features=True)
-            self.output, e_im = output.float(), e_im.float()  # losses in fp32
-            loss_dict = OrderedDict(l_rec=self.cri_rec(self.output, self.lq))
-            far = self.far(recon, e_im, self.gt)
-            if far is not None:
-                loss_dict['l_far'] = far
-            self.train_step.backward(sum(loss_dict.values()), self.optimizer_g)
-            logs.append(loss_dict)
-            outputs.append(self.output.detach())
-        self.train_step.step(self.optimizer_g, 'g')
-        self.output = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
-        self.log_dict = self.reduce_loss_dict(mean_of(logs))
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+    def micro_step(self) -> tuple:
+        """Eq. 5 on one micro-batch."""
+        s = self.controller_value(self.lq, self.gt)
+        with self.train_step.autocast():
+            output, e_im = self.net_g(self.lq, self.gt, s, return_features=True)
+        self.output, e_im = output.float(), e_im.float()  # losses in fp32
+        loss_dict = self.with_far(OrderedDict(l_rec=self.cri_rec(self.output, self.lq)), e_im, self.gt)
+        return sum(loss_dict.values()), loss_dict
 
     def probe_input(self):
         return None  # G takes (LR, HR): the weights' check is enough
@@ -199,16 +186,12 @@ class AesopHRAwareReconModel(AesopHRAwareModel):
     def test(self):
         net = self.eval_net()
         net.eval()
-        control = self.control  # test.py: no training settings, s = 1
-        with torch.no_grad():  # s without noise
-            quality = hqi(self.lq, self.gt, self.lpips) if control else None
-            s = 1.0 if quality is None else controller(quality, form=control['form'])
+        with torch.no_grad():  # s without noise (test.py: no training settings, s = 1)
+            s = controller(hqi(self.lq, self.gt, self.lpips), form=self.control['form']) if self.control else 1.0
             self.output = net(self.lq, self.gt, s)
         self.net_g.train()
 
     def validation_pairs(self):
-        from basicsr.utils import tensor2img
-
         yield '', tensor2img(self.output), tensor2img(self.lq), None  # X̂ vs X
 
 
@@ -233,20 +216,11 @@ class AesopHRAwareFinetuneModel(AesopHRAwareModel):
             raise AesopError(
                 'AesopHRAwareFinetuneModel needs path.pretrain_network_recon (the pretrained R, E_deg, E_img)'
             )
-        recon = build_network(copy.deepcopy(self.opt['network_recon']))
-        load_weights(
-            recon,
-            path['pretrain_network_recon'],
-            param_key=path.get('param_key_recon', 'params_ema'),
-            strict=True,
-            option='path.pretrain_network_recon',
-        )
+        recon, file = build_network(copy.deepcopy(self.opt['network_recon'])), path['pretrain_network_recon']
+        key = path.get('param_key_recon', 'params_ema')
+        load_weights(recon, file, param_key=key, strict=True, option='path.pretrain_network_recon')
         self.recon = freeze(recon.to(self.device))
-        self.recon_file = {
-            'path': path['pretrain_network_recon'],
-            'sha256': file_digest(path['pretrain_network_recon']),
-            'what': 'the reconstruction network',
-        }
+        self.recon_file = {'path': file, 'sha256': file_digest(file), 'what': 'the reconstruction network'}
         super().init_training_settings()
         anchor = self.opt['train'].get('anchor_opt')
         self.cri_anchor = build_loss(anchor).to(self.device) if anchor else None
@@ -264,32 +238,19 @@ class AesopHRAwareFinetuneModel(AesopHRAwareModel):
             frozen['anchor_opt'] = {'path': self.cri_anchor.pretrained, 'sha256': self.cri_anchor.digest}
         return frozen
 
-    def optimize_parameters(self, current_iter):
-        """One step of Eq. 6 over the micro-batches of ``train.accumulate`` (one, by default)."""
-        self.optimizer_g.zero_grad()
-        logs, outputs = [], []
-        for _ in self.micro_batches():
-            with self.train_step.autocast():
-                output = self.net_g(self.lq)
-            self.output = output.float()  # R, CLIP and the losses in fp32
-            s = self.controller_value(self.lq, self.output)
-            e_im = self.recon.image_features(self.output)  # frozen weights: the gradient reaches M only
+    def micro_step(self) -> tuple:
+        """Eq. 6 on one micro-batch."""
+        with self.train_step.autocast():
+            output = self.net_g(self.lq)
+        self.output = output.float()  # R, CLIP and the losses in fp32
+        s = self.controller_value(self.lq, self.output)
+        e_im = self.recon.image_features(self.output)  # frozen weights: the gradient reaches M only
+        with torch.no_grad():
+            e_d = self.recon.degradation(self.lq)
+        reconstruction = self.recon.reconstruct(self.recon.style(s, e_d), e_im)
+        loss_dict = self.with_far(OrderedDict(l_rec=self.cri_rec(reconstruction, self.lq)), e_im, self.output)
+        if self.cri_anchor is not None:
             with torch.no_grad():
-                e_d = self.recon.degradation(self.lq)
-            reconstruction = self.recon.reconstruct(self.recon.style(s, e_d), e_im)
-            loss_dict = OrderedDict(l_rec=self.cri_rec(reconstruction, self.lq))
-            far = self.far(self.recon, e_im, self.output)
-            if far is not None:
-                loss_dict['l_far'] = far
-            if self.cri_anchor is not None:
-                with torch.no_grad():
-                    start = self.net_start(self.lq)
-                loss_dict['l_anchor'] = self.cri_anchor(self.output, start)
-            self.train_step.backward(sum(loss_dict.values()), self.optimizer_g)
-            logs.append(loss_dict)
-            outputs.append(self.output.detach())
-        self.train_step.step(self.optimizer_g, 'g')
-        self.output = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
-        self.log_dict = self.reduce_loss_dict(mean_of(logs))
-        if self.ema_decay > 0:
-            self.model_ema(decay=self.ema_decay)
+                start = self.net_start(self.lq)
+            loss_dict['l_anchor'] = self.cri_anchor(self.output, start)
+        return sum(loss_dict.values()), loss_dict

@@ -8,9 +8,8 @@ from aesop.data.degradations import PairQueue, RealESRGANDegradation
 from aesop.models.gan_model import AesopGANModel
 from aesop.schema import declare_options
 
-#: Which GT each loss compares with: option key → (use, default). ``true`` means the USM-sharpened
-#: GT, as Real-ESRGAN (basicsr's ``train_realesrgan_x4plus.yml`` values as defaults). L_AESOP has its
-#: own switch, ``aesop_gt_usm``, false as in the AESOP release (``l1_gt_usm`` only sharpens L1's target).
+#: Which GT each loss compares with: option key → (use, default; basicsr's ``train_realesrgan_x4plus.yml``'s). L_AESOP
+#: has its own switch, false as in the AESOP release (``l1_gt_usm`` only sharpens L1's target).
 USM_SWITCHES = {
     'l1_gt_usm': ('fidelity', True),
     'aesop_gt_usm': ('aesop', False),
@@ -38,27 +37,18 @@ declare_options(
 class AesopRealGANModel(AesopGANModel):
     """:class:`AesopGANModel` trained on Real-ESRGAN's second-order degradation (AESOP App. B).
 
-    Training batches come from basicsr's ``RealESRGANDataset`` (``gt`` and the blur kernels
-    ``kernel1``, ``kernel2``, ``sinc_kernel``); :class:`~aesop.data.RealESRGANDegradation` turns
-    them into LR/GT pairs on the model's device (CPU or GPU alike) with the top-level options of
-    basicsr's ``RealESRGANModel`` (``resize_prob``, ``noise_range``, …, ``gt_size``,
-    ``queue_size``), validated at start-up. Paired or LR-only data (validation, test) is used as
-    is.
-
-    Differences from the bicubic model, as Real-ESRGAN / LDL's real-world recipe:
-
-    - the GAN is the standard (non-relativistic) one (``train.relativistic_gan`` overrides);
-    - the targets of the pixel L1 (and the other non-AESOP fidelity terms), of L_AESOP, of the
-      perceptual loss and D's real input are the USM-sharpened GT when ``l1_gt_usm`` /
-      ``aesop_gt_usm`` / ``percep_gt_usm`` / ``gan_gt_usm`` are true (defaults true, false, true,
-      false: the release compares ψ(SR) with ψ(GT)); LDL's artifact map always uses the GT itself.
+    Training batches from basicsr's ``RealESRGANDataset`` (``gt`` and the blur kernels) become LR/GT pairs on the
+    model's device (:class:`~aesop.data.RealESRGANDegradation`, with basicsr's ``RealESRGANModel``'s top-level
+    options); validation and test data is used as is. As Real-ESRGAN / LDL's real-world recipe, the GAN is the
+    standard one and the losses compare with the USM-sharpened GT as :data:`USM_SWITCHES` say (LDL's artifact map
+    always uses the GT itself).
     """
 
     RELATIVISTIC = False
 
     @classmethod
     def check_options(cls, opt: dict) -> None:
-        """Validate the degradation and pool options at start-up (one-line errors; the USM switches: the schema)."""
+        """Validate the degradation and pool options at start-up (one-line errors)."""
         if not opt.get('is_train', True):
             return
         degradation = RealESRGANDegradation.from_options(opt)

@@ -41,23 +41,10 @@ STEP_OPTIONS = tuple(
 
 class TrainStep:
     """Autocast around the forward passes, fp32 loss reductions, a gradient scaler for fp16, and the optimiser
-    step's options. Every model of this package has one (``model.train_step``), in training and in testing
-    (where it is the plain fp32 step: a test run has no ``train`` options).
-
-    Options (``train``):
-
-    - ``amp: none | bf16 | fp16`` (bf16 works on CPU and GPU; fp16 uses a ``GradScaler`` per optimiser);
-    - ``channels_last: true | false``: networks, the frozen ψ and the input batches in NHWC memory
-      layout, which helps convolutions on recent GPUs and CPUs;
-    - ``grad_clip``: max L2 norm of the gradients, one number for G and D or ``{g: …, d: …}``
-      (clipped after fp16 unscaling); the norm and whether it clipped are logged
-      (``grad_norm_g``, ``grad_clipped_g``: the fraction of iterations that clipped);
-    - ``accumulate: k``: each iteration's batch runs as k micro-batches whose gradients add up
-      before one optimiser step (``batch_size_per_gpu`` must be divisible by k). Losses that are
-      means over samples give the gradient of the whole batch; the relativistic GAN's means and
-      D's BatchNorm statistics are per micro-batch;
-    - ``compile: true`` (or ``{mode: …, backend: …, dynamic: …}``, ``torch.compile``'s
-      arguments): ``nn.Module.compile`` of G and D; the state dicts keep their keys.
+    step's options declared above (``model.train_step``; at test time the plain fp32 step). Beyond the declarations:
+    fp16 has a ``GradScaler`` per optimiser and clips after unscaling; ``grad_norm_g``/``grad_clipped_g`` are logged;
+    with ``accumulate: k`` the gradients of k micro-batches add up (per-sample means give the whole batch's; the
+    relativistic GAN's means and D's BatchNorm statistics are per micro-batch); compiled state dicts keep their keys.
     """
 
     def __init__(self, train_opt: Mapping[str, Any]):
@@ -115,8 +102,7 @@ class TrainStep:
             scaler.update()
 
     def split(self, batch: Mapping[str, torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
-        """The k micro-batches (``train.accumulate``) of ``batch`` (``{'lq': …, 'gt': …}``): the i-th k-th of each
-        tensor. With k = 1, ``batch`` once."""
+        """The k micro-batches (``train.accumulate``) of ``batch``: the i-th k-th of each tensor (k = 1: ``batch``)."""
         k = self.accumulate
         if k == 1:
             yield dict(batch)

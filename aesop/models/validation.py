@@ -57,23 +57,11 @@ def read_best_record(models_dir: str | Path) -> dict | None:
 class Validator:
     """The validation of a model of this package (``model.validator``), replacing basicsr's ``nondist_validation``.
 
-    - under DDP every rank scores its share of the images (every world-size-th) and the per-image
-      rows are gathered, so the means equal one process's and no rank waits through a whole
-      validation in a collective (basicsr validated on rank 0 alone);
-    - metric networks run on the model's device (:func:`aesop.metrics.metric_device`) and get
-      the LR image too (``lq``, for LR-PSNR);
-    - per image, each ``val.metrics`` entry is computed on every pair the model's ``validation_pairs``
-      yields (SR vs HR; the AE model adds its LR estimate, suffix ``_lr``); without a GT
-      (LR-only test sets) only no-reference metrics (NIQE, pyiqa's) are computed;
-    - a test run writes ``<dataset>.csv`` (``image,<metric>,…`` and a last ``mean`` row, the
-      evaluator's format) and ``metrics.csv``/``metrics.md`` (rows ``(method, dataset)``,
-      columns the metric means, as the paper's tables) to ``results/<name>/`` and logs the means (no
-      "Best" iteration: basicsr's logged the run's name as one); training logs the means with the best value
-      and iteration so far and sends them to tensorboard (``metrics/<dataset>/<metric>``) as BasicSR does;
-    - ``val.save_best`` (:meth:`keep_best`): the best validation's generator, kept in the training state.
-
-    The model gives ``opt``, ``device``, ``feed_data``, ``test``, ``validation_pairs``, ``metric_options`` and
-    ``save_generator`` (see :class:`aesop.models.base.AesopModel`).
+    Under DDP every rank scores every world-size-th image (basicsr validated on rank 0 alone); metric networks run
+    on the model's device and get the LR image too; each ``val.metrics`` entry is computed on every pair of the
+    model's ``validation_pairs`` (without a GT only no-reference metrics). A test run writes ``<dataset>.csv`` and
+    ``metrics.csv``/``metrics.md`` to ``results/<name>/``; training logs basicsr's best value and iteration too, and
+    ``val.save_best`` (:meth:`keep_best`) keeps the best validation's generator.
     """
 
     def __init__(self, model, opt: dict):
@@ -81,31 +69,25 @@ class Validator:
         self.model = model
         self.opt = opt
         self.metric_results: dict[str, float] = {}  # the last validation's means
-        self.best_metric_results: dict[str, dict] = {}  # per dataset, each metric's best value and iteration
         self.best_checkpoint: dict | None = None  # val.save_best's record of net_g_best.pth
         self.metric_rows: dict[str, dict[str, float]] = {}  # a test run's means per dataset (metrics.md)
 
     def validate(self, dataloader, current_iter, tb_logger, save_img=False) -> None:
-        """basicsr's ``validation``, except that training skips validations before ``val.val_start_iter`` (the
-        release's option)."""
+        """basicsr's ``validation``, skipped in training before ``val.val_start_iter`` (the release's option)."""
         if self.opt['is_train'] and current_iter < self.opt['val']['val_start_iter']:
             return
         shard = (self.opt['rank'], self.opt['world_size']) if self.opt['dist'] else (0, 1)
         self.score(dataloader, current_iter, tb_logger, save_img, shard)
 
     def score(self, dataloader, current_iter, tb_logger, save_img, shard: tuple[int, int] = (0, 1)) -> None:
-        """Score every image (``shard=(rank, world_size)``: images ``rank``, ``rank + world_size``, …, then
-        the rows of all ranks gathered in dataset order), then log and write the means."""
+        """Score every image (``shard=(rank, world_size)``: every world-size-th from ``rank``, the rows of all ranks
+        gathered in dataset order), then log and write the means."""
         dataset_name = dataloader.dataset.opt['name']
         metrics = self.opt['val'].get('metrics') or {}
-        if metrics and self.opt['is_train']:  # a test run has no best iteration: no "Best: … @ <name> iter"
-            self._initialize_best(dataset_name, metrics)
         rank, world = shard
         if world > 1:
-            indices = range(rank, len(dataloader.dataset), world)
-            dataloader = DataLoader(
-                Subset(dataloader.dataset, indices), batch_size=1, num_workers=dataloader.num_workers
-            )
+            shard = Subset(dataloader.dataset, range(rank, len(dataloader.dataset), world))
+            dataloader = DataLoader(shard, batch_size=1, num_workers=dataloader.num_workers)
         try:
             rows = self._score_images(dataloader, dataset_name, metrics, current_iter, save_img)
             failure = None
@@ -127,22 +109,27 @@ class Validator:
             return
         names = list(next(iter(rows.values())))
         self.metric_results = {name: float(np.mean([row[name] for row in rows.values()])) for name in names}
-        if self.opt['is_train']:
-            self._record_best(dataset_name, current_iter)
-        self._log(current_iter, dataset_name, tb_logger)  # with "Best:" when recorded
-        if self.opt['is_train']:
+        if self.opt['is_train']:  # basicsr's best value and iteration of each metric, the tagged pairs' too
+            self.model._initialize_best_metric_results(dataset_name)
+            best = self.model.best_metric_results[dataset_name]
+            for name, value in self.metric_results.items():
+                if name not in best:  # e.g. psnr_lr: better in its metric's direction
+                    better = best[max((m for m in best if name.startswith(m)), key=len)]['better']
+                    best[name] = {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
+                self.model._update_best_metric_result(dataset_name, name, value, current_iter)
+            self._log(current_iter, dataset_name, tb_logger, best)
             self.keep_best(dataset_name, current_iter)
-        else:
-            folder = Path(self.opt['path']['results_root'])
-            write_image_table(folder / f'{dataset_name}.csv', rows, self.metric_results, metrics)
+        else:  # a test run has no best iteration: no "Best: … @ <name> iter"
+            self._log(current_iter, dataset_name, tb_logger, None)
             self.metric_rows[dataset_name] = dict(self.metric_results)
-            write_metric_table(folder, self.opt['name'], self.metric_rows, metrics)
+            write_tables(
+                Path(self.opt['path']['results_root']), self.opt['name'], dataset_name, rows, self.metric_rows, metrics
+            )
 
-    def _log(self, current_iter, dataset_name: str, tb_logger) -> None:
+    def _log(self, current_iter, dataset_name: str, tb_logger, best: dict | None) -> None:
         """basicsr's validation log lines and tensorboard scalars, each metric under its label: a metric computed
         on a random backbone says so (``# lpips (random AlexNet): 0.0103``, :func:`metric_labels`)."""
         labels = metric_labels(self.opt['val'].get('metrics') or {}, self.metric_results)
-        best = self.best_metric_results.get(dataset_name)
         lines = [f'Validation {dataset_name}']
         for metric, value in self.metric_results.items():
             record = f'\tBest: {best[metric]["val"]:.4f} @ {best[metric]["iter"]} iter' if best else ''
@@ -151,26 +138,6 @@ class Validator:
         if tb_logger:
             for metric, value in self.metric_results.items():
                 tb_logger.add_scalar(f'metrics/{dataset_name}/{labels[metric]}', value, current_iter)
-
-    def _initialize_best(self, dataset_name: str, metrics: dict) -> None:
-        """basicsr's ``_initialize_best_metric_results``: each metric's worst value, at iteration -1."""
-        if dataset_name not in self.best_metric_results:
-            self.best_metric_results[dataset_name] = {
-                name: {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
-                for name, metric_opt in metrics.items()
-                for better in [metric_opt.get('better', 'higher')]  # basicsr's key of a metric entry
-            }
-
-    def _record_best(self, dataset_name: str, current_iter: int) -> None:
-        """basicsr's best value and iteration of each metric on ``dataset_name``, the tagged pairs' too."""
-        record = self.best_metric_results[dataset_name]
-        for name, value in self.metric_results.items():
-            if name not in record:  # a tagged pair (e.g. psnr_lr) is better in the same direction
-                better = record[max((m for m in record if name.startswith(m)), key=len)]['better']
-                record[name] = {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
-            best = record[name]
-            if (value >= best['val']) if best['better'] == 'higher' else (value <= best['val']):
-                best.update(val=value, iter=current_iter)
 
     def keep_best(self, dataset_name: str, current_iter: int) -> None:
         """``val.save_best``: write ``models/net_g_best.pth`` (G, and its EMA) and its record when this
@@ -246,29 +213,16 @@ def write_best_record(models_dir: Path, record: dict) -> None:
 
 
 @master_only
-def write_image_table(path: Path, rows: dict[str, dict[str, float]], means: dict[str, float], metrics: dict) -> None:
-    """``image,<metric>,…`` with one row per image and a last ``mean`` row (the evaluator's CSV); ``metrics``:
-    ``val.metrics``, whose random backbones label their columns."""
-    write_image_csv(path, {**rows, 'mean': means}, metric_labels(metrics, means))
-
-
-@master_only
-def write_metric_table(folder: Path, method: str, rows: dict[str, dict[str, float]], options: dict) -> None:
-    """Write ``metrics.csv`` (``method,dataset,<metric>,…``) and ``metrics.md`` in ``folder``; ``options``:
-    ``val.metrics``, whose random backbones label their columns (``lpips (random AlexNet)``)."""
-    metrics = list(dict.fromkeys(m for values in rows.values() for m in values))
+def write_tables(folder: Path, method: str, dataset: str, rows: dict, means: dict[str, dict], options: dict) -> None:
+    """In ``folder``: ``<dataset>.csv`` (``image,<metric>,…``, a row per image and a last ``mean`` row: the
+    evaluator's CSV) and ``metrics.csv``/``metrics.md`` (``method,dataset,<metric>,…``, a row per dataset of
+    ``means``); ``options``: ``val.metrics``, whose random backbones label their columns."""
+    write_image_csv(folder / f'{dataset}.csv', {**rows, 'mean': means[dataset]}, metric_labels(options, means[dataset]))
+    metrics = list(dict.fromkeys(m for values in means.values() for m in values))
     header = ['method', 'dataset', *metric_labels(options, metrics).values()]
+    lines = [[method, name, *(f'{v[m]:.4f}' if m in v else '' for m in metrics)] for name, v in means.items()]
     with open(folder / 'metrics.csv', 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        for dataset, values in rows.items():
-            writer.writerow([method, dataset, *(f'{values[m]:.4f}' if m in values else '' for m in metrics)])
-    table = markdown_table(
-        header,
-        [
-            [method, dataset, *(f'{values[m]:.4f}' if m in values else '' for m in metrics)]
-            for dataset, values in rows.items()
-        ],
-    )
+        csv.writer(f).writerows([header, *lines])
+    table = markdown_table(header, lines)
     (folder / 'metrics.md').write_text(table + '\n')
     get_root_logger().info(f'Metric table: {folder / "metrics.md"}\n{table}')
