@@ -127,17 +127,21 @@ def test_built_through_the_registry_with_the_official_options(official_x4):
     options = {key: value for key, value in OFFICIAL_X4.items() if key != 'type'}  # incl. the unused HAT options
     tiny = ARCH_REGISTRY.get('DRCT')(**{**options, **TINY})
     assert isinstance(tiny, DRCT) and isinstance(official_x4, DRCT)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="unknown option 'num_head' for AesopDRCT: did you mean 'num_heads'"):
         build_network({'type': 'DRCT', **TINY, 'num_head': 3})  # a YAML typo is an error
 
 
 @pytest.mark.parametrize(
     ('option', 'message'),
     [
-        ({'upsampler': 'pixelshuffledirect'}, r"upsampler must be one of \('pixelshuffle',\)"),
-        ({'upsampler': ''}, 'upsampler must be one of'),
-        ({'upscale': 5}, r'upscale must be one of \(2, 3, 4, 8\)'),
-        ({'resi_connection': '3conv'}, r"resi_connection must be one of \('1conv', 'identity'\)"),
+        (
+            {'upsampler': 'pixelshuffledirect'},
+            r"DRCT\.upsampler: input should be 'pixelshuffle', got 'pixelshuffledirect'",
+        ),
+        ({'upsampler': ''}, "upsampler: input should be 'pixelshuffle'"),
+        ({'upscale': 5}, r'upscale: input should be 2, 3, 4 or 8, got 5'),
+        ({'resi_connection': '3conv'}, r"resi_connection: input should be '1conv' or 'identity', got '3conv'"),
+        ({'window_size': 1}, r'option AesopDRCT\.window_size must be ≥ 2, got 1'),
         ({'img_size': 10}, 'img_size must be a multiple of window_size'),
         ({'img_size': 4}, 'img_size must be a multiple of window_size'),
         ({'num_heads': (3,)}, 'one positive entry per RDG'),

@@ -44,22 +44,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import Annotated, Literal
 
 import torch
 from basicsr.archs import swinir_arch
 from basicsr.archs.arch_util import Upsample, trunc_normal_
 from basicsr.archs.swinir_arch import PatchEmbed, PatchUnEmbed, SwinTransformerBlock, window_partition
 from basicsr.utils.registry import ARCH_REGISTRY
+from pydantic import Field
 from torch import nn
 from torch.utils import checkpoint
 
 from aesop.archs.layouts import ReadsOtherLayouts
 from aesop.archs.sizes import pad_to_multiple
 from aesop.errors import OptionValueError
+from aesop.schema import checked
 
-UPSCALES = (2, 3, 4, 8)
-UPSAMPLERS = ('pixelshuffle',)
-RESI_CONNECTIONS = ('1conv', 'identity')
 RDG_LAYERS = 5  # Swin layers per Residual Dense Group (fixed in the paper and the official code)
 RGB_MEAN = (0.4488, 0.4371, 0.4040)  # DIV2K mean, as SwinIR / HAT / DRCT
 NUM_FEAT = 64  # reconstruction width, fixed in the official code
@@ -181,7 +181,7 @@ class AesopDRCT(ReadsOtherLayouts, nn.Module):
     of length 12).
 
     Args:
-        upscale: upscaling factor, one of ``UPSCALES`` (2, 3, 4, 8).
+        upscale: upscaling factor: 2, 3, 4 or 8.
         in_chans: image channels (input = output). With 3, the DIV2K RGB mean is subtracted.
         img_size: training patch size of the LR input; only sets the shape of the stored
             ``attn_mask`` buffers (``(img_size/window_size)²`` windows). A multiple of
@@ -204,8 +204,8 @@ class AesopDRCT(ReadsOtherLayouts, nn.Module):
         patch_norm: LayerNorm after the patch embedding (``patch_embed.norm``).
         use_checkpoint: gradient checkpointing of each Swin layer (``use_reentrant=False``).
         img_range: image range the network works in (inputs are in [0, 1]).
-        upsampler: one of ``UPSAMPLERS`` (only ``'pixelshuffle'``, the official one).
-        resi_connection: one of ``RESI_CONNECTIONS``: a 3×3 conv after the body or none.
+        upsampler: only ``'pixelshuffle'``, the official one.
+        resi_connection: ``'1conv'`` (a 3×3 conv after the body) or ``'identity'`` (none).
 
     Raises:
         OptionValueError: (a ``ValueError``) for an unsupported option value.
@@ -216,13 +216,14 @@ class AesopDRCT(ReadsOtherLayouts, nn.Module):
         """Any size: the network pads to its window itself (callers need not, see :mod:`aesop.archs.sizes`)."""
         return 1
 
+    @checked
     def __init__(
         self,
         *,
-        upscale: int = 4,
+        upscale: Literal[2, 3, 4, 8] = 4,
         in_chans: int = 3,
         img_size: int = 64,
-        window_size: int = 16,
+        window_size: Annotated[int, Field(ge=2)] = 16,
         compress_ratio: int = 3,
         squeeze_factor: int = 30,
         conv_scale: float = 0.01,
@@ -240,16 +241,13 @@ class AesopDRCT(ReadsOtherLayouts, nn.Module):
         patch_norm: bool = True,
         use_checkpoint: bool = False,
         img_range: float = 1.0,
-        upsampler: str = 'pixelshuffle',
-        resi_connection: str = '1conv',
+        upsampler: Literal['pixelshuffle'] = 'pixelshuffle',
+        resi_connection: Literal['1conv', 'identity'] = '1conv',
     ) -> None:
         super().__init__()
         del compress_ratio, squeeze_factor, conv_scale, overlap_ratio  # unused, as in the official code
         depths, num_heads = list(depths), list(num_heads)
         self._check_options(
-            upscale=upscale,
-            upsampler=upsampler,
-            resi_connection=resi_connection,
             img_size=img_size,
             window_size=window_size,
             embed_dim=embed_dim,
@@ -303,15 +301,8 @@ class AesopDRCT(ReadsOtherLayouts, nn.Module):
         self.apply(self._init_weights)
 
     @staticmethod
-    def _check_options(*, upscale, upsampler, resi_connection, img_size, window_size, embed_dim, gc, depths, heads):
-        if upscale not in UPSCALES:
-            raise OptionValueError(f'DRCT: upscale must be one of {UPSCALES}, got {upscale!r}')
-        if upsampler not in UPSAMPLERS:
-            raise OptionValueError(f'DRCT: upsampler must be one of {UPSAMPLERS}, got {upsampler!r}')
-        if resi_connection not in RESI_CONNECTIONS:
-            raise OptionValueError(f'DRCT: resi_connection must be one of {RESI_CONNECTIONS}, got {resi_connection!r}')
-        if window_size < 2:
-            raise OptionValueError(f'DRCT: window_size must be >= 2, got {window_size}')
+    def _check_options(*, img_size, window_size, embed_dim, gc, depths, heads):
+        """The rules between options (each option's own: its annotation)."""
         if img_size <= window_size or img_size % window_size:
             raise OptionValueError(
                 f'DRCT: img_size must be a multiple of window_size ({window_size}) larger than it, got {img_size}'

@@ -18,15 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
 import torch
 from basicsr.archs.arch_util import ResidualBlockNoBN, make_layer
 from basicsr.archs.stylegan2_arch import ModulatedConv2d
 from basicsr.utils.registry import ARCH_REGISTRY
+from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
 from aesop.errors import AesopError, OptionValueError
+from aesop.schema import checked
 from aesop.utils import find_pretrained_file, project_root, random_backbones
 from aesop.weights import freeze, read_checkpoint
 
@@ -67,10 +70,11 @@ class AesopHRAwareReconstructor(nn.Module):
         clip_channels: channels of E_clip's feature (C_c; RN50's third stage: 1024).
     """
 
+    @checked
     def __init__(
         self,
         *,
-        scale: int = 4,
+        scale: Annotated[int, Field(ge=1)] = 4,
         num_feat: int = 64,
         num_block_img: int = 6,
         num_feat_deg: int = 64,
@@ -80,8 +84,6 @@ class AesopHRAwareReconstructor(nn.Module):
         clip_channels: int = 1024,
     ) -> None:
         super().__init__()
-        if scale < 1:
-            raise OptionValueError(f'AesopHRAwareReconstructor: scale must be >= 1, got {scale}')
         self.scale, self.deg_dim = scale, deg_dim
         self.deg_encoder = nn.Sequential(
             _trunk(3, num_feat_deg, num_block_deg),
