@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import builtins
 import collections
+import copy
 import difflib
 import importlib.util
 import inspect
@@ -175,7 +176,7 @@ def load_options(
         if isinstance(dataset, dict):
             dataset['type'] = UPGRADED_DATASETS.get(dataset.get('type'), dataset.get('type'))
     absent = [key for key in RUN_KEYS if key not in opt] if root_path is None else []
-    opt.update({key: RUN_KEYS[key] for key in absent})  # a tool reads what it needs: a run's keys may be absent
+    opt.update({key: copy.deepcopy(RUN_KEYS[key]) for key in absent})  # a tool reads what it needs only
     apply_schema(opt)
     check_components(opt)
     for key in absent:
