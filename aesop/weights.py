@@ -42,7 +42,9 @@ PUBLISHED_WEIGHTS = {
     'RRDB_ESRGAN_x4.pth': _ESRGAN,
     '001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth': f'{_SWINIR}001_classicalSR_DF2K_s64w8_SwinIR-M_x4.pth',
     '003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth': f'{_SWINIR}003_realSR_BSRGAN_DFO_s64w8_SwinIR-M_x4_GAN.pth',
-    'DRCT_SRx4.pth': 'the DRCT release, https://github.com/ming053l/DRCT (Google Drive link in its README)',
+    'DRCT_X4.pth': (  # the ×4 file's name in the DRCT authors' release, which the AESOP release's DRCT options load
+        'the DRCT release, https://github.com/ming053l/DRCT (Google Drive link in its README)'
+    ),
     'RealESRNet_x4plus.pth': f'{_REAL_ESRGAN}v0.1.1/RealESRNet_x4plus.pth',
     'RealESRGAN_x4plus.pth': f'{_REAL_ESRGAN}v0.1.0/RealESRGAN_x4plus.pth',
     'SPSR.pth': 'the SPSR release, https://github.com/Maclory/SPSR (links in its README)',

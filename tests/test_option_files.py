@@ -149,3 +149,43 @@ def test_each_published_file_an_option_file_names_says_where_to_get_it():
     assert {'MSRResNet_x4.pth', 'open_clip_model.safetensors'} <= named
     unexplained = {name for name in named if not where_weights_come_from(Path(name)).startswith('download it from ')}
     assert unexplained == set()
+
+
+def header(path: Path) -> str:
+    """The option file's leading comment block, its lines joined (``#`` and indentation dropped)."""
+    lines = []
+    for line in path.read_text().splitlines():
+        if not line.startswith('#'):
+            break
+        lines.append(line.lstrip('#').strip())
+    return ' '.join(lines)
+
+
+RUN_LINE = re.compile(r'-opt (\S+\.yml)')
+LOSS_SUM = re.compile(r'L_(LR|HR) \(Eq\. \d[^)]*\)(?: \+ L_(LR|HR) \(Eq\. \d[^)]*\))*')
+
+
+@pytest.mark.parametrize('path', OPTION_FILES, ids=lambda p: p.relative_to(REPO / 'options').as_posix())
+def test_the_header_runs_that_file_and_its_claims_match_its_keys(path):
+    """A header's run line (``-opt options/….yml``) names that file, so a user copying it runs what they read;
+    every file of options/ (the demo's are run by ``make demo``) has one. Where a test can tell, an AE file's
+    header matches its keys: ``D = <arch>`` is ``network_g.decoder.type``, the losses it gives (``L_AE = …``, else
+    its first ``L_LR (Eq. 4) + L_HR (Eq. 5)``-style sum or single term) have L_LR exactly when
+    ``train.pixel_at_LR_opt`` weighs > 0, and it says ``encoder: bicubic`` exactly when ``network_g.encoder`` is."""
+    text, name = header(path), path.relative_to(REPO).as_posix()
+    runs = RUN_LINE.findall(text)
+    assert runs or path.parent != REPO / 'options', f'{name}: no run line (-opt {name}) in its header'
+    assert set(runs) <= {name}, f'{name}: its header runs {runs}'
+    opt = load_yaml(path)
+    net = opt.get('network_g') or {}
+    if net.get('type') != 'AesopAutoEncoder' or 'train' not in opt:
+        return
+    decoders = re.findall(r'\bD = (\w+)', text)
+    assert set(decoders) <= {net['decoder']['type']}, f'{name}: header says D = {decoders}'
+    bicubic = net.get('encoder', 'learned') == 'bicubic'
+    assert ('encoder: bicubic' in text) == bicubic, f'{name}: network_g.encoder is {net.get("encoder", "learned")}'
+    claim = re.search(r'L_AE = ' + LOSS_SUM.pattern, text) or LOSS_SUM.search(text)
+    assert claim, f'{name}: its header gives no loss sum'
+    lr_opt = opt['train'].get('pixel_at_LR_opt') or {}
+    lr_on = lr_opt.get('loss_weight', 0) > 0
+    assert ('L_LR' in claim.group(0)) == lr_on, f'{name}: header says {claim.group(0)!r}, pixel_at_LR_opt {lr_opt}'
