@@ -9,7 +9,9 @@ multiple of every factor in --scales (their least common multiple, so one HR set
 its LR images are MATLAB-style bicubic downscales (basicsr.utils.matlab_functions.imresize,
 antialiased, as the paper's DIV2K/DF2K LR) rounded to the input's bit depth. With --mod N, every
 image is kept whole instead, cropped (bottom/right) to a multiple of N: the test sets' layout
-(BasicSR's Set5/Set14 ``GTmod12`` and ``LRbicx4``; N a multiple of every scale).
+(BasicSR's Set5/Set14 ``GTmod12`` and ``LRbicx4``; N a multiple of every scale). With --realsr, a
+RealSR folder (``<name>_HR.png`` beside ``<name>_LR<s>.png``) is copied, unchanged, to ``HR/<name>.png`` and
+``LR/<name>.png``: the paired-by-name layout the option files read (``datasets/RealSR/Canon/Test/4/{HR,LR}``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
+import re
 import shutil
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -224,6 +227,66 @@ def prepare(
     return total, skipped
 
 
+REALSR_FOLDERS = ('HR', 'LR')
+
+
+def realsr_pairs(folder: Path, scale: int) -> list[tuple[str, Path, Path]]:
+    """``(name, HR file, LR file)`` of every ``<name>_HR<ext>`` / ``<name>_LR<scale><ext>`` pair directly in
+    ``folder`` (RealSR's naming), sorted; other files (other scales, notes) are ignored. Raises on a missing
+    folder, no pairs, an HR or LR file without its partner, or a pair whose extensions differ."""
+    if not folder.is_dir():
+        raise AesopError(f'input folder not found: {folder}')
+    sides: dict[str, dict[str, Path]] = {}
+    other_scales: set[int] = set()
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        found = re.search(r'_LR(\d+)$', path.stem)
+        if found and int(found[1]) != scale:
+            other_scales.add(int(found[1]))
+        for side, tag in (('HR', '_HR'), ('LR', f'_LR{scale}')):
+            if path.stem.endswith(tag) and len(path.stem) > len(tag):
+                sides.setdefault(path.stem.removesuffix(tag), {})[side] = path
+    if not sides:
+        raise AesopError(f'no RealSR pairs in {folder} (looked for <name>_HR.png beside <name>_LR{scale}.png)')
+    for side, other in (('HR', 'LR'), ('LR', 'HR')):
+        alone = [files[side].name for files in sides.values() if other not in files]
+        if alone:
+            more = f' (and {len(alone) - 1} more)' if len(alone) > 1 else ''
+            want = f'_LR{scale}' if other == 'LR' else '_HR'
+            hint = f' (it has _LR{min(other_scales)} files: --scales {min(other_scales)})' if other_scales else ''
+            raise AesopError(f'{alone[0]}{more} in {folder} has no {want} file beside it{hint}')
+    for files in sides.values():
+        if files['HR'].suffix.lower() != files['LR'].suffix.lower():
+            raise AesopError(
+                f'{files["HR"].name} and {files["LR"].name} differ in format (HR/ and LR/ pair by the whole file name)'
+            )
+    return [(name, files['HR'], files['LR']) for name, files in sorted(sides.items())]
+
+
+def layout_realsr(input_dir: Path, out: Path, *, scale: int = 4, overwrite: bool = False) -> int:
+    """Copy RealSR's pairs in ``input_dir`` (``<name>_HR.png``, ``<name>_LR<scale>.png``), byte for byte, to
+    ``out/HR/<name>.png`` and ``out/LR/<name>.png``; return the number of pairs. ``out`` may be ``input_dir``."""
+    if scale < 1:
+        raise AesopError(f'--scales must be a positive integer, got {scale}')
+    pairs = realsr_pairs(input_dir, scale)
+    folders = [out / name for name in REALSR_FOLDERS]
+    existing = [p for p in folders if p.exists() and (not p.is_dir() or next(p.iterdir(), None) is not None)]
+    if existing and not overwrite:
+        raise AesopError(f'output exists: {existing[0]} (and {len(existing) - 1} more); use --overwrite to replace')
+    for path in existing:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
+    for name, hr, lr in tqdm(pairs, unit='pair', desc='RealSR'):
+        shutil.copyfile(hr, out / 'HR' / f'{name}{hr.suffix}')
+        shutil.copyfile(lr, out / 'LR' / f'{name}{lr.suffix}')
+    return len(pairs)
+
+
 def _progress(results: Iterable[tuple[Path, int, str | None]], bar: tqdm) -> Iterator[tuple[Path, int, str | None]]:
     for result in results:
         bar.update(1)
@@ -239,6 +302,8 @@ outputs (PNG; the same file names in every folder):
   --mod N:    <out>/GTmod<N>/<stem>.png              whole HR images, cropped to a multiple of N
               <out>/LRbicx<s>/                       their LR images, one folder per scale
   --lmdb:     each image folder also as <folder>.lmdb (basicsr's make_lmdb_from_imgs, meta_info.txt)
+  --realsr:   <out>/HR/<name>.png, <out>/LR/<name>.png  RealSR's <name>_HR.png and <name>_LR<s>.png
+              (s: --scales, default 4) copied unchanged; other files are ignored, -o may be -i
 Unreadable files are skipped and listed at the end (exit status 1). Existing outputs are refused unless
 --overwrite, which deletes them first."""
 
@@ -249,16 +314,18 @@ def build_parser() -> argparse.ArgumentParser:
             'Prepare paired SR data as BasicSR does. Training sets: sub-images of --crop-size pixels every --step '
             "pixels (BasicSR's extract_subimages.py), each cropped to a multiple of every scale, with their "
             "MATLAB-bicubic LR images (basicsr's imresize, as the paper's DF2K LR). Test sets (--mod N): every "
-            "image whole, cropped to a multiple of N, with its MATLAB-bicubic LR: BasicSR's GTmod12 / LRbicx4.",
+            "image whole, cropped to a multiple of N, with its MATLAB-bicubic LR: BasicSR's GTmod12 / LRbicx4. "
+            'RealSR (--realsr): its side-by-side <name>_HR.png / <name>_LR4.png copied into HR/ and LR/.',
             (
                 '{prog} -i datasets/DF2K/DF2K_HR -o datasets/DF2K --scales 4 --workers 8',
                 '{prog} -i datasets/DF2K/DF2K_HR -o datasets/DF2K --crop-size 480 --step 240 --scales 4 --lmdb',
                 '{prog} -i datasets/General100/HR -o datasets/General100 --mod 12 --scales 4',
+                '{prog} -i datasets/RealSR/Canon/Test/4 -o datasets/RealSR/Canon/Test/4 --realsr',
             ),
             OUTPUTS,
         )
     )
-    parser.add_argument('-i', '--input', type=Path, required=True, help='folder of HR images')
+    parser.add_argument('-i', '--input', type=Path, required=True, help='folder of HR images (--realsr: of pairs)')
     parser.add_argument('-o', '--out', type=Path, required=True, help='output folder')
     parser.add_argument('--crop-size', type=int, help='sub-image size in pixels (default: 480)')
     parser.add_argument('--step', type=int, help='stride between sub-images (default: 240)')
@@ -271,10 +338,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar='N',
         help='test-set mode: whole images cropped to a multiple of N (GTmod<N>, LRbicx<s>), no sub-images',
     )
-    parser.add_argument('--scales', type=int, nargs='+', default=[2, 3, 4, 8], help='LR factors (default: 2 3 4 8)')
+    parser.add_argument(
+        '--realsr',
+        action='store_true',
+        help="RealSR's <name>_HR.png / <name>_LR<s>.png pairs copied to HR/<name>.png, LR/<name>.png",
+    )
+    parser.add_argument(
+        '--scales', type=int, nargs='+', help='LR factors (default: 2 3 4 8; --realsr: the one scale, default 4)'
+    )
     parser.add_argument('--lmdb', action='store_true', help='also pack every output folder into an lmdb')
     parser.add_argument('--workers', type=int, default=1, help='processes (default: 1)')
-    parser.add_argument('--compression-level', type=int, default=3, help='PNG compression 0-9 (default: 3)')
+    parser.add_argument('--compression-level', type=int, help='PNG compression 0-9 (default: 3)')
     parser.add_argument('--overwrite', action='store_true', help='delete and rewrite existing outputs')
     return parser
 
@@ -282,21 +356,40 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cropping = {'crop_size': args.crop_size, 'step': args.step, 'thresh_size': args.thresh_size}
+    if args.realsr:
+        given = [f'--{key.replace("_", "-")}' for key, value in cropping.items() if value is not None]
+        given += [
+            flag
+            for flag, value in (('--mod', args.mod), ('--compression-level', args.compression_level))
+            if value is not None
+        ]
+        given += ['--lmdb'] * args.lmdb
+        if given:
+            raise AesopError(f'--realsr copies the pairs unchanged: {", ".join(given)} do not apply')
+        if args.scales is not None and len(args.scales) != 1:
+            raise AesopError(
+                f'--realsr takes one scale (the _LR<s> files), got --scales {" ".join(map(str, args.scales))}'
+            )
+        scale = 4 if args.scales is None else args.scales[0]
+        count = layout_realsr(args.input, args.out, scale=scale, overwrite=args.overwrite)
+        print(f'copied {count} RealSR ×{scale} pairs to {args.out / "HR"} and {args.out / "LR"}')
+        return 0
     if args.mod is not None and any(value is not None for value in cropping.values()):
         raise AesopError('--mod keeps images whole: --crop-size, --step and --thresh-size do not apply')
     defaults = {'crop_size': 480, 'step': 240, 'thresh_size': 0}
+    scales = [2, 3, 4, 8] if args.scales is None else args.scales
     total, skipped = prepare(
         args.input,
         args.out,
         **{key: defaults[key] if value is None else value for key, value in cropping.items()},
-        scales=args.scales,
+        scales=scales,
         workers=args.workers,
         lmdb=args.lmdb,
         overwrite=args.overwrite,
-        compression=args.compression_level,
+        compression=3 if args.compression_level is None else args.compression_level,
         mod=args.mod,
     )
-    scales = sorted(set(args.scales))
+    scales = sorted(set(scales))
     hr_dir, lr_dirs = image_folders(args.out, scales, mod=args.mod)
     what = f'HR images (cropped to a multiple of {args.mod})' if args.mod else 'HR sub-images'
     print(f'wrote {total} {what} to {hr_dir} and their LR to {", ".join(str(d) for d in lr_dirs.values())}')

@@ -278,3 +278,47 @@ def test_prepare_dataset_mod_keeps_test_images_whole(tmp_path, capsys):
     assert '--mod 12 is not a positive multiple of scale 8' in one_error_line(capsys)
     assert run_script('prepare_dataset', '-i', src, '-o', tmp_path / 'x', '--mod', 12, '--crop-size', 96) == 2
     assert '--mod keeps images whole' in one_error_line(capsys)
+
+
+def test_prepare_dataset_realsr_lays_out_side_by_side_pairs(tmp_path, capsys):
+    """--realsr: RealSR's <name>_HR.png beside <name>_LR4.png become HR/<name>.png and LR/<name>.png (the names
+    datasets/RealSR/Canon/Test/4/{HR,LR} of the option files), byte for byte; other files are left alone."""
+    src = tmp_path / 'Canon' / 'Test' / '4'
+    src.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ('Canon_001', 'Canon_002'):
+        cv2.imwrite(str(src / f'{name}_HR.png'), rng.integers(0, 256, (16, 20, 3), np.uint8))
+        cv2.imwrite(str(src / f'{name}_LR4.png'), rng.integers(0, 256, (16, 20, 3), np.uint8))  # RealSR: HR size
+    (src / 'Thumbs.db').write_bytes(b'stray')
+    cv2.imwrite(str(src / 'Canon_003_LR2.png'), np.zeros((8, 8, 3), np.uint8))  # another scale's: ignored
+
+    assert run_script('prepare_dataset', '-i', src, '-o', src, '--realsr') == 0  # in place, as the docs run it
+    assert 'copied 2 RealSR ×4 pairs' in capsys.readouterr().out
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob('*') if p.parent != src) == [
+        'HR/Canon_001.png',
+        'HR/Canon_002.png',
+        'LR/Canon_001.png',
+        'LR/Canon_002.png',
+    ]
+    for name in ('Canon_001', 'Canon_002'):
+        assert (src / 'HR' / f'{name}.png').read_bytes() == (src / f'{name}_HR.png').read_bytes()
+        assert (src / 'LR' / f'{name}.png').read_bytes() == (src / f'{name}_LR4.png').read_bytes()
+
+    assert run_script('prepare_dataset', '-i', src, '-o', src, '--realsr') == 2
+    assert 'output exists' in one_error_line(capsys)
+    assert run_script('prepare_dataset', '-i', src, '-o', tmp_path / 'out', '--realsr', '--scales', 2) == 2
+    line = one_error_line(capsys)
+    assert 'Canon_001_HR.png (and 1 more) in' in line and 'has no _LR2 file beside it (it has _LR4 files' in line
+    (src / 'Canon_002_LR4.png').unlink()
+    assert run_script('prepare_dataset', '-i', src, '-o', tmp_path / 'out', '--realsr') == 2
+    assert 'Canon_002_HR.png in' in (line := one_error_line(capsys)) and 'has no _LR4 file beside it' in line
+    assert '(it has _LR2 files: --scales 2)' in line
+    assert not (tmp_path / 'out').exists()
+    assert run_script('prepare_dataset', '-i', tmp_path, '-o', tmp_path / 'out', '--realsr') == 2
+    assert 'no RealSR pairs in' in one_error_line(capsys)
+    (tmp_path / 'lr_only').mkdir()
+    (tmp_path / 'lr_only' / 'Nikon_050_LR4.png').write_bytes((src / 'Canon_001_LR4.png').read_bytes())
+    assert run_script('prepare_dataset', '-i', tmp_path / 'lr_only', '-o', tmp_path / 'out', '--realsr') == 2
+    assert 'Nikon_050_LR4.png in' in (line := one_error_line(capsys)) and 'has no _HR file beside it' in line
+    assert run_script('prepare_dataset', '-i', src, '-o', tmp_path / 'out', '--realsr', '--mod', 12) == 2
+    assert '--realsr copies the pairs unchanged: --mod do not apply' in one_error_line(capsys)

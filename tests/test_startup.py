@@ -144,7 +144,7 @@ def test_the_demo_missing_says_make_demo(tmp_path, monkeypatch, capsys):
 
 
 def test_a_test_runs_missing_data_points_at_the_papers_test_sets(tmp_path, monkeypatch, capsys):
-    """The paper's seven test sets missing (GT and LR each): the docs' section on those sets, by an anchor the page has."""
+    """The paper's seven test sets missing (GT and LR each): the docs' section on those sets, by the page's anchor."""
     lines = _test_run_error(REPO / 'options' / 'test_rrdb.yml', tmp_path, monkeypatch, capsys)
     data = [line for line in lines if line.startswith('  dataset folder not found: ')]
     assert len(data) == 14 and all(line.endswith('(see docs/evaluation.md#the-papers-test-sets)') for line in data)
