@@ -186,14 +186,7 @@ def prepare(
         raise AesopError(f'--step must be >= 1 and --thresh-size >= 0, got {step} and {thresh_size}')
     images = list_images(input_dir)
     paths = output_paths(out, scales, lmdb=lmdb, mod=mod)
-    existing = [p for p in paths if p.exists() and (not p.is_dir() or next(p.iterdir(), None) is not None)]
-    if existing and not overwrite:
-        raise AesopError(f'output exists: {existing[0]} (and {len(existing) - 1} more); use --overwrite to replace')
-    for path in existing:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    clear_outputs(paths, overwrite=overwrite)
     for folder in paths[: len(scales) + 1]:
         folder.mkdir(parents=True, exist_ok=True)
 
@@ -228,6 +221,18 @@ def prepare(
 
 
 REALSR_FOLDERS = ('HR', 'LR')
+
+
+def clear_outputs(paths: list[Path], *, overwrite: bool) -> None:
+    """Refuse outputs that exist and are not empty (one line), or with ``overwrite`` remove them."""
+    existing = [p for p in paths if p.exists() and (not p.is_dir() or next(p.iterdir(), None) is not None)]
+    if existing and not overwrite:
+        raise AesopError(f'output exists: {existing[0]} (and {len(existing) - 1} more); use --overwrite to replace')
+    for path in existing:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 def realsr_pairs(folder: Path, scale: int) -> list[tuple[str, Path, Path]]:
@@ -271,14 +276,7 @@ def layout_realsr(input_dir: Path, out: Path, *, scale: int = 4, overwrite: bool
         raise AesopError(f'--scales must be a positive integer, got {scale}')
     pairs = realsr_pairs(input_dir, scale)
     folders = [out / name for name in REALSR_FOLDERS]
-    existing = [p for p in folders if p.exists() and (not p.is_dir() or next(p.iterdir(), None) is not None)]
-    if existing and not overwrite:
-        raise AesopError(f'output exists: {existing[0]} (and {len(existing) - 1} more); use --overwrite to replace')
-    for path in existing:
-        if path.is_dir():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
+    clear_outputs(folders, overwrite=overwrite)
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     for name, hr, lr in tqdm(pairs, unit='pair', desc='RealSR'):
