@@ -41,6 +41,20 @@ def run(stage: str, argv: Sequence[str] | None = None) -> None:
     sys.exit(status)
 
 
+def stage_command(stage: str) -> tuple[Callable[[], argparse.ArgumentParser], Callable[..., None]]:
+    """``(build_parser, main)`` of ``aesop-train`` / ``aesop-test`` (``stage``): the command line's ``--help``
+    (:func:`aesop.commands.pipeline_parser`) and the entry point (:func:`run`)."""
+    from aesop.commands import pipeline_parser
+
+    def build_parser() -> argparse.ArgumentParser:
+        return pipeline_parser(stage)
+
+    def main(argv: Sequence[str] | None = None) -> None:
+        run(stage, argv)
+
+    return build_parser, main
+
+
 def cli_main(main: Callable[[Sequence[str] | None], int | None], argv: Sequence[str] | None = None) -> int:
     """Run ``main(argv)`` of a command; an :class:`AesopError` becomes one line and status 2.
 

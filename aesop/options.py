@@ -321,8 +321,7 @@ def check_start_up(opt: dict, *, root_path: str | Path) -> dict:
         if dataset.get('metrics') is not None:  # the release's real-world file
             warn(opt, f'datasets.{phase}.metrics is ignored (as basicsr does): metrics are read from val.metrics')
     if not opt.get('is_train', True) and 'val' in opt:
-        opt['val'].setdefault('suffix', None)  # basicsr's SRModel reads both in test mode
-        opt['val'].setdefault('save_img', False)
+        opt['val'].setdefault('suffix', None)  # basicsr's SRModel reads it in test mode (a ~ default: not written)
     paths = opt.get('path') or {}
     arch = (opt.get('network_g') or {}).get('type')
     weightless = arch in ARCH_REGISTRY and getattr(ARCH_REGISTRY.get(arch), 'weightless', False)  # AesopBicubic
