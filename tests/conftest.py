@@ -62,12 +62,16 @@ def no_wandb_login(tmp_path, monkeypatch) -> Path:
 
 
 def load_yaml(path: str | Path) -> dict:
-    with open(path) as f:
-        return yaml.safe_load(f)
+    """An option file as written, read as every reader reads it (:func:`aesop.options.load_option_file`)."""
+    from aesop.options import load_option_file
+
+    return load_option_file(path)
 
 
 def write_yaml(opt: dict, path: Path) -> Path:
-    path.write_text(yaml.safe_dump(deepcopy(opt), sort_keys=False))
+    from aesop.options import OptionDumper
+
+    path.write_text(yaml.dump(deepcopy(opt), Dumper=OptionDumper, sort_keys=False))
     return path
 
 
