@@ -163,7 +163,7 @@ def log_spectrum(channel: np.ndarray, *, hann: bool = False) -> np.ndarray:
 def gaussian_lowpass(img: np.ndarray, *, sigma: float) -> np.ndarray:
     """Gaussian low-pass of an ``(H, W, 3)`` array: the transform of the Tab. 5(b) baseline loss."""
     x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None].float()
-    return AesopLowPassLoss(sigma=sigma).transform(x)[0].permute(1, 2, 0).numpy()
+    return AesopLowPassLoss(filter='gaussian', sigma=sigma).transform(x)[0].permute(1, 2, 0).numpy()
 
 
 def new_figure(*, width: float, height: float) -> Figure:

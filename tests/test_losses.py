@@ -188,15 +188,39 @@ def test_lr_consistency_bad_values_are_value_errors(bad):
         lr_loss(**bad)
 
 
-def test_low_pass_l1_matches_scipy_gaussian_filter():
+def test_low_pass_l1_is_by_default_the_release_lr_l1_loss():
+    """Tab. 5(b)'s default filter is the release's LRL1Loss: L1 between plain bicubic ×1/4 of SR and of HR,
+    here against a hand-written F.interpolate and against the release's name read through aesop.official."""
+    sr, hr = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    loss = build_loss({'type': 'AesopLowPassLoss', 'loss_weight': 2.0})
+    down = lambda x: F.interpolate(x, scale_factor=0.25, mode='bicubic', align_corners=False)  # noqa: E731
+    expected = 2 * (down(sr) - down(hr)).abs().mean()
+    assert torch.allclose(loss(sr, hr), expected, atol=1e-7)
+    assert torch.allclose(loss(sr, hr), build_loss({'type': 'LRL1Loss', 'loss_weight': 2.0})(sr, hr))
+    antialiased = F.interpolate(sr, scale_factor=0.25, mode='bicubic', align_corners=False, antialias=True)
+    assert not torch.allclose(loss.transform(sr), antialiased, atol=1e-3)  # the release's is not antialiased
+
+
+def test_low_pass_l1_gaussian_matches_scipy_gaussian_filter():
     sr, hr = torch.rand(1, 3, 24, 24), torch.rand(1, 3, 24, 24)
-    loss = build_loss({'type': 'AesopLowPassLoss', 'sigma': 1.5})
+    loss = build_loss({'type': 'AesopLowPassLoss', 'filter': 'gaussian'})  # sigma 1.5 by default
     blur = lambda x: torch.from_numpy(gaussian_filter(x.numpy(), sigma=(0, 0, 1.5, 1.5), mode='mirror', truncate=3.0))  # noqa: E731
     expected = (blur(sr) - blur(hr)).abs().mean()
     assert torch.allclose(loss(sr, hr), expected.float(), atol=1e-6)
 
 
-@pytest.mark.parametrize('bad', [{'criterion': 'l3'}, {'reduction': 'avg'}, {'sigma': 0.0}, {'kernel_size': 4}])
+@pytest.mark.parametrize(
+    'bad',
+    [
+        {'criterion': 'l3'},
+        {'reduction': 'avg'},
+        {'filter': 'box'},
+        {'scale': 0},
+        {'sigma': 0.0, 'filter': 'gaussian'},
+        {'kernel_size': 4, 'filter': 'gaussian'},
+        {'sigma': 1.5},  # a Gaussian's sigma with the default filter: bicubic
+    ],
+)
 def test_bad_values_are_value_errors(bad):
-    with pytest.raises(ValueError, match=rf'{next(iter(bad))}:? (must|input should) be'):
+    with pytest.raises(ValueError, match=rf'{next(iter(bad))}:? (must|input should) be|must be set only'):
         build_loss({'type': 'AesopLowPassLoss', **bad})

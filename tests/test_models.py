@@ -115,7 +115,7 @@ def test_each_fidelity_option_changes_only_the_fidelity_term(tmp_path, ae_ckpt, 
         'pixel_opt': {'type': 'L1Loss', 'loss_weight': 0.01},
         'aesop_opt': {'type': 'AesopLoss', 'autoencoder': TINY_AE, 'pretrained': str(ae_ckpt)},
         'lr_opt': {'type': 'AesopLRConsistencyLoss', 'scale': 4, 'target': 'lq'},
-        'lowpass_opt': {'type': 'AesopLowPassLoss', 'sigma': 1.0},
+        'lowpass_opt': {'type': 'AesopLowPassLoss'},
     }
     model = build_model(gan_opt(tmp_path, {slot: losses[slot]}, artifacts_opt={'type': 'L1Loss'}))
     model.feed_data(batch())

@@ -36,6 +36,11 @@ QUOTES = [
         ['aesop/metrics/fid.py', 'docs/evaluation.md'],
     ),
     (
+        '001',
+        'We apply LPF on SR and HR images before calculating',
+        ['aesop/losses/fidelity_loss.py', 'options/train_lpf_rrdb.yml', 'docs/training.md'],
+    ),
+    (
         '002',
         'So, instead of MSE(HR, G(LR)), we use MSE(LR, bicubic(G(LR))) as the loss.',
         ['aesop/losses/fidelity_loss.py', 'options/train_lr_consistency_rrdb.yml', 'docs/training.md'],

@@ -29,6 +29,12 @@ Criterion = Literal['l1', 'l2', 'mse', 'charbonnier']  # CRITERIA's keys
 Reduction = Literal['none', 'mean', 'sum']
 
 
+def torch_bicubic_downscale(x: torch.Tensor, scale: int, *, antialias: bool) -> torch.Tensor:
+    """(N, C, H, W) → (N, C, H/scale, W/scale) by ``F.interpolate(mode='bicubic', align_corners=False)``:
+    with ``antialias=False`` the release's ``LRL1Loss`` transform (a = −0.75, no antialiasing)."""
+    return F.interpolate(x, scale_factor=1 / scale, mode='bicubic', align_corners=False, antialias=antialias)
+
+
 class TransformedFidelityLoss(nn.Module):
     """``loss_weight · criterion(T(pred), T(target))``, T(target) without a graph.
 
@@ -165,9 +171,7 @@ class AesopLRConsistencyLoss(TransformedFidelityLoss):
         """(N, C, H, W) → (N, C, H/scale, W/scale) with the configured kernel."""
         if self.kernel == 'matlab':
             return matlab_bicubic_downscale(x, self.scale)
-        return F.interpolate(
-            x, scale_factor=1 / self.scale, mode='bicubic', align_corners=False, antialias=self.antialias
-        )
+        return torch_bicubic_downscale(x, self.scale, antialias=self.antialias)
 
     def crop(self, x: torch.Tensor) -> torch.Tensor:
         b = self.crop_border
@@ -182,28 +186,53 @@ class AesopLRConsistencyLoss(TransformedFidelityLoss):
 
 @LOSS_REGISTRY.register()
 class AesopLowPassLoss(TransformedFidelityLoss):
-    """L1 between Gaussian low-passed SR and HR: the baseline of Tab. 5(b).
+    """The baseline of Tab. 5(b): L_pix after a low-pass filter of SR and HR.
+
+    The paper: "We apply LPF on SR and HR images before calculating L_pix on top of our baseline method
+    LDL." It names no filter. The default, ``filter: bicubic``, is the release's only low-pass loss,
+    ``LRL1Loss`` ("Simple version of L1 loss at LR scale / or equivalently, low-pass filtering",
+    ``basicsr/losses/aesop_loss.py``): ``F.interpolate(x, scale_factor=1/scale, mode='bicubic')``, plain
+    (not antialiased) bicubic, of SR and of HR, compared at LR size. ``filter: gaussian`` is this project's
+    variant: a Gaussian blur at HR size (σ = ``sigma`` HR pixels, default 1.5, which removes roughly what
+    ×4 bicubic downscaling removes), the filter of Fig. 6(d)'s spectra (``scripts/spectrum.py``).
 
     Args:
-        sigma: standard deviation of the Gaussian, in HR pixels.
-        kernel_size: odd kernel size (default ``2·ceil(3σ) + 1``).
+        filter: ``bicubic`` (the release's ``LRL1Loss``) or ``gaussian``.
+        scale: the downscaling factor of ``filter: bicubic`` (the release's: 4).
+        sigma: standard deviation of ``filter: gaussian``, in HR pixels (default 1.5).
+        kernel_size: odd kernel size of ``filter: gaussian`` (default ``2·ceil(3σ) + 1``).
+        criterion: ``l1`` (the release's), ``l2``/``mse`` or ``charbonnier``.
+        loss_weight: weight of the term (the paper gives none for this baseline; see
+            ``options/train_lpf_rrdb.yml``).
+        reduction: ``mean``, ``sum`` or ``none``.
     """
 
     @checked
     def __init__(
         self,
         *,
-        sigma: Annotated[float, Field(gt=0)] = 1.0,
+        filter: Literal['bicubic', 'gaussian'] = 'bicubic',  # noqa: A002 (the option's name)
+        scale: Annotated[int, Field(ge=1)] = 4,
+        sigma: Annotated[float, Field(gt=0)] | None = None,
         kernel_size: Annotated[int, Field(ge=1)] | None = None,
         criterion: Criterion = 'l1',
         loss_weight: float = 1.0,
         reduction: Reduction = 'mean',
     ) -> None:
         super().__init__(criterion=criterion, loss_weight=loss_weight, reduction=reduction)
-        self.sigma = sigma
-        self.kernel_size = kernel_size or 2 * math.ceil(3 * sigma) + 1
+        if filter == 'bicubic' and (sigma is not None or kernel_size is not None):
+            raise OptionValueError(
+                'AesopLowPassLoss: sigma and kernel_size must be set only with filter: gaussian '
+                "(filter: bicubic is the release's LRL1Loss, plain bicubic ×1/scale)"
+            )
+        self.filter = filter
+        self.scale = scale
+        self.sigma = 1.5 if sigma is None else sigma
+        self.kernel_size = kernel_size or 2 * math.ceil(3 * self.sigma) + 1
         if self.kernel_size % 2 == 0:
             raise OptionValueError(f'AesopLowPassLoss: kernel_size must be odd, got {self.kernel_size}')
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
+        if self.filter == 'bicubic':
+            return torch_bicubic_downscale(x, self.scale, antialias=False)
         return gaussian_blur(x, [self.kernel_size, self.kernel_size], [self.sigma, self.sigma])
