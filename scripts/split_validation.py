@@ -7,8 +7,12 @@ with ``--seed`` from the names present in both ``--gt`` and ``--lq``, one per li
 The finetuning itself still trains on every LR image of the test set, as the paper ("The finetuning is on the
 whole testing set"). The size of the split is not given by the paper: 10 by default (this project's choice).
 
+It also writes the held-out remainder, every other pair (``--rest``, default ``test_split.txt`` beside
+``-o``): the test files score it by default, so that the reported means never include the images the early
+stopping chose its checkpoint on; the whole set, the protocol of the paper's Tab. 1, is their second entry.
+
 Exit status 0, or 2 with one ``aesop: error:`` line (a missing folder, fewer pairs than ``--count``, an
-existing output without ``--overwrite``).
+existing output without ``--overwrite``, ``--rest`` equal to ``-o``).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from aesop.cli import ArgumentParser, cli_main  # noqa: E402
 from aesop.commands import command_help  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
+from aesop.weights import atomic_write  # noqa: E402
 
 
 def image_names(folder: Path, option: str) -> set[str]:
@@ -32,14 +37,17 @@ def image_names(folder: Path, option: str) -> set[str]:
     return {p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS}
 
 
-def split(gt: Path, lq: Path, *, count: int, seed: int) -> list[str]:
-    """``count`` names present in both folders, drawn with ``seed`` (the same folders and seed: the same split)."""
+def split(gt: Path, lq: Path, *, count: int, seed: int) -> tuple[list[str], list[str]]:
+    """(validation, rest): ``count`` names present in both folders, drawn with ``seed`` (the same folders and
+    seed: the same split), and the other pairs; both sorted."""
     pairs = sorted(image_names(gt, '--gt') & image_names(lq, '--lq'))
-    if count < 1 or count > len(pairs):
+    if count < 1 or count >= len(pairs):
         raise AesopError(
-            f'--count {count}: {gt} and {lq} share {len(pairs)} image names (count must be 1-{len(pairs)})'
+            f'--count {count}: {gt} and {lq} share {len(pairs)} image names (count must be 1-{len(pairs) - 1}, '
+            'leaving at least one pair to test on)'
         )
-    return sorted(random.Random(seed).sample(pairs, count))
+    validation = sorted(random.Random(seed).sample(pairs, count))
+    return validation, sorted(set(pairs) - set(validation))
 
 
 def build_parser() -> ArgumentParser:
@@ -47,18 +55,25 @@ def build_parser() -> ArgumentParser:
         **command_help(
             'Split a validation set off a paired test set, for early stopping in HR-aware finetuning (paper 003, '
             'Sec. 5): the names of --count image pairs, drawn with --seed from the names present in both --gt and '
-            "--lq, one per line: the meta_info_file of the finetuning option files' datasets.val. Finetuning still "
-            'trains on every LR image of the test set.',
+            "--lq, one per line: the meta_info_file of the finetuning option files' datasets.val; and the other "
+            'pairs (--rest): the held-out pairs the test files score. Finetuning still trains on every LR image of '
+            'the test set.',
             (
                 '{prog} --gt datasets/RealSR/Canon/Test/4/HR --lq datasets/RealSR/Canon/Test/4/LR '
                 '-o datasets/RealSR/Canon/Test/4/val_split.txt',
-                '{prog} --gt datasets/demo/val/HR --lq datasets/demo/val/LR_degraded/X4 --count 1 -o val_split.txt',
+                '{prog} --gt datasets/demo/val/HR --lq datasets/demo/val/LR_degraded/X4 --count 1 -o val_split.txt '
+                '--rest test_split.txt',
             ),
         )
     )
     parser.add_argument('--gt', type=Path, required=True, help='folder of the HR images of the test pairs')
     parser.add_argument('--lq', type=Path, required=True, help='folder of their LR images (the same file names)')
     parser.add_argument('-o', '--out', type=Path, required=True, help='the meta_info_file to write')
+    parser.add_argument(
+        '--rest',
+        type=Path,
+        help='the meta_info_file of the held-out pairs, every pair not in --out (default: test_split.txt beside --out)',
+    )
     parser.add_argument('--count', type=int, default=10, help='pairs in the validation split (default %(default)s)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the draw (default %(default)s)')
     parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
@@ -67,12 +82,17 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.out.exists() and not args.overwrite:
-        raise AesopError(f'{args.out} exists: --overwrite to replace it')
-    names = split(args.gt, args.lq, count=args.count, seed=args.seed)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(''.join(f'{name}\n' for name in names))
-    print(f'{args.out}: {len(names)} validation pairs')
+    rest = args.rest or args.out.with_name('test_split.txt')
+    if rest.resolve() == args.out.resolve():
+        raise AesopError(f"the held-out pairs' file {rest} is -o: give --rest another path")
+    validation, held_out = split(args.gt, args.lq, count=args.count, seed=args.seed)
+    for path in (args.out, rest):
+        if path.exists() and not args.overwrite:
+            raise AesopError(f'{path} exists: --overwrite to replace it')
+    for path, names in ((args.out, validation), (rest, held_out)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, ''.join(f'{name}\n' for name in names).encode())
+    print(f'{args.out}: {len(validation)} validation pairs; {rest}: {len(held_out)} held-out pairs')
     return 0
 
 

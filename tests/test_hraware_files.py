@@ -81,9 +81,91 @@ def test_finetuning_stops_early_on_a_split_of_the_target_domain(path):
         assert val['dataroot_lq'] == train['dataroot_lq']
 
 
-@pytest.mark.parametrize('name', ['test_hraware', 'test_hraware_swinir', 'demo/test_hraware'])
+@pytest.mark.parametrize('name', ['test_hraware', 'test_hraware_swinir', 'test_hraware_ntire20', 'demo/test_hraware'])
 def test_the_test_files_score_the_early_stopped_generator(name):
     assert load_yaml(OPTIONS / f'{name}.yml')['path']['pretrain_network_g'].endswith('/net_g_best.pth')
+
+
+# each test file, the finetuning file whose net_g_best.pth it scores
+SCORED = {
+    'test_hraware': 'finetune_hraware_realesrgan',
+    'test_hraware_swinir': 'finetune_hraware_swinir',
+    'test_hraware_ntire20': 'finetune_hraware_realesrgan_ntire20',
+}
+
+
+@pytest.mark.parametrize('name', sorted(SCORED))
+def test_the_test_files_score_the_held_out_pairs_then_the_whole_set(name):
+    """The checkpoint was chosen on the validation split: the first table is every other pair of the test set (the
+    remainder split_validation.py writes beside the split), the second the whole set (Tab. 1), labelled so."""
+    opt, finetuning = load_yaml(OPTIONS / f'{name}.yml'), load_yaml(OPTIONS / f'{SCORED[name]}.yml')
+    assert opt['path']['pretrain_network_g'] == f'experiments/{finetuning["name"]}/models/net_g_best.pth'
+    val = finetuning['datasets']['val']
+    held_out, whole = opt['datasets']['test_1'], opt['datasets']['test_2']
+    assert list(opt['datasets']) == ['test_1', 'test_2']
+    for entry in (held_out, whole):
+        assert (entry['dataroot_gt'], entry['dataroot_lq']) == (val['dataroot_gt'], val['dataroot_lq'])
+    assert held_out['meta_info_file'] == val['meta_info_file'].replace('val_split.txt', 'test_split.txt')
+    assert 'meta_info_file' not in whole
+    assert held_out['name'].endswith('_heldout') and whole['name'].endswith('_whole')
+
+
+def differences(a: dict, b: dict, prefix: str = '') -> set[str]:
+    """The dotted keys whose values differ between two option trees."""
+    keys = set(a) | set(b)
+    out = set()
+    for key in keys:
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out |= differences(x, y, f'{prefix}{key}.')
+        elif x != y:
+            out.add(f'{prefix}{key}')
+    return out
+
+
+DATA_KEYS = {
+    'datasets.train.name', 'datasets.train.dataroot_lq', 'datasets.val.name', 'datasets.val.dataroot_gt',
+    'datasets.val.dataroot_lq', 'datasets.val.meta_info_file',
+}  # fmt: skip
+
+
+def test_tab4s_rows_run_on_ntire20_and_differ_only_in_the_controller():
+    """Tab. 4's "n + HQI" row (25.87 / 0.7204 / 0.2369 / 6.137) is Tab. 1's NTIRE20 "+Ours" row: both of Tab. 4's
+    finetunings read NTIRE20, the method's file is the RealSR one but for the data, the inverted one differs from it
+    only in the controller's form."""
+    method, inverse = (
+        load_yaml(OPTIONS / f'{n}.yml')
+        for n in ('finetune_hraware_realesrgan_ntire20', 'finetune_hraware_realesrgan_inverse')
+    )
+    realsr = load_yaml(OPTIONS / 'finetune_hraware_realesrgan.yml')
+    for opt in (method, inverse):
+        assert all(
+            opt['datasets'][s][k].startswith('datasets/NTIRE20/')
+            for s, k in [('train', 'dataroot_lq'), ('val', 'meta_info_file')]
+        )
+    assert differences(realsr, method) == {'name'} | DATA_KEYS
+    assert differences(method, inverse) == {'name', 'train.controller.form'}
+    assert (method['train']['controller']['form'], inverse['train']['controller']['form']) == ('finetune', 'inverse')
+    test = load_yaml(OPTIONS / 'test_hraware_ntire20.yml')
+    assert all(d['dataroot_lq'].startswith('datasets/NTIRE20/') for d in test['datasets'].values())
+
+
+@pytest.mark.parametrize('path', FINETUNING, ids=lambda p: p.relative_to(OPTIONS).as_posix())
+def test_every_finetuning_file_holds_the_papers_controller(path):
+    """Sec. 4.3's n: "the vector n is a C_d-dimensional random vector and n ∼ N(0, I)", as each file reads it once
+    loaded (the file's own values, not only the schema's defaults); the files without a controller are Tab. 2's rows
+    without s."""
+    from aesop.options import load_options
+
+    opt = load_options(str(path), is_train=True)
+    if 'controller' not in load_yaml(path)['train']:  # Tab. 2's rows without s
+        assert path.stem in {'finetune_lway_realesrgan', 'finetune_lway_swinir', 'finetune_hraware_realesrgan_far_only'}
+        return
+    assert {k: opt['train']['controller'][k] for k in ('noise', 'noise_std', 'redraw')} == {
+        'noise': 'vector',
+        'noise_std': 1.0,
+        'redraw': True,
+    }
 
 
 # SwinIR's main_test_swinir.py, task real_sr (not the large model): the published real-world ×4 SwinIR-GAN
@@ -126,13 +208,25 @@ def test_the_validation_split_is_drawn_from_the_pairs_and_repeatable(tmp_path):
     names = out.read_text().splitlines()
     assert len(names) == 3 and names == sorted(names) and '5.png' not in names
     assert set(names) <= {f'{i}.png' for i in range(8)}
+    held_out = (tmp_path / 'test_split.txt').read_text().splitlines()  # the remainder, beside -o by default
+    assert held_out == sorted(held_out) and sorted(names + held_out) == [f'{i}.png' for i in range(8) if i != 5]
     again = split(tmp_path, '--gt', str(gt), '--lq', str(lq), '-o', str(out), '--count', '3', '--overwrite')
     assert again.returncode == 0 and out.read_text().splitlines() == names  # same folders and seed: same split
-    refused = split(tmp_path, '--gt', str(gt), '--lq', str(lq), '-o', str(out))
+    rest = tmp_path / 'sub' / 'rest.txt'
+    named = split(
+        tmp_path, '--gt', str(gt), '--lq', str(lq), '-o', str(tmp_path / 'v.txt'), '--rest', str(rest), '--count', '3'
+    )
+    assert named.returncode == 0 and rest.read_text().splitlines() == held_out
+    same = split(tmp_path, '--gt', str(gt), '--lq', str(lq), '-o', str(rest), '--rest', str(rest), '--count', '3')
+    assert same.returncode == 2 and f"the held-out pairs' file {rest} is -o" in same.stderr
+    kept = split(tmp_path, '--gt', str(gt), '--lq', str(lq), '-o', str(tmp_path / 'w.txt'), '--count', '3')
+    assert kept.returncode == 2 and f'{tmp_path / "test_split.txt"} exists' in kept.stderr
+    assert not (tmp_path / 'w.txt').exists()  # nothing written when either file is refused
+    refused = split(tmp_path, '--gt', str(gt), '--lq', str(lq), '-o', str(out), '--count', '3')
     assert (
         refused.returncode == 2 and refused.stderr.strip() == f'aesop: error: {out} exists: --overwrite to replace it'
     )
     too_many = split(tmp_path, '--gt', str(gt), '--lq', str(lq), '-o', str(tmp_path / 'b.txt'), '--count', '8')
-    assert too_many.returncode == 2 and 'share 7 image names (count must be 1-7)' in too_many.stderr
+    assert too_many.returncode == 2 and 'share 7 image names (count must be 1-6' in too_many.stderr
     missing = split(tmp_path, '--gt', str(tmp_path / 'nope'), '--lq', str(lq), '-o', str(tmp_path / 'c.txt'))
     assert missing.returncode == 2 and missing.stderr.count('\n') == 1 and '--gt: not a folder' in missing.stderr

@@ -41,7 +41,7 @@ PAPER_FILES = """train_ae train_aesop_rrdb train_aesop_rrdb256 train_aesop_swini
     train_hraware_recon train_hraware_recon_s_only train_hraware_recon_far_only train_lway_recon
     finetune_hraware_realesrgan finetune_hraware_realesrgan_s_only finetune_hraware_realesrgan_far_only
     finetune_lway_realesrgan finetune_hraware_realesrgan_inverse finetune_hraware_swinir finetune_lway_swinir
-    test_hraware test_hraware_swinir""".split()
+    finetune_hraware_realesrgan_ntire20 test_hraware test_hraware_swinir test_hraware_ntire20""".split()
 
 
 def test_the_paper_option_files_exist():

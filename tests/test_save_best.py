@@ -11,7 +11,7 @@ import torch
 from conftest import REPO, TINY_RRDB, load_yaml, point_at, run_entry, write_yaml
 from test_schema import checked
 
-from aesop.models.validation import Validator, is_better, read_best_record, save_best_rule
+from aesop.models.validation import Validator, is_better, read_best_record, save_best_rule, write_best_record
 
 
 def test_the_rule_takes_the_metrics_direction_and_the_first_validation_set():
@@ -35,6 +35,19 @@ def test_the_rule_takes_the_metrics_direction_and_the_first_validation_set():
     assert is_better(31.0, {'value': 30.0, 'better': 'higher'}) and not is_better(
         29.0, {'value': 30.0, 'better': 'higher'}
     )
+
+
+def test_only_rank_0_writes_the_best_record(tmp_path, monkeypatch):
+    """Under DDP every rank validates; one file, written by rank 0 (the others would race it to the same path)."""
+    import basicsr.utils.dist_util as dist_util
+
+    record = {'iter': 5, 'metric': 'lpips', 'value': 0.25}
+    monkeypatch.setattr(dist_util, 'get_dist_info', lambda: (1, 2))
+    write_best_record(tmp_path, record)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(dist_util, 'get_dist_info', lambda: (0, 2))
+    write_best_record(tmp_path, record)
+    assert json.loads((tmp_path / 'net_g_best.json').read_text()) == record
 
 
 def test_the_schema_refuses_a_rule_without_its_metric_or_its_validation_set():
