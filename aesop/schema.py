@@ -234,8 +234,8 @@ class Train(_Section):
     net_d_init_iters: int = Field(default=0, ge=0)
     """Iterations that train D alone at the start."""
     # this project's models declare their keys next to their code (declare_options): the step options
-    # (aesop.models.train_step), relativistic_gan (gan_model), allow_psi_change (base), freeze_decoder (ae_model),
-    # controller (hraware_model)
+    # (aesop.models.train_step), relativistic_gan and sync_bn_d (gan_model), allow_psi_change (base),
+    # freeze_decoder (ae_model), controller (hraware_model)
     # basicsr's StyleGAN2 and video models
     r1_reg_weight: Number | None = None
     path_reg_weight: Number | None = None

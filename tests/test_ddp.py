@@ -2,6 +2,7 @@
 single process on both samples (the losses are per-sample means, so DDP's gradient averaging
 reproduces the global mean). The relativistic GAN's batch mean, in contrast, is per process,
 as in BasicSR. Validation under DDP is sharded over the ranks and gives one process's means.
+With ``train.sync_bn_d`` D's batch norms see both processes' batches (one process: untouched).
 ``train.accumulate`` (k micro-batches, one step) equals one step on the whole batch. Run by
 pytest, which starts this file under torchrun."""
 
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 import aesop  # noqa: F401  (before basicsr)
+from aesop.models.sync_bn import CPUSyncBatchNorm, sync_batch_norms
 
 TINY_AE = {
     'type': 'AesopAutoEncoder',
@@ -35,6 +38,30 @@ def ae_opt(folder: str, *, dist: bool, rank: int = 0, world_size: int = 1) -> di
                   'scheduler': {'type': 'MultiStepLR', 'milestones': [10], 'gamma': 0.5},
                   'pixel_opt': {'type': 'L1Loss'}, 'pixel_at_LR_opt': {'type': 'L1Loss'}},
     }  # fmt: skip
+
+
+TINY_D = {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'num_feat': 4, 'input_size': 128}
+
+
+def gan_opt(folder: str, *, dist: bool, rank: int = 0, world_size: int = 1) -> dict:
+    """A tiny AESOP-GAN training whose D synchronises its batch norms (``train.sync_bn_d``)."""
+    opt = ae_opt(folder, dist=dist, rank=rank, world_size=world_size)
+    del opt['train']['pixel_at_LR_opt']
+    gan = {'type': 'GANLoss', 'gan_type': 'vanilla'}
+    opt['train'].update(optim_d=dict(opt['train']['optim_g']), gan_opt=gan, sync_bn_d=True)
+    generator = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 4, 'num_block': 1, 'num_grow_ch': 4}
+    return {**opt, 'model_type': 'AesopGANModel', 'network_g': generator, 'network_d': TINY_D}
+
+
+def d_batch() -> torch.Tensor:
+    """4 HR images; rank r gets [2r, 2r + 2], the second pair brighter (the ranks' statistics differ)."""
+    images = torch.rand(4, 3, 128, 128, generator=torch.Generator().manual_seed(2))
+    images[2:] += 1
+    return images
+
+
+def batch_norm_kinds(net: nn.Module) -> set[type]:
+    return {type(m) for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
 
 
 VAL = {'metrics': {'psnr': {'type': 'calculate_psnr', 'crop_border': 4}}}
@@ -82,7 +109,7 @@ def one_step(opt: dict, data: dict) -> dict:
     return {**weights, **grads}  # the gradients too: Adam's first step is ≈ lr·sign(g), blind to their scale
 
 
-def worker(out: str) -> None:
+def step_worker(out: str) -> None:
     torch.distributed.init_process_group('gloo')
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     data = {k: v[rank : rank + 1] for k, v in batch().items()}
@@ -94,15 +121,42 @@ def worker(out: str) -> None:
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.ddp
-def test_two_processes_one_sample_each_equal_one_process_two_samples(tmp_path):
+def sync_bn_worker(out: str) -> None:
+    """D of the GAN model with ``train.sync_bn_d`` (the model's code path): one forward in train mode on this rank's
+    pair and a backward; rank r writes ``<out>.<r>``, rank 0 also D's checkpoint (``net_d_1.pth``)."""
+    from conftest import build_model
+
+    torch.distributed.init_process_group('gloo')
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    torch.manual_seed(0)
+    model = build_model(gan_opt(os.path.dirname(out), dist=True, rank=rank, world_size=world))
+    net = model.get_bare_model(model.net_d)
+    initial = {k: v.clone() for k, v in net.state_dict().items()}
+    images = d_batch()[2 * rank : 2 * rank + 2].requires_grad_()
+    score = model.net_d(images)
+    score.sum().backward()
+    model.save_network(model.net_d, 'net_d', 1)
+    kinds = sorted(kind.__name__ for kind in batch_norm_kinds(net))
+    grads = {k: p.grad for k, p in net.named_parameters()}
+    result = {'kinds': kinds, 'initial': initial, 'state': net.state_dict(), 'score': score.detach()}
+    torch.save({**result, 'input_grad': images.grad, 'grads': grads}, f'{out}.{rank}')
+    torch.distributed.destroy_process_group()
+
+
+def run_two_processes(worker: str, out: Path) -> None:
+    """``worker`` of this file in 2 gloo processes (torchrun)."""
     from conftest import run_subprocess  # here: torchrun's workers run this file, without pytest
 
     torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
-    out = tmp_path / 'ddp.pth'
-    cmd = [torchrun, '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0', __file__, str(out)]
-    proc = run_subprocess(cmd, timeout=180)  # torchrun starts the two processes itself
+    cmd = [torchrun, '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0', __file__, worker]
+    proc = run_subprocess([*cmd, str(out)], timeout=180)  # torchrun starts the two processes itself
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.ddp
+def test_two_processes_one_sample_each_equal_one_process_two_samples(tmp_path):
+    out = tmp_path / 'ddp.pth'
+    run_two_processes('step_worker', out)
     result = torch.load(out, weights_only=True)
     ddp = result['weights']
     single = one_step(ae_opt(str(tmp_path), dist=False), batch())
@@ -131,5 +185,78 @@ def test_accumulation_equals_the_whole_batch(tmp_path):
         one_step(opt, batch())
 
 
+@pytest.mark.ddp
+def test_sync_bn_d_normalises_d_with_both_processes_batches(tmp_path):
+    """``train.sync_bn_d`` under DDP (gloo, CPU: this package's all-reduce forward): each rank's D normalises with the
+    statistics of both ranks' pairs. A plain D (BatchNorm2d, loading the synchronised D's initial state) on the 4
+    images in one process is the reference: the same running statistics, scores and input gradients on both ranks
+    and, DDP averaging, half its parameter gradients; a per-rank batch norm's running mean differs. The checkpoint
+    rank 0 saved has the bare module's keys and loads into a plain D."""
+    from basicsr.archs import build_network
+
+    out = tmp_path / 'sync.pth'
+    run_two_processes('sync_bn_worker', out)
+    ranks = [torch.load(f'{out}.{rank}', weights_only=True) for rank in range(2)]
+    whole = build_network(TINY_D)
+    whole.load_state_dict(ranks[0]['initial'])
+    images = d_batch().requires_grad_()
+    score = whole(images)
+    score.sum().backward()
+    running = [key for key in whole.state_dict() if 'running' in key]
+    assert len(running) == 2 * 9  # running_mean and _var of the 9 batch norms of a 128-px D
+    close = {'rtol': 1e-4, 'atol': 1e-5}
+    for rank, result in enumerate(ranks):
+        assert result['kinds'] == ['CPUSyncBatchNorm']
+        part = slice(2 * rank, 2 * rank + 2)
+        for key in running:
+            torch.testing.assert_close(result['state'][key], whole.state_dict()[key], **close, msg=key)
+        torch.testing.assert_close(result['score'], score[part].detach(), **close)
+        torch.testing.assert_close(result['input_grad'], images.grad[part], **close)
+        for key, param in whole.named_parameters():
+            torch.testing.assert_close(result['grads'][key], param.grad / 2, **close, msg=key)
+    per_rank = build_network(TINY_D)
+    per_rank.load_state_dict(ranks[0]['initial'])
+    per_rank(d_batch()[:2])
+    assert not torch.allclose(per_rank.bn0_1.running_mean, ranks[0]['state']['bn0_1.running_mean'], atol=1e-3)
+    saved = torch.load(tmp_path / 'net_d_1.pth', weights_only=True)['params']
+    assert list(saved) == list(whole.state_dict())
+    build_network(TINY_D).load_state_dict(saved)  # strict
+
+
+def test_sync_bn_d_is_off_by_default_and_leaves_one_process_alone(tmp_path):
+    """Unset, ``train.sync_bn_d`` is false; set on one process, D keeps its BatchNorm2d (nothing to synchronise)."""
+    from conftest import build_model
+
+    for sync in (None, True):
+        opt = gan_opt(str(tmp_path), dist=False)
+        if sync is None:
+            del opt['train']['sync_bn_d']
+        model = build_model(opt)
+        assert model.opt['train']['sync_bn_d'] is bool(sync)
+        assert batch_norm_kinds(model.net_d) == {nn.BatchNorm2d}
+
+
+@pytest.mark.parametrize('device', ['cpu', 'cuda'])  # converted only: torch's SyncBatchNorm for CUDA
+def test_a_synchronised_d_keeps_its_state_dict_keys(device):
+    """:func:`sync_batch_norms` keeps the parameters and buffers: the same keys, a checkpoint loads either way
+    (strict); without a process group D normalises as with BatchNorm2d."""
+    from basicsr.archs import build_network
+
+    torch.manual_seed(0)
+    plain = build_network(TINY_D)
+    synced = sync_batch_norms(build_network(TINY_D), device=torch.device(device))
+    kind = CPUSyncBatchNorm if device == 'cpu' else nn.SyncBatchNorm
+    assert batch_norm_kinds(synced) == {kind} and batch_norm_kinds(plain) == {nn.BatchNorm2d}
+    assert list(synced.state_dict()) == list(plain.state_dict())
+    synced.load_state_dict(plain.state_dict())
+    plain.load_state_dict(synced.state_dict())
+    if device == 'cpu':
+        images = d_batch()
+        torch.testing.assert_close(synced(images), plain(images))
+        torch.testing.assert_close(synced.state_dict(), plain.state_dict())
+
+
+WORKERS = {'step_worker': step_worker, 'sync_bn_worker': sync_bn_worker}
+
 if __name__ == '__main__':
-    worker(sys.argv[1])
+    WORKERS[sys.argv[1]](sys.argv[2])

@@ -111,6 +111,21 @@ def test_every_option_file_of_the_project_fits_the_schema():
         apply_schema(opt)  # raises with the file's first problem
 
 
+def test_every_256_px_discriminator_synchronises_its_batch_norms():
+    """The release's ``VGGStyleDiscriminator256`` (its ``basicsr/archs/discriminator_arch.py``) uses
+    ``nn.SyncBatchNorm``: every option file with a 256-px D sets ``train.sync_bn_d`` (the schema's default, false,
+    is basicsr's per-process batch norm)."""
+    files = [load_option_file(path) for path in OPTION_FILES]
+    d256 = [
+        opt
+        for opt in files
+        if (opt.get('network_d') or {}).get('input_size') == 256
+        or (opt.get('network_d') or {}).get('type') == 'VGGStyleDiscriminator256'
+    ]
+    assert len(d256) >= 4
+    assert [opt['name'] for opt in d256 if (opt.get('train') or {}).get('sync_bn_d') is not True] == []
+
+
 def test_each_earlier_stage_named_by_an_option_file_is_written_by_one():
     """``experiments/<name>/models/…`` in an option file (the demo's too) names the run of one of them (what the
     error says); a demo's run is one of the demo's."""

@@ -8,10 +8,13 @@ import torch
 from basicsr.losses import build_loss
 from basicsr.losses.loss_util import get_refined_artifact_map
 from basicsr.models.srgan_model import SRGANModel
+from basicsr.utils import get_root_logger
 from basicsr.utils.registry import MODEL_REGISTRY
+from torch import nn
 
 from aesop.errors import AesopError
 from aesop.models.base import AesopModel
+from aesop.models.sync_bn import sync_batch_norms
 from aesop.schema import declare_options
 
 declare_options(
@@ -23,7 +26,14 @@ declare_options(
             bool,
             "ESRGAN's relativistic-average GAN (true) or the standard one (false, Real-ESRGAN's); unset: the model's "
             '(AesopGANModel: true, AesopRealGANModel: false).',
-        )
+        ),
+        'sync_bn_d': (
+            bool,
+            "Under DDP, D's batch norms normalise with the statistics of all processes' batches (torch's "
+            "SyncBatchNorm; on the CPU this package's CPUSyncBatchNorm), as the release's VGGStyleDiscriminator256; "
+            "false: per process (basicsr's). One process: nothing to synchronise.",
+            {'default': False},
+        ),
     },
 )
 
@@ -60,7 +70,8 @@ class AesopGANModel(AesopModel, SRGANModel):
     - ``artifacts_opt``: LDL's artifact loss, ``L1(M ⊙ SR, M ⊙ HR)`` with ``M`` basicsr's
       ``get_refined_artifact_map`` from the residuals of G and its EMA copy (window 7); needs
       ``ema_decay > 0`` (0.999 in the paper);
-    - ``net_d_iters`` / ``net_d_init_iters`` as in BasicSR; D loads with ``path.param_key_d``.
+    - ``net_d_iters`` / ``net_d_init_iters`` as in BasicSR; D loads with ``path.param_key_d``;
+    - ``train.sync_bn_d``: under DDP, D's batch norms see all processes' batches (:meth:`model_to_device`).
 
     Work that needs no gradient runs without a graph (the EMA forward, D on the real image in the G step, D on the
     fake image in the D step's relativistic mean); losses in fp32. basicsr's ``SRGANModel`` builds, steps and saves D.
@@ -97,6 +108,21 @@ class AesopGANModel(AesopModel, SRGANModel):
 
     def networks(self):
         return {**super().networks(), 'net_d': self.net_d} if self.is_train else super().networks()
+
+    def model_to_device(self, net: nn.Module) -> nn.Module:
+        """AesopModel's; D (which basicsr's ``SRGANModel`` builds as ``self.net_d`` and passes here) has its batch
+        norms synchronised first under DDP when ``train.sync_bn_d`` (:func:`~aesop.models.sync_bn.sync_batch_norms`).
+        Without DDP it keeps them: one process has nothing to synchronise (DataParallel's replicas, basicsr's
+        ``num_gpu > 1`` without a launcher, keep per-GPU statistics: a synchronised batch norm needs DDP)."""
+        if self.is_train and net is getattr(self, 'net_d', None) and self.opt['train']['sync_bn_d']:
+            if self.opt['dist']:
+                net = sync_batch_norms(net, device=self.device)
+                get_root_logger().info(
+                    f"train.sync_bn_d: D's batch norms synchronise over the {self.opt['world_size']} processes"
+                )
+            else:
+                get_root_logger().info("train.sync_bn_d: no DDP, D's batch norms stay per process (nothing to sync)")
+        return super().model_to_device(net)
 
     def frozen_autoencoders(self):
         """ψ of each fidelity term with a frozen auto-encoder (L_AESOP)."""
