@@ -29,7 +29,9 @@ import collections
 import contextlib
 import datetime
 import logging
+import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -43,7 +45,7 @@ from basicsr.data import build_dataloader, build_dataset
 from basicsr.data.prefetch_dataloader import CPUPrefetcher, CUDAPrefetcher
 from basicsr.models import build_model
 from basicsr.models.sr_model import SRModel
-from basicsr.train import create_train_val_dataloader, init_tb_loggers
+from basicsr.train import init_tb_loggers
 from basicsr.utils import AvgTimer, get_env_info, get_root_logger, get_time_str, make_exp_dirs, mkdir_and_rename
 from basicsr.utils import MessageLogger as _MessageLogger
 from basicsr.utils.misc import check_resume
@@ -52,6 +54,7 @@ from basicsr.utils.options import copy_opt_file, dict2str
 from aesop.commands import pipeline_parser
 from aesop.errors import AesopError
 from aesop.options import OptionDumper, load_options
+from aesop.resume import ResumableSampler, StopSignals, preserved_random_state, set_random_state
 from aesop.runlock import exit_with_parent, hold_experiment, release_experiment, remove_stale_temporaries
 from aesop.weights import read_checkpoint
 
@@ -158,8 +161,9 @@ def run_options(stage: str, root_path: str | Path, argv: Sequence[str] | None = 
     return opt, args.opt
 
 
-def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> None:
-    """basicsr's ``train_pipeline`` in the order above: nothing is made on disk until the model is built."""
+def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> int:
+    """basicsr's ``train_pipeline`` in the order above: nothing is made on disk until the model is built. Returns the
+    exit status: 0, or ``128 + signal`` after a stop asked for by a signal (:class:`aesop.resume.StopSignals`)."""
     opt, option_file = run_options('train', root_path, argv)  # options checked, experiment locked
     opt['root_path'] = root_path
     torch.backends.cudnn.benchmark = True
@@ -168,7 +172,7 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> None:
         resume_state = load_resume_state(opt)
         logger.info(get_env_info())
         logger.info(dict2str(opt))
-        train_loader, train_sampler, val_loaders, *_ = create_train_val_dataloader(opt, logger)
+        train_loader, train_sampler, val_loaders = create_train_val_dataloader(opt, logger)
         model = build_model(opt)  # weights loaded, losses (and their VGG) built
         if resume_state:
             model.resume_training(resume_state)  # optimisers and schedulers
@@ -182,21 +186,20 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> None:
         _keep_options(opt, option_file, opt['path']['experiments_root'])
         start_up.log_file = osp.join(opt['path']['log'], f'train_{opt["name"]}_{get_time_str()}.log')
     tb_logger = init_tb_loggers(opt)
-    start_epoch, start_iter = (resume_state['epoch'], resume_state['iter']) if resume_state else (0, 0)
     try:
-        train(
+        stopped_by = train(
             opt,
             model,
             prefetcher=prefetcher,
             sampler=train_sampler,
             val_loaders=val_loaders,
             tb_logger=tb_logger,
-            start_epoch=start_epoch,
-            start_iter=start_iter,
+            resume_state=resume_state,
         )
     finally:
         if tb_logger:
             tb_logger.close()
+    return 128 + stopped_by if stopped_by else 0
 
 
 def test_pipeline(root_path: str, argv: Sequence[str] | None = None) -> None:
@@ -225,6 +228,47 @@ def test_pipeline(root_path: str, argv: Sequence[str] | None = None) -> None:
         model.validation(test_loader, current_iter=opt['name'], tb_logger=None, save_img=opt['val']['save_img'])
 
 
+def create_train_val_dataloader(opt: dict, logger: logging.Logger) -> tuple:
+    """basicsr's: ``(train_loader, train_sampler, val_loaders)``, with a :class:`aesop.resume.ResumableSampler` (a
+    resumed run starts at the batch the stopped one would have drawn next)."""
+    train_loader = train_sampler = None
+    val_loaders = []
+    for phase, dataset_opt in opt['datasets'].items():
+        if phase == 'train':
+            ratio = dataset_opt.get('dataset_enlarge_ratio', 1)
+            train_set = build_dataset(dataset_opt)
+            train_sampler = ResumableSampler(train_set, opt['world_size'], opt['rank'], ratio)
+            train_loader = build_dataloader(
+                train_set, dataset_opt, num_gpu=opt['num_gpu'], dist=opt['dist'], sampler=train_sampler,
+                seed=opt['manual_seed'],
+            )  # fmt: skip
+            per_epoch = math.ceil(len(train_set) * ratio / (dataset_opt['batch_size_per_gpu'] * opt['world_size']))
+            total_iters = int(opt['train']['total_iter'])
+            logger.info(
+                'Training statistics:'
+                f'\n\tNumber of train images: {len(train_set)}'
+                f'\n\tDataset enlarge ratio: {ratio}'
+                f'\n\tBatch size per gpu: {dataset_opt["batch_size_per_gpu"]}'
+                f'\n\tWorld size (gpu number): {opt["world_size"]}'
+                f'\n\tRequire iter number per epoch: {per_epoch}'
+                f'\n\tTotal epochs: {math.ceil(total_iters / per_epoch)}; iters: {total_iters}.'
+            )
+        else:  # the schema allows train and val* only
+            val_set = build_dataset(dataset_opt)
+            val_loaders.append(
+                build_dataloader(
+                    val_set,
+                    dataset_opt,
+                    num_gpu=opt['num_gpu'],
+                    dist=opt['dist'],
+                    sampler=None,
+                    seed=opt['manual_seed'],
+                )  # fmt: skip
+            )
+            logger.info(f'Number of val images/folders in {dataset_opt["name"]}: {len(val_set)}')
+    return train_loader, train_sampler, val_loaders
+
+
 class MessageLogger(_MessageLogger):
     """basicsr's, with an eta of the iterations left: basicsr's counted ``total_iter − iter − 1`` of them, one
     short, so that the last iteration's eta was negative (``-1 day, 23:59:58``); it is 0 there now."""
@@ -239,74 +283,104 @@ def train(
     model,
     *,
     prefetcher,
-    sampler,
+    sampler: ResumableSampler,
     val_loaders: list,
     tb_logger,
-    start_epoch: int,
-    start_iter: int,
-) -> None:
-    """basicsr's training loop from ``start_iter`` to ``train.total_iter`` (no iteration past it), then the latest
-    model saved and a last validation at ``total_iter`` unless the loop just validated there.
+    resume_state: dict | None = None,
+) -> int:
+    """basicsr's training loop from the start (or ``resume_state``'s iteration) to ``train.total_iter`` (no
+    iteration past it), then the latest model saved and a last validation at ``total_iter`` unless the loop just
+    validated there. Returns 0, or the number of the signal that stopped it (:class:`aesop.resume.StopSignals`):
+    then the networks and a training state were saved at the iteration it stopped after.
+
+    A resumed run starts its first epoch at the batch the stopped one would have drawn next, with the random
+    streams the stopped one had there (both in the training state); validation draws on copies of them.
 
     Args:
         opt: the run's options.
-        model: the built model (resumed when ``start_iter`` > 0).
+        model: the built model (resumed when ``resume_state`` is given).
         prefetcher: basicsr's CPU or CUDA prefetcher over the training dataloader.
-        sampler: its ``EnlargedSampler`` (reseeded each epoch).
+        sampler: its sampler (reseeded each epoch).
         val_loaders: the validation dataloaders.
         tb_logger: the tensorboard writer, or ``None``.
-        start_epoch, start_iter: where the run starts (0, 0; a training state's on resume).
+        resume_state: the training state resumed from, or ``None``.
     """
     logger = get_root_logger()
-    total_iters, current_iter = int(opt['train']['total_iter']), start_iter
+    resume_state = resume_state or {}
+    total_iters, current_iter = int(opt['train']['total_iter']), resume_state.get('iter', 0)
+    epoch = resume_state.get('epoch', 0)
     msg_logger = MessageLogger(opt, current_iter, tb_logger)
     val_opt = opt.get('val')
     if val_opt is not None and len(val_loaders) > 1 and not isinstance(model, SRModel):
         logger.warning('Multiple validation datasets are *only* supported by SRModel.')
-    logger.info(f'Start training from epoch: {start_epoch}, iter: {current_iter}')
+    logger.info(f'Start training from epoch: {epoch}, iter: {current_iter}')
     data_timer, iter_timer = AvgTimer(), AvgTimer()
     start_time = time.time()
     validated_at = None
-    epoch = start_epoch
-    while current_iter < total_iters:
-        sampler.set_epoch(epoch)
-        prefetcher.reset()
-        train_data = prefetcher.next()
-        if train_data is None:
-            raise AesopError(f'datasets.train gave no batch in epoch {epoch}: training cannot go on')
-        while train_data is not None:
-            data_timer.record()
-            current_iter += 1
-            model.update_learning_rate(current_iter, warmup_iter=opt['train'].get('warmup_iter', -1))
-            model.feed_data(train_data)
-            model.optimize_parameters(current_iter)
-            iter_timer.record()
-            if current_iter == 1:
-                msg_logger.reset_start_time()  # a more accurate eta (not on resume)
-            if current_iter % opt['logger']['print_freq'] == 0:
-                log_vars = {'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate()}
-                log_vars.update({'time': iter_timer.get_avg_time(), 'data_time': data_timer.get_avg_time()})
-                log_vars.update(model.get_current_log())
-                msg_logger(log_vars)
-            if current_iter % opt['logger']['save_checkpoint_freq'] == 0:
-                logger.info('Saving models and training states.')
-                model.save(epoch, current_iter)
-            if val_opt is not None and current_iter % val_opt['val_freq'] == 0:
-                for val_loader in val_loaders:
-                    model.validation(val_loader, current_iter, tb_logger, val_opt['save_img'])
-                validated_at = current_iter
-            if current_iter == total_iters:
-                break  # no batch drawn for an iteration that will not run
-            data_timer.start()
-            iter_timer.start()
+    batch_size = opt['datasets']['train']['batch_size_per_gpu']
+    batch = resume_state.get('batch_in_epoch', 0)  # batches of `epoch` the stopped run trained on
+    streams = (resume_state.get('random') or [None] * (opt['rank'] + 1))[opt['rank']]
+    with StopSignals() as signals:
+        while current_iter < total_iters:
+            sampler.set_epoch(epoch)
+            sampler.start_at(batch * batch_size)
+            prefetcher.reset()
+            if streams is not None:  # after the dataloader drew its seed, as the stopped run's had
+                set_random_state(streams)
+                streams = None
             train_data = prefetcher.next()
-        epoch += 1
+            if train_data is None:
+                if batch:  # the stopped run had trained on this epoch's last batch
+                    epoch, batch = epoch + 1, 0
+                    continue
+                raise AesopError(f'datasets.train gave no batch in epoch {epoch}: training cannot go on')
+            while train_data is not None:
+                data_timer.record()
+                current_iter, batch = current_iter + 1, batch + 1
+                model.update_learning_rate(current_iter, warmup_iter=opt['train'].get('warmup_iter', -1))
+                model.feed_data(train_data)
+                model.optimize_parameters(current_iter)
+                iter_timer.record()
+                model.batch_in_epoch = batch
+                if current_iter == 1:
+                    msg_logger.reset_start_time()  # a more accurate eta (not on resume)
+                if current_iter % opt['logger']['print_freq'] == 0:
+                    log_vars = {'epoch': epoch, 'iter': current_iter, 'lrs': model.get_current_learning_rate()}
+                    log_vars.update({'time': iter_timer.get_avg_time(), 'data_time': data_timer.get_avg_time()})
+                    log_vars.update(model.get_current_log())
+                    msg_logger(log_vars)
+                saved = current_iter % opt['logger']['save_checkpoint_freq'] == 0
+                if saved:
+                    logger.info('Saving models and training states.')
+                    model.save(epoch, current_iter)
+                if val_opt is not None and current_iter % val_opt['val_freq'] == 0:
+                    with preserved_random_state():
+                        for val_loader in val_loaders:
+                            model.validation(val_loader, current_iter, tb_logger, val_opt['save_img'])
+                    validated_at = current_iter
+                stop = signals.agreed(model.device)
+                if stop:
+                    if not saved:
+                        model.save(epoch, current_iter)
+                    logger.warning(
+                        f'{signal.Signals(stop).name}: stopped after iteration {current_iter}, saved in '
+                        f'{opt["path"]["models"]} and training_states/{current_iter}.state; --auto_resume goes on '
+                        'from there'
+                    )
+                    return stop
+                if current_iter == total_iters:
+                    break  # no batch drawn for an iteration that will not run
+                data_timer.start()
+                iter_timer.start()
+                train_data = prefetcher.next()
+            epoch, batch = epoch + 1, 0
     logger.info(f'End of training. Time consumed: {datetime.timedelta(seconds=int(time.time() - start_time))}')
     logger.info('Save the latest model.')
     model.save(epoch=-1, current_iter=-1)  # -1: the latest
     if val_opt is not None and validated_at != current_iter:
         for val_loader in val_loaders:
             model.validation(val_loader, current_iter, tb_logger, val_opt['save_img'])
+    return 0
 
 
 def _wait_for_folders(opt: dict) -> None:

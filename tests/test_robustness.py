@@ -829,3 +829,108 @@ def test_an_error_of_another_rank_alone_is_printed_after_a_grace(monkeypatch, ca
     monkeypatch.setenv('RANK', '0')
     assert cli.cli_main(fails) == 2 and slept == [cli.RANK_GRACE_S]  # rank 0 prints at once
     assert capsys.readouterr().err == 'aesop: error: only here\n'
+
+
+def stop_when_logged(proc: subprocess.Popen, iteration: int, signum: int) -> str:
+    """Read the run's output until it logs ``iteration`` (print_freq 1), then send it ``signum``; its whole output."""
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        found = re.search(r'\[epoch:\s*\d+, iter:\s*([\d,]+)', line)
+        if found and int(found.group(1).replace(',', '')) >= iteration:
+            proc.send_signal(signum)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    return ''.join(lines) + rest
+
+
+def test_a_stop_signal_saves_where_it_stopped_and_the_resumed_run_equals_an_uninterrupted_one(tiny_data, tmp_path):
+    """SIGUSR1 (Slurm's early warning; SIGTERM: the 2-process test below; SIGINT: tests/test_resume.py) at a random
+    iteration: the iteration under way ends, its networks and training state are saved, the process exits with
+    128 + signal; --auto_resume then gives, at a later iteration, the weights of a run that was never stopped
+    (seeded, CPU, data in the main process: the same batches, crops and random streams)."""
+    import random
+
+    signum, stop_at = signal.SIGUSR1, random.randint(2, 8)
+    opt = ae_opt(tiny_data, 'stopped', 10**6, 10**6)  # no checkpoint but the stop's
+    opt['datasets']['train']['num_worker_per_gpu'] = 0
+    opt['val']['val_freq'] = 3  # validation must not change the training's random streams
+    opt_file = write_yaml(opt, tmp_path / 'ae.yml')
+    proc = launch(opt_file, tmp_path)
+    out = stop_when_logged(proc, stop_at, signum)
+    assert proc.returncode == 128 + signum, out
+    exp = tmp_path / 'experiments' / 'stopped'
+    [state] = list((exp / 'training_states').glob('*.state'))
+    stopped = int(state.stem)
+    assert stopped >= stop_at and f'{signal.Signals(signum).name}: stopped after iteration {stopped}, saved' in out
+    assert (exp / 'models' / f'net_g_{stopped}.pth').is_file() and not list((exp / 'models').glob('.*tmp*'))
+
+    final = stopped + 3  # every run a process of its own: one thread each, the same float sums
+    opt['train']['total_iter'] = final
+    resumed = launch(write_yaml(opt, opt_file), tmp_path, '--auto_resume').communicate(timeout=120)[0]
+    assert f'Resuming training from epoch: 0, iter: {stopped}.' in resumed and 'End of training' in resumed
+    opt['name'] = 'never_stopped'
+    whole = launch(write_yaml(opt, tmp_path / 'whole.yml'), tmp_path)
+    assert 'End of training' in whole.communicate(timeout=120)[0] and whole.returncode == 0
+    a = torch.load(exp / 'models' / 'net_g_latest.pth', weights_only=True)  # at `final`
+    b = torch.load(tmp_path / 'experiments' / 'never_stopped' / 'models' / 'net_g_latest.pth', weights_only=True)
+    for key in ('params', 'params_ema'):
+        assert a[key].keys() == b[key].keys() and all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+
+
+def worker_of_rank(agent: int, rank: int) -> int:
+    """The pid of torchrun's worker of ``rank`` among the children of the agent ``agent`` (Linux's /proc)."""
+    for pid in Path(f'/proc/{agent}/task/{agent}/children').read_text().split():
+        environ = Path(f'/proc/{pid}/environ').read_bytes().split(b'\0')
+        if f'RANK={rank}'.encode() in environ:
+            return int(pid)
+    raise AssertionError(f'no worker of rank {rank} under {agent}')
+
+
+@pytest.mark.ddp
+def test_a_signal_to_one_rank_stops_both_at_the_same_iteration_and_the_resumed_run_equals_an_uninterrupted_one(
+    tiny_data, tmp_path
+):
+    """2 gloo processes under aesop-torchrun; SIGTERM to rank 1 alone at a random iteration: both ranks stop after
+    the same iteration (they agree on it at every iteration), rank 0 saves there, the launcher exits with 143 and
+    one line; --auto_resume under torchrun then equals a 2-process run never stopped."""
+    import random
+
+    stop_at = random.randint(2, 6)
+    opt = ae_opt(tiny_data, 'stopped_ddp', 10**6, 10**6)
+    opt['datasets']['train']['num_worker_per_gpu'] = 0
+    opt['num_gpu'] = 0  # gloo on CPU even where CUDA is visible
+    opt_file = write_yaml(opt, tmp_path / 'ae.yml')
+
+    def torchrun(opt_file, *args) -> subprocess.Popen:
+        cmd, env = _train_command(opt_file, tmp_path, '--launcher', 'pytorch', *args)
+        launcher = [sys.executable, '-m', 'aesop.launch', '--nproc_per_node=2', '--rdzv_backend=c10d']
+        return spawn([*launcher, '--rdzv_endpoint=localhost:0', *cmd[1:]], cwd=tmp_path, env=env)
+
+    agent = torchrun(opt_file)
+    lines = []
+    for line in agent.stdout:
+        lines.append(line)
+        found = re.search(r'\[epoch:\s*\d+, iter:\s*([\d,]+)', line)
+        if found and int(found.group(1).replace(',', '')) >= stop_at:
+            os.kill(worker_of_rank(agent.pid, 1), signal.SIGTERM)
+            break
+    out = ''.join(lines) + agent.communicate(timeout=120)[0]
+    assert agent.returncode == 143 and 'aesop-torchrun: the workers stopped for SIGTERM' in out, out
+    exp = tmp_path / 'experiments' / 'stopped_ddp'
+    [state] = list((exp / 'training_states').glob('*.state'))
+    stopped = int(state.stem)
+    assert stopped >= stop_at and f'SIGTERM: stopped after iteration {stopped}, saved' in out  # rank 0's line
+    assert len(read_checkpoint(state)['random']) == 2  # both ranks' random streams
+
+    opt['train']['total_iter'] = stopped + 2
+    resumed = torchrun(write_yaml(opt, opt_file), '--auto_resume')
+    out = resumed.communicate(timeout=120)[0]
+    assert resumed.returncode == 0 and f'Resuming training from epoch: 0, iter: {stopped}.' in out, out
+    opt['name'] = 'never_stopped_ddp'
+    whole = torchrun(write_yaml(opt, tmp_path / 'whole.yml'))
+    assert whole.communicate(timeout=120)[0] and whole.returncode == 0
+    a = torch.load(exp / 'models' / 'net_g_latest.pth', weights_only=True)
+    b = torch.load(tmp_path / 'experiments' / 'never_stopped_ddp' / 'models' / 'net_g_latest.pth', weights_only=True)
+    for key in ('params', 'params_ema'):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key

@@ -23,6 +23,7 @@ from aesop.errors import AesopError
 from aesop.models.checkpoint import check_frozen_files, first_nonfinite, where_to_resume
 from aesop.models.train_step import TrainStep, mean_of
 from aesop.models.validation import Validator
+from aesop.resume import gather_random_states
 from aesop.schema import declare_options
 from aesop.weights import atomic_save, load_weights
 
@@ -68,6 +69,8 @@ class AesopModel(SRModel):
         self.validator = Validator(self, opt)
         self.ema_decay = 0  # train.ema_decay (init_training_settings)
         self.current_iter: int | None = None  # the iteration being trained (update_learning_rate)
+        self.batch_in_epoch = 0  # batches of this epoch trained on (set by the loop, kept in the training state)
+        self.random_states: list[dict] = []  # every rank's random streams at the last save (aesop.resume)
         super().__init__(opt)
 
     @classmethod
@@ -248,11 +251,20 @@ class AesopModel(SRModel):
                 f'{bad} is not finite at iteration {label}: training stopped and nothing was saved; '
                 f'{where_to_resume(self.opt)}'
             )
+        if current_iter != -1:  # a training state: every rank's random streams go into it (a collective)
+            self.random_states = gather_random_states()
         super().save(epoch, current_iter)
 
     def extra_training_state(self) -> dict:
-        """What the training state stores beyond basicsr's: the frozen files' digests, ``val.save_best``'s record."""
-        return {'autoencoders': self.frozen_autoencoders(), 'best_checkpoint': self.validator.best_checkpoint}
+        """What the training state stores beyond basicsr's: the frozen files' digests, ``val.save_best``'s record,
+        and where the run is (the batches of its epoch trained on, every rank's random streams), from which a
+        resumed run goes on as this one would have (:mod:`aesop.resume`)."""
+        return {
+            'autoencoders': self.frozen_autoencoders(),
+            'best_checkpoint': self.validator.best_checkpoint,
+            'batch_in_epoch': self.batch_in_epoch,
+            'random': self.random_states,
+        }
 
     def resume_training(self, resume_state):
         """basicsr's ``resume_training``, after checking the frozen files (ψ) are the ones the state was trained
