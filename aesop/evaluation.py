@@ -3,7 +3,8 @@
 The body of ``aesop-evaluate`` (:func:`build_parser` for the command line).
 Images are paired by file stem (``--sr-suffix`` is removed from SR stems first). PSNR/SSIM are
 basicsr's MATLAB-convention functions on the Y channel with ``--crop-border`` (default: the
-scale); LPIPS (AlexNet) and DISTS run on the GPU when there is one; AE-PSNR needs ``--ae``;
+scale); LPIPS (AlexNet) and DISTS run on the GPU when there is one; NIQE is pyiqa's when pyiqa is installed
+(the release's), else basicsr's, and its column says which (``niqe (pyiqa)``); AE-PSNR needs ``--ae``;
 LR-PSNR needs ``--lq``. FID and patch-FID (:mod:`aesop.metrics.fid`) compare the whole SR set
 with the whole GT set: they fill only the ``mean`` row. Prints a Markdown table (per image with
 ``--verbose``; the mean always) and writes a CSV ``image,<metric>,…`` with a last row ``mean``;
@@ -47,7 +48,7 @@ def metric_options(args: argparse.Namespace) -> dict[str, dict]:
         'ssim': {'type': 'calculate_ssim', 'crop_border': crop, 'test_y_channel': True},
         'lpips': {'type': 'calculate_lpips', 'crop_border': 0},
         'dists': {'type': 'calculate_dists', 'crop_border': 0},
-        'niqe': {'type': 'calculate_niqe', 'crop_border': crop},
+        'niqe': {'type': 'aesop_niqe', 'crop_border': crop},  # pyiqa's if installed, else basicsr's: labelled
         'lr_psnr': {'type': 'calculate_lr_psnr', 'scale': args.scale},
         'ae_psnr': {'type': 'calculate_ae_psnr', 'crop_border': crop},
     }
@@ -172,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         '--metrics',
         default='psnr,ssim,lpips,dists',
         help='comma-separated, from psnr, ssim, lpips, dists, niqe, lr_psnr, ae_psnr, fid, patch_fid '
-        '(default: %(default)s)',
+        "(default: %(default)s); niqe is pyiqa's when pyiqa is installed, else basicsr's (its column says which)",
     )
     add_autoencoder_arguments(parser, required=False)
     parser.add_argument('--sr-suffix', default='', help='suffix removed from SR file stems before pairing')

@@ -36,7 +36,9 @@ from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.archs.hraware_arch import CLIP_RN50
 from aesop.backbones import missing_imagenet_file
 from aesop.errors import AesopError
+from aesop.metrics.iqa import IQA_EXTRA, niqe_implementation
 from aesop.metrics.metrics import metric_backbone
+from aesop.metrics.scoring import SCOPE_KEY
 from aesop.schema import admits, apply_schema, check_call
 from aesop.utils import clone_root, closest, did_you_mean, iter_keyed_mappings, warn
 from aesop.wandb_login import check_wandb
@@ -337,6 +339,7 @@ def check_start_up(opt: dict, *, root_path: str | Path) -> dict:
         _cpu_prefetch(opt)
     check_wandb(opt)
     check_optional_packages(opt)
+    check_niqe(opt)
     problems = missing_files(opt, root=Path(root_path))
     if len(problems) == 1:
         raise AesopError(problems[0])
@@ -383,6 +386,25 @@ def check_optional_packages(opt: dict) -> None:
                     raise AesopError(
                         f"{name} (option {key}) needs the optional package {module}: pip install -e '.[{extra}]'"
                     )
+
+
+def check_niqe(opt: dict) -> None:
+    """Which NIQE each ``aesop_niqe`` entry runs, at start-up: ``implementation: pyiqa`` without pyiqa is refused
+    naming the extra; ``auto`` without pyiqa says once that basicsr's computes it (not the release's pyiqa one)."""
+    for key, entry in ((opt.get('val') or {}).get('metrics') or {}).items():
+        if entry.get('type') != 'aesop_niqe':
+            continue
+        implementation = entry.get('implementation', 'auto')
+        try:
+            used = niqe_implementation(implementation, entry.get('options'))
+        except AesopError as error:
+            raise AesopError(f'{error} (option val.metrics.{key})') from None
+        if implementation == 'auto' and used == 'basicsr':
+            warn(
+                opt,
+                f"val.metrics.{key}: pyiqa is not installed, so NIQE is basicsr's calculate_niqe, labelled "
+                f"'{key} (basicsr)'; the release's is pyiqa's ({IQA_EXTRA}) and gives other numbers",
+            )
 
 
 def missing_files(opt: dict, *, root: Path) -> list[str]:
@@ -539,12 +561,44 @@ def check_components(opt: dict) -> None:
                 _check_arch(value['autoencoder'], f'train.{key}.autoencoder', opt.get('scale'))
     for key, value in ((opt.get('val') or {}).get('metrics') or {}).items():
         _check_metric(_lookup(METRIC_REGISTRY, value.get('type'), f'val.metrics.{key}.type'), value, key)
+        _check_metric_scope(opt, value, key)
 
 
 def _check_metric(function, options: dict, key: str) -> None:
-    """A metric entry's options are parameters of its function (basicsr's ``better`` too), at start-up."""
+    """A metric entry's options are parameters of its function (basicsr's ``better`` and this project's
+    ``datasets`` too), at start-up."""
     what = f'metric {options["type"]} (option val.metrics.{key})'
-    check_call(function, options, key=f'val.metrics.{key}', what=what, skip=METRIC_INPUTS, extra=('better',))
+    check_call(function, options, key=f'val.metrics.{key}', what=what, skip=METRIC_INPUTS, extra=('better', SCOPE_KEY))
+
+
+def _check_metric_scope(opt: dict, entry: dict, key: str) -> None:
+    """``val.metrics.<key>.datasets``: a list of the names of the run's validation or test sets (a misspelt name would
+    silently compute the metric nowhere); ``val.save_best`` cannot rely on a metric its dataset does not compute."""
+    names = entry.get(SCOPE_KEY)
+    if names is None:
+        return
+    option = f'val.metrics.{key}.{SCOPE_KEY}'
+    if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
+        raise AesopError(f'option {option} must be a list of dataset names (their name:), got {names!r}')
+    known = [d.get('name') for phase, d in (opt.get('datasets') or {}).items() if phase != 'train']
+    if not known:  # a tool's read of the file, or training without validation: nothing to restrict
+        return
+    for name in names:
+        if name not in known:
+            raise AesopError(
+                f'option {option}: {name!r} is not the name of a validation or test set: '
+                f'{did_you_mean(name, [n for n in known if n])}(known: {", ".join(map(str, known))})'
+            )
+    rule = (opt.get('val') or {}).get('save_best') or {}
+    if rule.get('metric') == key:
+        deciding = rule.get('dataset') or next(
+            (d.get('name') for phase, d in opt['datasets'].items() if phase.split('_')[0] == 'val'), None
+        )
+        if deciding not in names:
+            raise AesopError(
+                f'val.save_best.metric {key!r} is computed on {", ".join(names)} only ({option}), '
+                f'not on {deciding!r}, the validation set that decides'
+            )
 
 
 def _check_arch(arch: dict, key: str, scale: int | None) -> None:

@@ -287,7 +287,8 @@ class Val(_Section):
     pbar: bool = False
     """A progress bar over the validation images."""
     metrics: dict[str, dict[str, Any]] | None = None
-    """Metrics by name, each ``{type: …, <its options>}`` (basicsr's and this project's)."""
+    """Metrics by name, each ``{type: …, <its options>}`` (basicsr's and this project's), on every dataset, or with
+    ``datasets: [<name>, …]`` on those only."""
     tile: int = Field(default=0, ge=0)
     """Validate tile by tile (input px; 0: whole images)."""
     tile_pad: int = Field(default=16, ge=0)

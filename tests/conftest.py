@@ -49,6 +49,41 @@ def tiny_data(tmp_path_factory) -> Path:
     )
 
 
+class MeanIQA(torch.nn.Module):
+    """A stand-in pyiqa metric: the mean of its (N, 3, H, W) RGB input in [0, 1] (full-reference, ``metric_mode``
+    ``FR``: the mean absolute difference of its two inputs); records ``(metric, (H, W))`` of every call."""
+
+    def __init__(self, name: str, calls: list, mode: str):
+        super().__init__()
+        self.name, self.calls, self.metric_mode = name, calls, mode
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        self.calls.append((self.name, tuple(x.shape[-2:])))
+        return x.mean() if y is None else (x - y).abs().mean()
+
+
+@pytest.fixture
+def fake_pyiqa(monkeypatch) -> Iterator[types.ModuleType]:
+    """A stand-in ``pyiqa`` module in ``sys.modules`` (pyiqa is not installed for the tests, and its weights would
+    be downloaded): ``list_models()``, and ``create_metric(name, device=…)`` a :class:`MeanIQA` (``psnr``:
+    full-reference); ``calls`` lists what the metrics scored. pyiqa's metrics built earlier are forgotten."""
+    import importlib.machinery
+
+    from aesop.metrics.iqa import pyiqa_metric
+
+    module = types.ModuleType('pyiqa')
+    module.__spec__ = importlib.machinery.ModuleSpec('pyiqa', None)  # what importlib.util.find_spec returns
+    module.calls = []
+    module.list_models = lambda: ['clipiqa', 'maniqa', 'musiq', 'niqe', 'psnr']
+    module.create_metric = lambda name, device=None, **options: MeanIQA(
+        name, module.calls, 'FR' if name == 'psnr' else 'NR'
+    )
+    pyiqa_metric.cache_clear()
+    monkeypatch.setitem(sys.modules, 'pyiqa', module)
+    yield module
+    pyiqa_metric.cache_clear()
+
+
 @pytest.fixture
 def no_wandb_login(tmp_path, monkeypatch) -> Path:
     """A new user's machine: wandb installed, nobody logged in (no ``WANDB_*`` variables, no ``NETRC``, a

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import re
 import shutil
+import sys
 
 import cv2
+import numpy as np
 import pytest
-from basicsr.metrics import calculate_psnr, calculate_ssim
+from basicsr.metrics import calculate_niqe, calculate_psnr, calculate_ssim
+from skimage import data
 
 from aesop import evaluation
 
@@ -142,3 +145,25 @@ def test_random_backbones_are_named_in_the_table_and_the_csv(folders, tmp_path, 
     }
     monkeypatch.delenv('AESOP_RANDOM_BACKBONES')
     assert evaluation.labels(parsed) == {'psnr': 'psnr', 'fid': 'fid', 'patch_fid': 'patch_fid'}
+
+
+@pytest.mark.parametrize('pyiqa', [False, True], ids=['without-pyiqa', 'with-pyiqa'])
+def test_niqe_is_pyiqas_when_installed_else_basicsrs_and_the_column_says_which(pyiqa, tmp_path, request, monkeypatch):
+    """--metrics niqe: pyiqa's NIQE (the release's; here a stand-in scoring the image's mean) when pyiqa imports,
+    else basicsr's calculate_niqe, on the image cropped by --crop-border (default: the scale)."""
+    if pyiqa:
+        request.getfixturevalue('fake_pyiqa')
+    else:
+        monkeypatch.setitem(sys.modules, 'pyiqa', None)  # import fails as when it is not installed
+    img = np.ascontiguousarray(data.coffee()[:200, :296, ::-1])  # 192 × 288 once 4 px are cropped
+    for folder in ('sr', 'gt'):
+        (tmp_path / folder).mkdir()
+        cv2.imwrite(str(tmp_path / folder / 'coffee.png'), img)
+    out = tmp_path / 'niqe.csv'
+    args = ['--sr', str(tmp_path / 'sr'), '--gt', str(tmp_path / 'gt'), '--metrics', 'niqe', '--csv', str(out)]
+    assert evaluate.main(args) == 0
+    rows = list(csv.reader(out.open()))
+    cropped = img[4:-4, 4:-4]
+    expected = (cropped[..., ::-1].astype(np.float32) / 255).mean() if pyiqa else calculate_niqe(cropped, 0)
+    assert rows[0] == ['image', f'niqe ({"pyiqa" if pyiqa else "basicsr"})']
+    assert float(rows[1][1]) == pytest.approx(expected, abs=1e-5)

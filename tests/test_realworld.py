@@ -93,7 +93,9 @@ def realworld(tiny_data, tmp_path_factory):
     test['network_g'] = deepcopy(TINY_RRDB)
     test['path']['pretrain_network_g'] = str(root / 'experiments' / 'rw_aesop' / 'models' / 'net_g_latest.pth')
     test['val']['metrics'] = {'niqe': test['val']['metrics']['niqe']}  # pyiqa's need weights from the internet
-    run_entry('test', write_yaml(test, root / 'test.yml'), root)
+    with pytest.MonkeyPatch.context() as patch:  # NIQE's auto without pyiqa (installed or not): basicsr's
+        patch.setitem(sys.modules, 'pyiqa', None)
+        run_entry('test', write_yaml(test, root / 'test.yml'), root)
     return root, decoder, lr
 
 
@@ -127,12 +129,48 @@ def test_lr_only_test_set_gets_no_reference_scores(realworld):
     results = root / 'results' / 'rw_test'
     with open(results / 'real.csv') as f:
         rows = list(csv.DictReader(f))
-    assert [r['image'] for r in rows] == ['coffee', 'rocket', 'mean'] and set(rows[0]) == {'image', 'niqe'}
+    # without pyiqa, test_realworld.yml's NIQE (implementation: auto) is basicsr's, and its column says so
+    assert [r['image'] for r in rows] == ['coffee', 'rocket', 'mean'] and set(rows[0]) == {'image', 'niqe (basicsr)'}
     for row in rows[:2]:  # independent reference: basicsr's NIQE on the saved SR image
         sr = cv2.imread(str(results / 'visualization' / 'real' / f'{row["image"]}_rw_test.png'))
         assert sr.shape == (192, 256, 3)
-        assert float(row['niqe']) == pytest.approx(calculate_niqe(sr, crop_border=0), abs=1e-5)
-    assert 'niqe' in (results / 'metrics.md').read_text()
+        assert float(row['niqe (basicsr)']) == pytest.approx(calculate_niqe(sr, crop_border=0), abs=1e-5)
+    assert '| niqe (basicsr) |' in (results / 'metrics.md').read_text()
+    assert re.search(r'# niqe \(basicsr\): [\d.]+', next((root / 'results' / 'rw_test').glob('test_*.log')).read_text())
+
+
+def test_the_realworld_test_file_scores_niqe_and_clipiqa_as_app_b_says(tiny_data, tmp_path, fake_pyiqa):
+    """test_realworld.yml's metrics through aesop/test.py, pyiqa a stand-in scoring the mean of the image: NIQE is
+    pyiqa's (the release's) and labelled so; CLIP-IQA on whole images for the RealSR sets and on the four
+    quadrants for DRealSR alone, each in its own column; every dataset's folder is the layout prepare_dataset writes."""
+    opt = load_yaml(OPTIONS / 'test_realworld.yml')
+    assert [d['dataroot_lq'] for d in opt['datasets'].values()] == [
+        'datasets/RealSR/Canon/Test/4/LR', 'datasets/RealSR/Nikon/Test/4/LR', 'datasets/DRealSR/x4/LR'
+    ]  # fmt: skip
+    opt['name'] = 'rw_metrics'
+    for dataset in opt['datasets'].values():
+        dataset['dataroot_lq'] = str(tiny_data / 'val' / 'LR_bicubic' / 'X4')  # coffee, 16 × 16
+    opt['network_g'] = {'type': 'AesopBicubic', 'scale': 4}  # no weights
+    opt['path'] = {'pretrain_network_g': None}
+    run_entry('test', write_yaml(opt, tmp_path / 'test.yml'), tmp_path)
+    results = tmp_path / 'results' / 'rw_metrics'
+    whole = [(name, (64, 64)) for name in ('niqe', 'maniqa', 'musiq', 'clipiqa')]
+    quarters = [(name, (64, 64)) for name in ('niqe', 'maniqa', 'musiq')] + [('clipiqa', (32, 32))] * 4
+    assert fake_pyiqa.calls == whole + whole + quarters
+    with open(results / 'metrics.csv') as f:
+        table = list(csv.reader(f))
+    assert table[0] == ['method', 'dataset', 'niqe (pyiqa)', 'maniqa', 'musiq', 'clipiqa', 'clipiqa_quadrants']
+    assert [row[1] for row in table[1:]] == ['RealSRv3_Canon', 'RealSRv3_Nikon', 'DRealSR']
+    for row in table[1:]:
+        sr = cv2.imread(str(results / 'visualization' / row[1] / 'coffee_rw_metrics.png'))
+        rgb = sr[..., ::-1].astype(np.float32) / 255
+        quadrants = np.mean([rgb[:32, :32].mean(), rgb[:32, 32:].mean(), rgb[32:, :32].mean(), rgb[32:, 32:].mean()])
+        expected = [rgb.mean()] * 3 + ([rgb.mean(), None] if row[1] != 'DRealSR' else [None, quadrants])
+        for cell, value in zip(row[2:], expected):
+            if value is None:  # not computed on this dataset: blank
+                assert cell == '', row
+            else:
+                assert float(cell) == pytest.approx(value, abs=1e-4), row
 
 
 def test_ldl_realworld_option_file_trains(tiny_data, realworld, tmp_path):

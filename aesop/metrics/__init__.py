@@ -2,10 +2,11 @@
 
 basicsr already has ``calculate_psnr``, ``calculate_ssim`` (MATLAB conventions, Y channel) and
 ``calculate_niqe``; this package adds LPIPS, DISTS, AE-PSNR and LR-PSNR (Sec. 5, App. A-C) and,
-through the optional ``pyiqa``, MANIQA / MUSIQ / CLIP-IQA (``calculate_pyiqa``, App. B).
+through the optional ``pyiqa``, MANIQA / MUSIQ / CLIP-IQA (``calculate_pyiqa``, App. B) and the release's NIQE
+(``aesop_niqe``: pyiqa's when installed, else basicsr's).
 """
 
-from aesop.metrics.iqa import calculate_pyiqa
+from aesop.metrics.iqa import aesop_niqe, calculate_pyiqa
 from aesop.metrics.metrics import (
     calculate_ae_psnr,
     calculate_dists,
@@ -15,6 +16,7 @@ from aesop.metrics.metrics import (
 )
 
 __all__ = [
+    'aesop_niqe',
     'calculate_ae_psnr',
     'calculate_dists',
     'calculate_lpips',

@@ -6,6 +6,10 @@ initialised ImageNet networks, so their values mean nothing. Their columns are t
 ``<name> (random <backbone>)``, e.g. ``lpips (random AlexNet)``, in ``metrics.md``/``metrics.csv``, the
 per-image CSVs, the evaluator's table and CSV, and the axis labels of the PD-curve plot
 (:func:`metric_label`); :func:`metric_name` gives a label's metric name back (CSV readers).
+
+NIQE (``aesop_niqe``) has two implementations that give different numbers: its column says which computed it,
+``niqe (pyiqa)`` (the release's) or ``niqe (basicsr)`` (:func:`aesop.metrics.iqa.niqe_implementation`).
+A ``val.metrics`` entry with ``datasets: [<name>, …]`` is computed on those datasets only (:func:`scores_on`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import numpy as np
 from basicsr.metrics import calculate_metric
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from aesop.metrics.iqa import niqe_implementation
 from aesop.metrics.metrics import metric_backbone
 from aesop.utils import random_backbones
 
@@ -32,18 +37,29 @@ __all__ = [
     'needs_reference',
     'random_backbone',
     'score',
+    'scores_on',
     'takes_lq',
     'write_image_csv',
 ]
 
 RANDOM_MARK = ' (random {})'
 RANDOM_LABEL = re.compile(r' \(random [^()]*\)$')
+IMPLEMENTATION_MARK = ' ({})'  # which NIQE: niqe (pyiqa), niqe (basicsr)
+LABEL_MARK = re.compile(r' \((random [^()]*|pyiqa|basicsr)\)$')  # any mark metric_label adds
+SCOPE_KEY = 'datasets'  # a val.metrics entry's: the names of the datasets it is computed on (default: all)
 
 
 def score(img: np.ndarray, ref: np.ndarray, lq: np.ndarray | None, metric_opt: dict) -> float:
     """basicsr's ``calculate_metric``, also passing the LR image to metrics that take it."""
     data = {'img': img, 'img2': ref, **({'lq': lq} if lq is not None and takes_lq(metric_opt['type']) else {})}
-    return float(calculate_metric(data, metric_opt))
+    return float(calculate_metric(data, {k: v for k, v in metric_opt.items() if k != SCOPE_KEY}))
+
+
+def scores_on(metric_opt: Mapping, dataset_name: str) -> bool:
+    """Whether a ``val.metrics`` entry is computed on the dataset named ``dataset_name``: on every dataset, or with
+    ``datasets: [<name>, …]`` on those only (test_realworld.yml: CLIP-IQA on quadrants for DRealSR alone)."""
+    names = metric_opt.get(SCOPE_KEY)
+    return names is None or dataset_name in names
 
 
 @functools.cache
@@ -73,9 +89,15 @@ def random_backbone(metric_opt: Mapping) -> str | None:
 
 
 def metric_label(name: str, metric_opt: Mapping) -> str:
-    """The column label of metric ``name``: ``lpips (random AlexNet)`` on a random backbone, else ``name``."""
+    """The column label of metric ``name``: ``lpips (random AlexNet)`` on a random backbone, ``niqe (pyiqa)`` /
+    ``niqe (basicsr)`` for the NIQE that computed it (``aesop_niqe``), else ``name``."""
     backbone = random_backbone(metric_opt)
-    return name + RANDOM_MARK.format(backbone) if backbone else name
+    if backbone:
+        return name + RANDOM_MARK.format(backbone)
+    if metric_opt.get('type') == 'aesop_niqe':
+        implementation = niqe_implementation(metric_opt.get('implementation', 'auto'), metric_opt.get('options'))
+        return name + IMPLEMENTATION_MARK.format(implementation)
+    return name
 
 
 def metric_labels(metrics: Mapping[str, Mapping], names: Iterable[str]) -> dict[str, str]:
@@ -89,8 +111,8 @@ def metric_labels(metrics: Mapping[str, Mapping], names: Iterable[str]) -> dict[
 
 
 def metric_name(label: str) -> str:
-    """The metric name of a column label: ``lpips (random AlexNet)`` → ``lpips``."""
-    return RANDOM_LABEL.sub('', label)
+    """The metric name of a column label: ``lpips (random AlexNet)`` → ``lpips``, ``niqe (pyiqa)`` → ``niqe``."""
+    return LABEL_MARK.sub('', label)
 
 
 def write_image_csv(

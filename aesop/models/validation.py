@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from aesop.errors import AesopError
 from aesop.metrics import metric_device
-from aesop.metrics.scoring import metric_labels, needs_reference, score, write_image_csv
+from aesop.metrics.scoring import metric_labels, needs_reference, score, scores_on, write_image_csv
 from aesop.utils import markdown_table
 from aesop.weights import atomic_write
 
@@ -59,7 +59,8 @@ class Validator:
 
     Under DDP every rank scores every world-size-th image (basicsr validated on rank 0 alone); metric networks run
     on the model's device and get the LR image too; each ``val.metrics`` entry is computed on every pair of the
-    model's ``validation_pairs`` (without a GT only no-reference metrics). A test run writes ``<dataset>.csv`` and
+    model's ``validation_pairs`` (without a GT only no-reference metrics; an entry with ``datasets: [<names>]``
+    only on those datasets). A test run writes ``<dataset>.csv`` and
     ``metrics.csv``/``metrics.md`` to ``results/<name>/``; training logs basicsr's best value and iteration too, and
     ``val.save_best`` (:meth:`keep_best`) keeps the best validation's generator.
     """
@@ -192,6 +193,8 @@ class Validator:
                     if save_img:
                         imwrite(img, str(self.image_path(img_name, dataset_name, current_iter, tag)))
                     for name, metric_opt in metrics.items():
+                        if not scores_on(metric_opt, dataset_name):  # an entry with datasets: [<names>]
+                            continue
                         if ref is not None or not needs_reference(metric_opt['type']):  # NIQE etc. need none
                             row[name + tag] = score(img, ref, lq, model.metric_options(metric_opt, tag))
                 model.drop_batch()
