@@ -9,8 +9,9 @@ release files keep working through the translation. What it covers:
 
 - archs ``AutoEncoder_RRDBNet`` / ``BicubicDown_RRDBNet`` (``enc_opt``, ignored, and ``dec_opt``)
   → ``AesopAutoEncoder``; ``VGGStyleDiscriminator128`` / ``256`` → basicsr's
-  ``VGGStyleDiscriminator``; the baselines ``RRDBNet_LEGACY`` (→ ``AesopRRDBNet``, which reads
-  ESRGAN's old key layouts) and ``SPSRNet`` (→ ``AesopSPSRNet``); ``DRCT`` → ``AesopDRCT``;
+  ``VGGStyleDiscriminator`` (``256``'s batch norms synchronised under DDP, ``train.sync_bn_d``, as the
+  release's); the baselines ``RRDBNet_LEGACY`` (→ ``AesopRRDBNet``, which reads ESRGAN's old key layouts)
+  and ``SPSRNet`` (→ ``AesopSPSRNet``); ``DRCT`` → ``AesopDRCT``;
 - losses ``AutoEncoderLoss`` (``autoencoder_arch``, ``autoencoder_load: {path, key}``: :func:`psi_options`)
   → ``AesopLoss`` and ``LRL1Loss`` → ``AesopLRConsistencyLoss`` (plain bicubic ×1/4, L1);
 - models ``AEModel``, ``AesopESRGANArtifactsDisModel``, ``ESRGANArtifactsDisModel`` (LDL) and
@@ -244,6 +245,8 @@ def translate_options(opt: dict) -> dict:
         if key.startswith('network_') and isinstance(network, dict):
             if network.get('type') in TYPE_ALIASES and network['type'] not in ARCH_REGISTRY:
                 network['type'] = TYPE_ALIASES[network['type']]
+    if (opt.get('network_d') or {}).get('type') == 'VGGStyleDiscriminator256' and isinstance(opt.get('train'), dict):
+        opt['train'].setdefault('sync_bn_d', True)  # the release's 256-px D is built with nn.SyncBatchNorm
     for node in list(iter_mappings(opt)):
         if node.get('type') in ARCH_REWRITES or node.get('type') in LOSS_REWRITES:
             _replace(node, rewrite_entry(node))

@@ -645,3 +645,14 @@ print('ok')
 def test_release_names_taken_by_another_plugin_neither_crash_nor_break_release_files():
     proc = run_subprocess([sys.executable, '-c', OTHER_PLUGIN_FIRST])  # a fresh interpreter: another plugin first
     assert proc.returncode == 0 and proc.stdout.strip() == 'ok', proc.stderr[-3000:]
+
+
+def test_the_release_256_px_discriminator_synchronises_its_batch_norms_and_128_does_not():
+    """The release's VGGStyleDiscriminator256 is built with nn.SyncBatchNorm, its 128-px one with BatchNorm2d."""
+    from aesop.official import translate_options
+
+    for size, synchronised in ((128, None), (256, True)):
+        opt = {'network_d': {'type': f'VGGStyleDiscriminator{size}', 'num_in_ch': 3, 'num_feat': 64}, 'train': {}}
+        translate_options(opt)
+        assert opt['network_d'] == {'type': 'VGGStyleDiscriminator', 'num_in_ch': 3, 'num_feat': 64, 'input_size': size}
+        assert opt['train'].get('sync_bn_d') is synchronised
