@@ -145,6 +145,22 @@ def test_no_machine_paths(page: Path):
     assert not found, f'{rel(page)} names machine paths: {found}'
 
 
+def test_no_merge_conflict_markers_anywhere():
+    """A merge's markers once reached docs/architecture.md unnoticed: no tracked text file holds one."""
+    import subprocess
+
+    if not (REPO / '.git').exists():
+        pytest.skip('not a git checkout')
+    files = subprocess.run(['git', 'ls-files'], cwd=REPO, capture_output=True, text=True).stdout.split()
+    marked = []
+    for name in files:
+        path = REPO / name
+        if path.suffix in {'.md', '.py', '.yml', '.yaml', '.toml', '.txt', '.cfg'} and path.is_file():
+            if re.search(r'^(<{7} |={7}$|>{7} )', path.read_text(encoding='utf-8'), re.MULTILINE):
+                marked.append(name)
+    assert files and not marked, marked
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # The documented commands: every project command line of a fenced ``bash`` block is parsed with its command's own
 # parser; the ones on the demo's data and outputs are run, as copied, in a folder shaped like a clone after
