@@ -264,13 +264,14 @@ def test_the_eta_is_never_negative():
 
 
 def test_a_training_set_without_a_batch_stops_instead_of_looping():
-    opt = {'name': 'x', 'logger': {'print_freq': 1, 'use_tb_logger': False}, 'train': {'total_iter': 2}}
+    opt = {
+        'name': 'x', 'rank': 0, 'logger': {'print_freq': 1, 'use_tb_logger': False}, 'train': {'total_iter': 2},
+        'datasets': {'train': {'batch_size_per_gpu': 1}},
+    }  # fmt: skip
     empty = SimpleNamespace(reset=lambda: None, next=lambda: None)
-    sampler = SimpleNamespace(set_epoch=lambda epoch: None)
+    sampler = SimpleNamespace(set_epoch=lambda epoch: None, start_at=lambda samples: None)
     with pytest.raises(AesopError, match='datasets.train gave no batch in epoch 0'):
-        pipeline.train(
-            opt, None, prefetcher=empty, sampler=sampler, val_loaders=[], tb_logger=None, start_epoch=0, start_iter=0
-        )
+        pipeline.train(opt, None, prefetcher=empty, sampler=sampler, val_loaders=[], tb_logger=None)
 
 
 def test_a_test_run_logs_its_metrics_without_a_best_iteration(tiny_data, tmp_path):
