@@ -5,11 +5,16 @@ The command line is ``aesop-export`` (:func:`main`)::
     aesop-export --weights experiments/X/models/net_g_latest.pth --opt options/test_rrdb.yml --format onnx -o g.onnx
     aesop-export --weights ae.pth --opt options/train_ae.yml --key params --format safetensors -o psi.safetensors
     aesop-export --weights 4x_model.pth --format onnx -o g.onnx          # the arch detected (spandrel, ψ)
+    aesop-export --weights ae.pth --opt options/train_ae.yml --format safetensors --layout traiNNer -o psi.safetensors
 
 - **safetensors**: the state dict alone (no pickled code), with the arch options in the file's
   metadata (``aesop.arch``); it loads back strictly into the same arch, and everything that
   reads weights here reads it (``--weights`` of ``aesop-infer``, ``path.pretrain_network_*``,
   ψ's ``pretrained``).
+- **--layout traiNNer** (ψ only, safetensors): the auto-encoder in traiNNer-redux's layout, the file its
+  ``AESOPLoss`` reads as ``pretrain_network_ae`` (:mod:`aesop.archs.trainner`: keys, both registrations of
+  the encoder, the trunk's channel order for its one ×s unshuffle); its options are printed and kept in
+  the metadata (``aesop.trainner``). This project reads such a file back as its own ψ.
 - **ONNX** (opset ≥ 17, through ``torch.onnx.export(dynamo=True)``): input ``input`` (N, 3, H, W)
   in [0, 1], output ``output`` (N, C, H·s, W·s); batch, height and width are dynamic. The mirror
   padding to the arch's multiple (SwinIR's window, ψ's scale) and the crop back are inside the
@@ -38,7 +43,7 @@ from aesop.errors import AesopError
 from aesop.inference import Generator, add_network_arguments, load_from_args
 from aesop.weights import atomic_write
 
-__all__ = ['OnnxGraph', 'export_onnx', 'export_safetensors', 'main']
+__all__ = ['OnnxGraph', 'export_onnx', 'export_safetensors', 'export_trainner', 'main']
 
 OPSET = 18
 FP32_ATOL = 1e-4  # onnxruntime vs PyTorch on the CPU (a tiny net is ~1e-7; a full RRDB ~1e-5)
@@ -77,6 +82,28 @@ def export_safetensors(gen: Generator, out: Path, *, half: bool = False) -> Path
         metadata['aesop.arch'] = json.dumps(gen.arch)
     atomic_write(out, save(tensors, metadata=metadata))
     return out
+
+
+def export_trainner(gen: Generator, out: Path, *, half: bool = False) -> dict:
+    """Write ψ (an ``AesopAutoEncoder``) in traiNNer-redux's layout (:func:`aesop.archs.trainner.to_trainner`), as a
+    safetensors file its ``AutoEncoder`` loads strictly; returns traiNNer's options for it (also in the metadata)."""
+    from safetensors.torch import save
+
+    from aesop.archs.autoencoder_arch import AesopAutoEncoder
+    from aesop.archs.trainner import to_trainner, trainner_options
+
+    if not isinstance(gen.net, AesopAutoEncoder):
+        raise AesopError(f'--layout traiNNer writes an auto-encoder ψ (AesopAutoEncoder), not {gen.name}')
+    own = gen.net.state_dict()
+    tensors = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().to('cpu', copy=True).contiguous()
+        for k, v in to_trainner(own).items()
+    }
+    options = trainner_options(own)
+    metadata = {'format': 'pt', 'aesop.layout': 'traiNNer', 'aesop.source': Path(gen.weights).name}
+    metadata['aesop.trainner'] = json.dumps(options)
+    atomic_write(out, save(tensors, metadata=metadata))
+    return options
 
 
 def export_onnx(gen: Generator, out: Path, *, half: bool = False, opset: int = OPSET) -> Path:
@@ -166,12 +193,21 @@ def build_parser() -> argparse.ArgumentParser:
                 '{prog} --weights experiments/train_AESOP_AE_RRDB/models/net_g_latest.pth --opt options/train_ae.yml '
                 '--format safetensors -o psi.safetensors',
                 '{prog} --weights 4x_model.pth --format onnx --half -o model_fp16.onnx',
+                '{prog} --weights psi.pth --opt options/train_ae.yml --format safetensors --layout traiNNer '
+                '-o psi_trainner.safetensors',
             ),
         )
     )
     add_network_arguments(parser)
     parser.add_argument('--key', dest='key', help='alias of --param-key (e.g. params_ema)')
     parser.add_argument('--format', required=True, choices=('onnx', 'safetensors'))
+    parser.add_argument(
+        '--layout',
+        choices=('aesop', 'traiNNer'),
+        default='aesop',
+        help="the state dict's keys: this project's (default), or traiNNer-redux's ψ (safetensors; its AESOPLoss's "
+        'pretrain_network_ae)',
+    )
     parser.add_argument('--half', action='store_true', help='fp16 weights (and, for ONNX, inputs and outputs)')
     parser.add_argument('--opset', type=int, default=OPSET, help=f'ONNX opset (default {OPSET}; at least 17)')
     parser.add_argument(
@@ -193,8 +229,20 @@ def _run(argv: Sequence[str] | None) -> int:
         args.param_key = args.key
     if args.output.is_dir():
         raise AesopError(f'-o {args.output} is a folder: give the output file')
+    if args.layout == 'traiNNer' and args.format != 'safetensors':
+        raise AesopError(
+            '--layout traiNNer writes safetensors (what traiNNer-redux reads ψ from): --format safetensors'
+        )
     gen = load_from_args(args, measure_scale=True)
     gen = replace(gen, net=gen.net.cpu())
+    if args.layout == 'traiNNer':
+        options = export_trainner(gen, args.output, half=args.half)
+        print(f"wrote {args.output} (ψ in traiNNer-redux's layout, {'fp16' if args.half else 'fp32'})", file=sys.stderr)
+        loss = {'type': 'aesoploss', 'scale': options['scale'], 'decoder_opt': options['decoder_opt']}
+        print(f'traiNNer-redux: {json.dumps({**loss, "pretrain_network_ae": str(args.output)})}', file=sys.stderr)
+        if options['nf'] != 64:
+            print(f"note: traiNNer-redux's AESOPLoss builds nf 64; this ψ's nf is {options['nf']}", file=sys.stderr)
+        return 0
     if args.format == 'safetensors':
         export_safetensors(gen, args.output, half=args.half)
         print(f'wrote {args.output} ({gen.name} x{gen.scale}, {"fp16" if args.half else "fp32"})', file=sys.stderr)

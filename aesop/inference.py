@@ -102,7 +102,7 @@ def load_generator(
         raise AesopError(f'the arch options need a type, e.g. {{type: RRDBNet, …}}; got {arch}')
     if scale is not None and scale < 1:
         raise AesopError(f'scale must be a positive integer, got {scale}')
-    check_components({'network_g': arch, 'scale': scale or 4})
+    check_components({'network_g': arch, 'scale': scale or arch.get('scale') or 4})  # None: measured (ψ: ×1)
     in_channels = arch.get('num_in_ch', arch.get('in_chans', 3))
     if in_channels != 3:
         raise AesopError(f'inference needs a network with 3 input channels (RGB); {arch["type"]} has {in_channels}')

@@ -48,17 +48,17 @@ from basicsr.models.sr_model import SRModel
 from basicsr.train import init_tb_loggers
 from basicsr.utils import AvgTimer, get_env_info, get_root_logger, get_time_str, make_exp_dirs, mkdir_and_rename
 from basicsr.utils import MessageLogger as _MessageLogger
-from basicsr.utils.misc import check_resume
 from basicsr.utils.options import copy_opt_file, dict2str
 
 from aesop.commands import pipeline_parser
 from aesop.errors import AesopError
-from aesop.options import OptionDumper, load_options
+from aesop.options import SAVED_NETWORKS, OptionDumper, load_options
 from aesop.resume import ResumableSampler, StopSignals, preserved_random_state, set_random_state
 from aesop.runlock import exit_with_parent, hold_experiment, release_experiment, remove_stale_temporaries
-from aesop.weights import read_checkpoint
+from aesop.schema import Paths
+from aesop.weights import read_checkpoint, saved_network
 
-__all__ = ['StartUpLog', 'load_resume_state', 'run_options', 'test_pipeline', 'train_pipeline']
+__all__ = ['StartUpLog', 'check_resume', 'load_resume_state', 'run_options', 'test_pipeline', 'train_pipeline']
 
 # Training states hold basicsr's MultiStepRestartLR, whose milestones are a Counter.
 torch.serialization.add_safe_globals([collections.Counter])
@@ -179,7 +179,7 @@ def train_pipeline(root_path: str, argv: Sequence[str] | None = None) -> int:
             logger.info(f'Resuming training from epoch: {resume_state["epoch"]}, iter: {resume_state["iter"]}.')
         prefetcher = _prefetcher(opt, train_loader)
         if resume_state is None:  # a resumed run writes into its folders
-            make_exp_dirs(opt)  # rank 0; an earlier run's folder is archived
+            _make_exp_dirs(opt)  # rank 0; an earlier run's folder is archived
             if opt['logger'].get('use_tb_logger') and 'debug' not in opt['name'] and opt['rank'] == 0:
                 mkdir_and_rename(osp.join(root_path, 'tb_logger', opt['name']))
         _wait_for_folders(opt)
@@ -219,7 +219,7 @@ def test_pipeline(root_path: str, argv: Sequence[str] | None = None) -> None:
             logger.info(f'Number of test images in {dataset_opt["name"]}: {len(test_set)}')
             test_loaders.append(test_loader)
         model = build_model(opt)
-        make_exp_dirs(opt)  # rank 0; an earlier results folder is archived
+        _make_exp_dirs(opt)  # rank 0; an earlier results folder is archived
         _wait_for_folders(opt)
         _keep_options(opt, option_file, opt['path']['results_root'])
         start_up.log_file = osp.join(opt['path']['log'], f'test_{opt["name"]}_{get_time_str()}.log')
@@ -458,3 +458,36 @@ def load_resume_state(opt: dict) -> dict | None:
         return None
     check_resume(opt, state['iter'])
     return state
+
+
+def check_resume(opt: dict, resume_iter: int) -> None:
+    """basicsr's ``check_resume``: each saved network's ``path.pretrain_<network>`` becomes the run's own file of
+    ``resume_iter`` (``models/net_<name>_<iter>``, ``.pth`` or ``.safetensors``: :func:`aesop.weights.saved_network`,
+    the run's ``path.save_format`` first; basicsr's looked for ``.pth`` only), and ``params_ema`` keys ``params``.
+
+    A network this run never saves (the frozen ``network_recon`` / ``network_clip`` of HR-aware finetuning, read
+    from their own files) keeps its path when the run has no file of it; basicsr pointed it at one that is not there.
+    """
+    paths = opt['path']
+    networks = [key for key in opt if key.startswith('network_')]
+    if any(paths.get(f'pretrain_{network}') is not None for network in networks):
+        print('pretrain_network path will be ignored during resuming.')
+    save_format = paths.get('save_format') or 'pth'
+    for network in networks:
+        name = f'pretrain_{network}'
+        if network in (paths.get('ignore_resume_networks') or ()):
+            continue
+        file = saved_network(paths['models'], f'net_{network.removeprefix("network_")}_{resume_iter}', save_format)
+        if file.exists() or name in SAVED_NETWORKS:
+            paths[name] = str(file)
+            print(f'Set {name} to {paths[name]}')
+    for key in [key for key in paths if key.startswith('param_key')]:
+        if paths[key] == 'params_ema':
+            paths[key] = 'params'
+            print(f'Set {key} to params')
+
+
+def _make_exp_dirs(opt: dict) -> None:
+    """basicsr's ``make_exp_dirs`` (the run's folder, an earlier one archived, then a folder per ``path`` key),
+    without the ``path`` keys that are settings, not folders (``save_format``, ``allow_random_init``)."""
+    make_exp_dirs({**opt, 'path': {k: v for k, v in opt['path'].items() if k not in Paths.SETTINGS}})

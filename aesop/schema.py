@@ -321,8 +321,13 @@ class Paths(_Section):
 
     PREFIXES = ('pretrain_network_', 'param_key_', 'strict_load_')
     WRITE_DEFAULTS = False  # basicsr's make_exp_dirs makes a folder of every key here it does not know
+    SETTINGS: ClassVar[tuple[str, ...]] = ('save_format', 'allow_random_init')  # keys here that name no folder
     resume_state: str | None = None
     """A training state to resume from (or ``--auto_resume``)."""
+    save_format: Literal['pth', 'safetensors'] = 'pth'
+    """How a training run saves its networks (``models/net_g_<iter>``, ``net_d_…``, ``net_g_best``): ``pth``
+    (basicsr's pickled ``{params, params_ema}``) or ``safetensors`` (tensors only, one file: ``params.*``,
+    ``params_ema.*``); both are read wherever weights are, ``--auto_resume`` too. Training states stay ``.state``."""
     allow_random_init: bool = False
     """Test.py: score a randomly initialised network on purpose."""
     root: str | None = None

@@ -8,6 +8,7 @@ one-line :class:`~aesop.errors.AesopError` messages that name the file.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import pickle
@@ -51,8 +52,17 @@ PUBLISHED_WEIGHTS = {
 }
 
 
+SAVE_FORMATS = ('pth', 'safetensors')  # path.save_format: how a training run saves its networks
+PARAM_KEYS = 'aesop.param_keys'  # metadata of a .safetensors holding several state dicts (params, params_ema)
+
+
 def read_checkpoint(path: str | Path, *, option: str | None = None) -> dict:
     """Read a ``.pth`` file safely (``weights_only=True``, mapped to the CPU), or a ``.safetensors`` file.
+
+    A ``.safetensors`` file is one state dict (``aesop-export``, other projects' files), or, when its metadata
+    lists ``aesop.param_keys`` (networks a run saved with ``path.save_format: safetensors``), basicsr's
+    ``{param_key: state dict}`` as a ``.pth`` holds it (tensor ``params.conv_first.weight`` →
+    ``['params']['conv_first.weight']``).
 
     Args:
         path: checkpoint file.
@@ -64,9 +74,7 @@ def read_checkpoint(path: str | Path, *, option: str | None = None) -> dict:
         raise AesopError(f'checkpoint not found: {path}{where}')
     try:
         if path.suffix == '.safetensors':  # tensors only, nothing to unpickle (e.g. open_clip's weights)
-            from safetensors.torch import load_file
-
-            return load_file(str(path), device='cpu')
+            return _read_safetensors(path)
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
@@ -75,8 +83,65 @@ def read_checkpoint(path: str | Path, *, option: str | None = None) -> dict:
             f'refused to load {path}{where}: it needs arbitrary unpickling{what}, which weights_only=True forbids; '
             'if you trust the file, re-save its tensors with torch.save(state_dict)'
         ) from err
-    except Exception as err:  # torch raises many types for a truncated or garbage file
-        raise AesopError(f'cannot read checkpoint {path}{where}: truncated or corrupt file ({err})') from err
+    except Exception as err:  # torch and safetensors raise many types for a truncated or garbage file
+        detail = ' '.join(str(err).split()) or type(err).__name__
+        raise AesopError(f'cannot read checkpoint {path}{where}: truncated or corrupt file ({detail})') from err
+
+
+def _read_safetensors(path: Path) -> dict:
+    """The tensors of a ``.safetensors`` file, grouped by ``param_key`` when its metadata lists them."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework='pt', device='cpu') as f:
+        metadata = f.metadata() or {}
+        tensors = {name: f.get_tensor(name) for name in f.keys()}
+    if PARAM_KEYS not in metadata:
+        return tensors
+    checkpoint: dict[str, dict[str, torch.Tensor]] = {key: {} for key in json.loads(metadata[PARAM_KEYS])}
+    for name, tensor in tensors.items():
+        key, _, rest = name.partition('.')
+        if key not in checkpoint:
+            raise ValueError(f'tensor {name} is under none of the param keys {list(checkpoint)} of its metadata')
+        checkpoint[key][rest] = tensor
+    return checkpoint
+
+
+def safetensors_checkpoint(checkpoint: Mapping[str, Mapping[str, torch.Tensor]]) -> bytes:
+    """basicsr's ``{param_key: state dict}`` as the bytes of one ``.safetensors`` file (:func:`read_checkpoint`
+    reads it back): tensor ``<param_key>.<name>``, the param keys in order in the metadata (``aesop.param_keys``).
+
+    Each tensor is written from a contiguous CPU copy: safetensors refuses tensors that share memory (ψ registers
+    its encoder's modules twice) and copies none itself.
+    """
+    from safetensors.torch import save
+
+    tensors = {}
+    for key, state_dict in checkpoint.items():
+        if not key or '.' in key:
+            raise AesopError(f'param key {key!r} cannot be saved as safetensors: it must be a name without a dot')
+        for name, value in state_dict.items():
+            if not torch.is_tensor(value):
+                raise AesopError(f'cannot save {key}.{name} as safetensors: a {type(value).__name__}, not a tensor')
+            tensors[f'{key}.{name}'] = value.detach().to('cpu', copy=True, memory_format=torch.contiguous_format)
+    return save(tensors, metadata={'format': 'pt', PARAM_KEYS: json.dumps(list(checkpoint))})
+
+
+def save_checkpoint(checkpoint: Mapping[str, Mapping[str, torch.Tensor]], path: str | Path) -> None:
+    """Write ``{param_key: state dict}`` atomically in the format of ``path``'s suffix: ``.safetensors``
+    (:func:`safetensors_checkpoint`), else ``torch.save`` (basicsr's ``.pth``)."""
+    if Path(path).suffix == '.safetensors':
+        atomic_write(path, safetensors_checkpoint(checkpoint))
+    else:
+        atomic_save(dict(checkpoint), path)
+
+
+def saved_network(models: str | Path, name: str, save_format: str = 'pth') -> Path:
+    """``<models>/<name>.<save_format>`` (e.g. ``net_g_4.safetensors``), or that name in the other format when
+    only that one exists (a run resumed after its ``path.save_format`` changed); the former when neither does."""
+    own = Path(models) / f'{name}.{save_format}'
+    if own.exists():
+        return own
+    return next((other for fmt in SAVE_FORMATS if (other := Path(models) / f'{name}.{fmt}').exists()), own)
 
 
 def file_digest(path: str | Path) -> str:
@@ -127,10 +192,11 @@ def select_state_dict(
 
     With ``fallback``, a missing ``params_ema`` falls back to ``params`` as BasicSR does, and a
     file that is itself a state dict of tensors (the published ESRGAN / SPSR checkpoints) is used
-    whatever the key. A ``.safetensors`` file is one state dict (``aesop-export``): the key does not
-    apply. Strips a DDP ``module.`` prefix.
+    whatever the key. A ``.safetensors`` file that is one state dict (``aesop-export``, other projects')
+    has no key to select; one a training run saved holds its param keys as a ``.pth`` does
+    (:func:`read_checkpoint`), selected the same way. Strips a DDP ``module.`` prefix.
     """
-    if Path(path).suffix == '.safetensors':
+    if Path(path).suffix == '.safetensors' and all(torch.is_tensor(v) for v in checkpoint.values()):
         param_key = None
     if param_key is not None:
         if param_key not in checkpoint and fallback and param_key == 'params_ema' and 'params' in checkpoint:
@@ -176,15 +242,18 @@ def load_weights(
 ) -> None:
     """Load ``path[param_key]`` into ``net``; clear errors for missing/mismatching tensors.
 
-    An arch with a ``canonical_state_dict(state_dict)`` method (DRCT, the legacy ESRGAN layout)
+    An arch with a ``canonical_state_dict(state_dict)`` method (DRCT, the legacy ESRGAN layout, traiNNer's ψ)
     first converts the file's key layout to its own. Non-strict loading skips tensors whose shapes
     differ, as BasicSR does.
     """
     state_dict = select_state_dict(
         read_checkpoint(path, option=option), path=path, param_key=param_key, fallback=fallback
     )
-    if hasattr(net, 'canonical_state_dict'):  # aesop.archs.layouts.ReadsOtherLayouts (DRCT, ESRGAN's layouts)
-        state_dict = net.canonical_state_dict(state_dict)
+    if hasattr(net, 'canonical_state_dict'):  # aesop.archs.layouts.ReadsOtherLayouts (DRCT, ESRGAN's, traiNNer's ψ)
+        try:
+            state_dict = net.canonical_state_dict(state_dict)
+        except AesopError as err:
+            raise AesopError(f'cannot read {path} as {type(net).__name__}: {err}') from err
     if strict:
         check_shapes(net, state_dict, path=path)
     else:

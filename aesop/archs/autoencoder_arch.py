@@ -16,6 +16,8 @@ from basicsr.utils.registry import ARCH_REGISTRY
 from torch import nn
 from torch.nn import functional as F
 
+from aesop.archs.layouts import ReadsOtherLayouts
+from aesop.archs.trainner import from_trainner, is_trainner_layout
 from aesop.errors import AesopError, OptionValueError
 from aesop.schema import checked
 from aesop.weights import freeze, load_weights
@@ -40,7 +42,7 @@ class BicubicDownsample(nn.Module):
 
 
 @ARCH_REGISTRY.register()
-class AesopAutoEncoder(nn.Module):
+class AesopAutoEncoder(ReadsOtherLayouts, nn.Module):
     """ψ = D∘E: an HR → LR-sized encoder E and an SR decoder D (Sec. 4.1, App. A).
 
     Encoder E (``encoder='learned'``): fromRGB (3×3 conv 3 → nf/s², 3×3 conv nf/s² → nf/s²),
@@ -58,7 +60,8 @@ class AesopAutoEncoder(nn.Module):
     the official ``AutoEncoder_RRDBNet``, so official checkpoints load strictly and ours load in
     the official code. Parameters are shared, so optimisers and EMA see each one once. With
     ``encoder='bicubic'`` the learned modules exist (frozen, unused) but ``encoder`` holds no
-    parameters, as the official ``BicubicDown_RRDBNet``.
+    parameters, as the official ``BicubicDown_RRDBNet``. traiNNer-redux's ψ (one ×s unshuffle, spandrel's RRDB
+    keys) loads too, converted (:meth:`canonical_state_dict`, :mod:`aesop.archs.trainner`).
 
     Args:
         decoder: options of the decoder arch (``type`` defaults to ``RRDBNet``).
@@ -110,6 +113,12 @@ class AesopAutoEncoder(nn.Module):
             self.encoder = BicubicDownsample(scale=scale)
             for module in (self.conv_first, self.body, self.conv_last):
                 module.requires_grad_(False)
+
+    @staticmethod
+    def canonical_state_dict(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state_dict`` in this layout (the release's), from traiNNer-redux's too: its keys, its double
+        registration, the trunk's channel order after its one unshuffle (:func:`aesop.archs.trainner.from_trainner`)."""
+        return from_trainner(state_dict) if is_trainner_layout(state_dict) else dict(state_dict)
 
     @classmethod
     def input_multiple(cls, options: Mapping) -> int:

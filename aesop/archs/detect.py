@@ -15,6 +15,8 @@ from collections.abc import Mapping
 
 import torch
 
+from aesop.archs.trainner import from_trainner, is_trainner_layout
+
 __all__ = ['detect_arch']
 
 
@@ -51,13 +53,14 @@ def _msrresnet(sd: Mapping[str, torch.Tensor], prefix: str, scale: int) -> dict:
 
 
 def detect_arch(state_dict: Mapping[str, torch.Tensor]) -> dict | None:
-    """The arch options (``network_g`` style) of a state dict of ``AesopAutoEncoder`` or basicsr's ``RRDBNet``.
+    """The arch options (``network_g`` style) of a state dict of ``AesopAutoEncoder`` (in the release's layout or
+    traiNNer-redux's, :mod:`aesop.archs.trainner`) or basicsr's ``RRDBNet``.
 
     Returns:
         e.g. ``{type: AesopAutoEncoder, scale: 4, encoder: learned, num_feat: 64, num_block: 2,
         num_grow_ch: 32, decoder: {type: RRDBNet, …}}``; ``None`` for anything else.
     """
-    sd = state_dict
+    sd = from_trainner(state_dict) if is_trainner_layout(state_dict) else state_dict
     if {'conv_first.weight', 'body.0.rdb1.conv1.weight', 'conv_up1.weight'} <= sd.keys():  # ×4 input: 3 channels
         scale = {48: 1, 12: 2}.get(sd['conv_first.weight'].shape[1], 4)  # ×2 / ×1 pixel-unshuffle by 2 / 4
         return _rrdbnet(sd, '', scale)

@@ -25,7 +25,7 @@ from aesop.models.train_step import TrainStep, mean_of
 from aesop.models.validation import Validator
 from aesop.resume import gather_random_states
 from aesop.schema import declare_options
-from aesop.weights import atomic_save, load_weights
+from aesop.weights import atomic_save, load_weights, save_checkpoint
 
 declare_options(
     'train',
@@ -230,7 +230,8 @@ class AesopModel(SRModel):
         self.validator.validate(dataloader, current_iter, tb_logger, save_img)
 
     def save_generator(self, label) -> None:
-        """``models/net_g_<label>.pth``: G's weights (``params``) and its EMA's (``params_ema``) when there is one."""
+        """``models/net_g_<label>.pth`` (or ``.safetensors``, :attr:`save_format`): G's weights (``params``) and its
+        EMA's (``params_ema``) when there is one."""
         nets = self.networks()
         if 'net_g_ema' in nets:
             self.save_network([self.net_g, nets['net_g_ema']], 'net_g', label, param_key=['params', 'params_ema'])
@@ -305,7 +306,8 @@ class AesopModel(SRModel):
 
     @master_only
     def save_network(self, net, net_label: str, current_iter, param_key='params') -> None:
-        """``models/<net_label>_<iter>.pth`` with one state dict per ``param_key``, atomically."""
+        """``models/<net_label>_<iter>.<path.save_format>`` with one state dict per ``param_key``, atomically:
+        basicsr's ``.pth``, or one ``.safetensors`` holding them all (:func:`aesop.weights.safetensors_checkpoint`)."""
         nets = net if isinstance(net, list) else [net]
         keys = param_key if isinstance(param_key, list) else [param_key]
         checkpoint = {
@@ -313,7 +315,12 @@ class AesopModel(SRModel):
             for n, key in zip(nets, keys, strict=True)
         }
         label = 'latest' if current_iter == -1 else current_iter
-        atomic_save(checkpoint, Path(self.opt['path']['models']) / f'{net_label}_{label}.pth')
+        save_checkpoint(checkpoint, Path(self.opt['path']['models']) / f'{net_label}_{label}.{self.save_format}')
+
+    @property
+    def save_format(self) -> str:
+        """``path.save_format``: ``pth`` (basicsr's, the default) or ``safetensors``."""
+        return self.opt['path'].get('save_format') or 'pth'
 
     @master_only
     def save_training_state(self, epoch: int, current_iter: int) -> None:

@@ -66,13 +66,13 @@ def check_frozen_files(recorded: Mapping[str, dict], now: Mapping[str, dict], al
 
 
 def where_to_resume(opt: dict) -> str:
-    """The end of a 'training stopped' message: the newest ``models/net_g_<iter>.pth`` whose tensors are all
-    finite, or that there is none."""
+    """The end of a 'training stopped' message: the newest ``models/net_g_<iter>.pth`` (or ``.safetensors``) whose
+    tensors are all finite, or that there is none."""
     models = opt['path'].get('models')
     found = [
         (int(m.group(1)), p)
-        for p in (Path(models).glob('net_g_*.pth') if models else [])
-        if (m := re.fullmatch(r'net_g_(\d+)\.pth', p.name))
+        for p in (Path(models).glob('net_g_*') if models else [])
+        if (m := re.fullmatch(r'net_g_(\d+)\.(?:pth|safetensors)', p.name))
     ]
     for _, path in sorted(found, reverse=True):
         try:

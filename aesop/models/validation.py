@@ -21,7 +21,7 @@ from aesop.metrics.scoring import metric_labels, needs_reference, score, scores_
 from aesop.utils import markdown_table
 from aesop.weights import atomic_write
 
-BEST = 'net_g_best'  # val.save_best's checkpoint (models/net_g_best.pth) and its record (.json)
+BEST = 'net_g_best'  # val.save_best's checkpoint (models/net_g_best.pth or .safetensors) and its record (.json)
 
 
 def save_best_rule(opt: dict) -> dict | None:
@@ -154,7 +154,7 @@ class Validator:
         write_best_record(Path(self.opt['path']['models']), self.best_checkpoint)
         get_root_logger().info(
             f'Best {rule["metric"]} on {dataset_name}: {value:.4f} at iteration {current_iter} '
-            f'({rule["better"]} is better): saved {BEST}.pth'
+            f'({rule["better"]} is better): saved {BEST}.{self.opt["path"].get("save_format") or "pth"}'
         )
 
     def restore_best(self, resume_state: dict) -> None:
