@@ -64,8 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
             '{prog} --nproc_per_node=4 aesop/train.py -opt options/train_aesop_rrdb.yml --launcher pytorch',
             '{prog} --nproc_per_node=4 aesop/train.py -opt options/train_aesop_rrdb.yml --launcher pytorch '
             '--auto_resume',
-            '{prog} --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 aesop/train.py '
-            '-opt options/train_ae.yml --launcher pytorch',
+            '# two nodes: the same command on each (HOST: one of them; the same --rdzv_id on both)',
+            '{prog} --nnodes=2 --nproc_per_node=4 --rdzv_backend=c10d --rdzv_endpoint=HOST:29500 --rdzv_id=ae_run '
+            'aesop/train.py -opt options/train_ae.yml --launcher pytorch',
+            '# a Slurm job, one agent per node (head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1))',
+            'srun --ntasks-per-node=1 {prog} --nnodes=$SLURM_NNODES --nproc_per_node=4 --rdzv_backend=c10d '
+            '--rdzv_endpoint=$head:29500 --rdzv_id=$SLURM_JOB_ID aesop/train.py -opt options/train_ae.yml '
+            '--launcher pytorch',
         ),
     )
     for key, value in help_text.items():

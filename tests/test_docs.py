@@ -171,6 +171,7 @@ OWN_DATA = '# needs your own'  # the first line of a block whose commands need t
 DEMO_PATH = re.compile(r'(?<![\w/])(?:datasets/demo/|results/demo_|experiments/demo_)')
 ENV_ASSIGNMENT = re.compile(r'^([A-Za-z_][A-Za-z0-9_]*)=(.*)$', re.DOTALL)
 SEPARATORS = ('&&', '||', ';', '|')
+WRAPPERS = ('srun',)  # Slurm's launcher: the command after its options (each one word: --ntasks-per-node=4) is parsed
 PATH_LIKE = re.compile(r'/|\.(?:pth|png|jpe?g|safetensors|csv|txt|onnx|yml)$')
 OUTPUT_DESTS = ('out', 'output')  # the parsers' destinations of what a command writes (and the evaluator's csv)
 PIPELINES = {'aesop-train': 'train', 'aesop/train.py': 'train', 'aesop-test': 'test', 'aesop/test.py': 'test'}
@@ -218,7 +219,8 @@ def program_of(argv: Sequence[str]) -> str | None:
 
 
 def split_command_line(text: str) -> list[tuple[dict[str, str], list[str]]]:
-    """``(environment assignments, argv)`` of each command of a shell line (``&&``, ``;``, ``|`` split it)."""
+    """``(environment assignments, argv)`` of each command of a shell line (``&&``, ``;``, ``|`` split it); the
+    command ``srun`` runs stands for it."""
     commands, tokens = [], []
     for token in [*shlex.split(text, comments=True), ';']:
         if token not in SEPARATORS:
@@ -228,6 +230,10 @@ def split_command_line(text: str) -> list[tuple[dict[str, str], list[str]]]:
         while tokens and (assignment := ENV_ASSIGNMENT.match(tokens[0])):
             env[assignment.group(1)] = assignment.group(2)
             tokens.pop(0)
+        if tokens and tokens[0] in WRAPPERS:
+            tokens = tokens[1:]
+            while tokens and tokens[0].startswith('-'):
+                tokens.pop(0)
         if tokens:
             commands.append((env, tokens))
         tokens = []
@@ -241,7 +247,8 @@ def documented_commands() -> list[Command]:
         text = page.read_text(encoding='utf-8')
         for block in BASH_BLOCK.finditer(text):
             lines = block.group(1).splitlines()
-            marked = next((line.strip() for line in lines if line.strip()), '').startswith(OWN_DATA)
+            first = next((line.strip() for line in lines if line.strip() and not line.startswith('#!')), '')
+            marked = first.startswith(OWN_DATA)  # a batch script's first line is its interpreter's
             logical, start = '', None
             for number, line in enumerate(lines, text.count('\n', 0, block.start(1)) + 1):
                 start = start or number
@@ -342,6 +349,8 @@ def test_the_documented_commands_are_found():
     programs = {c.program for c in PROJECT_COMMANDS}
     assert {'aesop-torchrun', 'aesop-evaluate', 'aesop/test.py', 'scripts/prepare_dataset.py'} <= programs
     assert 'torchrun' not in {c.argv[0] for c in COMMANDS}, 'multi-GPU examples use aesop-torchrun'
+    launchers = {c.argv[c.argv.index('--launcher') + 1] for c in PROJECT_COMMANDS if '--launcher' in c.argv}
+    assert launchers >= {'pytorch', 'slurm'}, 'the commands srun runs are parsed too'
 
 
 @pytest.mark.parametrize('command', PROJECT_COMMANDS, ids=str)

@@ -8,7 +8,10 @@ import os
 import re
 import shutil
 import signal
+import socket
+import subprocess
 import sys
+import time
 from copy import deepcopy
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 from basicsr.archs import build_network
-from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, run_entry, run_python, write_yaml
+from conftest import REPO, TINY_AE, TINY_RRDB, load_yaml, point_at, python_env, run_entry, run_python, write_yaml
 
 from aesop.options import load_option_file
 
@@ -150,6 +153,94 @@ def test_torchrun_two_cpu_processes_only_rank0_writes(tiny_data, tmp_path):
     logs = list(exp.glob('train_*.log'))
     assert len(logs) == 1 and 'World size (gpu number): 2' in logs[0].read_text()
     assert 'l_g_aesop' in logs[0].read_text()
+
+
+def free_port() -> int:
+    """A port nothing listens on now (bound to port 0, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(('localhost', 0))
+        return sock.getsockname()[1]
+
+
+def run_side_by_side(commands: list[tuple[list[str], dict[str, str]]], cwd: Path, timeout: float = 240) -> list:
+    """Start every ``(argv, env)`` at once as a process of its own (its output to a file: none waits on a full
+    pipe); ``(exit status, output)`` of each once all have ended, or kill them all after ``timeout`` seconds."""
+    procs = []
+    try:
+        for i, (cmd, env) in enumerate(commands):
+            with open(cwd / f'process{i}.out', 'w') as out:
+                procs.append(subprocess.Popen(cmd, cwd=cwd, env=python_env(env), stdout=out, stderr=subprocess.STDOUT))
+        deadline = time.monotonic() + timeout
+        for proc in procs:
+            proc.wait(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:  # timed out: its workers follow it (aesop.pipeline's exit_with_parent)
+                proc.kill()
+                proc.wait()
+    return [(proc.returncode, (cwd / f'process{i}.out').read_text()) for i, proc in enumerate(procs)]
+
+
+def two_process_run(tiny_data: Path, root: Path, name: str) -> tuple[Path, dict[str, str]]:
+    """A 2-iteration tiny SR training validated at its end, gloo (``num_gpu: 0``), and the environment of its
+    processes."""
+    opt = tiny(load_yaml(DEMO / 'train_psnr.yml'), name, tiny_data, 2)
+    opt['num_gpu'] = 0  # gloo on CPU even where CUDA is visible
+    env = {'AESOP_ROOT': str(root), 'OMP_NUM_THREADS': '1', 'PATH': '/usr/bin:/bin', 'AESOP_RANDOM_BACKBONES': '1'}
+    return write_yaml(opt, root / f'{name}.yml'), env
+
+
+def assert_rank0_alone_wrote(root: Path, name: str) -> str:
+    """The run's folders hold rank 0's files alone: its checkpoints, one log (world size 2, validated at iteration
+    2), one tensorboard file. Returns the log."""
+    assert [p.name for p in (root / 'experiments').iterdir()] == [name]  # no other rank made or archived one
+    exp = root / 'experiments' / name
+    assert sorted(p.name for p in (exp / 'models').iterdir()) == ['net_g_2.pth', 'net_g_latest.pth']
+    assert sorted(p.name for p in (exp / 'training_states').iterdir()) == ['2.state']
+    [log] = list(exp.glob('train_*.log'))
+    assert len(list((root / 'tb_logger' / name).iterdir())) == 1
+    text = log.read_text()
+    assert 'World size (gpu number): 2' in text and re.search(r'Validation demo_val\n\t # psnr: [\d.]+', text), text
+    assert 'End of training' in text
+    return text
+
+
+@pytest.mark.ddp
+def test_two_torchrun_agents_are_two_nodes_of_one_run(tiny_data, tmp_path):
+    """The documented multi-node command on one machine: two agents (``aesop-torchrun --nnodes=2 --nproc_per_node=1
+    --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT --rdzv_id=ID``), one worker each, gloo: one run of world size 2
+    whose node ranks (group ranks) are 0 and 1; rank 0 alone writes; the sharded validation ends in rank 0's line."""
+    opt_file, env = two_process_run(tiny_data, tmp_path, 'two_nodes')
+    env['LOGLEVEL'] = 'INFO'  # the agents log their rendezvous: the node's rank and its workers' global ranks
+    agent = [sys.executable, '-m', 'aesop.launch', '--nnodes=2', '--nproc_per_node=1', '--rdzv_backend=c10d']
+    agent += [f'--rdzv_endpoint=localhost:{free_port()}', f'--rdzv_id=two_nodes_{os.getpid()}']
+    cmd = [*agent, str(REPO / 'aesop' / 'train.py'), '-opt', str(opt_file), '--launcher', 'pytorch']
+    agents = run_side_by_side([(cmd, env), (cmd, env)], tmp_path)
+    assert [status for status, _ in agents] == [0, 0], agents
+    ranks = {}
+    for _, out in agents:
+        found = dict(re.findall(r'\]   (group_rank|group_world_size|global_ranks|role_world_sizes)=(\S+)', out))
+        assert found['group_world_size'] == '2' and found['role_world_sizes'] == '[2]', out
+        ranks[int(found['group_rank'])] = (found['global_ranks'], out)
+    assert sorted(ranks) == [0, 1] and [ranks[0][0], ranks[1][0]] == ['[0]', '[1]']
+    assert 'World size (gpu number): 2' in ranks[0][1] and 'World size' not in ranks[1][1]  # rank 0 logs
+    assert_rank0_alone_wrote(tmp_path, 'two_nodes')
+
+
+@pytest.mark.ddp
+def test_launcher_slurm_runs_the_tasks_srun_would_start_on_gloo(tiny_data, tmp_path):
+    """``--launcher slurm`` without srun: two plain ``aesop/train.py`` processes with the environment srun gives two
+    tasks (SLURM_PROCID 0/1, SLURM_NTASKS 2, SLURM_LOCALID, SLURM_NODELIST read here: no scontrol, MASTER_PORT),
+    on the CPU: gloo (basicsr's _init_dist_slurm set a CUDA device: it failed without one)."""
+    opt_file, env = two_process_run(tiny_data, tmp_path, 'slurm_tasks')
+    env.update(SLURM_NTASKS='2', SLURM_NODELIST='localhost', SLURM_JOB_ID='4242', MASTER_PORT=str(free_port()))
+    cmd = [sys.executable, str(REPO / 'aesop' / 'train.py'), '-opt', str(opt_file), '--launcher', 'slurm']
+    tasks = [(cmd, {**env, 'SLURM_PROCID': str(rank), 'SLURM_LOCALID': str(rank)}) for rank in (0, 1)]
+    (status0, out0), (status1, out1) = run_side_by_side(tasks, tmp_path)
+    assert (status0, status1) == (0, 0), (out0, out1)
+    assert 'World size (gpu number): 2' in out0 and 'World size' not in out1
+    log = assert_rank0_alone_wrote(tmp_path, 'slurm_tasks')
+    assert re.search(r'^\s+dist: True\n\s+rank: 0\n\s+world_size: 2$', log, re.M)
 
 
 def test_the_bicubic_row_is_matlab_imresize_scored_like_the_networks(tiny_data, tmp_path):
