@@ -659,8 +659,10 @@ def check_components(opt: dict) -> None:
 
     Raises an :class:`AesopError` naming the option key, with the closest registered names
     for an unknown type and the accepted options for an unknown key. Also checks that an
-    auto-encoder's scale is the run's ``scale``.
+    auto-encoder's scale is the run's ``scale``, and the optimisers and the scheduler
+    (:func:`aesop.models.optim.check_optim_options`).
     """
+    from aesop.models.optim import check_optim_options
     from aesop.models.train_step import check_step_options
 
     model = _lookup(MODEL_REGISTRY, opt['model_type'], 'model_type') if 'model_type' in opt else None
@@ -668,6 +670,7 @@ def check_components(opt: dict) -> None:
     if hasattr(model, 'check_options'):  # e.g. the real-world model's degradation settings
         model.check_options(opt)
     check_step_options(model, opt)
+    check_optim_options(opt)
     for key, value in opt.items():
         if key.startswith('network_') and isinstance(value, dict):
             _check_arch(value, key, opt.get('scale'))

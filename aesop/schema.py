@@ -193,28 +193,29 @@ class Dataset(_Section):
 
 
 class Optimizer(_Section):
-    """``train.optim_*``: ``torch.optim.Adam``'s options (what basicsr 1.4.2 builds)."""
+    """``train.optim_*``: a ``torch.optim`` optimiser by name (basicsr 1.4.2 builds Adam only). Its other keys are
+    that class's keyword arguments (Adam's ``betas``, ``eps``, ``weight_decay``, ``amsgrad``; SGD's ``momentum``,
+    ``nesterov``; …), checked against its signature at start-up (``aesop.models.optim``)."""
 
-    type: Literal['Adam']
-    """What basicsr 1.4.2's ``BaseModel.get_optimizer`` builds."""
-    lr: Number = Field(gt=0)
-    betas: list[Number] = Field(default=[0.9, 0.999], min_length=2, max_length=2)
-    eps: Number = 1e-8
-    weight_decay: Number = Field(default=0, ge=0)
-    amsgrad: bool = False
+    model_config = ConfigDict(extra='allow')  # the class's keyword arguments: checked against its signature
+    type: str = 'Adam'
+    """Any optimiser ``torch.optim`` exports (Adam, AdamW, SGD, RAdam, NAdam, Adamax, Adagrad, RMSprop, …) but
+    LBFGS (needs a closure), SparseAdam (sparse gradients) and Muon (2-D parameters)."""
+    lr: Number = Field(gt=0, allow_inf_nan=False)
+    """The learning rate (the schedule's starting value)."""
 
 
 class Scheduler(_Section):
-    """``train.scheduler``: basicsr's MultiStepRestartLR / CosineAnnealingRestartLR options."""
+    """``train.scheduler``: basicsr's ``MultiStepLR`` (its MultiStepRestartLR: ``milestones``, ``gamma``,
+    ``restarts``, ``restart_weights``) or ``CosineAnnealingRestartLR`` (``periods``, ``restart_weights``,
+    ``eta_min``), or a ``torch.optim.lr_scheduler`` class by name (``CosineAnnealingLR``, ``OneCycleLR``,
+    ``LinearLR``, ``StepLR``, …); its other keys are that class's keyword arguments, checked against its signature
+    at start-up. Stepped once per iteration after the first, as basicsr steps its own; one per optimiser."""
 
-    type: Literal['MultiStepLR', 'MultiStepRestartLR', 'CosineAnnealingRestartLR']
-    """What basicsr 1.4.2's ``SRModel.setup_schedulers`` builds."""
-    milestones: list[int] | None = None
-    gamma: Number | None = None
-    restarts: list[int] | None = None
-    restart_weights: list[Number] | None = None
-    periods: list[int] | None = None
-    eta_min: Number | None = None
+    model_config = ConfigDict(extra='allow')  # the class's keyword arguments: checked against its signature
+    type: str
+    """A scheduler that needs a metric (ReduceLROnPlateau), a function (LambdaLR, MultiplicativeLR) or other
+    schedulers (SequentialLR, ChainedScheduler) is refused."""
 
 
 class Train(_Section):
@@ -223,12 +224,17 @@ class Train(_Section):
     total_iter: int = Field(gt=0)
     """Iterations to train (the last saves ``latest``)."""
     warmup_iter: int = -1
-    """Linear learning-rate warm-up iterations (-1: none), basicsr's."""
+    """Linear learning-rate warm-up, basicsr's: below this iteration the lr is ``lr × iter / warmup_iter``, then the
+    schedule's (-1: none)."""
     ema_decay: Number = Field(default=0, ge=0, lt=1)
     """Decay of the EMA generator ``net_g_ema`` (0: none; 0.999 in the paper; LDL needs it)."""
     optim_g: Optimizer | None = None
+    """G's optimiser (every model that trains)."""
     optim_d: Optimizer | None = None
+    """D's optimiser (the GAN models)."""
     scheduler: Scheduler | None = None
+    """The learning-rate schedule, one per optimiser (none: the lr stays `lr`). On resume the file's optimisers and
+    schedule win over the training state's (docs/training.md)."""
     net_d_iters: int = Field(default=1, gt=0)
     """G steps only every n-th iteration (D every iteration)."""
     net_d_init_iters: int = Field(default=0, ge=0)
@@ -529,7 +535,8 @@ def admits(section: str, key: str) -> bool:
     if schema is None:
         return False
     loss_entry = section == 'train' and key.endswith('_opt')
-    return key in schema.model_fields or key.startswith(schema.PREFIXES) or loss_entry
+    open_section = schema.model_config.get('extra') == 'allow'  # a class's keyword arguments (train.optim_g)
+    return key in schema.model_fields or key.startswith(schema.PREFIXES) or loss_entry or open_section
 
 
 def apply_schema(opt: dict) -> dict:
@@ -710,11 +717,13 @@ def _describe_call(problems: list[dict], given: dict, model: type[_Call], key: s
     if first['type'] == 'extra_forbidden':
         accepted = list(model.model_fields)
         return f'unknown option {name!r} for {what}: {did_you_mean(name, accepted)}it takes {", ".join(accepted)}'
-    if first['type'] == 'missing':
-        missing = [problem['loc'][0] for problem in problems if problem['type'] == 'missing']
+    if first['type'] == 'missing' and len(first['loc']) == 1:
+        missing = [p['loc'][0] for p in problems if p['type'] == 'missing' and len(p['loc']) == 1]
         return f'{what} needs {", ".join(missing)}'
     same = [problem for problem in problems if problem['loc'][:1] == (name,)]
     parts = key.split('.') if key else []
+    if first['type'] == 'missing':  # an item of a tuple (Adam's betas: [0.9])
+        return f'option {".".join([*parts, name])}: too few items, got {given[name]!r}'
     if isinstance(given.get(name), str) and any(p['type'] in ('float_type', 'int_type') for p in same):
         return f'option {".".join([*parts, name])} must be a number, got {given[name]!r}'
     nested: dict = given

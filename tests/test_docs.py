@@ -100,7 +100,7 @@ def test_the_reference_lists_every_section_and_family():
     for title in ('## `logger.wandb`', '## `path`', '## `dist_params`'):
         assert f'\n{title}\n' in text
     assert "| `backend` | `'nccl' \\| 'gloo' \\| 'mpi'` | `'nccl'` |" in text
-    assert '| `betas` | `list[number]`, length 2 | `[0.9, 0.999]` |' in text
+    assert "| `type` | `str` | `'Adam'` |" in text and '| `lr` | `number`, > 0 | *required* |' in text
     assert '| `total_iter` | `int`, > 0 | *required* |' in text
     for family in ('`network_*`', '`pretrain_network_*`', '`param_key_*`', '`strict_load_*`', '`*_opt`'):
         assert f'- {family}: ' in text

@@ -430,14 +430,13 @@ def test_force_yml_takes_optional_keys_and_stops_at_the_next_flag():
 
 
 def test_numbers_in_lists_too():
+    from aesop.models.optim import build_scheduler
     from aesop.options import parse_yaml
-    from aesop.schema import apply_schema
 
-    opt = {'name': 'x', 'datasets': {}, 'train': {'total_iter': 1, 'scheduler': {'type': 'MultiStepLR'}}}
-    opt['train']['scheduler']['milestones'] = parse_yaml('[2e5, 4e5]', source='milestones')
-    apply_schema(opt)
-    assert opt['train']['scheduler']['milestones'] == [200000, 400000]
-    assert all(type(milestone) is int for milestone in opt['train']['scheduler']['milestones'])
+    options = {'type': 'MultiStepLR', 'milestones': parse_yaml('[2e5, 4e5]', source='milestones')}
+    optimizer = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    milestones = list(build_scheduler(options, optimizer, key='train.scheduler').milestones)
+    assert milestones == [200000, 400000] and all(type(milestone) is int for milestone in milestones)
 
 
 def test_cuda_prefetch_and_pinned_memory_fall_back_to_cpu(tmp_path, capsys):

@@ -151,12 +151,24 @@ def _gt_size(opt, root, data):
     opt['datasets']['train']['gt_size'] = 126
 
 
-def _sgd(opt, root, data):
-    opt['train']['optim_g']['type'] = 'SGD'
+def _lbfgs(opt, root, data):
+    opt['train']['optim_g']['type'] = 'LBFGS'
+
+
+def _sgd_with_betas(opt, root, data):
+    opt['train']['optim_d']['type'] = 'SGD'  # the file's Adam options stay: betas
 
 
 def _scheduler_typo(opt, root, data):
     opt['train']['scheduler']['type'] = 'MultiStepLRR'
+
+
+def _plateau(opt, root, data):
+    opt['train']['scheduler'] = {'type': 'ReduceLROnPlateau', 'patience': 5}
+
+
+def _scheduler_option(opt, root, data):
+    opt['train']['scheduler'] = {'type': 'CosineAnnealingLR', 'T_mx': 80}
 
 
 def _missing_lr_image(opt, root, data):
@@ -241,7 +253,10 @@ CASES = {
     'top-level typo': (_top_level_typo, r"unknown option 'manual_sead' at the top level: did you mean 'manual_seed'\?"),
     'dataset key typo': (_dataset_typo, r"unknown option 'gt_sise' in datasets\.train: did you mean 'gt_size'\?"),
     'train key typo': (_train_typo, r"unknown option 'ema_decy' in train: did you mean 'ema_decay'\?"),
-    'optimizer key typo': (_optimizer_typo, r"unknown option 'betas_' in train\.optim_g: did you mean 'betas'\?"),
+    'optimizer key typo': (
+        _optimizer_typo,
+        r"^unknown option 'betas_' for Adam \(option train\.optim_g\): did you mean 'betas'\? it takes lr, betas, eps,",
+    ),
     'path key typo': (
         _path_typo,
         r"unknown option 'pretrain_netwrk_g' in path: did you mean 'pretrain_network_g'\?",
@@ -276,11 +291,28 @@ CASES = {
         _gt_size,
         r'datasets\.train\.gt_size \(126\) must be a multiple of scale \(4\)',
     ),
-    'unsupported optimizer': (_sgd, r"option train\.optim_g\.type: input should be 'Adam', got 'SGD'$"),
+    'optimizer that needs a closure': (
+        _lbfgs,
+        r'option train\.optim_g\.type: optimizer LBFGS cannot be used: it needs a closure that re-evaluates the '
+        r'loss at each step, and the training step calls step\(\) without one; use one of .*\bAdamW\b.*\bSGD$',
+    ),
+    'optimizer option of another optimizer': (
+        _sgd_with_betas,
+        r"^unknown option 'betas' for SGD \(option train\.optim_d\): it takes lr, momentum, dampening, weight_decay, "
+        r'nesterov,',
+    ),
     'scheduler typo': (
         _scheduler_typo,
-        r"option train\.scheduler\.type: input should be 'MultiStepLR', .*got 'MultiStepLRR'; "
-        r"did you mean 'MultiStepLR'\?$",
+        r"^unknown scheduler type 'MultiStepLRR' \(option train\.scheduler\.type\): did you mean 'MultiStepLR'\? ",
+    ),
+    'scheduler that needs a metric': (
+        _plateau,
+        r'^option train\.scheduler\.type: scheduler ReduceLROnPlateau cannot be used: it needs a metric at each step',
+    ),
+    'scheduler option typo': (
+        _scheduler_option,
+        r"^unknown option 'T_mx' for CosineAnnealingLR \(option train\.scheduler\): did you mean 'T_max'\? it "
+        r'takes T_max, eta_min$',
     ),
     'GT without LR': (
         _missing_lr_image,
@@ -511,11 +543,15 @@ def test_resume_needs_no_initial_weights_and_refuses_another_psi(tiny_data, tmp_
     ), error
 
     opt['train']['allow_psi_change'] = True
-    opt['train']['optim_g']['lr'] = 5e-5  # reported: the resumed run keeps the saved 1e-4
+    opt['train']['optim_g']['lr'] = 5e-5  # the file's lr wins over the state's 1e-4 (basicsr kept 1e-4), reported
     proc = train(write_yaml(opt, opt_file), tmp_path, '--auto_resume')
     out = proc.stdout
     assert proc.returncode == 0 and 'allow_psi_change: true' in out and 'End of training' in out, out
-    assert 'optimizer 0: lr 5e-05 in the option file but 0.0001 in the training state' in out
+    assert (
+        "resuming at iteration 1 with the option file's optimizers and schedule, not the training state's: "
+        'train.optim_g: lr 0.0001 → 5e-05; lr now 5e-05\n'
+    ) in out
+    assert 'iter:       2, lr:(5.000e-05,)' in out
 
 
 def test_a_second_run_on_a_live_experiment_is_refused_and_a_stale_lock_taken_over(tiny_data, tmp_path):

@@ -43,10 +43,6 @@ def checked(**changes) -> str | None:
             "unknown option 'typ' in datasets.val.io_backend: did you mean 'type'?",
         ),
         ({'train__ema_decy': 0.9}, "unknown option 'ema_decy' in train: did you mean 'ema_decay'?"),
-        (
-            {'train__scheduler__milestone': [1]},
-            "unknown option 'milestone' in train.scheduler: did you mean 'milestones'?",
-        ),
         ({'val__save_imgs': True}, "unknown option 'save_imgs' in val: did you mean 'save_img'?"),
         ({'logger__wandb': {'projekt': 'x'}}, "unknown option 'projekt' in logger.wandb: did you mean 'project'?"),
         ({'dist_params': {'bakend': 'gloo'}}, "unknown option 'bakend' in dist_params: did you mean 'backend'?"),
@@ -62,7 +58,7 @@ def test_a_typo_names_the_closest_key(change, expected):
         ({'train__total_iter': -5}, r'option train\.total_iter must be > 0, got -5$'),
         ({'train__ema_decay': 1.0}, r'option train\.ema_decay must be < 1, got 1\.0$'),
         ({'train__optim_g__lr': 'fast'}, r"option train\.optim_g\.lr: input should be a valid number.*got 'fast'$"),
-        ({'train__optim_g__betas': [0.9]}, r'option train\.optim_g\.betas: .*got \[0\.9\]$'),
+        ({'train__optim_g__lr': float('inf')}, r'option train\.optim_g\.lr: input should be a finite number, got inf$'),
         ({'train__amp': 'fp8'}, r"option train\.amp: input should be 'none', 'bf16' or 'fp16'.*got 'fp8'$"),
         ({'train__pixel_opt': 1.0}, r'^train\.pixel_opt must be a mapping with a type, got 1\.0$'),
         ({'datasets__train__batch_size_per_gpu': 0}, r'datasets\.train\.batch_size_per_gpu must be > 0, got 0$'),
@@ -94,10 +90,6 @@ def test_a_wrong_type_names_the_key_and_the_value(change, expected):
         ({'train__optim_g__lr': '1e-3'}, "option train.optim_g.lr: input should be a valid number, got '1e-3'"),
         ({'train__ema_decay': True}, 'option train.ema_decay: input should be a valid number, got True'),
         ({'train__total_iter': 2.5}, 'option train.total_iter: input should be a valid integer, got 2.5'),
-        (
-            {'train__scheduler__milestones': [2e5, '3']},
-            "option train.scheduler.milestones.1: input should be a valid integer, got '3'",
-        ),
         (
             {'datasets__train__num_worker_per_gpu': 2.5},
             'option datasets.train.num_worker_per_gpu: input should be a valid integer',

@@ -21,6 +21,7 @@ from aesop.archs.sizes import input_multiple, pad_to_multiple
 from aesop.archs.tiling import upscale
 from aesop.errors import AesopError
 from aesop.models.checkpoint import check_frozen_files, first_nonfinite, where_to_resume
+from aesop.models.optim import build_optimizer, build_scheduler, optimizer_record, plain, replay, scheduler_record
 from aesop.models.train_step import TrainStep, mean_of
 from aesop.models.validation import Validator
 from aesop.resume import gather_random_states
@@ -59,6 +60,8 @@ class AesopModel(SRModel):
     LOSS_OPTIONS: tuple[str, ...] = ('pixel_opt', 'perceptual_opt')
     #: whether the optimiser step honours ``train.amp``/``grad_clip``/… (else any value is refused at start-up)
     READS_STEP_OPTIONS = True
+    #: the optimisers it builds: ``train`` option → the network it steps (``optimizer_g``, … in this order)
+    OPTIMIZERS: dict[str, str] = {'optim_g': 'net_g'}
     #: the per-batch tensors (split into micro-batches; in NHWC with ``channels_last``)
     BATCH = ('lq', 'gt', 'gt_usm')
     #: what belongs to one batch or image, dropped around each validation image
@@ -71,6 +74,7 @@ class AesopModel(SRModel):
         self.current_iter: int | None = None  # the iteration being trained (update_learning_rate)
         self.batch_in_epoch = 0  # batches of this epoch trained on (set by the loop, kept in the training state)
         self.random_states: list[dict] = []  # every rank's random streams at the last save (aesop.resume)
+        self.schedule_options: dict[str, dict | None] = {}  # what the optimisers and schedulers were built from
         super().__init__(opt)
 
     @classmethod
@@ -175,10 +179,56 @@ class AesopModel(SRModel):
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
+    def setup_optimizers(self):
+        """basicsr's, for :attr:`OPTIMIZERS`: any ``torch.optim`` optimiser (basicsr builds Adam only;
+        :func:`~aesop.models.optim.build_optimizer`), over the parameters that require a gradient; the option entries
+        are left as written (basicsr pops their ``type``)."""
+        train_opt = self.opt['train']
+        for key, net in self.OPTIMIZERS.items():
+            if not train_opt.get(key):
+                raise AesopError(f'{type(self).__name__} needs train.{key} (the optimiser of {net})')
+            params = []
+            for name, param in getattr(self, net).named_parameters():
+                if param.requires_grad:
+                    params.append(param)
+                else:
+                    get_root_logger().warning(f'Params {name} will not be optimized.')
+            optimizer = build_optimizer(train_opt[key], params, key=f'train.{key}')
+            setattr(self, f'optimizer_{net.removeprefix("net_")}', optimizer)
+            self.optimizers.append(optimizer)
+            self.schedule_options[f'train.{key}'] = optimizer_record(train_opt[key], key=f'train.{key}')
+
+    def setup_schedulers(self):
+        """basicsr's, for any scheduler :mod:`aesop.models.optim` builds, one per optimiser (``train.scheduler``
+        left as written); without one, the lr stays ``lr``."""
+        options = self.opt['train'].get('scheduler')
+        for optimizer in self.optimizers:
+            if options:
+                self.schedulers.append(build_scheduler(options, optimizer, key='train.scheduler'))
+            for group in optimizer.param_groups:
+                group.setdefault('initial_lr', group['lr'])  # what the warm-up scales
+        self.schedule_options['train.scheduler'] = scheduler_record(options, key='train.scheduler') if options else None
+
     def update_learning_rate(self, current_iter: int, warmup_iter: int = -1) -> None:
-        """basicsr's; also remembers the iteration for :meth:`reduce_loss_dict` (called once per iteration)."""
+        """basicsr's: each scheduler stepped once per iteration after the first; below ``warmup_iter`` the lr is
+        ``initial_lr × current_iter / warmup_iter``. Before the step, each optimiser's lr is set back to its
+        schedule's own (``initial_lr`` without a scheduler): basicsr stepped from the warm-up's last lr, so that a
+        chained schedule (its MultiStepRestartLR, torch's StepLR, …) stayed at (w − 1)/w of the lr after the warm-up
+        and a run without a scheduler kept that lr. Without a warm-up nothing changes. Also remembers the iteration
+        for :meth:`reduce_loss_dict` (called once per iteration)."""
         self.current_iter = current_iter
-        super().update_learning_rate(current_iter, warmup_iter)
+        scheduled = {id(scheduler.optimizer) for scheduler in self.schedulers}
+        for optimizer in self.optimizers:
+            if id(optimizer) not in scheduled:
+                for group in optimizer.param_groups:
+                    group['lr'] = group['initial_lr']
+        if current_iter > 1:
+            for scheduler in self.schedulers:
+                for group, lr in zip(scheduler.optimizer.param_groups, scheduler.get_last_lr(), strict=True):
+                    group['lr'] = lr
+                scheduler.step()
+        if current_iter < warmup_iter:
+            self._set_lr([[lr / warmup_iter * current_iter for lr in lrs] for lrs in self._get_init_lr()])
 
     def reduce_loss_dict(self, loss_dict):
         """basicsr's, with what the step logged (``grad_norm_*``); a non-finite loss stops the run."""
@@ -258,30 +308,106 @@ class AesopModel(SRModel):
 
     def extra_training_state(self) -> dict:
         """What the training state stores beyond basicsr's: the frozen files' digests, ``val.save_best``'s record,
+        what the optimisers and schedulers were built from (:attr:`schedule_options`, for :meth:`resume_training`),
         and where the run is (the batches of its epoch trained on, every rank's random streams), from which a
         resumed run goes on as this one would have (:mod:`aesop.resume`)."""
         return {
             'autoencoders': self.frozen_autoencoders(),
             'best_checkpoint': self.validator.best_checkpoint,
+            'schedule_options': self.schedule_options,
             'batch_in_epoch': self.batch_in_epoch,
             'random': self.random_states,
         }
 
     def resume_training(self, resume_state):
         """basicsr's ``resume_training``, after checking the frozen files (ψ) are the ones the state was trained
-        with; a learning rate changed in the option file is reported."""
+        with. The option file's optimisers and schedule win over the training state's (basicsr kept the state's lr
+        and schedule whatever the file said, its issue #327): when they differ (:meth:`schedule_changes`), the
+        optimisers keep their state (moments, step counts; none when the optimiser's type changed) with the file's
+        hyper-parameters, and each scheduler is the file's, stepped to the resumed iteration, so that the lr is the
+        one the file's schedule gives there; one line says what changed. Otherwise basicsr's, unchanged."""
         recorded = resume_state.get('autoencoders') or {}  # a state of an older version has none
         check_frozen_files(recorded, self.frozen_autoencoders(), allow=self.opt['train']['allow_psi_change'])
-        for i, (optimizer, saved) in enumerate(zip(self.optimizers, resume_state['optimizers'], strict=False)):
-            now = optimizer.param_groups[0].get('initial_lr', optimizer.param_groups[0]['lr'])
-            before = saved['param_groups'][0].get('initial_lr', saved['param_groups'][0]['lr'])
-            if now != before:
-                get_root_logger().warning(
-                    f'optimizer {i}: lr {now} in the option file but {before} in the training state: the resumed '
-                    f'run keeps {before} and its schedule (basicsr restores the optimizer and scheduler states)'
-                )
         self.validator.restore_best(resume_state)
-        super().resume_training(resume_state)
+        if len(resume_state['optimizers']) != len(self.optimizers):
+            raise AesopError(
+                f'the training state has {len(resume_state["optimizers"])} optimizers but {type(self).__name__} '
+                f'builds {len(self.optimizers)}: it is a state of another model'
+            )
+        changes, older = self.schedule_changes(resume_state)
+        if not changes:
+            super().resume_training(resume_state)
+            return
+        saved_types = self._saved_optimizer_types(resume_state)
+        for (key, optimizer), saved, saved_type in zip(
+            self._optimizer_entries(), resume_state['optimizers'], saved_types, strict=True
+        ):
+            if saved_type != self.schedule_options[key]['type']:
+                continue  # another optimiser: its moments start afresh
+            groups = [{k: v for k, v in group.items() if k != 'params'} for group in optimizer.param_groups]
+            if len(groups) != len(saved['param_groups']):
+                raise AesopError(f'{key}: the training state has another number of parameter groups')
+            optimizer.load_state_dict(
+                {
+                    'state': saved['state'],
+                    'param_groups': [{**g, 'params': s['params']} for g, s in zip(groups, saved['param_groups'])],
+                }
+            )  # the state's moments with the file's hyper-parameters (the schedulers' initial values)
+        for scheduler in self.schedulers:
+            replay(scheduler, resume_state['iter'] - 1)  # basicsr steps it at iterations 2 … iter
+        lrs = ', '.join(f'{lr:g}' for lr in self.get_current_learning_rate())
+        why = (
+            " (the training state, of an older version, records no options: compared its optimizers' type Adam, lr "
+            "and hyper-parameters and its scheduler's settings)"
+            if older
+            else ''
+        )
+        get_root_logger().warning(
+            f"resuming at iteration {resume_state['iter']} with the option file's optimizers and schedule, not the "
+            f"training state's: {'; '.join(changes)}{why}; lr now {lrs}"
+        )
+
+    def _optimizer_entries(self) -> list[tuple[str, torch.optim.Optimizer]]:
+        """``(train.<key>, optimizer)`` in the order of :attr:`optimizers`."""
+        return [(f'train.{key}', optimizer) for key, optimizer in zip(self.OPTIMIZERS, self.optimizers, strict=True)]
+
+    def _saved_optimizer_types(self, resume_state: dict) -> list[str | None]:
+        saved = resume_state.get('schedule_options')
+        if saved is None:  # an older version built Adam only
+            return ['Adam'] * len(resume_state['optimizers'])
+        return [(saved.get(key) or {}).get('type') for key, _ in self._optimizer_entries()]
+
+    def schedule_changes(self, resume_state: dict) -> tuple[list[str], bool]:
+        """What differs between the option file's optimisers and schedule and the training state's, one entry per
+        option (``train.optim_g: lr 0.0001 → 0.0002``), and whether the state is an older version's, which records
+        no options: then its optimisers' type (Adam, all an older version built), the hyper-parameters of their
+        parameter groups and its schedulers' settings (their state dicts) are compared with the file's."""
+        saved = resume_state.get('schedule_options')
+        if saved is not None:
+            changes = [_difference(key, saved.get(key), now) for key, now in self.schedule_options.items()]
+            return [change for change in changes if change], False
+        changes = []
+        for (key, _), state in zip(self._optimizer_entries(), resume_state['optimizers'], strict=True):
+            now = self.schedule_options[key]
+            group = state['param_groups'][0]
+            before = {'type': 'Adam', **{k: plain(v) for k, v in group.items() if k in now and k != 'type'}}
+            before['lr'] = plain(group.get('initial_lr', group['lr']))
+            after = now if now['type'] != 'Adam' else {k: now[k] for k in before}  # another type: all its options
+            changes.append(_difference(key, before, after))
+        settings_now = [_settings(scheduler.state_dict()) for scheduler in self.schedulers]
+        settings_before = [_settings(state) for state in resume_state['schedulers']]
+        if settings_now != settings_before:
+            before = after = None
+            if settings_before:  # an older version had basicsr's two schedulers only
+                kind = 'MultiStepRestartLR' if 'milestones' in settings_before[0] else 'CosineAnnealingRestartLR'
+                before = {'type': kind, **settings_before[0]}
+            if settings_now:
+                record = self.schedule_options['train.scheduler']
+                after = {'type': record['type'], **settings_now[0]}
+                if before is None or before['type'] != after['type']:
+                    after = record  # another type: its options, as a recorded state shows them
+            changes.append(_difference('train.scheduler', before, after))
+        return [change for change in changes if change], True
 
     def model_to_device(self, net: nn.Module) -> nn.Module:
         """basicsr's, without ``device_ids=[torch.cuda.current_device()]`` on CPU (DDP over gloo); a network with
@@ -333,3 +459,42 @@ class AesopModel(SRModel):
             {**state, **self.extra_training_state()},
             Path(self.opt['path']['training_states']) / f'{current_iter}.state',
         )
+
+
+#: a scheduler's state-dict entries that are its position, not its settings
+_SCHEDULER_POSITION = ('last_epoch', '_step_count', '_last_lr', '_get_lr_called_within_step', '_is_initial', 'verbose')
+
+
+def _settings(state: dict) -> dict:
+    """A scheduler's settings from its state dict (``base_lrs``: the optimiser's lr, compared there)."""
+    return {k: plain(v) for k, v in state.items() if k not in _SCHEDULER_POSITION and k != 'base_lrs'}
+
+
+def _difference(key: str, before: dict | None, after: dict | None) -> str:
+    """``'train.optim_g: lr 0.0001 → 0.0002'``, ``'train.scheduler: type MultiStepRestartLR → CosineAnnealingLR,
+    T_max 100, eta_min 0'`` (another type: its options), or ``''`` when equal."""
+    if before == after:
+        return ''
+    if before is None or after is None:
+        return f'{key}: {_options_text(before)} → {_options_text(after)}'
+    if before.get('type') != after.get('type'):
+        fresh = ' (its moments start afresh)' if key != 'train.scheduler' else ''
+        rest = [f'{name} {_value_text(value)}' for name, value in after.items() if name != 'type']
+        return f'{key}: type {before.get("type")} → {after.get("type")}{fresh}, ' + ', '.join(rest)
+    parts = [
+        f'{name} {_value_text(before.get(name))} → {_value_text(after.get(name))}'
+        for name in dict.fromkeys([*after, *before])
+        if before.get(name) != after.get(name)
+    ]
+    return f'{key}: {", ".join(parts)}'
+
+
+def _options_text(options: dict | None) -> str:
+    if options is None:
+        return 'none'
+    rest = ', '.join(f'{k}: {_value_text(v)}' for k, v in options.items() if k != 'type')
+    return f'{options.get("type")} {{{rest}}}'
+
+
+def _value_text(value) -> str:
+    return '~' if value is None else f'{value:g}' if isinstance(value, float) else str(value)

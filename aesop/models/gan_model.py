@@ -78,6 +78,7 @@ class AesopGANModel(AesopModel, SRGANModel):
     """
 
     LOSS_OPTIONS = (*FIDELITY_TERMS, 'perceptual_opt', 'gan_opt', 'artifacts_opt')
+    OPTIMIZERS = {'optim_g': 'net_g', 'optim_d': 'net_d'}  # SRGANModel's: G's, then D's
     RELATIVISTIC = True  # the GAN form when ``train.relativistic_gan`` is not set
 
     def init_training_settings(self):
