@@ -26,12 +26,12 @@ from aesop.archs.autoencoder_arch import autoencoder_arch
 from aesop.cli import add_autoencoder_arguments, cli_main
 from aesop.commands import command_help
 from aesop.errors import AesopError
-from aesop.metrics.fid import frechet_distance, image_patches, inception_features
+from aesop.metrics.fid import image_features, set_distance
 from aesop.metrics.scoring import cells, metric_labels, score, write_image_csv
 from aesop.options import load_options
 from aesop.utils import IMAGE_EXTENSIONS, markdown_table
 
-SET_METRICS = ('fid', 'patch_fid')  # one value for the whole set
+SET_METRICS = ('fid', 'patch_fid')  # one value for the whole set (set_options)
 
 
 def requested(args: argparse.Namespace) -> tuple[list[str], list[str]]:
@@ -86,15 +86,17 @@ def read(path: Path) -> np.ndarray:
     return img
 
 
-def split(img: np.ndarray, metric: str, remainder: str) -> list[np.ndarray]:
-    """What one image gives to the Inception network: itself for ``fid``, its 299-px patches for ``patch_fid``."""
-    return [img] if metric == 'fid' else list(image_patches(img, remainder=remainder))
+def set_options(args: argparse.Namespace) -> dict[str, dict]:
+    """Options (as in ``val.metrics``) of each requested set-level metric: ``patch_fid`` with ``--patch-remainder``."""
+    remainder = getattr(args, 'patch_remainder', 'drop')
+    options = {'fid': {'type': 'calculate_fid'}, 'patch_fid': {'type': 'calculate_patch_fid', 'remainder': remainder}}
+    return {name: options[name] for name in requested(args)[1]}
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Per-image metric values, in the order of the SR folder; the last key is ``mean``."""
-    metrics = metric_options(args)
-    features: dict[str, tuple[list, list]] = {m: ([], []) for m in requested(args)[1]}
+    metrics, per_set = metric_options(args), set_options(args)
+    features: dict[str, tuple[list, list]] = {name: ([], []) for name in per_set}  # per image: (k, 2048) each
     sr, gt = images(args.sr, args.sr_suffix), images(args.gt)
     lq = images(args.lq) if args.lq else {}
     missing = [stem for stem in sr if stem not in gt or (args.lq and stem not in lq)]
@@ -111,7 +113,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             f'the means are over the {len(sr)} that do (--strict refuses)',
             file=sys.stderr,
         )
-    rows, remainder = {}, getattr(args, 'patch_remainder', 'drop')
+    rows = {}
     for stem in tqdm(sr, unit='image', desc='evaluate'):
         img, ref = read(sr[stem]), read(gt[stem])
         if img.shape != ref.shape:
@@ -119,21 +121,18 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
         low = read(lq[stem]) if lq else None
         rows[stem] = {name: score(img, ref, low, opt) for name, opt in metrics.items()}
         for name, (ours, theirs) in features.items():
-            ours.append(inception_features(split(img, name, remainder)))
-            theirs.append(inception_features(split(ref, name, remainder)))
+            ours.append(image_features(img, per_set[name]))
+            theirs.append(image_features(ref, per_set[name]))
     rows['mean'] = {name: float(np.mean([row[name] for row in rows.values()])) for name in metrics}
     for name, (ours, theirs) in features.items():
-        try:
-            rows['mean'][name] = frechet_distance(np.concatenate(ours), np.concatenate(theirs))
-        except ValueError as error:
-            raise AesopError(f'{name}: {error}') from None
+        rows['mean'][name] = set_distance(ours, theirs, name)
     return rows
 
 
 def labels(args: argparse.Namespace) -> dict[str, str]:
     """Column labels of the requested metrics (:func:`aesop.metrics.scoring.metric_labels`)."""
     per_image, per_set = requested(args)
-    return metric_labels({**metric_options(args), **{name: {'type': name} for name in per_set}}, [*per_image, *per_set])
+    return metric_labels({**metric_options(args), **set_options(args)}, [*per_image, *per_set])
 
 
 def markdown(rows: dict[str, dict[str, float]], verbose: bool, labels: dict[str, str] | None = None) -> str:

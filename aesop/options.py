@@ -39,9 +39,10 @@ from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.archs.hraware_arch import CLIP_RN50
 from aesop.backbones import missing_imagenet_file
 from aesop.errors import AesopError
+from aesop.metrics.fid import missing_fid_weights
 from aesop.metrics.iqa import IQA_EXTRA, niqe_implementation
 from aesop.metrics.metrics import metric_backbone
-from aesop.metrics.scoring import SCOPE_KEY
+from aesop.metrics.scoring import SCOPE_KEY, is_set_level
 from aesop.schema import admits, apply_schema, check_call
 from aesop.utils import clone_root, closest, did_you_mean, iter_keyed_mappings, warn
 from aesop.wandb_login import check_wandb
@@ -535,7 +536,8 @@ def missing_files(opt: dict, *, root: Path) -> list[str]:
     """One line for each data folder or file the run reads that is missing (or an empty data folder), with the
     option key, the path and where to get it; ``opt``'s relative paths are resolved against ``root`` on the way
     (in place). Then one for each ImageNet backbone file (the perceptual loss's VGG19, LPIPS's and DISTS's) that
-    :class:`~aesop.backbones.OfflineZoo` would not find."""
+    :class:`~aesop.backbones.OfflineZoo` would not find, and one for FID's Inception weights when an entry needs
+    them (:func:`~aesop.metrics.fid.missing_fid_weights`)."""
     problems = []
     for key, container, name, kind in file_options(opt):
         path = Path(container[name]).expanduser()
@@ -554,6 +556,10 @@ def missing_files(opt: dict, *, root: Path) -> list[str]:
     for key, name, purpose in backbones(opt):
         if (problem := missing_imagenet_file(name, purpose=purpose, option=key)) is not None:
             problems.append(problem)
+    metrics = (opt.get('val') or {}).get('metrics') or {}
+    inception = [f'val.metrics.{key}' for key, entry in metrics.items() if is_set_level(entry.get('type'))]
+    if inception and (problem := missing_fid_weights(inception)) is not None:  # FID, patch-FID: one file
+        problems.append(problem)
     return list(dict.fromkeys(problems))  # a backbone two metrics build is named once
 
 
@@ -689,6 +695,21 @@ def check_components(opt: dict) -> None:
     for key, value in ((opt.get('val') or {}).get('metrics') or {}).items():
         _check_metric(_lookup(METRIC_REGISTRY, value.get('type'), f'val.metrics.{key}.type'), value, key)
         _check_metric_scope(opt, value, key)
+        _check_set_level(model, value, key)
+
+
+def _check_set_level(model, entry: dict, key: str) -> None:
+    """A set-level metric (FID, patch-FID) needs this package's validation, which keeps each image's features and
+    computes the value once per set: basicsr's models would call it on one pair at a time."""
+    if not is_set_level(entry['type']) or model is None:
+        return
+    from aesop.models.base import AesopModel
+
+    if not issubclass(model, AesopModel):
+        raise AesopError(
+            f'val.metrics.{key}: {entry["type"]} is set-level, computed by the validation of the models of this '
+            f"package (Aesop…Model), not by basicsr's {model.__name__}"
+        )
 
 
 def _check_metric(function, options: dict, key: str) -> None:

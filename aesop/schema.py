@@ -274,9 +274,10 @@ class SaveBest(_Section):
     so a resumed run replaces the file only with a better one."""
 
     metric: str
-    """A key of ``val.metrics``: its mean over the validation set decides."""
+    """A key of ``val.metrics``: its mean over the validation set decides (a set-level metric's value: FID)."""
     better: Literal['higher', 'lower'] | None = None
-    """Default: the metric's own ``better`` (basicsr's key; ``higher`` when it has none)."""
+    """Default: the metric's own ``better`` (basicsr's key); without one, its function's (``calculate_fid``,
+    ``calculate_patch_fid``: ``lower``), else ``higher``."""
     dataset: str | None = None
     """The ``name`` of the validation set that decides (default: the first one)."""
 

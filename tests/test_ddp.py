@@ -1,7 +1,8 @@
 """DDP: one AE pretraining step on 2 CPU processes (gloo), one sample each, equals one step of a
 single process on both samples (the losses are per-sample means, so DDP's gradient averaging
 reproduces the global mean). The relativistic GAN's batch mean, in contrast, is per process,
-as in BasicSR. Validation under DDP is sharded over the ranks and gives one process's means.
+as in BasicSR. Validation under DDP is sharded over the ranks and gives one process's means, and one process's
+FID and patch-FID (every rank's Inception features gathered, in dataset order).
 With ``train.sync_bn_d`` D's batch norms see both processes' batches (one process: untouched).
 ``train.accumulate`` (k micro-batches, one step) equals one step on the whole batch. Run by
 pytest, which starts this file under torchrun."""
@@ -13,6 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -81,14 +83,58 @@ class TinyPairs(torch.utils.data.Dataset):
         return {'lq': lq, 'gt': gt, 'lq_path': f'img{i}.png'}
 
 
-def validate(opt: dict) -> dict[str, float]:
-    """The means of a validation of the freshly built (seeded) model."""
+def validate(opt: dict, val: dict = VAL, pairs: torch.utils.data.Dataset | None = None) -> dict[str, float]:
+    """The means (and set-level values) of a validation of the freshly built (seeded) model on ``pairs``."""
     from conftest import build_model
 
     torch.manual_seed(0)
-    model = build_model({**opt, 'val': VAL})
-    model.validation(torch.utils.data.DataLoader(TinyPairs(), batch_size=1), 1, None, False)
+    model = build_model({**opt, 'val': val})
+    model.validation(torch.utils.data.DataLoader(pairs or TinyPairs(), batch_size=1), 1, None, False)
     return dict(model.validator.metric_results)
+
+
+FID_VAL = {
+    'metrics': {
+        'psnr': {'type': 'calculate_psnr', 'crop_border': 4},
+        'fid': {'type': 'calculate_fid'},
+        'patch_fid': {'type': 'calculate_patch_fid'},
+    },
+    'save_best': {'metric': 'fid'},  # lower is better: FID's own direction
+}
+
+
+class FidPairs(TinyPairs):
+    """3 pairs, the second 600 px wide: 1, 2 and 1 patches of 299 px (rank 0 scores images 0 and 2, rank 1 image 1:
+    the ranks' feature arrays differ in length)."""
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, i: int) -> dict:
+        item = super().__getitem__(i)
+        if i == 1:
+            generator = torch.Generator().manual_seed(20)
+            item.update(lq=torch.rand(3, 8, 150, generator=generator), gt=torch.rand(3, 32, 600, generator=generator))
+        return item
+
+
+def fid_opt(folder: str, *, dist: bool, rank: int = 0, world_size: int = 1) -> dict:
+    """A tiny SR model (no tagged pairs) whose validation set is named ``tiny`` (``val.save_best`` decides on it)."""
+    opt = ae_opt(folder, dist=dist, rank=rank, world_size=world_size)
+    del opt['train']['pixel_at_LR_opt']
+    generator = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 4, 'num_block': 1, 'num_grow_ch': 4}
+    val_set = {'name': 'tiny', 'type': 'PairedImageDataset', 'dataroot_gt': folder, 'dataroot_lq': folder}
+    val_set['io_backend'] = {'type': 'disk'}
+    return {**opt, 'model_type': 'AesopSRModel', 'network_g': generator, 'datasets': {'val': val_set}}
+
+
+def fid_worker(out: str) -> None:
+    """This rank's validation results (``<out>.<rank>``); rank 0 writes ``net_g_best.json`` beside them."""
+    torch.distributed.init_process_group('gloo')
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    opt = fid_opt(os.path.dirname(out), dist=True, rank=rank, world_size=world)
+    torch.save(validate(opt, FID_VAL, FidPairs()), f'{out}.{rank}')
+    torch.distributed.destroy_process_group()
 
 
 def batch() -> dict:
@@ -170,6 +216,44 @@ def test_two_processes_one_sample_each_equal_one_process_two_samples(tmp_path):
     assert any(not torch.equal(initial[k], single[k]) for k in initial)  # the step moved the weights
     for key in single:
         assert torch.allclose(ddp[key], single[key], atol=1e-6), key
+
+
+@pytest.mark.ddp
+def test_two_processes_give_one_process_fid(tmp_path):
+    """FID and patch-FID of a validation sharded over 2 gloo processes (3 images: 2 and 1; patches 1 + 1 and 2)
+    equal one process's, on both ranks; ``val.save_best: {metric: fid}`` records it as lower-is-better."""
+    import json
+
+    out = tmp_path / 'ddp' / 'fid.pth'
+    out.parent.mkdir()
+    run_two_processes('fid_worker', out)
+    ranks = [torch.load(f'{out}.{rank}', weights_only=True) for rank in range(2)]
+    single = validate(fid_opt(str(tmp_path), dist=False), FID_VAL, FidPairs())
+    assert list(single) == ['psnr', 'fid', 'patch_fid'] and single['fid'] > 0 and single['patch_fid'] > 0
+    assert ranks[0] == ranks[1]  # every rank computed the same values from the same gathered features
+    for name, value in single.items():
+        assert ranks[0][name] == pytest.approx(value, rel=1e-5), name  # 1 thread per process here: last bits
+    for folder, fid in ((tmp_path, single['fid']), (out.parent, ranks[0]['fid'])):
+        record = json.loads((folder / 'net_g_best.json').read_text())
+        assert record['metric'] == 'fid' and record['better'] == 'lower' and record['value'] == fid
+
+
+def test_the_gathered_shards_are_in_dataset_order(monkeypatch):
+    """Rank r's j-th image is the dataset's (j · world + r)-th: rows and features (any number of rows per image) of
+    both ranks back in dataset order, on every rank, and a rank's failure reaches all."""
+    from aesop.models import validation
+
+    def pair(n: int) -> tuple:
+        return np.full((n, 2), float(n)), np.zeros((n, 2))
+
+    rank_0 = ({'a': {'psnr': 1.0}, 'c': {'psnr': 3.0}}, {'a': {'fid': pair(1)}, 'c': {'fid': pair(3)}}, None)
+    rank_1 = ({'b': {'psnr': 2.0}}, {'b': {'fid': pair(2)}}, 'rank 1 failed')
+    monkeypatch.setattr(
+        validation.dist, 'all_gather_object', lambda parts, _: parts.__setitem__(slice(None), [rank_0, rank_1])
+    )
+    rows, features, failure = validation.gather_shards(*rank_0, world=2)
+    assert list(rows) == list(features) == ['a', 'b', 'c'] and failure == 'rank 1 failed'
+    assert [len(features[name]['fid'][0]) for name in features] == [1, 2, 3]
 
 
 def test_accumulation_equals_the_whole_batch(tmp_path):
@@ -256,7 +340,7 @@ def test_a_synchronised_d_keeps_its_state_dict_keys(device):
         torch.testing.assert_close(synced.state_dict(), plain.state_dict())
 
 
-WORKERS = {'step_worker': step_worker, 'sync_bn_worker': sync_bn_worker}
+WORKERS = {'step_worker': step_worker, 'sync_bn_worker': sync_bn_worker, 'fid_worker': fid_worker}
 
 if __name__ == '__main__':
     WORKERS[sys.argv[1]](sys.argv[2])

@@ -108,7 +108,7 @@ def test_patch_remainder_flag_picks_the_border_rule(tmp_path, monkeypatch, remai
     """300 × 300 pairs: the paper's rule gives one 299-px patch per image (1 px dropped), ``pad`` four."""
     import numpy as np
 
-    import aesop.evaluation
+    import aesop.metrics.fid
 
     seen = []
 
@@ -117,7 +117,7 @@ def test_patch_remainder_flag_picks_the_border_rule(tmp_path, monkeypatch, remai
         seen.append([img.shape for img in images])
         return np.random.default_rng(len(seen)).normal(size=(len(images), 8))
 
-    monkeypatch.setattr(aesop.evaluation, 'inception_features', features)
+    monkeypatch.setattr(aesop.metrics.fid, 'inception_features', features)  # what image_features calls
     img = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
     for name in ('sr', 'gt'):
         (tmp_path / name).mkdir()

@@ -1,11 +1,18 @@
-"""FID / patch-FID pieces: patches, the Fréchet distance in closed form, the offline Inception."""
+"""FID / patch-FID: patches, the Fréchet distance in closed form, the offline Inception, and the ``val.metrics``
+entries (``calculate_fid``, ``calculate_patch_fid``): checked at start-up, scored by a test run as by the evaluator."""
 
 from __future__ import annotations
 
+import copy
+import csv
+from pathlib import Path
+
+import cv2
 import numpy as np
 import pytest
 import torch
 from basicsr.metrics.fid import calculate_fid
+from basicsr.utils.registry import METRIC_REGISTRY
 
 from aesop.errors import AesopError
 from aesop.metrics.fid import fid_inception, frechet_distance, image_patches, inception_features, patch_corners
@@ -88,3 +95,116 @@ def test_missing_fid_weights_name_the_file(monkeypatch, tmp_path):
     monkeypatch.setenv('AESOP_ROOT', str(tmp_path))
     with pytest.raises(AesopError, match=r"FID Inception weights 'pt_inception-2015-12-05-6726825d\.pth' not found"):
         fid_inception(torch.device('cpu'), False)
+
+
+# ------------------------------------------------------------------ FID and patch-FID as val.metrics entries
+
+
+def test_fid_entries_are_checked_like_every_metric_and_need_this_packages_validation():
+    """Unknown or wrong options are refused at start-up; basicsr's own models would score them per image."""
+    from aesop.options import check_components
+
+    def check(entry: dict, model_type: str = 'AesopSRModel') -> None:
+        check_components({'model_type': model_type, 'val': {'metrics': {'fid': entry}}})
+
+    check({'type': 'calculate_fid', 'crop_border': 4, 'better': 'lower'})
+    check({'type': 'calculate_patch_fid', 'remainder': 'pad'})
+    with pytest.raises(AesopError, match="unknown option 'remainder' for metric calculate_fid .*it takes crop_border"):
+        check({'type': 'calculate_fid', 'remainder': 'pad'})
+    with pytest.raises(AesopError, match="val.metrics.fid.remainder: input should be 'drop' or 'pad', got 'crop'"):
+        check({'type': 'calculate_patch_fid', 'remainder': 'crop'})
+    with pytest.raises(AesopError, match="calculate_fid is set-level, .* not by basicsr's SRModel"):
+        check({'type': 'calculate_fid'}, 'SRModel')
+
+
+def test_missing_fid_weights_are_one_start_up_line(monkeypatch, tmp_path):
+    """Every entry on the Inception named in one line, the line the first validation would otherwise raise."""
+    from aesop.options import missing_files
+
+    monkeypatch.setenv('AESOP_RANDOM_BACKBONES', '0')
+    monkeypatch.setenv('AESOP_PRETRAINED_DIR', str(tmp_path / 'weights'))
+    monkeypatch.setattr(torch.hub, 'get_dir', lambda: str(tmp_path / 'hub'))
+    metrics = {'psnr': {'type': 'calculate_psnr'}, 'fid': {'type': 'calculate_fid'}}
+    opt = {'is_train': False, 'val': {'metrics': {**metrics, 'pfid': {'type': 'calculate_patch_fid'}}}}
+    with pytest.raises(AesopError) as raised:
+        fid_inception.__wrapped__(torch.device('cpu'), False)
+    named = ' (option val.metrics.fid, val.metrics.pfid)'
+    assert missing_files(opt, root=tmp_path) == [str(raised.value).replace(' not found', f'{named} not found')]
+    assert str(raised.value).startswith(
+        "FID Inception weights 'pt_inception-2015-12-05-6726825d.pth' not found: download "
+        'https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth '
+        f'into one of {tmp_path / "weights"}'
+    )
+    (tmp_path / 'weights').mkdir()
+    (tmp_path / 'weights' / 'pt_inception-2015-12-05-6726825d.pth').write_bytes(b'x')
+    assert missing_files(opt, root=tmp_path) == []
+
+
+def test_fid_called_per_image_says_it_is_set_level():
+    img = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(AesopError, match='calculate_patch_fid is set-level: it takes the lists of SR and GT images'):
+        METRIC_REGISTRY.get('calculate_patch_fid')(img, img)
+
+
+def test_a_validation_set_of_one_image_is_an_error_naming_the_metric_and_the_set():
+    """FID needs two samples per set; two give a finite value (the covariance is singular, the distance is not)."""
+    from aesop.models.validation import set_values
+
+    one = {'a': {'fid': (np.ones((1, 4), np.float32), np.zeros((1, 4), np.float32))}}
+    with pytest.raises(AesopError, match=r'^fid on tiny: FID needs at least 2 samples per set, got 1 and 1$'):
+        set_values(one, 'tiny')
+    two = {**one, 'b': {'fid': (np.zeros((1, 4), np.float32), np.full((1, 4), 2, np.float32))}}
+    # the closed form of two samples: ‖μ₁ − μ₂‖² + ‖d‖²/2 + ‖e‖²/2 − |d·e| = 4·0.5² + 4/2 + 4·4/2 − 4·2 = 3
+    assert set_values(two, 'tiny') == {'fid': pytest.approx(3)}
+
+
+@pytest.fixture(scope='module')
+def two_pairs(tmp_path_factory) -> Path:
+    """Two held-out 64-px crops and their ×4 LR: FID's smallest set (the covariance needs two samples)."""
+    from aesop.data import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp('two'), train=(), val=('coffee', 'rocket'), val_crop=64)
+
+
+def test_a_test_run_scores_fid_as_the_evaluator_and_by_hand(two_pairs, tmp_path):
+    """aesop/test.py with fid and patch_fid: blank in the per-image rows, the value in the mean row and metrics.csv,
+    equal to aesop-evaluate's on the saved SR images, and FID equal to its closed form for two samples per set:
+    Σ₁ = ddᵀ/2, Σ₂ = eeᵀ/2 (d, e: the differences of the two SR and of the two GT features), so
+    FID = ‖μ₁ − μ₂‖² + ‖d‖²/2 + ‖e‖²/2 − |d·e|."""
+    from basicsr.archs import build_network
+    from conftest import REPO, TINY_RRDB, load_yaml, point_at, run_entry, write_yaml
+
+    from aesop import evaluation
+
+    torch.save({'params': build_network(copy.deepcopy(TINY_RRDB)).state_dict()}, tmp_path / 'g.pth')
+    opt = point_at(load_yaml(REPO / 'options' / 'demo' / 'test_aesop.yml'), two_pairs)
+    opt.update(name='fid_test', network_g=copy.deepcopy(TINY_RRDB))
+    opt['path'].update(pretrain_network_g=str(tmp_path / 'g.pth'), param_key_g='params')
+    opt['val']['metrics'] = {
+        'psnr': {'type': 'calculate_psnr', 'crop_border': 4, 'test_y_channel': True},
+        'fid': {'type': 'calculate_fid'},
+        'patch_fid': {'type': 'calculate_patch_fid'},
+    }
+    run_entry('test', write_yaml(opt, tmp_path / 'test.yml'), tmp_path)
+    results = tmp_path / 'results' / 'fid_test'
+    rows = list(csv.reader((results / 'demo_val.csv').open()))
+    assert rows[0] == ['image', 'psnr', 'fid (random Inception)', 'patch_fid (random Inception)']
+    assert [row[0] for row in rows[1:]] == ['coffee', 'rocket', 'mean']
+    assert all(row[1] and row[2:] == ['', ''] for row in rows[1:-1])  # set-level: no per-image value
+    fid, patch_fid = float(rows[-1][2]), float(rows[-1][3])
+    summary = list(csv.reader((results / 'metrics.csv').open()))
+    assert summary[1][:2] == ['fid_test', 'demo_val'] and float(summary[1][3]) == pytest.approx(fid, abs=1e-4)
+
+    sr, gt = results / 'visualization' / 'demo_val', two_pairs / 'val' / 'HR'
+    args = ['--sr', str(sr), '--sr-suffix', '_fid_test', '--gt', str(gt), '--metrics', 'psnr,fid,patch_fid']
+    offline = evaluation.evaluate(evaluation.build_parser().parse_args(args))['mean']
+    assert fid > 0 and patch_fid > 0 and fid != pytest.approx(patch_fid)
+    assert offline['fid'] == pytest.approx(fid, rel=1e-6, abs=1e-6)
+    assert offline['patch_fid'] == pytest.approx(patch_fid, rel=1e-6, abs=1e-6)
+
+    ours = inception_features([cv2.imread(str(sr / f'{name}_fid_test.png')) for name in ('coffee', 'rocket')])
+    theirs = inception_features([cv2.imread(str(gt / f'{name}.png')) for name in ('coffee', 'rocket')])
+    ours, theirs = ours.astype(np.float64), theirs.astype(np.float64)
+    d, e, shift = ours[0] - ours[1], theirs[0] - theirs[1], ours.mean(0) - theirs.mean(0)
+    by_hand = shift @ shift + d @ d / 2 + e @ e / 2 - abs(d @ e)
+    assert np.isfinite(by_hand) and fid == pytest.approx(by_hand, rel=1e-6)

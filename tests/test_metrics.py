@@ -145,7 +145,7 @@ def test_columns_of_random_backbones_say_so(monkeypatch):
         'maniqa': {'type': 'calculate_pyiqa', 'metric': 'maniqa'},  # pyiqa has no random mode
     }
     names = [*metrics, 'lpips_lr', 'psnr_lr', 'fid']  # tagged pairs (the AE model) take their metric's label
-    assert metric_labels({**metrics, 'fid': {'type': 'fid'}}, names) == {
+    assert metric_labels({**metrics, 'fid': {'type': 'calculate_fid'}}, names) == {
         'psnr': 'psnr',
         'lpips': 'lpips (random AlexNet)',
         'lpips_vgg': 'lpips_vgg (random VGG16)',

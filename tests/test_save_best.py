@@ -83,6 +83,27 @@ def validator(tmp_path, better='lower') -> Validator:
     return Validator(model, model.opt)
 
 
+def test_fid_is_lower_is_better_without_saying_so(tmp_path):
+    """``val.save_best: {metric: fid}``: FID's direction comes from its metric (``calculate_fid.better``), in the
+    rule and in basicsr's best-value records; the entry's ``better`` still wins; the lowest FID is kept."""
+    model = validator(tmp_path)
+    model.opt['val'] = {'metrics': {'fid': {'type': 'calculate_fid'}}, 'save_best': {'metric': 'fid'}}
+    assert save_best_rule(model.opt) == {'metric': 'fid', 'better': 'lower', 'dataset': 'split'}
+    assert model.best_records('split') == {'fid': {'better': 'lower', 'val': float('inf'), 'iter': -1}}
+    for it, value in ((10, 80.0), (20, 60.0), (30, 70.0), (40, 55.0)):
+        model.metric_results = {'fid': value}
+        model.keep_best('split', it)
+    assert model.model.saved == [('net_g', 'best')] * 3 and read_best_record(tmp_path)['iter'] == 40
+    patch = {'patch_fid': {'type': 'calculate_patch_fid'}, 'psnr': {'type': 'calculate_psnr'}}
+    opt = {**model.opt, 'val': {'metrics': patch, 'save_best': {'metric': 'patch_fid'}}}
+    assert save_best_rule(opt)['better'] == 'lower'
+    opt['val']['save_best']['metric'] = 'psnr'
+    assert save_best_rule(opt)['better'] == 'higher'  # basicsr's default for a metric that says nothing
+    opt['val']['metrics']['patch_fid']['better'] = 'higher'
+    opt['val']['save_best']['metric'] = 'patch_fid'
+    assert save_best_rule(opt)['better'] == 'higher'
+
+
 def test_a_better_validation_replaces_the_best_and_a_resumed_run_keeps_the_better_of_state_and_file(tmp_path):
     model = validator(tmp_path)
     for it, value in ((10, 0.30), (20, 0.25), (30, 0.27), (40, 0.25), (50, 0.20)):

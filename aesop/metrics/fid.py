@@ -10,27 +10,39 @@ Gaussians fitted to the two feature sets (:func:`frechet_distance`, equal to bas
 299 × 299 patches, as the paper: "For patch-FID evaluation, 299×299 non-overlapping patches are
 extracted from the images. If an image is smaller than 299 pixels in any dimension, we use
 zero-padding to meet the required size." (:func:`patch_corners`).
+
+Both are registered metrics, ``calculate_fid`` and ``calculate_patch_fid`` (``val.metrics`` entries; the
+evaluator's ``--metrics fid,patch_fid``), and set-level: a value compares the whole SR set with the whole GT set.
+Whoever scores a set keeps the features of each image (:func:`image_features`: 2048 floats per image or patch,
+never the images) and computes the distance once at the end (:func:`set_distance`): the evaluator over its folders,
+the models' validation (:class:`aesop.models.validation.Validator`) over the validation set, gathered from every
+DDP rank. Called directly, the registered functions take the two sets as lists of images.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Annotated, Literal
 from unittest import mock
 
 import numpy as np
 import torch
+from basicsr.utils.registry import METRIC_REGISTRY
+from pydantic import Field
 from torch import nn
 
-from aesop.errors import OptionValueError
-from aesop.metrics.metrics import _device, to_tensor
-from aesop.utils import find_pretrained_file, random_backbones
+from aesop.errors import AesopError, OptionValueError
+from aesop.metrics.metrics import _crop, _device, to_tensor
+from aesop.utils import find_pretrained_file, locate_pretrained_file, pretrained_file_not_found, random_backbones
 from aesop.weights import read_checkpoint
 
 FID_WEIGHTS = 'pt_inception-2015-12-05-6726825d.pth'
 PATCH = 299  # Inception's input size
 REMAINDERS = ('drop', 'pad')  # what image_patches does with a partial patch at the bottom/right
+SET_METRICS = ('calculate_fid', 'calculate_patch_fid')  # the registered set-level metrics (one value per set)
+WHAT = 'FID Inception'  # how a missing-weights message names the network
 
 
 @functools.cache
@@ -42,7 +54,7 @@ def fid_inception(device: torch.device, random: bool) -> nn.Module:
     def load_url(url: str, **kwargs) -> dict:
         if random:
             return {}
-        return read_checkpoint(find_pretrained_file(FID_WEIGHTS, url=url, what='FID Inception'))
+        return read_checkpoint(find_pretrained_file(FID_WEIGHTS, url=url, what=WHAT))
 
     with contextlib.ExitStack() as stack:
         stack.enter_context(mock.patch.object(inception, 'load_url', load_url))
@@ -90,13 +102,88 @@ def image_patches(img: np.ndarray, size: int = PATCH, *, remainder: str = 'drop'
         yield patch
 
 
+def missing_fid_weights(options: Sequence[str]) -> str | None:
+    """The start-up line naming the FID Inception's weights file when it is in none of the pretrained-model folders
+    (``options``: the option keys of the entries that need it), or ``None`` when it is there or the weights are
+    random: the message :func:`fid_inception` would raise at the first validation."""
+    if random_backbones() or locate_pretrained_file(FID_WEIGHTS) is not None:
+        return None
+    from basicsr.archs.inception import FID_WEIGHTS_URL
+
+    return pretrained_file_not_found(FID_WEIGHTS, url=FID_WEIGHTS_URL, what=WHAT, option=', '.join(options))
+
+
 @torch.no_grad()
 def inception_features(images: Iterable[np.ndarray]) -> np.ndarray:
-    """(N, 2048) float64 pool features of 8-bit BGR images (any sizes), one image at a time."""
+    """(N, 2048) float32 pool features (the network's precision) of 8-bit BGR images (any sizes), one image at a
+    time, on the metric device (the model's during validation), the network in eval mode."""
     device = _device()
     net = fid_inception(device, random_backbones())
-    features = [net(to_tensor(img, device))[0].flatten().double().cpu().numpy() for img in images]
+    features = [net(to_tensor(img, device))[0].flatten().float().cpu().numpy() for img in images]
     return np.stack(features)
+
+
+def image_features(img: np.ndarray, metric_opt: Mapping) -> np.ndarray:
+    """The Inception features one 8-bit BGR image adds to the set of a set-level entry ``metric_opt``
+    (``{'type': 'calculate_fid' | 'calculate_patch_fid', <its options>}``): (1, 2048) for FID, the image itself
+    (resized to 299 × 299 by the network); (k, 2048) for patch-FID, its k patches (:func:`image_patches` with the
+    entry's ``remainder``); after ``crop_border``."""
+    img = _crop(img, metric_opt.get('crop_border', 0))
+    if metric_opt['type'] == 'calculate_patch_fid':
+        return inception_features(image_patches(img, remainder=metric_opt.get('remainder', 'drop')))
+    return inception_features([img])
+
+
+def set_distance(features: Sequence[np.ndarray], reference: Sequence[np.ndarray], name: str) -> float:
+    """The Fréchet distance between two sets, each given as the per-image arrays of :func:`image_features` in one
+    order (the order only changes the last bits); too few samples is an :class:`AesopError` naming ``name``."""
+    try:
+        return frechet_distance(np.concatenate(features), np.concatenate(reference))
+    except ValueError as error:
+        raise AesopError(f'{name}: {error}') from None
+
+
+def _fid_of_sets(images: Sequence[np.ndarray], references: Sequence[np.ndarray], metric_opt: Mapping) -> float:
+    kind = metric_opt['type']
+    if isinstance(images, np.ndarray) or isinstance(references, np.ndarray):
+        raise AesopError(
+            f'{kind} is set-level: it takes the lists of SR and GT images, not one pair (in val.metrics the '
+            f"validation of this package's models, Aesop…Model, accumulates it over the validation set)"
+        )
+    features = [image_features(img, metric_opt) for img in images]
+    return set_distance(features, [image_features(img, metric_opt) for img in references], kind)
+
+
+NonNegative = Annotated[int, Field(ge=0)]
+
+
+@METRIC_REGISTRY.register()
+def calculate_fid(
+    img: Sequence[np.ndarray], img2: Sequence[np.ndarray], crop_border: NonNegative = 0, **kwargs
+) -> float:
+    """FID (Sec. 5) between the set of SR images ``img`` and the set of GT images ``img2`` (lists of 8-bit BGR
+    images), whole images, after ``crop_border``; lower is better (``better: lower`` is its default). Set-level: in
+    ``val.metrics`` it fills the mean, never a per-image row. ``**kwargs``: basicsr's ``better``."""
+    return _fid_of_sets(img, img2, {'type': 'calculate_fid', 'crop_border': crop_border})
+
+
+@METRIC_REGISTRY.register()
+def calculate_patch_fid(
+    img: Sequence[np.ndarray],
+    img2: Sequence[np.ndarray],
+    crop_border: NonNegative = 0,
+    remainder: Literal['drop', 'pad'] = 'drop',
+    **kwargs,
+) -> float:
+    """Patch-FID (App. C): :func:`calculate_fid` on the non-overlapping 299 × 299 patches of every image
+    (:func:`patch_corners`; ``remainder``: ``drop``, the paper's rule, or ``pad``, the evaluator's
+    ``--patch-remainder pad``)."""
+    options = {'type': 'calculate_patch_fid', 'crop_border': crop_border, 'remainder': remainder}
+    return _fid_of_sets(img, img2, options)
+
+
+# the direction when an entry has no better: (:func:`aesop.metrics.scoring.metric_better`)
+calculate_fid.better = calculate_patch_fid.better = 'lower'
 
 
 def frechet_distance(features: np.ndarray, reference: np.ndarray) -> float:

@@ -129,17 +129,16 @@ class Backbone(NamedTuple):
     purpose: str  # how an error names what it is for: ``ALEXNET (LPIPS-alex)``
 
 
-# The ImageNet backbone of each metric, by metric type and LPIPS's ``net`` (the evaluator's set-level fid/patch_fid by
-# name): what the start-up check looks for (aesop.options.missing_files, not at the first validation) and what the
-# tables' labels name (aesop.metrics.scoring.metric_label). pyiqa's metrics have no random mode; AE-PSNR's ψ is a
-# checkpoint.
+# The ImageNet backbone of each metric, by metric type and LPIPS's ``net``: what the start-up check looks for
+# (aesop.options.missing_files, not at the first validation) and what the tables' labels name
+# (aesop.metrics.scoring.metric_label). pyiqa's metrics have no random mode; AE-PSNR's ψ is a checkpoint.
 METRIC_BACKBONES: dict[tuple[str, str | None], Backbone] = {
     ('calculate_lpips', 'alex'): Backbone('alexnet', 'AlexNet', 'LPIPS-alex'),  # lpips's pretrained_networks
     ('calculate_lpips', 'vgg'): Backbone('vgg16', 'VGG16', 'LPIPS-vgg'),
     ('calculate_lpips', 'squeeze'): Backbone('squeezenet1_1', 'SqueezeNet', 'LPIPS-squeeze'),
     ('calculate_dists', None): Backbone('vgg16', 'VGG16', 'DISTS'),
-    ('fid', None): Backbone(None, 'Inception', 'FID'),  # basicsr's FID InceptionV3 (aesop.metrics.fid)
-    ('patch_fid', None): Backbone(None, 'Inception', 'patch-FID'),
+    ('calculate_fid', None): Backbone(None, 'Inception', 'FID'),  # basicsr's FID InceptionV3 (aesop.metrics.fid)
+    ('calculate_patch_fid', None): Backbone(None, 'Inception', 'patch-FID'),
 }
 
 

@@ -10,6 +10,8 @@ per-image CSVs, the evaluator's table and CSV, and the axis labels of the PD-cur
 NIQE (``aesop_niqe``) has two implementations that give different numbers: its column says which computed it,
 ``niqe (pyiqa)`` (the release's) or ``niqe (basicsr)`` (:func:`aesop.metrics.iqa.niqe_implementation`).
 A ``val.metrics`` entry with ``datasets: [<name>, …]`` is computed on those datasets only (:func:`scores_on`).
+FID and patch-FID are set-level (:func:`is_set_level`): their cells in the per-image rows are blank, the mean row
+has their value. A metric's direction, ``better``, is the entry's or its function's (:func:`metric_better`).
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ import numpy as np
 from basicsr.metrics import calculate_metric
 from basicsr.utils.registry import METRIC_REGISTRY
 
+from aesop.metrics.fid import SET_METRICS
 from aesop.metrics.iqa import niqe_implementation
 from aesop.metrics.metrics import metric_backbone
 from aesop.utils import random_backbones
 
 __all__ = [
     'cells',
+    'is_set_level',
+    'metric_better',
     'metric_label',
     'metric_labels',
     'metric_name',
@@ -60,6 +65,21 @@ def scores_on(metric_opt: Mapping, dataset_name: str) -> bool:
     ``datasets: [<name>, …]`` on those only (test_realworld.yml: CLIP-IQA on quadrants for DRealSR alone)."""
     names = metric_opt.get(SCOPE_KEY)
     return names is None or dataset_name in names
+
+
+def is_set_level(metric_type: str) -> bool:
+    """Whether a metric compares whole sets (FID, patch-FID: :data:`aesop.metrics.fid.SET_METRICS`): the features
+    of each image are kept and the value is computed once per set, not per image."""
+    return metric_type in SET_METRICS
+
+
+def metric_better(metric_opt: Mapping) -> str:
+    """``'higher'`` or ``'lower'``: the direction of a ``val.metrics`` entry, its ``better`` (basicsr's key), else
+    its function's (``calculate_fid.better``: lower), else ``higher`` (basicsr's default)."""
+    if metric_opt.get('better'):
+        return metric_opt['better']
+    kind = metric_opt.get('type')
+    return getattr(METRIC_REGISTRY.get(kind), 'better', 'higher') if kind in METRIC_REGISTRY else 'higher'
 
 
 @functools.cache

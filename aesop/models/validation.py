@@ -17,11 +17,23 @@ from tqdm import tqdm
 
 from aesop.errors import AesopError
 from aesop.metrics import metric_device
-from aesop.metrics.scoring import metric_labels, needs_reference, score, scores_on, write_image_csv
+from aesop.metrics.fid import image_features, set_distance
+from aesop.metrics.scoring import (
+    is_set_level,
+    metric_better,
+    metric_labels,
+    needs_reference,
+    score,
+    scores_on,
+    write_image_csv,
+)
 from aesop.utils import markdown_table
 from aesop.weights import atomic_write
 
 BEST = 'net_g_best'  # val.save_best's checkpoint (models/net_g_best.pth or .safetensors) and its record (.json)
+
+Rows = dict[str, dict[str, float]]  # {image: {metric: value}}, in dataset order
+Features = dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]  # {image: {set-level metric: (SR's, GT's)}}
 
 
 def save_best_rule(opt: dict) -> dict | None:
@@ -33,9 +45,14 @@ def save_best_rule(opt: dict) -> dict | None:
     first = next((d.get('name') for phase, d in opt['datasets'].items() if phase.split('_')[0] == 'val'), None)
     return {
         'metric': rule['metric'],
-        'better': rule.get('better') or metric_opt.get('better', 'higher'),
+        'better': rule.get('better') or metric_better(metric_opt),
         'dataset': rule.get('dataset') or first,
     }
+
+
+def no_record(better: str) -> dict:
+    """basicsr's best-value record of a metric before its first validation (``better``: ``higher`` or ``lower``)."""
+    return {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
 
 
 def is_better(value: float, than: dict | None) -> bool:
@@ -60,7 +77,8 @@ class Validator:
     Under DDP every rank scores every world-size-th image (basicsr validated on rank 0 alone); metric networks run
     on the model's device and get the LR image too; each ``val.metrics`` entry is computed on every pair of the
     model's ``validation_pairs`` (without a GT only no-reference metrics; an entry with ``datasets: [<names>]``
-    only on those datasets). A test run writes ``<dataset>.csv`` and
+    only on those datasets). A set-level entry (FID, patch-FID) keeps each pair's Inception features instead and
+    its value is computed once, from every rank's features, at the end. A test run writes ``<dataset>.csv`` and
     ``metrics.csv``/``metrics.md`` to ``results/<name>/``; training logs basicsr's best value and iteration too, and
     ``val.save_best`` (:meth:`keep_best`) keeps the best validation's generator.
     """
@@ -81,8 +99,8 @@ class Validator:
         self.score(dataloader, current_iter, tb_logger, save_img, shard)
 
     def score(self, dataloader, current_iter, tb_logger, save_img, shard: tuple[int, int] = (0, 1)) -> None:
-        """Score every image (``shard=(rank, world_size)``: every world-size-th from ``rank``, the rows of all ranks
-        gathered in dataset order), then log and write the means."""
+        """Score every image (``shard=(rank, world_size)``: every world-size-th from ``rank``, the rows and set-level
+        features of all ranks gathered in dataset order), then log and write the means and set-level values."""
         dataset_name = dataloader.dataset.opt['name']
         metrics = self.opt['val'].get('metrics') or {}
         rank, world = shard
@@ -90,33 +108,25 @@ class Validator:
             shard = Subset(dataloader.dataset, range(rank, len(dataloader.dataset), world))
             dataloader = DataLoader(shard, batch_size=1, num_workers=dataloader.num_workers)
         try:
-            rows = self._score_images(dataloader, dataset_name, metrics, current_iter, save_img)
+            rows, features = self._score_images(dataloader, dataset_name, metrics, current_iter, save_img)
             failure = None
         except AesopError as err:
-            rows, failure = {}, str(err)
-        if world > 1:  # every rank gets every row (and every failure): the same means everywhere
-            parts: list = [None] * world
-            dist.all_gather_object(parts, (rows, failure))
-            placed = [
-                (j * world + r, name, row)
-                for r, (part, _) in enumerate(parts)
-                for j, (name, row) in enumerate(part.items())
-            ]
-            rows = {name: row for _, name, row in sorted(placed, key=lambda item: item[0])}  # the dataset's order
-            failure = next((f for _, f in parts if f), None)
+            rows, features, failure = {}, {}, str(err)
+        if world > 1:
+            rows, features, failure = gather_shards(rows, features, failure, world)
         if failure:
             raise AesopError(failure)
         if not rows or not metrics:
             return
         names = list(next(iter(rows.values())))
         self.metric_results = {name: float(np.mean([row[name] for row in rows.values()])) for name in names}
+        self.metric_results.update(set_values(features, dataset_name))  # after the per-image means, as the evaluator
         if self.opt['is_train']:  # basicsr's best value and iteration of each metric, the tagged pairs' too
-            self.model._initialize_best_metric_results(dataset_name)
-            best = self.model.best_metric_results[dataset_name]
+            best = self.best_records(dataset_name)
             for name, value in self.metric_results.items():
                 if name not in best:  # e.g. psnr_lr: better in its metric's direction
                     better = best[max((m for m in best if name.startswith(m)), key=len)]['better']
-                    best[name] = {'better': better, 'val': float('-inf' if better == 'higher' else 'inf'), 'iter': -1}
+                    best[name] = no_record(better)
                 self.model._update_best_metric_result(dataset_name, name, value, current_iter)
             self._log(current_iter, dataset_name, tb_logger, best)
             self.keep_best(dataset_name, current_iter)
@@ -126,6 +136,17 @@ class Validator:
             write_tables(
                 Path(self.opt['path']['results_root']), self.opt['name'], dataset_name, rows, self.metric_rows, metrics
             )
+
+    def best_records(self, dataset_name: str) -> dict[str, dict]:
+        """basicsr's record of the best value and iteration of each metric on ``dataset_name``
+        (``model.best_metric_results``, made as basicsr's ``_initialize_best_metric_results`` makes it), each in its
+        metric's direction (:func:`~aesop.metrics.scoring.metric_better`: FID's is lower without ``better:``)."""
+        if not hasattr(self.model, 'best_metric_results'):
+            self.model.best_metric_results = {}
+        if dataset_name not in self.model.best_metric_results:
+            directions = {name: metric_better(entry) for name, entry in (self.opt['val'].get('metrics') or {}).items()}
+            self.model.best_metric_results[dataset_name] = {name: no_record(b) for name, b in directions.items()}
+        return self.model.best_metric_results[dataset_name]
 
     def _log(self, current_iter, dataset_name: str, tb_logger, best: dict | None) -> None:
         """basicsr's validation log lines and tensorboard scalars, each metric under its label: a metric computed
@@ -171,10 +192,14 @@ class Validator:
             best = on_disk
         self.best_checkpoint = best
 
-    def _score_images(self, dataloader, dataset_name: str, metrics: dict, current_iter, save_img: bool) -> dict:
-        """``{image: {metric: value}}`` for the images of ``dataloader`` (saved when ``save_img``)."""
+    def _score_images(
+        self, dataloader, dataset_name: str, metrics: dict, current_iter, save_img: bool
+    ) -> tuple[Rows, Features]:
+        """``{image: {metric: value}}`` and, for the set-level metrics, ``{image: {metric: (SR's, GT's)}}``
+        (:func:`~aesop.metrics.fid.image_features`) for the images of ``dataloader`` (saved when ``save_img``)."""
         model = self.model
-        rows: dict[str, dict[str, float]] = {}
+        rows: Rows = {}
+        features: Features = {}
         pbar = tqdm(dataloader, unit='image', desc=dataset_name, disable=not self.opt['val']['pbar'])
         with metric_device(model.device):
             for data in pbar:
@@ -195,10 +220,16 @@ class Validator:
                     for name, metric_opt in metrics.items():
                         if not scores_on(metric_opt, dataset_name):  # an entry with datasets: [<names>]
                             continue
-                        if ref is not None or not needs_reference(metric_opt['type']):  # NIQE etc. need none
-                            row[name + tag] = score(img, ref, lq, model.metric_options(metric_opt, tag))
+                        if ref is None and needs_reference(metric_opt['type']):  # NIQE etc. need none
+                            continue
+                        options = model.metric_options(metric_opt, tag)
+                        if is_set_level(metric_opt['type']):  # 2048 floats per image or patch, not the images
+                            pair = (image_features(img, options), image_features(ref, options))
+                            features.setdefault(img_name, {})[name + tag] = pair
+                        else:
+                            row[name + tag] = score(img, ref, lq, options)
                 model.drop_batch()
-        return rows
+        return rows, features
 
     def image_path(self, img_name: str, dataset_name: str, current_iter, tag: str = '') -> Path:
         """Where BasicSR saves a validation image (training: per image; test: per dataset)."""
@@ -207,6 +238,34 @@ class Validator:
             return vis / img_name / f'{img_name}{tag}_{current_iter}.png'
         suffix = self.opt['val'].get('suffix') or self.opt['name']
         return vis / dataset_name / f'{img_name}{tag}_{suffix}.png'
+
+
+def gather_shards(rows: Rows, features: Features, failure: str | None, world: int) -> tuple[Rows, Features, str | None]:
+    """Every rank's rows, set-level features and failure, on every rank (``dist.all_gather_object``: each rank's
+    shard is a different number of images, and of patches, so the pickled objects travel, not padded tensors),
+    put back in dataset order: rank ``r``'s ``j``-th image is the dataset's ``j * world + r``-th. Every rank then
+    computes the same means and set-level values."""
+    parts: list = [None] * world
+    dist.all_gather_object(parts, (rows, features, failure))
+    placed = [
+        (j * world + r, name, row) for r, (part, _, _) in enumerate(parts) for j, (name, row) in enumerate(part.items())
+    ]
+    ordered = [name for _, name, _ in sorted(placed, key=lambda item: item[0])]
+    rows = {name: row for _, name, row in placed}
+    every = {name: pair for _, part, _ in parts for name, pair in part.items()}
+    failure = next((f for _, _, f in parts if f), None)
+    return {name: rows[name] for name in ordered}, {name: every[name] for name in ordered if name in every}, failure
+
+
+def set_values(features: Features, dataset_name: str) -> dict[str, float]:
+    """The value of each set-level metric (in the order first met): the Fréchet distance between the features of
+    all SR images and all GT images, concatenated in dataset order (:func:`~aesop.metrics.fid.set_distance`)."""
+    names = list(dict.fromkeys(name for per_image in features.values() for name in per_image))
+    values = {}
+    for name in names:
+        pairs = [per_image[name] for per_image in features.values() if name in per_image]
+        values[name] = set_distance([p[0] for p in pairs], [p[1] for p in pairs], f'{name} on {dataset_name}')
+    return values
 
 
 @master_only
