@@ -157,3 +157,23 @@ def test_a_training_run_keeps_the_best_iteration_and_its_weights(tiny_data, tmp_
             assert torch.equal(tensor, same[key][name]), (key, name)
     state = torch.load(exp / 'training_states' / '4.state', weights_only=False)
     assert state['best_checkpoint'] == record
+
+
+@pytest.mark.parametrize(
+    ('entry', 'better'),
+    [
+        ({'type': 'calculate_psnr'}, 'higher'),
+        ({'type': 'calculate_lpips'}, 'lower'),
+        ({'type': 'calculate_dists'}, 'lower'),
+        ({'type': 'calculate_niqe'}, 'lower'),
+        ({'type': 'aesop_niqe'}, 'lower'),
+        ({'type': 'calculate_pyiqa', 'metric': 'niqe'}, 'lower'),
+        ({'type': 'calculate_pyiqa', 'metric': 'musiq'}, 'higher'),
+        ({'type': 'calculate_lpips', 'better': 'higher'}, 'higher'),  # the entry's own word wins
+    ],
+)
+def test_distances_and_niqe_are_lower_is_better_without_saying_so(entry, better):
+    """save_best on an LPIPS entry without `better:` kept the worst checkpoint (basicsr's default: higher)."""
+    from aesop.metrics.scoring import metric_better
+
+    assert metric_better(entry) == better

@@ -133,3 +133,6 @@ def aesop_niqe(
     if niqe_implementation(implementation, options) == 'pyiqa':
         return calculate_pyiqa(img, crop_border=crop_border, metric='niqe', options=options)
     return float(calculate_niqe(img, crop_border))
+
+
+aesop_niqe.better = 'lower'  # aesop.metrics.scoring.metric_better

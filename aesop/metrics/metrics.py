@@ -150,6 +150,9 @@ def metric_backbone(metric_opt: Mapping) -> Backbone | None:
     return METRIC_BACKBONES.get((kind, net))
 
 
+calculate_lpips.better = calculate_dists.better = 'lower'  # distances (aesop.metrics.scoring.metric_better)
+
+
 @METRIC_REGISTRY.register()
 def calculate_ae_psnr(
     img: np.ndarray,

@@ -73,12 +73,21 @@ def is_set_level(metric_type: str) -> bool:
     return metric_type in SET_METRICS
 
 
+# Lower is better for these, whose functions are not this package's: basicsr's NIQE, and pyiqa's by metric name
+# (pyiqa's own `lower_better` list, for the metrics the papers and the release use)
+LOWER_IS_BETTER = {'calculate_niqe'}
+PYIQA_LOWER_IS_BETTER = {'niqe', 'ilniqe', 'brisque', 'pi', 'lpips', 'dists'}
+
+
 def metric_better(metric_opt: Mapping) -> str:
     """``'higher'`` or ``'lower'``: the direction of a ``val.metrics`` entry, its ``better`` (basicsr's key), else
-    its function's (``calculate_fid.better``: lower), else ``higher`` (basicsr's default)."""
+    its function's (``calculate_fid.better``, ``calculate_lpips.better``, ``aesop_niqe.better``: lower; basicsr's
+    ``calculate_niqe`` and pyiqa's NIQE, BRISQUE, PI: lower), else ``higher`` (basicsr's default)."""
     if metric_opt.get('better'):
         return metric_opt['better']
     kind = metric_opt.get('type')
+    if kind in LOWER_IS_BETTER or (kind == 'calculate_pyiqa' and metric_opt.get('metric') in PYIQA_LOWER_IS_BETTER):
+        return 'lower'
     return getattr(METRIC_REGISTRY.get(kind), 'better', 'higher') if kind in METRIC_REGISTRY else 'higher'
 
 
