@@ -15,23 +15,32 @@ a metric on a random backbone (``AESOP_RANDOM_BACKBONES=1``) is labelled so in b
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from aesop.archs.autoencoder_arch import autoencoder_arch
-from aesop.cli import add_autoencoder_arguments, cli_main
+from aesop.cli import ArgumentParser, add_autoencoder_arguments, cli_main
 from aesop.commands import command_help
+from aesop.data.scan import folder_images, skipped_entries
 from aesop.errors import AesopError
 from aesop.metrics.fid import image_features, set_distance
 from aesop.metrics.scoring import cells, metric_labels, score, write_image_csv
 from aesop.options import load_options
-from aesop.utils import IMAGE_EXTENSIONS, markdown_table
+from aesop.utils import markdown_table
+from aesop.weights import check_output_file
 
 SET_METRICS = ('fid', 'patch_fid')  # one value for the whole set (set_options)
+IMAGE_METRICS = ('psnr', 'ssim', 'lpips', 'dists', 'niqe', 'lr_psnr', 'ae_psnr')  # one value per image
+KNOWN_METRICS = (*IMAGE_METRICS, *SET_METRICS)
+# the metrics that crop --crop-border px from each side, and the least side (px) each needs of what is left:
+# SSIM's 11 × 11 Gaussian window, NIQE's 96 × 96 blocks (basicsr's and pyiqa's); a side below gives NaN or an error
+CROPPED = {'psnr': 1, 'ssim': 11, 'niqe': 96, 'ae_psnr': 1}
 
 
 def requested(args: argparse.Namespace) -> tuple[list[str], list[str]]:
@@ -40,9 +49,37 @@ def requested(args: argparse.Namespace) -> tuple[list[str], list[str]]:
     return [m for m in names if m not in SET_METRICS], [m for m in names if m in SET_METRICS]
 
 
+def crop_border(args: argparse.Namespace) -> int:
+    """``--crop-border``, by default ``--scale``."""
+    return args.scale if args.crop_border is None else args.crop_border
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """The numbers, the metric list and the output path, before any image is read: one line for the first
+    that makes no sense (:func:`metric_options` checks the metrics' own needs)."""
+    if args.scale < 1:
+        raise AesopError(f'--scale {args.scale}: the upscaling factor must be 1 or more')
+    if args.crop_border is not None and args.crop_border < 0:
+        raise AesopError(f'--crop-border {args.crop_border}: the border cropped must be 0 or more')
+    names = [m.strip() for m in args.metrics.split(',') if m.strip()]
+    if not names:
+        raise AesopError(f'--metrics {args.metrics!r} names no metric; choose from {", ".join(KNOWN_METRICS)}')
+    unknown = [m for m in names if m not in KNOWN_METRICS]
+    if unknown:
+        raise AesopError(f'--metrics: unknown metric {unknown[0]!r}; choose from {", ".join(KNOWN_METRICS)}')
+    twice = next((m for i, m in enumerate(names) if m in names[:i]), None)
+    if twice:
+        raise AesopError(f'--metrics {args.metrics!r} names {twice} twice')
+    if args.csv is not None:
+        check_output_file(args.csv, '--csv')
+    if 'ae_psnr' in names and args.ae is not None and not Path(args.ae).is_file():
+        what = 'a folder, not a checkpoint file' if Path(args.ae).is_dir() else 'not found'
+        raise AesopError(f'--ae {args.ae}: {what}')
+
+
 def metric_options(args: argparse.Namespace) -> dict[str, dict]:
     """Options (as in ``val.metrics``) of each requested per-image metric, by the name the user gave."""
-    crop = args.scale if args.crop_border is None else args.crop_border
+    crop = crop_border(args)
     known = {
         'psnr': {'type': 'calculate_psnr', 'crop_border': crop, 'test_y_channel': True},
         'ssim': {'type': 'calculate_ssim', 'crop_border': crop, 'test_y_channel': True},
@@ -55,7 +92,7 @@ def metric_options(args: argparse.Namespace) -> dict[str, dict]:
     names = requested(args)[0]
     unknown = [m for m in names if m not in known]
     if unknown:
-        raise AesopError(f'unknown metric {unknown[0]!r}; choose from {", ".join([*known, *SET_METRICS])}')
+        raise AesopError(f'--metrics: unknown metric {unknown[0]!r}; choose from {", ".join(KNOWN_METRICS)}')
     if 'lr_psnr' in names and not args.lq:
         raise AesopError('lr_psnr needs --lq (the LR images)')
     if 'ae_psnr' in names:
@@ -66,17 +103,64 @@ def metric_options(args: argparse.Namespace) -> dict[str, dict]:
     return {name: known[name] for name in names}
 
 
-def images(folder: Path, strip: str = '') -> dict[str, Path]:
+def images(folder: Path, option: str, strip: str = '') -> tuple[dict[str, Path], list[str]]:
+    """``({stem: file}, skipped)``: the images directly in ``folder`` by stem (``strip`` removed from its end), regular
+    files only (a named pipe would be waited on forever), and ``'<name> is <why>'`` of each entry with an image
+    extension that is no file to read (a broken or looping symlink, a named pipe, a folder). Two files of one stem
+    (``coffee.png`` and ``coffee.jpg``) are refused: which one pairs would be a guess. ``option``: the flag that
+    named ``folder``."""
     if not folder.is_dir():
-        raise AesopError(f'not a folder: {folder}')
-    found = {}
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
-            stem = path.stem.removesuffix(strip) if strip else path.stem
-            found[stem] = path
+        what = 'a file' if folder.is_file() else 'not found'
+        raise AesopError(f'{option} {folder}: not a folder ({what})')
+    files, skipped = folder_images(folder)
+    found: dict[str, Path] = {}
+    for path in files:
+        stem = path.stem.removesuffix(strip) if strip else path.stem
+        if stem in found:
+            removed = f' once --sr-suffix {strip!r} is removed' if strip else ''
+            raise AesopError(
+                f'{option}: {found[stem].name} and {path.name} in {folder} both pair as {stem!r}{removed}: '
+                'keep one of them (images are paired by file stem)'
+            )
+        found[stem] = path
     if not found:
-        raise AesopError(f'no images in {folder}')
-    return found
+        more = f' ({len(skipped)} entries are no files to read: {"; ".join(skipped)})' if skipped else ''
+        raise AesopError(f'{option}: no images in {folder}{more}')
+    return found, skipped
+
+
+def image_side(path: Path) -> tuple[int, int] | None:
+    """``(height, width)`` of an image from its header (Pillow; no decoding), or ``None`` where it has none
+    (reading the image says why later)."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except Exception:  # not an image Pillow knows, a corrupt header: cv2 reads it or says so
+        return None
+    return height, width
+
+
+def check_crop(args: argparse.Namespace, sr: dict[str, Path], names: list[str]) -> None:
+    """The crop border leaves every SR image (its GT has the same size) enough pixels for each metric that crops
+    it (:data:`CROPPED`): one line naming the smallest image, before any image is scored."""
+    cropping = [name for name in names if name in CROPPED]
+    if not cropping:
+        return
+    crop = crop_border(args)
+    given = f'--crop-border {crop}' if args.crop_border is not None else f'--crop-border {crop} (the default: --scale)'
+    sides = {path: side for path in sr.values() if (side := image_side(path)) is not None}
+    if not sides:
+        return
+    path, (h, w) = min(sides.items(), key=lambda item: min(item[1]))
+    for name in cropping:
+        need = CROPPED[name]
+        if min(h, w) - 2 * crop < need:
+            most = (min(h, w) - need) // 2
+            fix = f'use --crop-border {most} or less' if most >= 0 else f'leave {name} out for images this small'
+            raise AesopError(
+                f'{given} leaves {max(h - 2 * crop, 0)}×{max(w - 2 * crop, 0)} px of {path} ({h}×{w}) for {name}, '
+                f'which needs {need} px a side: {fix}'
+            )
 
 
 def read(path: Path) -> np.ndarray:
@@ -93,12 +177,52 @@ def set_options(args: argparse.Namespace) -> dict[str, dict]:
     return {name: options[name] for name in requested(args)[1]}
 
 
+def scored(name: str, metric_opt: dict, img: np.ndarray, ref: np.ndarray, low: np.ndarray | None, path: Path) -> float:
+    """:func:`~aesop.metrics.scoring.score`, where a metric that fails on an image, or gives NaN, is one line
+    naming the image and the metric, not a traceback or a NaN mean."""
+    size = f'{img.shape[0]}×{img.shape[1]}'
+    try:
+        value = score(img, ref, low, metric_opt)
+    except AesopError:
+        raise
+    except (RuntimeError, ValueError, AssertionError, cv2.error) as err:
+        first = next(iter(str(err).strip().splitlines()), '') or type(err).__name__
+        raise AesopError(f'{name} failed on {path} ({size}): {first}') from err
+    if math.isnan(value):
+        raise AesopError(f'{name} of {path} ({size}) is NaN: is the image too small for it?')
+    return value
+
+
+def input_images(args: argparse.Namespace) -> tuple[dict[str, Path], dict[str, Path], dict[str, Path]]:
+    """The SR, GT and LR images by stem (:func:`images`; no LR without ``--lq``). An entry that is no file to read
+    is skipped with a warning naming it (``--strict`` refuses), as ``aesop-infer`` skips what it cannot read; the
+    SR folder as the GT one (without ``--sr-suffix``) and a ``--csv`` that is an input are refused."""
+    if not args.sr_suffix and args.sr.resolve() == args.gt.resolve():
+        raise AesopError(f'--sr and --gt are the same folder, {args.sr}: every image would be scored against itself')
+    found = {}
+    for option, folder, strip in (('--sr', args.sr, args.sr_suffix), ('--gt', args.gt, ''), ('--lq', args.lq, '')):
+        if folder is None:
+            found[option] = {}
+            continue
+        found[option], skipped = images(folder, option, strip)
+        if skipped:
+            line = skipped_entries(option, folder, skipped)
+            if args.strict:
+                raise AesopError(f'--strict: {line}')
+            print(f'aesop: warning: {line}: skipped (--strict refuses)', file=sys.stderr)
+    if args.csv is not None:
+        inputs = {path.resolve(): option for option, stems in found.items() for path in stems.values()}
+        if args.csv.resolve() in inputs:
+            raise AesopError(f'--csv {args.csv} is one of the {inputs[args.csv.resolve()]} images: give another path')
+    return found['--sr'], found['--gt'], found['--lq']
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     """Per-image metric values, in the order of the SR folder; the last key is ``mean``."""
+    check_arguments(args)
     metrics, per_set = metric_options(args), set_options(args)
     features: dict[str, tuple[list, list]] = {name: ([], []) for name in per_set}  # per image: (k, 2048) each
-    sr, gt = images(args.sr, args.sr_suffix), images(args.gt)
-    lq = images(args.lq) if args.lq else {}
+    sr, gt, lq = input_images(args)
     missing = [stem for stem in sr if stem not in gt or (args.lq and stem not in lq)]
     if missing:
         raise AesopError(
@@ -113,13 +237,14 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             f'the means are over the {len(sr)} that do (--strict refuses)',
             file=sys.stderr,
         )
+    check_crop(args, sr, list(metrics))
     rows = {}
     for stem in tqdm(sr, unit='image', desc='evaluate'):
         img, ref = read(sr[stem]), read(gt[stem])
         if img.shape != ref.shape:
             raise AesopError(f'{sr[stem]} is {img.shape[:2]} but {gt[stem]} is {ref.shape[:2]}')
         low = read(lq[stem]) if lq else None
-        rows[stem] = {name: score(img, ref, low, opt) for name, opt in metrics.items()}
+        rows[stem] = {name: scored(name, opt, img, ref, low, sr[stem]) for name, opt in metrics.items()}
         for name, (ours, theirs) in features.items():
             ours.append(image_features(img, per_set[name]))
             theirs.append(image_features(ref, per_set[name]))
@@ -144,7 +269,7 @@ def markdown(rows: dict[str, dict[str, float]], verbose: bool, labels: dict[str,
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``aesop-evaluate`` command line."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         **command_help(
             "Evaluate a folder of SR images (any method's outputs) against ground truth with the paper's metrics "
             '(Sec. 5): images are paired by file stem, --sr-suffix removed from the SR stems first. Prints a '
@@ -190,8 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return cli_main(lambda _: report(evaluate(args), args), None)
+    """``aesop-evaluate``: 0, or 2 with one ``aesop: error:`` line (a bad option, file or image)."""
+
+    def run(given: list[str] | None) -> int:
+        args = build_parser().parse_args(given)
+        return report(evaluate(args), args)
+
+    return cli_main(run, argv)
 
 
 def report(rows: dict[str, dict[str, float]], args: argparse.Namespace) -> int:

@@ -185,6 +185,58 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None]) -> 
         tmp.unlink(missing_ok=True)
 
 
+def output_file_problem(path: str | Path, *, folder: bool = False) -> str | None:
+    """Why no file (with ``folder``: no folder) can be written at ``path``, missing folders of its path being made:
+    a folder (a file) is there, or something that is not a folder stands where one of its folders should be, or
+    that folder is not writable; ``None`` otherwise. Opens nothing."""
+    path = Path(path)
+    if not folder and path.is_dir():
+        return f'{path} is a folder, not a file: give a file name in it'
+    if folder and (path.exists() or path.is_symlink()) and not path.is_dir():
+        return f'{path} is {_kind(path)}, not a folder'
+    for parent in path.parents:
+        if parent.is_dir():
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return f'cannot write {path}: the folder {parent} is not writable'
+            return None
+        if parent.exists() or parent.is_symlink():
+            return f'cannot write {path}: {parent} is {_kind(parent)}, not a folder'
+    return None
+
+
+def _kind(path: Path) -> str:
+    return 'a file' if path.is_file() else 'a broken symlink' if not path.exists() else 'not a regular file'
+
+
+def check_output_file(path: str | Path, option: str | None = None, *, folder: bool = False) -> Path:
+    """``path`` if a file (``folder``: a folder) can be written there (:func:`output_file_problem`), else one line
+    naming ``option``: a tool checks its outputs before any work, not after an hour of it."""
+    problem = output_file_problem(path, folder=folder)
+    if problem:
+        raise AesopError(f'{option}: {problem}' if option else problem)
+    return Path(path)
+
+
+def make_folder(path: str | Path, option: str | None = None) -> Path:
+    """``path`` made as a folder (with its parents) if it is not one; a file in the way is one line
+    (:func:`check_output_file`), as is a folder that cannot be made."""
+    path = check_output_file(path, option, folder=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise AesopError(f'cannot make the folder {path}: {err.strerror or err}') from err
+    return path
+
+
+def write_result(path: str | Path, data: bytes | Callable[[BinaryIO], None], *, option: str | None = None) -> None:
+    """Write a result file (a table, a record, an image) in place: its missing folders made, then
+    :func:`atomic_write` (a failed write is one line naming the file; the previous file is kept). A folder or a
+    file in the way is one line too (:func:`check_output_file`), never a traceback."""
+    path = check_output_file(path, option)
+    make_folder(path.parent)
+    atomic_write(path, data)
+
+
 def select_state_dict(
     checkpoint: Mapping, *, path: str | Path, param_key: str | None, fallback: bool = False
 ) -> dict[str, torch.Tensor]:

@@ -33,11 +33,13 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports it)
-from aesop.cli import cli_main  # noqa: E402
+from aesop.cli import ArgumentParser, cli_main  # noqa: E402
 from aesop.commands import command_help  # noqa: E402
 from aesop.data import bicubic_downscale  # noqa: E402
+from aesop.data.scan import not_a_file  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
+from aesop.weights import check_output_file, make_folder, write_result  # noqa: E402
 
 
 def crop_positions(size: int, *, crop_size: int, step: int, thresh_size: int) -> list[int]:
@@ -96,10 +98,19 @@ def process_image(
     params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
     for hr, name in crops:
         hr = np.ascontiguousarray(hr[: hr.shape[0] - hr.shape[0] % multiple, : hr.shape[1] - hr.shape[1] % multiple])
-        cv2.imwrite(str(hr_dir / name), hr, params)
+        write_png(hr_dir / name, hr, params)
         for scale in scales:
-            cv2.imwrite(str(lr_dirs[scale] / name), bicubic_downscale(hr, scale), params)
+            write_png(lr_dirs[scale] / name, bicubic_downscale(hr, scale), params)
     return path, len(crops), None
+
+
+def write_png(path: Path, img: np.ndarray, params: list[int]) -> None:
+    """``cv2.imwrite`` made atomic (:func:`aesop.weights.write_result`): a full disk leaves no truncated image,
+    and stops the run with one line naming the file (cv2.imwrite would return False without a word)."""
+    ok, encoded = cv2.imencode('.png', img, params)
+    if not ok:
+        raise AesopError(f'cannot encode {path} ({img.shape}, {img.dtype})')
+    write_result(path, encoded.tobytes())
 
 
 def _init_worker() -> None:
@@ -128,11 +139,19 @@ def output_paths(out: Path, scales: Sequence[int], *, lmdb: bool, mod: int | Non
 META_INFO = 'meta_info_HR_sub.txt'
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted; raises on a missing folder, no images or clashing stems."""
+def list_images(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Image files directly in ``folder``, sorted, and ``(entry, why)`` for each entry with an image extension that
+    is no file to read (a named pipe, a broken or looping symlink: skipped, listed at the end); raises on a missing
+    folder, no images or clashing stems."""
     if not folder.is_dir():
         raise AesopError(f'input folder not found: {folder}')
-    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    try:
+        entries = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    except OSError as err:
+        raise AesopError(f'cannot list {folder}: {err.strerror or err}') from None
+    problems = {path: not_a_file(path) for path in entries}
+    images = [path for path in entries if not problems[path]]
+    not_files = [(path, problems[path]) for path in entries if problems[path]]
     if not images:
         raise AesopError(f'no images in {folder} (looked for {", ".join(sorted(IMAGE_EXTENSIONS))})')
     seen: dict[str, Path] = {}
@@ -140,7 +159,7 @@ def list_images(folder: Path) -> list[Path]:
         if path.stem in seen:
             raise AesopError(f'{seen[path.stem].name} and {path.name} would write the same sub-image names')
         seen[path.stem] = path
-    return images
+    return images, not_files
 
 
 def make_lmdbs(folders: Sequence[Path], *, workers: int) -> None:
@@ -184,11 +203,15 @@ def prepare(
         raise AesopError(f'--crop-size {crop_size} is smaller than the multiple of all scales ({math.lcm(*scales)})')
     if step < 1 or thresh_size < 0:
         raise AesopError(f'--step must be >= 1 and --thresh-size >= 0, got {step} and {thresh_size}')
-    images = list_images(input_dir)
+    images, not_files = list_images(input_dir)
+    check_output_file(out, '-o', folder=True)
     paths = output_paths(out, scales, lmdb=lmdb, mod=mod)
+    for path in paths:  # one that exists is --overwrite's (clear_outputs); a file in the way of another is refused
+        if not (path.exists() or path.is_symlink()):
+            check_output_file(path, '-o', folder=path.name != META_INFO)
     clear_outputs(paths, overwrite=overwrite)
     for folder in paths[: len(scales) + 1]:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder, '-o')
 
     job = partial(
         process_image,
@@ -200,7 +223,7 @@ def prepare(
         compression=compression,
         mod=mod,
     )
-    total, skipped = 0, []
+    total, skipped = 0, list(not_files)
     with tqdm(total=len(images), unit='image', desc=f'GTmod{mod}' if mod else 'sub-images') as bar:
         if workers > 1:
             context = multiprocessing.get_context('fork' if 'fork' in multiprocessing.get_all_start_methods() else None)
@@ -212,9 +235,10 @@ def prepare(
         total += count
         if problem:
             skipped.append((path, problem))
+    skipped.sort()
     if not mod:
         names = sorted(p.name for p in paths[0].iterdir())
-        (out / META_INFO).write_text(''.join(f'{name}\n' for name in names))
+        write_result(out / META_INFO, ''.join(f'{name}\n' for name in names).encode())
     if lmdb and total:
         make_lmdbs(paths[: len(scales) + 1], workers=workers)
     return total, skipped
@@ -244,7 +268,10 @@ def realsr_pairs(folder: Path, scale: int) -> list[tuple[str, Path, Path]]:
     sides: dict[str, dict[str, Path]] = {}
     other_scales: set[int] = set()
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in IMAGE_EXTENSIONS:
+        if path.suffix.lower() not in IMAGE_EXTENSIONS:
+            continue
+        if problem := not_a_file(path):  # a named pipe, a broken or looping symlink
+            print(f'aesop: warning: skipped {path}: it is {problem}', file=sys.stderr)
             continue
         found = re.search(r'_LR(\d+)$', path.stem)
         if found and int(found[1]) != scale:
@@ -276,13 +303,24 @@ def layout_realsr(input_dir: Path, out: Path, *, scale: int = 4, overwrite: bool
         raise AesopError(f'--scales must be a positive integer, got {scale}')
     pairs = realsr_pairs(input_dir, scale)
     folders = [out / name for name in REALSR_FOLDERS]
+    check_output_file(out, '-o', folder=True)
     clear_outputs(folders, overwrite=overwrite)
     for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
+        make_folder(folder, '-o')
     for name, hr, lr in tqdm(pairs, unit='pair', desc='RealSR'):
-        shutil.copyfile(hr, out / 'HR' / f'{name}{hr.suffix}')
-        shutil.copyfile(lr, out / 'LR' / f'{name}{lr.suffix}')
+        for side, src in (('HR', hr), ('LR', lr)):
+            write_result(out / side / f'{name}{src.suffix}', partial(_copy_from, src))
     return len(pairs)
+
+
+def _copy_from(src: Path, f) -> None:
+    """Copy the file ``src`` into the open file ``f`` (a failed read names ``src``; a failed write, ``f``'s file)."""
+    try:
+        source = open(src, 'rb')  # noqa: SIM115  (closed below; only opening is the reader's fault)
+    except OSError as err:
+        raise AesopError(f'cannot read {src}: {err.strerror or err}') from err
+    with source:
+        shutil.copyfileobj(source, f)
 
 
 def _progress(results: Iterable[tuple[Path, int, str | None]], bar: tqdm) -> Iterator[tuple[Path, int, str | None]]:
@@ -307,7 +345,7 @@ Unreadable files are skipped and listed at the end (exit status 1). Existing out
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         **command_help(
             'Prepare paired SR data as BasicSR does. Training sets: sub-images of --crop-size pixels every --step '
             "pixels (BasicSR's extract_subimages.py), each cropped to a multiple of every scale, with their "

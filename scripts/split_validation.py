@@ -25,16 +25,20 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file from a clone
 from aesop.cli import ArgumentParser, cli_main  # noqa: E402
 from aesop.commands import command_help  # noqa: E402
+from aesop.data.scan import folder_images, skipped_entries  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
-from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
-from aesop.weights import atomic_write  # noqa: E402
+from aesop.weights import atomic_write, check_output_file, write_result  # noqa: E402
 
 
 def image_names(folder: Path, option: str) -> set[str]:
-    """The image file names directly in ``folder`` (``option``: its flag, for the error)."""
+    """The image file names directly in ``folder`` (``option``: its flag, for the error): regular files only; an
+    entry that is none (a named pipe, a broken or looping symlink) is skipped with a warning naming it."""
     if not folder.is_dir():
         raise AesopError(f'{option}: not a folder: {folder}')
-    return {p.name for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS}
+    images, skipped = folder_images(folder)
+    if skipped:
+        print(f'aesop: warning: {skipped_entries(option, folder, skipped)}: skipped', file=sys.stderr)
+    return {p.name for p in images}
 
 
 def split(gt: Path, lq: Path, *, count: int, seed: int) -> tuple[list[str], list[str]]:
@@ -85,15 +89,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     rest = args.rest or args.out.with_name('test_split.txt')
     if rest.resolve() == args.out.resolve():
         raise AesopError(f"the held-out pairs' file {rest} is -o: give --rest another path")
+    for path, option in ((args.out, '-o'), (rest, '--rest')):
+        check_output_file(path, option)
     validation, held_out = split(args.gt, args.lq, count=args.count, seed=args.seed)
     for path in (args.out, rest):
         if path.exists() and not args.overwrite:
             raise AesopError(f'{path} exists: --overwrite to replace it')
-    for path, names in ((args.out, validation), (rest, held_out)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, ''.join(f'{name}\n' for name in names).encode())
+    write_pair({args.out: validation, rest: held_out})
     print(f'{args.out}: {len(validation)} validation pairs; {rest}: {len(held_out)} held-out pairs')
     return 0
+
+
+def write_pair(files: dict[Path, list[str]]) -> None:
+    """Write the two lists of names, each atomically; when the second fails (a full disk), the first is put back
+    as it was: the split and its held-out remainder always come from the same draw (a validation image among the
+    held-out ones would be scored as a test image)."""
+    before: dict[Path, bytes | None] = {}
+    try:
+        for path, names in files.items():
+            before[path] = path.read_bytes() if path.is_file() else None
+            write_result(path, ''.join(f'{name}\n' for name in names).encode())
+    except AesopError as err:
+        done = [path for path in before if path != list(before)[-1]]
+        for path in done:
+            if before[path] is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write(path, before[path])
+        undone = f'; {", ".join(map(str, done))} left as before' if done else ''
+        raise AesopError(f'{err}{undone}') from err
 
 
 if __name__ == '__main__':

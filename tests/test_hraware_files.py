@@ -4,6 +4,7 @@ the SwinIR-GAN rows; and the validation split's script."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO, load_yaml, run_python
@@ -230,3 +231,85 @@ def test_the_validation_split_is_drawn_from_the_pairs_and_repeatable(tmp_path):
     assert too_many.returncode == 2 and 'share 7 image names (count must be 1-6' in too_many.stderr
     missing = split(tmp_path, '--gt', str(tmp_path / 'nope'), '--lq', str(lq), '-o', str(tmp_path / 'c.txt'))
     assert missing.returncode == 2 and missing.stderr.count('\n') == 1 and '--gt: not a folder' in missing.stderr
+
+
+def pairs(tmp_path, count: int = 4):
+    """HR and LR folders of ``count`` (empty) files of the same names."""
+    gt, lq = tmp_path / 'HR', tmp_path / 'LR'
+    gt.mkdir(), lq.mkdir()
+    for i in range(count):
+        (gt / f'{i}.png').write_bytes(b'')
+        (lq / f'{i}.png').write_bytes(b'')
+    return ['--gt', str(gt), '--lq', str(lq), '--count', '1']
+
+
+@pytest.mark.parametrize('case', ['out-a-folder', 'out-under-a-file', 'rest-a-folder'])
+def test_output_paths_that_are_not_file_paths_are_one_line_and_nothing_is_written(case, tmp_path):
+    """``-o dir --overwrite`` with -o a folder, -o under a file, --rest a folder: one line naming the option, before
+    the draw (the -o file was written before the --rest one failed)."""
+    args = pairs(tmp_path)
+    (tmp_path / 'a.txt').write_text('kept')
+    (tmp_path / 'dir').mkdir()
+    out, rest, expected = {
+        'out-a-folder': (tmp_path / 'dir', None, f'-o: {tmp_path}/dir is a folder, not a file: give a file name in it'),
+        'out-under-a-file': (
+            tmp_path / 'a.txt' / 'val.txt',
+            None,
+            f'-o: cannot write {tmp_path}/a.txt/val.txt: {tmp_path}/a.txt is a file, not a folder',
+        ),
+        'rest-a-folder': (
+            tmp_path / 'val.txt',
+            tmp_path / 'dir',
+            f'--rest: {tmp_path}/dir is a folder, not a file: give a file name in it',
+        ),
+    }[case]
+    proc = split(tmp_path, *args, '-o', str(out), *(['--rest', str(rest)] if rest else []), '--overwrite')
+    assert proc.returncode == 2 and proc.stderr.strip() == f'aesop: error: {expected}', proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['HR', 'LR', 'a.txt', 'dir']
+    assert (tmp_path / 'a.txt').read_text() == 'kept' and list((tmp_path / 'dir').iterdir()) == []
+
+
+def test_a_failed_write_of_the_held_out_pairs_puts_the_split_back(tmp_path, monkeypatch):
+    """A full disk at the second file: the first is put back as it was (a new split beside an old remainder would
+    score validation images as test images); one line names the file."""
+    import errno
+    import os
+
+    args = pairs(tmp_path, 6)
+    out, rest = tmp_path / 'val.txt', tmp_path / 'test_split.txt'
+    assert split(tmp_path, *args, '-o', str(out)).returncode == 0
+    before = out.read_bytes(), rest.read_bytes()
+    replace = os.replace
+
+    def disk_full_at_the_rest(src, dst):
+        if Path(dst).name == rest.name:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        replace(src, dst)
+
+    monkeypatch.setattr(os, 'replace', disk_full_at_the_rest)
+    proc = split(tmp_path, *args, '-o', str(out), '--seed', '1', '--overwrite')
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f'aesop: error: cannot write {rest}: No space left on device (the previous one is kept); {out} left as before'
+    )
+    assert (out.read_bytes(), rest.read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['HR', 'LR', 'test_split.txt', 'val.txt']
+
+
+@pytest.mark.timeout(60)
+def test_a_named_pipe_and_a_broken_link_among_the_pairs_are_skipped_and_named(tmp_path):
+    import os
+
+    args = pairs(tmp_path)
+    os.mkfifo(tmp_path / 'HR' / 'rocket.png')
+    (tmp_path / 'LR' / 'rocket.png').write_bytes(b'')
+    (tmp_path / 'HR' / 'gone.png').symlink_to(tmp_path / 'moved.png')
+    (tmp_path / 'LR' / 'gone.png').write_bytes(b'')
+    out = tmp_path / 'val.txt'
+    proc = split(tmp_path, *args, '-o', str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == (
+        f'aesop: warning: --gt: {tmp_path}/HR holds 2 entries that are no image file to read: gone.png is a broken '
+        f'symlink (its target {tmp_path}/moved.png does not exist); rocket.png is a named pipe, not a file: skipped'
+    )
+    names = out.read_text().splitlines() + (tmp_path / 'test_split.txt').read_text().splitlines()
+    assert sorted(names) == ['0.png', '1.png', '2.png', '3.png']

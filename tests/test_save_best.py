@@ -177,3 +177,30 @@ def test_distances_and_niqe_are_lower_is_better_without_saying_so(entry, better)
     from aesop.metrics.scoring import metric_better
 
     assert metric_better(entry) == better
+
+
+def test_a_failed_record_write_keeps_the_previous_record_and_says_what_the_weights_hold(tmp_path, monkeypatch):
+    """net_g_best.json is written atomically after the weights: a full disk keeps the previous record whole, and the
+    one line says that net_g_best now holds the newer iteration while its record names the previous best."""
+    import errno
+    import os
+
+    from aesop.errors import AesopError
+
+    model = validator(tmp_path)
+    model.metric_results = {'lpips': 0.3}
+    model.keep_best('split', 10)
+    before = (tmp_path / 'net_g_best.json').read_bytes()
+
+    def disk_full(*_):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(os, 'replace', disk_full)
+    model.metric_results = {'lpips': 0.2}
+    with pytest.raises(AesopError) as failure:
+        model.keep_best('split', 20)
+    assert str(failure.value) == (
+        f'cannot write {tmp_path}/net_g_best.json: No space left on device (the previous one is kept); net_g_best now '
+        'holds iteration 20 (lpips 0.2000) but its record still names the previous best'
+    )
+    assert (tmp_path / 'net_g_best.json').read_bytes() == before and os.listdir(tmp_path) == ['net_g_best.json']

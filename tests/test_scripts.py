@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -322,3 +324,81 @@ def test_prepare_dataset_realsr_lays_out_side_by_side_pairs(tmp_path, capsys):
     assert 'Nikon_050_LR4.png in' in (line := one_error_line(capsys)) and 'has no _HR file beside it' in line
     assert run_script('prepare_dataset', '-i', src, '-o', tmp_path / 'out', '--realsr', '--mod', 12) == 2
     assert '--realsr copies the pairs unchanged: --mod do not apply' in one_error_line(capsys)
+
+
+def small_hr_folder(tmp_path: Path) -> Path:
+    src = tmp_path / 'hr'
+    src.mkdir()
+    cv2.imwrite(str(src / 'a.png'), np.random.default_rng(0).integers(0, 256, (40, 40, 3), np.uint8))
+    return src
+
+
+@pytest.mark.parametrize('case', ['out-a-file', 'out-under-a-file', 'a-file-in-the-way', 'realsr-out-a-file'])
+def test_prepare_dataset_outputs_in_the_way_are_one_line(case, tmp_path, capsys):
+    """-o a file, -o under a file, a file where one of its folders goes: one line naming it (tracebacks before)."""
+    src = small_hr_folder(tmp_path)
+    (tmp_path / 'f.txt').write_text('kept')
+    args = ['-i', src, '--scales', 4, '--crop-size', 32, '--step', 32]
+    if case == 'realsr-out-a-file':
+        cv2.imwrite(str(src / 'a_HR.png'), np.zeros((8, 8, 3), np.uint8))
+        cv2.imwrite(str(src / 'a_LR4.png'), np.zeros((8, 8, 3), np.uint8))
+        args = ['-i', src, '--realsr']
+    if case == 'a-file-in-the-way':
+        (tmp_path / 'out').mkdir()
+        (tmp_path / 'out' / 'LR_bicubic').write_text('kept')
+    out, expected = {
+        'out-a-file': (tmp_path / 'f.txt', f'-o: {tmp_path}/f.txt is a file, not a folder'),
+        'realsr-out-a-file': (tmp_path / 'f.txt', f'-o: {tmp_path}/f.txt is a file, not a folder'),
+        'out-under-a-file': (
+            tmp_path / 'f.txt' / 'set',
+            f'-o: cannot write {tmp_path}/f.txt/set: {tmp_path}/f.txt is a file, not a folder',
+        ),
+        'a-file-in-the-way': (
+            tmp_path / 'out',
+            f'-o: cannot write {tmp_path}/out/LR_bicubic/X4: {tmp_path}/out/LR_bicubic is a file, not a folder',
+        ),
+    }[case]
+    assert run_script('prepare_dataset', *args, '-o', out) == 2
+    assert one_error_line(capsys) == f'aesop: error: {expected}'
+    assert (tmp_path / 'f.txt').read_text() == 'kept'
+    assert not (tmp_path / 'out' / 'HR_sub').exists()  # refused before anything was written
+
+
+@pytest.mark.timeout(60)
+def test_prepare_dataset_skips_and_lists_a_named_pipe_and_a_broken_link(tmp_path, capsys):
+    src = small_hr_folder(tmp_path)
+    os.mkfifo(src / 'rocket.png')
+    (src / 'gone.png').symlink_to(tmp_path / 'moved.png')
+    assert run_script('prepare_dataset', '-i', src, '-o', tmp_path / 'out', '--scales', 4, '--crop-size', 32) == 1
+    err = capsys.readouterr().err
+    assert f'  {src}/gone.png: a broken symlink (its target {tmp_path}/moved.png does not exist)' in err
+    assert f'  {src}/rocket.png: a named pipe, not a file' in err
+    names = [f'a_s00{i}.png' for i in (1, 2, 3, 4)]  # 40 px: crops at 0 and 8, both ways
+    assert (tmp_path / 'out' / 'meta_info_HR_sub.txt').read_text().splitlines() == names
+
+
+def test_prepare_dataset_a_full_disk_is_one_line_and_leaves_no_truncated_image(tmp_path, monkeypatch, capsys):
+    """Its images and meta_info file are written atomically: a failed write names the file and leaves nothing half
+    written (cv2.imwrite returned False without a word)."""
+    src = small_hr_folder(tmp_path)
+    replace = os.replace
+
+    def disk_full_at_the_lr_image(src_path, dst):
+        if 'X4' in str(dst):
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        replace(src_path, dst)
+
+    monkeypatch.setattr(os, 'replace', disk_full_at_the_lr_image)
+    out = tmp_path / 'out'
+    assert run_script('prepare_dataset', '-i', src, '-o', out, '--scales', 4, '--crop-size', 32) == 2
+    err = capsys.readouterr().err  # after the progress bar
+    assert 'Traceback' not in err and err.strip().splitlines()[-1] == (
+        f'aesop: error: cannot write {out}/LR_bicubic/X4/a_s001.png: No space left on device'
+    )
+    assert list((out / 'LR_bicubic' / 'X4').iterdir()) == []
+    assert cv2.imread(str(out / 'HR_sub' / 'a_s001.png')).shape == (32, 32, 3)  # whole, as written before
+
+
+def test_prepare_dataset_bad_numbers_are_one_line(tmp_path, capsys):
+    assert run_script('prepare_dataset', '-i', tmp_path, '-o', tmp_path / 'out', '--scales', 'x') == 2
+    assert one_error_line(capsys) == "aesop: error: argument --scales: invalid int value: 'x'"

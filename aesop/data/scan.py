@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +42,56 @@ def link_problem(path: str | Path) -> str | None:
         if err.errno == errno.ENOENT:
             return f'a broken symlink (its target {os.readlink(path)} does not exist)'
     return None
+
+
+FILE_KINDS = (  # what a folder entry that is not a regular file is
+    (stat.S_ISDIR, 'a folder'),
+    (stat.S_ISFIFO, 'a named pipe'),  # reading one waits for a writer: forever
+    (stat.S_ISSOCK, 'a socket'),
+    (stat.S_ISCHR, 'a device'),
+    (stat.S_ISBLK, 'a device'),
+)
+
+
+def not_a_file(path: str | Path) -> str | None:
+    """Why the folder entry ``path`` is not a file to read: a looping or broken symlink (:func:`link_problem`), a
+    folder, a named pipe, a socket or a device; ``None`` for a regular file or a symlink to one. Opens nothing."""
+    if problem := link_problem(path):
+        return problem
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        return f'unreadable ({err.strerror or err})'
+    if stat.S_ISREG(mode):
+        return None
+    return next((f'{kind}, not a file' for test, kind in FILE_KINDS if test(mode)), 'not a regular file')
+
+
+def folder_images(folder: Path) -> tuple[list[Path], list[str]]:
+    """The images (by extension) directly in ``folder``, sorted: regular files and symlinks to them only; and
+    ``'<name> is <why>'`` for each entry with an image extension that is none (:func:`not_a_file`: a named pipe
+    called ``rocket.png``, a broken or looping symlink), for the caller to name as skipped. Reads no file."""
+    try:
+        entries = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    except OSError as err:
+        raise AesopError(f'cannot list {folder}: {err.strerror or err}') from None
+    images, skipped = [], []
+    for path in entries:
+        problem = not_a_file(path)
+        if problem:
+            skipped.append(f'{path.name} is {problem}')
+        else:
+            images.append(path)
+    return images, skipped
+
+
+def skipped_entries(option: str, folder: Path, skipped: list[str]) -> str:
+    """The line naming the entries :func:`folder_images` skipped in ``folder`` (given by ``option``)."""
+    one = len(skipped) == 1
+    return (
+        f'{option}: {folder} holds {len(skipped)} entr{"y" if one else "ies"} that {"is" if one else "are"} no image '
+        f'file to read: {"; ".join(skipped)}'
+    )
 
 
 def file_or_bad_link(path: Path) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import functools
 import inspect
+import io
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -31,9 +32,11 @@ from aesop.metrics.fid import SET_METRICS
 from aesop.metrics.iqa import niqe_implementation
 from aesop.metrics.metrics import metric_backbone
 from aesop.utils import random_backbones
+from aesop.weights import write_result
 
 __all__ = [
     'cells',
+    'csv_bytes',
     'is_set_level',
     'metric_better',
     'metric_label',
@@ -144,15 +147,20 @@ def metric_name(label: str) -> str:
     return LABEL_MARK.sub('', label)
 
 
+def csv_bytes(rows: Iterable[Iterable[object]]) -> bytes:
+    """``rows`` as the bytes of a CSV file (``csv.writer``'s dialect: ``\\r\\n`` line ends), for an atomic write."""
+    text = io.StringIO(newline='')
+    csv.writer(text).writerows(rows)
+    return text.getvalue().encode()
+
+
 def write_image_csv(
     path: str | Path, rows: dict[str, dict[str, float]], labels: Mapping[str, str] | None = None
 ) -> None:
     """``image,<metric>,…``: one row per image, the last one ``mean`` (its keys are the columns), 6 digits;
-    a column's header is its ``labels`` entry if it has one (:func:`metric_labels`)."""
+    a column's header is its ``labels`` entry if it has one (:func:`metric_labels`). Written atomically
+    (:func:`aesop.weights.write_result`): a failed write is one line naming the file, and the previous file stays."""
     names = list(rows['mean'])
     labels = labels or {}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'w', newline='') as f:
-        writer = csv.writer(f)
-        writer.writerow(['image', *(labels.get(name, name) for name in names)])
-        writer.writerows([image, *cells(row, names, 6)] for image, row in rows.items())
+    header = ['image', *(labels.get(name, name) for name in names)]
+    write_result(path, csv_bytes([header, *([image, *cells(row, names, 6)] for image, row in rows.items())]))

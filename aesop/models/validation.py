@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from os import path as osp
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
-from basicsr.utils import get_root_logger, imwrite
+from basicsr.utils import get_root_logger
 from basicsr.utils.dist_util import master_only
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
@@ -19,6 +19,7 @@ from aesop.errors import AesopError
 from aesop.metrics import metric_device
 from aesop.metrics.fid import image_features, set_distance
 from aesop.metrics.scoring import (
+    csv_bytes,
     is_set_level,
     metric_better,
     metric_labels,
@@ -28,7 +29,7 @@ from aesop.metrics.scoring import (
     write_image_csv,
 )
 from aesop.utils import markdown_table
-from aesop.weights import atomic_write
+from aesop.weights import write_result
 
 BEST = 'net_g_best'  # val.save_best's checkpoint (models/net_g_best.pth or .safetensors) and its record (.json)
 
@@ -172,7 +173,13 @@ class Validator:
             return
         self.model.save_generator('best')
         self.best_checkpoint = {**rule, 'value': value, 'iter': current_iter}
-        write_best_record(Path(self.opt['path']['models']), self.best_checkpoint)
+        try:
+            write_best_record(Path(self.opt['path']['models']), self.best_checkpoint)
+        except AesopError as err:  # the weights are written: say that the record beside them is the older one
+            raise AesopError(
+                f'{err}; {BEST} now holds iteration {current_iter} ({rule["metric"]} {value:.4f}) but its record '
+                'still names the previous best'
+            ) from err
         get_root_logger().info(
             f'Best {rule["metric"]} on {dataset_name}: {value:.4f} at iteration {current_iter} '
             f'({rule["better"]} is better): saved {BEST}.{self.opt["path"].get("save_format") or "pth"}'
@@ -216,7 +223,7 @@ class Validator:
                 row = rows.setdefault(img_name, {})
                 for tag, img, ref, lq in model.validation_pairs():
                     if save_img:
-                        imwrite(img, str(self.image_path(img_name, dataset_name, current_iter, tag)))
+                        write_image(img, self.image_path(img_name, dataset_name, current_iter, tag))
                     for name, metric_opt in metrics.items():
                         if not scores_on(metric_opt, dataset_name):  # an entry with datasets: [<names>]
                             continue
@@ -271,20 +278,30 @@ def set_values(features: Features, dataset_name: str) -> dict[str, float]:
 @master_only
 def write_best_record(models_dir: Path, record: dict) -> None:
     """``net_g_best.json``: the record of ``net_g_best.pth``, written atomically after it."""
-    atomic_write(models_dir / f'{BEST}.json', (json.dumps(record, indent=2) + '\n').encode())
+    write_result(models_dir / f'{BEST}.json', (json.dumps(record, indent=2) + '\n').encode())
 
 
 @master_only
 def write_tables(folder: Path, method: str, dataset: str, rows: dict, means: dict[str, dict], options: dict) -> None:
     """In ``folder``: ``<dataset>.csv`` (``image,<metric>,…``, a row per image and a last ``mean`` row: the
     evaluator's CSV) and ``metrics.csv``/``metrics.md`` (``method,dataset,<metric>,…``, a row per dataset of
-    ``means``); ``options``: ``val.metrics``, whose random backbones label their columns."""
+    ``means``); ``options``: ``val.metrics``, whose random backbones label their columns. Each file is written
+    atomically (:func:`aesop.weights.write_result`): a full disk or a kill leaves the previous one whole, and a
+    failed write is one line naming the file."""
     write_image_csv(folder / f'{dataset}.csv', {**rows, 'mean': means[dataset]}, metric_labels(options, means[dataset]))
     metrics = list(dict.fromkeys(m for values in means.values() for m in values))
     header = ['method', 'dataset', *metric_labels(options, metrics).values()]
     lines = [[method, name, *(f'{v[m]:.4f}' if m in v else '' for m in metrics)] for name, v in means.items()]
-    with open(folder / 'metrics.csv', 'w', newline='') as f:
-        csv.writer(f).writerows([header, *lines])
+    write_result(folder / 'metrics.csv', csv_bytes([header, *lines]))
     table = markdown_table(header, lines)
-    (folder / 'metrics.md').write_text(table + '\n')
+    write_result(folder / 'metrics.md', (table + '\n').encode())
     get_root_logger().info(f'Metric table: {folder / "metrics.md"}\n{table}')
+
+
+def write_image(img, path: Path) -> None:
+    """basicsr's ``imwrite`` of a validation image (8-bit BGR; the format of ``path``'s suffix), written
+    atomically: a full disk leaves no truncated image, and the failure is one line naming the file."""
+    ok, encoded = cv2.imencode(path.suffix, img)
+    if not ok:
+        raise AesopError(f'cannot encode the image {path} ({img.shape}, {img.dtype})')
+    write_result(path, encoded.tobytes())
