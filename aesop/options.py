@@ -442,7 +442,9 @@ def check_start_up(opt: dict, *, root_path: str | Path) -> dict:
     - every data folder and weight file the run needs must exist and not be empty (resume
       states excepted), and the ImageNet backbones the run builds must be found: all that are
       missing are listed in one error (:func:`missing_files`), one per line;
-    - every image of the datasets decodes (:func:`aesop.data.scan.scan_dataset_folders`).
+    - every image of the datasets decodes (:func:`aesop.data.scan.scan_dataset_folders`), none is smaller than the
+      crop its dataset cuts (``gt_size``, ``lq_size``), and every metric's ``crop_border`` leaves pixels of the
+      smallest validation or test image (:func:`check_crop_borders`).
     """
     for phase, dataset in opt['datasets'].items():
         if dataset.get('metrics') is not None:  # the release's real-world file
@@ -478,9 +480,29 @@ def check_start_up(opt: dict, *, root_path: str | Path) -> dict:
         )
     from aesop.data.scan import check_dataset_files, scan_dataset_folders
 
-    scan_dataset_folders(opt)  # a corrupt image or a looping symlink refused now, not when a batch draws it
+    smallest = scan_dataset_folders(opt)  # a corrupt image or a looping symlink refused now, not when a batch draws it
     check_dataset_files(opt)
+    check_crop_borders(opt, smallest)
     return opt
+
+
+def check_crop_borders(opt: dict, smallest: Mapping[str, tuple[Path, tuple[int, int]]]) -> None:
+    """Each ``val.metrics`` entry's ``crop_border`` leaves pixels of every GT image of the validation and test sets it
+    scores (``smallest``: each one's GT image with the smallest side, from the start-up scan); a border of half a
+    side or more scored an empty crop (basicsr's PSNR: NaN, exit status 0)."""
+    for key, entry in ((opt.get('val') or {}).get('metrics') or {}).items():
+        border = entry.get('crop_border') or 0
+        for phase, dataset in opt['datasets'].items():
+            scored = entry.get(SCOPE_KEY) is None or dataset.get('name') in entry[SCOPE_KEY]
+            if phase == 'train' or not scored or phase not in smallest:
+                continue
+            path, (width, height) = smallest[phase]
+            if 2 * border >= min(width, height):
+                raise AesopError(
+                    f'option val.metrics.{key}.crop_border {border} leaves nothing of {path} ({height}×{width}, '
+                    f'datasets.{phase}.dataroot_gt): it must be below half the smallest side, at most '
+                    f'{(min(width, height) - 1) // 2}'
+                )
 
 
 METRIC_INPUTS = ('img', 'img2', 'lq')  # what basicsr's validation passes a metric
@@ -549,6 +571,10 @@ def missing_files(opt: dict, *, root: Path) -> list[str]:
             problems.append(f'dataset folder not found: {path} (option {key}): {where}')
         elif kind == 'dir' and next(path.iterdir(), None) is None:
             problems.append(f'dataset folder is empty: {path} (option {key})')
+        elif kind == 'file' and path.is_dir():
+            state = 'resume_state' in key
+            what = 'a training state (training_states/<iter>.state) or use --auto_resume' if state else 'a file'
+            problems.append(f'{path} (option {key}) is a folder: name {what}')
         elif kind == 'file' and not path.is_file():
             data = key.startswith('datasets.')
             where = _where_data_comes_from(opt, path, root) if data else where_weights_come_from(path)

@@ -56,9 +56,17 @@ from aesop.options import SAVED_NETWORKS, OptionDumper, load_options
 from aesop.resume import ResumableSampler, StopSignals, preserved_random_state, set_random_state
 from aesop.runlock import exit_with_parent, hold_experiment, release_experiment, remove_stale_temporaries
 from aesop.schema import Paths
-from aesop.weights import read_checkpoint, saved_network
+from aesop.weights import abbreviated, read_checkpoint, saved_network
 
-__all__ = ['StartUpLog', 'check_resume', 'load_resume_state', 'run_options', 'test_pipeline', 'train_pipeline']
+__all__ = [
+    'StartUpLog',
+    'check_resume',
+    'check_state',
+    'load_resume_state',
+    'run_options',
+    'test_pipeline',
+    'train_pipeline',
+]
 
 # Training states hold basicsr's MultiStepRestartLR, whose milestones are a Counter.
 torch.serialization.add_safe_globals([collections.Counter])
@@ -431,14 +439,16 @@ def _hold_experiment(opt: dict) -> None:
 def load_resume_state(opt: dict) -> dict | None:
     """The training state to resume from (basicsr's ``load_resume_state``, on CPU too): ``path.resume_state``, or
     with ``--auto_resume`` the newest readable state in the experiment's ``training_states`` folder (basicsr's
-    looked under the working directory), a corrupt newest one skipped with a warning; loaded with
-    ``weights_only=True``."""
+    looked under the working directory), a corrupt newest one (or one that is no training state: :func:`check_state`)
+    skipped with a warning; loaded with ``weights_only=True``. ``path.resume_state`` naming a file that is no training
+    state (a network's weights) is one line, and so is a state another experiment wrote (its name is in the state,
+    :meth:`aesop.models.base.AesopModel.extra_training_state`)."""
     if opt['auto_resume']:
         state_dir = Path(opt['path']['training_states'])
         states = sorted(state_dir.glob('*.state'), key=lambda p: int(p.stem) if p.stem.isdigit() else -1)
         for path in reversed(states):
             try:
-                state = read_checkpoint(path, option='--auto_resume')
+                state = check_state(read_checkpoint(path, option='--auto_resume'), path, option='--auto_resume')
             except AesopError as err:
                 get_root_logger().warning(f'skipping training state: {err}')
                 print(f'aesop: warning: skipping training state: {err}', file=sys.stderr)
@@ -448,16 +458,49 @@ def load_resume_state(opt: dict) -> dict | None:
         else:
             if states:  # restarting from iteration 0 would archive the run's folder: say so instead
                 raise AesopError(
-                    f'--auto_resume: no readable training state in {state_dir} (skipped, all truncated or corrupt: '
-                    f'{", ".join(p.name for p in states)}); remove them to start over, or drop --auto_resume'
+                    f'--auto_resume: no readable training state in {state_dir} (skipped, all truncated, corrupt or '
+                    f'not states: {", ".join(p.name for p in states)}); remove them to start over, or drop '
+                    '--auto_resume'
                 )
             return None
     elif opt['path'].get('resume_state'):
-        state = read_checkpoint(opt['path']['resume_state'], option='path.resume_state')
+        path = opt['path']['resume_state']
+        state = check_state(read_checkpoint(path, option='path.resume_state'), path, option='path.resume_state')
     else:
         return None
+    recorded, name = state.get('experiment'), opt.get('name')
+    if recorded is not None and name is not None and recorded != name:  # a state of an older version has none
+        raise AesopError(
+            f'training state {opt["path"]["resume_state"]} belongs to experiment {recorded!r}, not to this one '
+            f'({name!r}): resume {recorded!r} under its own name (its networks are in its models folder), or remove '
+            'the state from this experiment'
+        )
     check_resume(opt, state['iter'])
     return state
+
+
+TRAINING_STATE_KEYS = ('epoch', 'iter', 'optimizers', 'schedulers')  # what basicsr's save_training_state writes
+
+
+def check_state(state: object, path: str | Path, *, option: str) -> dict:
+    """``state`` (read from ``path``, named by ``option``) if it is a training state (basicsr's keys,
+    :data:`TRAINING_STATE_KEYS`); else one :class:`AesopError` line saying what it is (a network's weights: what
+    ``path.pretrain_network_*`` takes)."""
+    if isinstance(state, dict) and all(key in state for key in TRAINING_STATE_KEYS):
+        return state
+    where = f'{path} (option {option})'
+    if not isinstance(state, dict):
+        raise AesopError(f"{where} is not a training state: it holds a {type(state).__name__}, not basicsr's mapping")
+    if state and (all(torch.is_tensor(v) for v in state.values()) or any(str(k).startswith('params') for k in state)):
+        raise AesopError(
+            f"{where} is a network's weights, not a training state (training_states/<iter>.state): to start from "
+            'these weights, set path.pretrain_network_g to it'
+        )
+    missing = [key for key in TRAINING_STATE_KEYS if key not in state]
+    raise AesopError(
+        f'{where} is not a training state: it has no {", ".join(missing)} '
+        f'(it holds {abbreviated([str(k) for k in state]) or "nothing"})'
+    )
 
 
 def check_resume(opt: dict, resume_iter: int) -> None:
@@ -489,5 +532,5 @@ def check_resume(opt: dict, resume_iter: int) -> None:
 
 def _make_exp_dirs(opt: dict) -> None:
     """basicsr's ``make_exp_dirs`` (the run's folder, an earlier one archived, then a folder per ``path`` key),
-    without the ``path`` keys that are settings, not folders (``save_format``, ``allow_random_init``)."""
+    without the ``path`` keys that are settings, not folders (:attr:`aesop.schema.Paths.SETTINGS`)."""
     make_exp_dirs({**opt, 'path': {k: v for k, v in opt['path'].items() if k not in Paths.SETTINGS}})

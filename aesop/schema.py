@@ -22,6 +22,7 @@ import collections.abc
 import copy
 import functools
 import inspect
+import math
 import re
 import types
 import typing
@@ -30,6 +31,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -43,6 +45,7 @@ from aesop.errors import AesopError, OptionValueError
 from aesop.utils import did_you_mean
 
 __all__ = [
+    'LossWeight',
     'Number',
     'OptionFile',
     'Section',
@@ -58,6 +61,20 @@ __all__ = [
 
 Number = int | float  # an int stays an int
 Components = dict[str, Any] | None  # a ``type:`` entry: checked against its signature elsewhere
+
+
+def loss_weight(value: Any) -> Any:
+    """The rule of a loss term's weight (``loss_weight``, basicsr's ``perceptual_weight`` / ``style_weight``, the
+    HR-aware ``hf_weight`` / ``lpips_weight``): a finite number ≥ 0 (0 switches the term off). A negative weight
+    would train towards the opposite of the term without a word, a NaN or an infinite one only show as a non-finite
+    loss at iteration 1."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < 0:
+        raise ValueError(f'must be a finite number ≥ 0, got {value!r}')
+    return value
+
+
+LossWeight = Annotated[float, BeforeValidator(loss_weight)]  # a weight of a loss term (:func:`loss_weight`)
 
 
 class _Section(BaseModel):
@@ -257,13 +274,31 @@ class Train(_Section):
     @model_validator(mode='before')
     @classmethod
     def _loss_entries(cls, data: Any) -> Any:
-        """``<name>_opt`` keys are loss entries (their options: the loss's signature)."""
+        """``<name>_opt`` keys are loss entries (their options: the loss's signature). Every weight of every entry
+        follows :func:`loss_weight`, whatever the loss (basicsr's are not annotated): a ``*_weight`` key, and each
+        value of a ``*_weights`` mapping (PerceptualLoss's ``layer_weights``)."""
         if isinstance(data, dict):
             for key, value in data.items():
                 if isinstance(key, str) and key.endswith('_opt') and value is not None and not isinstance(value, dict):
                     raise ValueError(f'train.{key} must be a mapping with a type, got {value!r}')
+                if isinstance(key, str) and key.endswith('_opt') and isinstance(value, dict):
+                    _check_loss_weights(value, f'train.{key}')
             return {k: v for k, v in data.items() if not (isinstance(k, str) and k.endswith('_opt'))}
         return data
+
+
+def _check_loss_weights(entry: dict, key: str) -> None:
+    """The weights of the loss entry ``entry`` (option ``key``) by :func:`loss_weight`; the first bad one is a
+    ``ValueError`` naming its option."""
+    weights = [(name, value) for name, value in entry.items() if isinstance(name, str) and name.endswith('_weight')]
+    for name, value in entry.items():
+        if isinstance(name, str) and name.endswith('_weights') and isinstance(value, dict):
+            weights += [(f'{name}.{layer}', weight) for layer, weight in value.items()]
+    for name, value in weights:
+        try:
+            loss_weight(value)
+        except ValueError as error:
+            raise ValueError(f'option {key}.{name} {error}') from None
 
 
 class SaveBest(_Section):
@@ -295,7 +330,7 @@ class Val(_Section):
     """A progress bar over the validation images."""
     metrics: dict[str, dict[str, Any]] | None = None
     """Metrics by name, each ``{type: …, <its options>}`` (basicsr's and this project's), on every dataset, or with
-    ``datasets: [<name>, …]`` on those only."""
+    ``datasets: [<name>, …]`` on those only; a ``crop_border`` is an integer ≥ 0."""
     tile: int = Field(default=0, ge=0)
     """Validate tile by tile (input px; 0: whole images)."""
     tile_pad: int = Field(default=16, ge=0)
@@ -306,6 +341,18 @@ class Val(_Section):
     num_val_samples: int | None = None
     flip_seq: bool | None = None
     center_frame_only: bool | None = None
+
+    @model_validator(mode='before')
+    @classmethod
+    def _crop_borders(cls, data: Any) -> Any:
+        """A metric's ``crop_border`` (the pixels cut off each side before scoring; basicsr's metrics do not annotate
+        it) is an integer ≥ 0: a negative one scored an empty crop, a NaN mean with exit status 0."""
+        metrics = data.get('metrics') if isinstance(data, dict) else None
+        for key, entry in (metrics or {}).items() if isinstance(metrics, dict) else ():
+            value = entry.get('crop_border', 0) if isinstance(entry, dict) else 0
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ValueError(f'option val.metrics.{key}.crop_border must be an integer ≥ 0, got {value!r}')
+        return data
 
 
 class Wandb(_Section):
@@ -328,7 +375,7 @@ class Paths(_Section):
 
     PREFIXES = ('pretrain_network_', 'param_key_', 'strict_load_')
     WRITE_DEFAULTS = False  # basicsr's make_exp_dirs makes a folder of every key here it does not know
-    SETTINGS: ClassVar[tuple[str, ...]] = ('save_format', 'allow_random_init')  # keys here that name no folder
+    SETTINGS: ClassVar[tuple[str, ...]] = ('save_format', 'allow_random_init', 'allow_partial_g')  # not folders
     resume_state: str | None = None
     """A training state to resume from (or ``--auto_resume``)."""
     save_format: Literal['pth', 'safetensors'] = 'pth'
@@ -337,6 +384,10 @@ class Paths(_Section):
     ``params_ema.*``); both are read wherever weights are, ``--auto_resume`` too. Training states stay ``.state``."""
     allow_random_init: bool = False
     """Test.py: score a randomly initialised network on purpose."""
+    allow_partial_g: bool = False
+    """Test.py: score G although ``pretrain_network_g`` (with ``strict_load_g: false``) left some of its tensors
+    at their random initialisation (a file of another arch or layout); without it such a test is refused, naming the
+    tensors loaded. Training only warns."""
     root: str | None = None
     experiments_root: str | None = None
     results_root: str | None = None
@@ -743,10 +794,14 @@ _FAMILIES: dict[tuple[str, str], str] = {
     "ψ's decoder in an auto-encoder file); a file, never downloaded: a missing one stops the run at start-up naming "
     'this key. Not needed on resume.',
     ('path', 'param_key_'): 'the key of that checkpoint holding the weights (`params`, `params_ema`, …).',
-    ('path', 'strict_load_'): '`true` or `false`: whether every tensor of that checkpoint must fit the network.',
+    ('path', 'strict_load_'): '`true` or `false`: whether every tensor of that checkpoint must fit the network. '
+    '`false` loads those that fit and warns naming how many did and which did not; a test refuses a G loaded so '
+    'in part (`allow_partial_g`).',
     ('train', '_opt'): 'a loss entry (`pixel_opt`, `aesop_opt`, `perceptual_opt`, `gan_opt`, `artifacts_opt`, …): '
     "a mapping with a `type:`, whose other keys are the loss's parameters, checked against its signature; an "
-    'entry the model does not read is refused.',
+    'entry the model does not read is refused. Every weight in it (`loss_weight`, `perceptual_weight`, '
+    '`style_weight`, …: any `*_weight`, and each of `layer_weights`) is a finite number ≥ 0, whatever the loss '
+    '(0 switches the term off).',
 }
 _BOUND_SIGNS = {'gt': '>', 'ge': '≥', 'lt': '<', 'le': '≤'}
 

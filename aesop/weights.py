@@ -13,6 +13,7 @@ import logging
 import os
 import pickle
 import re
+import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import BinaryIO
@@ -291,12 +292,18 @@ def load_weights(
     strict: bool = True,
     fallback: bool = False,
     option: str | None = None,
-) -> None:
+    refuse_partial: str | None = None,
+) -> PartialLoad | None:
     """Load ``path[param_key]`` into ``net``; clear errors for missing/mismatching tensors.
 
     An arch with a ``canonical_state_dict(state_dict)`` method (DRCT, the legacy ESRGAN layout, traiNNer's ψ)
     first converts the file's key layout to its own. Non-strict loading skips tensors whose shapes
-    differ, as BasicSR does.
+    differ, as BasicSR does, and when it leaves any of ``net``'s tensors unloaded (a file of another arch) says so
+    in a warning naming how many loaded, and which are missing, unexpected or of another shape (basicsr warned
+    here too; a file with more tensors than ``net`` takes is warned about as well) and returns that
+    :class:`PartialLoad` (``None``: every tensor of ``net`` loaded). With ``refuse_partial`` (why: a caller that must
+    not go on with a partly random network, ``aesop-test``: :meth:`aesop.models.base.AesopModel.load_network`) it
+    raises that line instead.
     """
     state_dict = select_state_dict(
         read_checkpoint(path, option=option), path=path, param_key=param_key, fallback=fallback
@@ -306,11 +313,13 @@ def load_weights(
             state_dict = net.canonical_state_dict(state_dict)
         except AesopError as err:
             raise AesopError(f'cannot read {path} as {type(net).__name__}: {err}') from err
+    own = net.state_dict()
     if strict:
         check_shapes(net, state_dict, path=path)
     else:
-        own = net.state_dict()
-        state_dict = {k: v for k, v in state_dict.items() if k not in own or own[k].shape == v.shape}
+        reshaped = [k for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+        skipped = set(reshaped)
+        state_dict = {k: v for k, v in state_dict.items() if k not in skipped}
     result = net.load_state_dict(state_dict, strict=False)
     if strict and (result.missing_keys or result.unexpected_keys):
         missing, unexpected = result.missing_keys, result.unexpected_keys
@@ -319,6 +328,58 @@ def load_weights(
             f'weights in {path} do not fit {type(net).__name__}: {detail} '
             f'({len(missing)} missing, {len(unexpected)} unexpected keys)'
         )
+    if strict or not (result.missing_keys or result.unexpected_keys):
+        return None
+    partial = PartialLoad(
+        path=str(path),
+        option=option,
+        arch=type(net).__name__,
+        loaded=len(own) - len(result.missing_keys),
+        total=len(own),
+        missing=[k for k in result.missing_keys if k not in skipped],
+        unexpected=list(result.unexpected_keys),
+        reshaped=reshaped,
+    )
+    if not result.missing_keys:  # every tensor of net loaded; the file has more (a larger network's)
+        logger.warning(str(partial))
+        return None
+    if refuse_partial:
+        raise AesopError(f'{partial}: {refuse_partial}')
+    logger.warning(f'{partial}; the others keep their initialisation')
+    return partial
+
+
+class PartialLoad(typing.NamedTuple):
+    """What a non-strict :func:`load_weights` left out: ``loaded`` of ``net``'s ``total`` tensors came from ``path``;
+    ``missing`` (not in the file), ``reshaped`` (in the file with another shape) and ``unexpected`` (in the file, not
+    in ``net``) tensor names."""
+
+    path: str
+    option: str | None
+    arch: str
+    loaded: int
+    total: int
+    missing: list[str]
+    unexpected: list[str]
+    reshaped: list[str]
+
+    def __str__(self) -> str:
+        where = f' (option {self.option})' if self.option else ''
+        parts = [f'{len(names)} {what}: {abbreviated(names)}' for what, names in (
+            ('missing from the file', self.missing),
+            ('of another shape in the file', self.reshaped),
+            ('in the file but not in the network', self.unexpected),
+        ) if names]  # fmt: skip
+        return (
+            f'{self.path}{where} loaded {self.loaded} of the {self.total} tensors of {self.arch} '
+            f'(non-strict load): {"; ".join(parts)}'
+        )
+
+
+def abbreviated(names: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``names``, then how many more (``a, b, c and 33 more``)."""
+    more = f' and {len(names) - shown} more' if len(names) > shown else ''
+    return ', '.join(names[:shown]) + more
 
 
 def freeze(net: nn.Module) -> nn.Module:

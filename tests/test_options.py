@@ -414,8 +414,10 @@ def test_numbers_written_without_a_dot_are_numbers(tmp_path):
     ):
         check_components(opt)
     opt['train']['perceptual_opt']['perceptual_weight'] = 0.01
-    opt['train']['pixel_opt']['loss_weight'] = '1e-2'  # quoted: a string, whatever it spells
-    with pytest.raises(AesopError, match=r"^option train\.pixel_opt\.loss_weight must be a number, got '1e-2'$"):
+    opt['train']['pixel_opt']['loss_weight'] = '1e-2'  # quoted: a string, whatever it spells (a weight's rule)
+    with pytest.raises(
+        AesopError, match=r"^option train\.pixel_opt\.loss_weight must be a finite number ≥ 0, got '1e-2'$"
+    ):
         check_components(opt)
 
 

@@ -62,10 +62,10 @@ def _fresh_logging(monkeypatch):
     monkeypatch.setattr(basicsr.utils.logger, 'initialized_logger', {})
 
 
-def run_main(opt, root, monkeypatch, capsys) -> str:
-    """``aesop/train.py -opt …`` in this process; returns its error (one line, or a list: one line each)."""
+def run_main(opt, root, monkeypatch, capsys, *args: str) -> str:
+    """``aesop/train.py -opt … [args]`` in this process; returns its error (one line, or a list: one line each)."""
     monkeypatch.setenv('AESOP_ROOT', str(root))
-    monkeypatch.setattr(sys, 'argv', ['aesop/train.py', '-opt', str(write_yaml(opt, root / 'opt.yml'))])
+    monkeypatch.setattr(sys, 'argv', ['aesop/train.py', '-opt', str(write_yaml(opt, root / 'opt.yml')), *args])
     with pytest.raises(SystemExit) as exit_info:
         aesop.train.main()
     assert exit_info.value.code == 2
@@ -244,6 +244,57 @@ def _dist_backend(opt, root, data):
     opt['dist_params'] = {'backend': 'ncl', 'port': 29500}
 
 
+def _negative_loss_weight(opt, root, data):
+    opt['train']['perceptual_opt']['perceptual_weight'] = -1  # basicsr's PerceptualLoss: not annotated
+
+
+def _nan_loss_weight(opt, root, data):
+    opt['train']['aesop_opt']['loss_weight'] = math.nan
+
+
+def _infinite_gan_weight(opt, root, data):
+    opt['train']['gan_opt']['loss_weight'] = math.inf
+
+
+def _negative_layer_weight(opt, root, data):
+    opt['train']['perceptual_opt']['layer_weights']['conv5_4'] = -0.1
+
+
+def _negative_crop_border(opt, root, data):
+    opt['val']['metrics']['psnr']['crop_border'] = -4  # basicsr's calculate_psnr: psnr nan, exit 0
+
+
+def _gt_size_larger_than_the_images(opt, root, data):
+    opt['datasets']['train']['gt_size'] = 512
+
+
+def _one_image_smaller_than_gt_size(opt, root, data):
+    import cv2
+
+    copy = shutil.copytree(data, root / 'data')
+    gt = sorted((copy / 'train' / 'HR').glob('*.png'))[-1]
+    cv2.imwrite(str(gt), cv2.imread(str(gt))[:64, :64])  # gt_size 128: basicsr failed when a batch drew it
+    lq = copy / 'train' / 'LR_bicubic' / 'X4' / gt.name
+    cv2.imwrite(str(lq), cv2.imread(str(lq))[:16, :16])
+    point_at(opt, copy)
+
+
+def _crop_border_larger_than_the_images(opt, root, data):
+    opt['val']['metrics']['psnr']['crop_border'] = 32  # coffee: 64×64, basicsr's PSNR of an empty crop: nan
+
+
+def _resume_state_folder(opt, root, data):
+    (root / 'experiments' / 'bad' / 'training_states').mkdir(parents=True)
+    opt['path']['resume_state'] = str(root / 'experiments' / 'bad' / 'training_states')
+
+
+def _resume_state_network(opt, root, data):
+    models = root / 'experiments' / 'bad' / 'models'
+    models.mkdir(parents=True)
+    torch.save({'params': build_network(deepcopy(TINY_RRDB)).state_dict()}, models / 'net_g_4.pth')
+    opt['path']['resume_state'] = str(models / 'net_g_4.pth')  # basicsr: KeyError: 'iter'
+
+
 CASES = {
     'metric option typo': (
         _metric_typo,
@@ -266,6 +317,51 @@ CASES = {
     'dist backend': (
         _dist_backend,
         r"option dist_params\.backend: input should be 'nccl', 'gloo' or 'mpi', got 'ncl'; did you mean 'nccl'\?$",
+    ),
+    'negative loss weight': (
+        _negative_loss_weight,
+        r'^option train\.perceptual_opt\.perceptual_weight must be a finite number ≥ 0, got -1$',
+    ),
+    'NaN loss weight': (
+        _nan_loss_weight,
+        r'^option train\.aesop_opt\.loss_weight must be a finite number ≥ 0, got nan$',
+    ),
+    'infinite GAN loss weight': (
+        _infinite_gan_weight,
+        r'^option train\.gan_opt\.loss_weight must be a finite number ≥ 0, got inf$',
+    ),
+    'negative layer weight': (
+        _negative_layer_weight,
+        r'^option train\.perceptual_opt\.layer_weights\.conv5_4 must be a finite number ≥ 0, got -0\.1$',
+    ),
+    'negative crop_border': (
+        _negative_crop_border,
+        r'^option val\.metrics\.psnr\.crop_border must be an integer ≥ 0, got -4$',
+    ),
+    'gt_size larger than the images': (
+        _gt_size_larger_than_the_images,
+        r'^datasets\.train\.gt_size 512 is larger than .*/train/HR/\w+\.png \(128×128, option '
+        r'datasets\.train\.dataroot_gt\) and \d+ more: lower gt_size, or leave the smaller images out$',
+    ),
+    'one image smaller than gt_size': (
+        _one_image_smaller_than_gt_size,
+        r'^datasets\.train\.gt_size 128 is larger than .*/data/train/HR/chelsea_s\d+\.png \(64×64, option '
+        r'datasets\.train\.dataroot_gt\): lower gt_size, or leave the smaller images out$',
+    ),
+    'crop_border larger than the images': (
+        _crop_border_larger_than_the_images,
+        r'^option val\.metrics\.psnr\.crop_border 32 leaves nothing of .*/val/HR/coffee\.png \(64×64, '
+        r'datasets\.val\.dataroot_gt\): it must be below half the smallest side, at most 31$',
+    ),
+    'resume_state is a folder': (
+        _resume_state_folder,
+        r'^.*/experiments/bad/training_states \(option path\.resume_state\) is a folder: name a training state '
+        r'\(training_states/<iter>\.state\) or use --auto_resume$',
+    ),
+    'resume_state is a network': (
+        _resume_state_network,
+        r"^.*/experiments/bad/models/net_g_4\.pth \(option path\.resume_state\) is a network's weights, not a "
+        r'training state \(training_states/<iter>\.state\): to start from these weights, set path\.pretrain_network_g',
     ),
     'lmdb backend on a folder': (
         _lmdb_folder,
@@ -480,17 +576,17 @@ def test_kill_9_then_auto_resume_finishes_from_the_last_complete_state(tiny_data
     assert not list(models.glob('.*tmp*'))
 
 
-def test_a_nan_loss_stops_training_and_saves_nothing(tiny_data, tmp_path):
+def test_a_non_finite_loss_stops_training_and_saves_nothing(tiny_data, tmp_path):
     opt_file = write_yaml(ae_opt(tiny_data, 'nan', 2, 1), tmp_path / 'ae.yml')
     assert train(opt_file, tmp_path).returncode == 0
     opt = ae_opt(tiny_data, 'nan', 4, 1)
-    opt['train']['pixel_opt']['loss_weight'] = math.nan
+    opt['train']['pixel_opt']['loss_weight'] = 1e300  # finite (a NaN weight is refused at start-up), inf in float32
     proc = train(write_yaml(opt, opt_file), tmp_path, '--auto_resume')
     out = proc.stdout
     assert proc.returncode == 2
     errors = [line for line in out.splitlines() if line.startswith('aesop: error: ')]
     assert errors == [errors[0]] and errors[0].startswith(
-        'aesop: error: loss l_pix is nan at iteration 3: training stopped'
+        'aesop: error: loss l_pix is inf at iteration 3: training stopped'
     )
     exp = tmp_path / 'experiments' / 'nan'
     assert sorted(p.name for p in (exp / 'models').iterdir()) == ['net_g_1.pth', 'net_g_2.pth', 'net_g_latest.pth']

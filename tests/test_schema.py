@@ -1,6 +1,7 @@
 """The declared option schema (aesop.schema): typos and wrong types at start-up, known keys accepted."""
 
 import copy
+import math
 import re
 from pathlib import Path
 
@@ -243,3 +244,122 @@ def test_the_schema_declares_every_degradation_key_with_its_type():
     opt = {'name': 'x', 'datasets': {}, **{k: list(v) if isinstance(v, tuple) else v for k, v in defaults.items()}}
     apply_schema(opt)
     assert RealESRGANDegradation.from_options(opt).extra_repr() == RealESRGANDegradation().extra_repr()
+
+
+def _loss_weights(opt: dict) -> list[tuple[str, ...]]:
+    """The keys of every loss weight of ``opt``: ``(entry, key)`` and ``(entry, 'layer_weights', layer)``."""
+    found = []
+    for entry, options in (opt.get('train') or {}).items():
+        if entry.endswith('_opt') and isinstance(options, dict):
+            found += [(entry, key) for key in options if key.endswith('_weight')]
+            found += [(entry, key, layer) for key, v in options.items() if key.endswith('_weights') for layer in v]
+    return found
+
+
+WEIGHTED_FILES = sorted({p.name for p in REPO.glob('options/*.yml') if _loss_weights(load_option_file(p))})
+
+
+@pytest.mark.parametrize('name', WEIGHTED_FILES)
+def test_every_loss_weight_of_every_option_file_is_a_finite_number_at_least_0(name):
+    """Every ``*_weight`` of every ``train.*_opt`` entry (basicsr's L1Loss, PerceptualLoss, GANLoss, this project's
+    fidelity, HR-aware and AE losses) and each of PerceptualLoss's ``layer_weights``: refused at start-up naming the
+    option, whatever the loss (a negative weight trained the other way without a word, a NaN showed as "loss l_pix is
+    nan" at iteration 1); 0 switches a term off."""
+    base = load_option_file(REPO / 'options' / name)
+    for keys in _loss_weights(base):
+        for value in (-1, -0.5, math.nan, math.inf, -math.inf, '0.5', True, None, 0):
+            opt = copy.deepcopy(base)
+            node = opt['train']
+            for key in keys[:-1]:
+                node = node[key]
+            node[keys[-1]] = value
+            if value == 0:
+                assert apply_schema(opt)  # a switched-off term
+                continue
+            with pytest.raises(AesopError) as error:
+                apply_schema(opt)
+            assert str(error.value) == f'option train.{".".join(keys)} must be a finite number ≥ 0, got {value!r}'
+
+
+def test_the_loss_weight_rule_covers_every_file_kind_and_the_constructors():
+    """The option files cover basicsr's losses and this project's (the rule's reach), and a project loss built
+    from Python refuses a bad weight with the same line (its annotation, :data:`aesop.schema.LossWeight`)."""
+    from basicsr.utils.registry import LOSS_REGISTRY
+
+    types = {
+        load_option_file(REPO / 'options' / name)['train'][keys[0]]['type']
+        for name in WEIGHTED_FILES
+        for keys in _loss_weights(load_option_file(REPO / 'options' / name))
+    }
+    assert {'L1Loss', 'PerceptualLoss', 'GANLoss', 'AesopLoss', 'AesopLRReconstructionLoss'} <= types, types
+    assert {'AesopFeatureAlignmentLoss', 'MSELoss'} & types, types
+    with pytest.raises(AesopError, match=r'^option AesopLRReconstructionLoss\.hf_weight must be a finite number ≥ 0'):
+        LOSS_REGISTRY.get('AesopLRReconstructionLoss')(hf_weight=math.nan)
+    with pytest.raises(AesopError, match=r'^option AesopLowPassLoss\.loss_weight must be a finite number ≥ 0, got -1'):
+        LOSS_REGISTRY.get('AesopLowPassLoss')(loss_weight=-1)
+
+
+CROP = 'option val.metrics.psnr.crop_border must be an integer ≥ 0, got'
+
+
+@pytest.mark.parametrize(
+    ('change', 'expected'),
+    [
+        ({'val__metrics__psnr__crop_border': -4}, f'{CROP} -4'),
+        ({'val__metrics__psnr__crop_border': 2.5}, f'{CROP} 2.5'),
+        ({'val__metrics__psnr__crop_border': '4'}, f"{CROP} '4'"),
+        ({'datasets__train__gt_size': 0}, 'option datasets.train.gt_size must be > 0, got 0'),
+        ({'datasets__train__gt_size': -128}, 'option datasets.train.gt_size must be > 0, got -128'),
+        ({'scale': 0}, 'option scale must be > 0, got 0'),
+        ({'path__allow_partial_g': 'yes'}, "option path.allow_partial_g: input should be a valid boolean, got 'yes'"),
+        ({'train__optim_g__lr': math.inf}, 'option train.optim_g.lr: input should be a finite number, got inf'),
+        ({'train__optim_d__lr': math.nan}, 'option train.optim_d.lr must be > 0, got nan'),
+    ],
+)
+def test_numbers_that_make_no_sense_are_refused_at_start_up(change, expected):
+    """basicsr's calculate_psnr took ``crop_border: -4`` and scored an empty crop (``psnr: nan``, exit 0)."""
+    assert checked(**change) == expected
+
+
+@pytest.mark.parametrize(
+    ('optim', 'scheduler', 'expected'),
+    [
+        ({'betas': [1.5, 0.999]}, {}, 'option train.optim_g: Adam refuses these options: Invalid beta parameter at'),
+        ({'eps': -1.0}, {}, 'option train.optim_g: Adam refuses these options: Invalid epsilon value: -1.0'),
+        ({}, {'gamma': -0.5}, 'option train.scheduler.gamma must be > 0, got -0.5'),
+        (
+            {},
+            {'type': 'CosineAnnealingRestartLR', 'periods': [0]},
+            'option train.scheduler.periods.0 must be > 0, got 0',
+        ),
+        (
+            {},
+            {'type': 'CosineAnnealingRestartLR', 'periods': [10], 'eta_min': -1e-7},
+            'option train.scheduler.eta_min must be ≥ 0, got -1e-07',
+        ),
+    ],
+)
+def test_optimiser_and_schedule_numbers_that_make_no_sense_are_refused_at_start_up(optim, scheduler, expected):
+    """torch's Adam refused ``betas: [1.5, …]`` / ``eps: -1`` with a traceback while the model was built;
+    CosineAnnealingRestartLR divided by a period of 0; a negative ``gamma`` trained uphill from its first milestone
+    without a word. The start-up check builds both on a one-element parameter (aesop.models.optim)."""
+    from aesop.models.optim import check_optim_options
+
+    train = {
+        'total_iter': 10,
+        'optim_g': {'type': 'Adam', 'lr': 1e-4, **optim},
+        'scheduler': {'type': 'MultiStepLR', 'milestones': [5], 'gamma': 0.5, **scheduler},
+    }
+    if 'periods' in scheduler:
+        del train['scheduler']['milestones'], train['scheduler']['gamma']
+    with pytest.raises(AesopError, match='^' + re.escape(expected)):
+        check_optim_options({'train': train})
+
+
+def test_allow_partial_g_is_a_setting_not_a_folder():
+    from aesop.schema import Paths
+
+    assert checked(path__allow_partial_g=True) is None and 'allow_partial_g' in Paths.SETTINGS
+    opt = copy.deepcopy(BASE)
+    apply_schema(opt)
+    assert 'allow_partial_g' not in opt['path']

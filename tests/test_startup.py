@@ -283,3 +283,136 @@ def test_a_test_run_logs_its_metrics_without_a_best_iteration(tiny_data, tmp_pat
     run_entry('test', write_yaml(opt, tmp_path / 'test.yml'), tmp_path)
     log = next((tmp_path / 'results' / 'no_best').glob('test_*.log')).read_text()
     assert re.search(r'# psnr: [\d.]+', log) and 'Best' not in log
+
+
+def _state(states: Path, iteration: int, **extra) -> Path:
+    """A training state as basicsr writes one (``training_states/<iteration>.state``), with ``extra`` keys."""
+    states.mkdir(parents=True, exist_ok=True)
+    state = {'epoch': 0, 'iter': iteration, 'optimizers': [], 'schedulers': [], **extra}
+    torch.save(state, states / f'{iteration}.state')
+    return states / f'{iteration}.state'
+
+
+def test_a_state_of_another_experiment_names_both(tiny_data, tmp_path, monkeypatch, capsys):
+    """Experiment other's ``4.state`` copied into bad's training_states, ``--auto_resume``: basicsr blamed
+    ``path.pretrain_network_g``, an option that is null in the file (checkpoint not found: …/net_g_4.pth)."""
+    state = _state(tmp_path / 'experiments' / 'bad' / 'training_states', 4, experiment='other')
+    message = run_main(gan_opt(tiny_data, tmp_path), tmp_path, monkeypatch, capsys, '--auto_resume')
+    assert message == (
+        f"training state {state} belongs to experiment 'other', not to this one ('bad'): resume 'other' under its own "
+        'name (its networks are in its models folder), or remove the state from this experiment'
+    )
+    assert tree(tmp_path) == ['ae.pth', 'experiments', 'experiments/bad', 'experiments/bad/training_states',
+                              'experiments/bad/training_states/4.state']  # fmt: skip
+
+
+def test_an_older_state_whose_networks_are_missing_names_the_state_not_the_option(
+    tiny_data, tmp_path, monkeypatch, capsys
+):
+    """A state written before states recorded their experiment: the network file it needs is named with it."""
+    state = _state(tmp_path / 'experiments' / 'bad' / 'training_states', 4)
+    message = run_main(gan_opt(tiny_data, tmp_path), tmp_path, monkeypatch, capsys, '--auto_resume')
+    network = tmp_path / 'experiments' / 'bad' / 'models' / 'net_g_4.pth'
+    assert message == (
+        f'training state {state} needs {network}, which is missing (the state was copied from another experiment, '
+        'or the networks saved with it were removed): restore that file, or remove the state'
+    )
+    assert 'pretrain_network_g' not in message
+
+
+def test_a_copied_state_is_refused_even_where_a_network_of_its_iteration_exists(tiny_data, tmp_path):
+    """Both experiments saved iteration 1: B's ``1.state`` in A resumed A's network with B's optimiser silently.
+    The state records its experiment (:meth:`AesopModel.extra_training_state`)."""
+    for name in ('a', 'b'):
+        opt = tiny(load_yaml(DEMO / 'train_psnr.yml'), name, tiny_data, 1)
+        run_entry('train', write_yaml(opt, tmp_path / f'{name}.yml'), tmp_path)
+    experiments = tmp_path / 'experiments'
+    assert torch.load(experiments / 'b' / 'training_states' / '1.state', weights_only=False)['experiment'] == 'b'
+    (experiments / 'b' / 'training_states' / '1.state').replace(experiments / 'a' / 'training_states' / '1.state')
+    opt = tiny(load_yaml(DEMO / 'train_psnr.yml'), 'a', tiny_data, 2)
+    proc = run_entry('train', write_yaml(opt, tmp_path / 'a.yml'), tmp_path, '--auto_resume', check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1] == (
+        f'aesop: error: training state {experiments / "a" / "training_states" / "1.state"} belongs to experiment '
+        "'b', not to this one ('a'): resume 'b' under its own name (its networks are in its models folder), or "
+        'remove the state from this experiment'
+    )
+
+
+def _weights_of_another_arch(path: Path) -> Path:
+    """MSRResNet's weights: 6 of a tiny RRDBNet's 42 tensors share their names and shapes."""
+    net = build_network({'type': 'MSRResNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 16, 'num_block': 1})
+    torch.save({'params': net.state_dict(), 'params_ema': net.state_dict()}, path)
+    return path
+
+
+PARTIAL = (
+    r'{path} \(option path\.pretrain_network_g\) loaded 6 of the 42 tensors of RRDBNet \(non-strict load\): '
+    r'36 missing from the file: body\.0\.rdb1\.conv1\.weight, body\.0\.rdb1\.conv1\.bias, '
+    r'body\.0\.rdb1\.conv2\.weight and 33 more; 8 in the file but not in the network: upconv1\.weight, '
+    r'upconv1\.bias, upconv2\.weight and 5 more'
+)
+
+
+def test_a_partial_load_is_refused_when_testing_unless_allowed(tiny_data, tmp_path, monkeypatch, capsys):
+    """``strict_load_g: false`` with weights of another arch: 6 of 42 tensors loaded, the rest random, and the test
+    scored that with exit 0 (basicsr warned; this project's loader had dropped the warning)."""
+    weights = _weights_of_another_arch(tmp_path / 'g.pth')
+    opt = tiny(load_yaml(DEMO / 'test_aesop.yml'), 'partial', tiny_data, 0)
+    opt['network_g'] = deepcopy(TINY_RRDB)
+    opt['path'].update(pretrain_network_g=str(weights), strict_load_g=False, param_key_g='params')
+    opt['val']['metrics'] = {'psnr': {'type': 'calculate_psnr', 'crop_border': 4}}
+    lines = _test_run_error(write_yaml(opt, tmp_path / 'test.yml'), tmp_path, monkeypatch, capsys)
+    assert len(lines) == 1 and re.fullmatch(
+        'aesop: error: ' + PARTIAL.format(path=re.escape(str(weights))) + ': testing would score a partly random '
+        r'network \(set path\.allow_partial_g: true to do that on purpose\)',
+        lines[0],
+    ), lines
+    assert not (tmp_path / 'results').exists()
+    opt['path']['allow_partial_g'] = True
+    proc = run_entry('test', write_yaml(opt, tmp_path / 'test.yml'), tmp_path)
+    assert re.search(
+        PARTIAL.format(path=re.escape(str(weights))) + '; the others keep their initialisation', proc.stderr
+    )
+    assert (tmp_path / 'results' / 'partial' / 'visualization').is_dir()  # allow_partial_g: a setting, no folder
+
+
+def test_a_partial_load_when_training_is_a_warning_naming_the_tensors(tiny_data, tmp_path):
+    weights = _weights_of_another_arch(tmp_path / 'g.pth')
+    opt = tiny(load_yaml(DEMO / 'train_psnr.yml'), 'partial', tiny_data, 1)
+    opt['path'].update(pretrain_network_g=str(weights), strict_load_g=False)
+    proc = run_entry('train', write_yaml(opt, tmp_path / 'train.yml'), tmp_path)
+    expected = PARTIAL.format(path=re.escape(str(weights))) + '; the others keep their initialisation'
+    assert re.search(r'WARNING: ' + expected, proc.stderr), proc.stderr[-3000:]
+    log = next((tmp_path / 'experiments' / 'partial').glob('train_*.log')).read_text()
+    assert re.search(expected, log)
+
+
+def test_a_non_strict_load_reports_what_it_left_out(tmp_path, monkeypatch):
+    """``load_weights(strict=False)``: a file of another arch is a :class:`PartialLoad` and a warning; one with more
+    tensors than the network takes (a larger one's) a warning only; one that fits, nothing."""
+    from aesop import weights
+
+    warned = []
+    monkeypatch.setattr(weights.logger, 'warning', warned.append)
+    net = build_network(deepcopy(TINY_RRDB))
+    partial = weights.load_weights(net, _weights_of_another_arch(tmp_path / 'other.pth'), strict=False, option='x')
+    assert (partial.loaded, partial.total, len(partial.missing), len(partial.unexpected)) == (6, 42, 36, 8)
+    assert warned == [f'{partial}; the others keep their initialisation']
+    warned.clear()
+    with pytest.raises(AesopError, match=r'^.*other\.pth \(option x\) loaded 6 of the 42 tensors .* and 5 more: no$'):
+        weights.load_weights(net, tmp_path / 'other.pth', strict=False, option='x', refuse_partial='no')
+    assert not warned  # refused, not also warned about
+    torch.save({'params': build_network({**TINY_RRDB, 'num_feat': 8}).state_dict()}, tmp_path / 'narrow.pth')
+    narrow = weights.load_weights(net, tmp_path / 'narrow.pth', strict=False)
+    assert (narrow.loaded, len(narrow.reshaped), narrow.missing) == (13, 29, []) and 'of another shape' in str(narrow)
+    warned.clear()
+    torch.save({'params': build_network({**TINY_RRDB, 'num_block': 2}).state_dict()}, tmp_path / 'deeper.pth')
+    assert weights.load_weights(net, tmp_path / 'deeper.pth', strict=False) is None
+    assert len(warned) == 1 and re.fullmatch(
+        r'.*deeper\.pth loaded 42 of the 42 tensors of RRDBNet \(non-strict load\): 30 in the file but not in the '
+        r'network: body\.1\.rdb1\.conv1\.weight, body\.1\.rdb1\.conv1\.bias, body\.1\.rdb1\.conv2\.weight and 27 more',
+        warned[0],
+    )
+    warned.clear()
+    torch.save({'params': build_network(deepcopy(TINY_RRDB)).state_dict()}, tmp_path / 'same.pth')
+    assert weights.load_weights(net, tmp_path / 'same.pth', strict=False) is None and not warned

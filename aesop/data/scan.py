@@ -104,18 +104,22 @@ def file_or_bad_link(path: Path) -> bool:
 def header_problem(path: str | Path) -> str | None:
     """Why ``path`` is not a readable image (``'empty file'``, ``'not an image: …'``, a looping or broken
     symlink), or ``None``."""
+    return image_header(path)[0]
+
+
+def image_header(path: str | Path) -> tuple[str | None, tuple[int, int] | None]:
+    """:func:`header_problem` and the image's ``(width, height)`` from its header (``None`` when unknown)."""
     if problem := link_problem(path):
-        return problem
+        return problem, None
     try:
         if os.path.getsize(path) == 0:
-            return 'empty file'
+            return 'empty file', None
         with Image.open(path) as image:
-            image.size  # noqa: B018  (the header is parsed on open; size proves it)
+            return None, image.size  # the header is parsed on open
     except Image.DecompressionBombError:
-        return None  # a very large image is still an image (cv2 reads it)
+        return None, None  # a very large image is still an image (cv2 reads it)
     except (OSError, ValueError, SyntaxError) as err:
-        return f'not an image or unreadable header: {err}'
-    return None
+        return f'not an image or unreadable header: {err}', None
 
 
 def dataset_files(dataset: dict) -> Iterator[tuple[str, Path]]:
@@ -146,24 +150,62 @@ def _walk(root: Path) -> Iterator[Path]:
         yield from (Path(folder) / name for name in names)
 
 
-def scan_images(files: Iterable[tuple[str, Path]], *, where: str) -> int:
-    """Check the header of every file; raise one :class:`AesopError` naming the bad ones. Returns the count."""
-    files = list(files)
+def scan_images(files: Iterable[tuple[str, Path]], *, where: str, crop: tuple[str, str, int] | None = None) -> int:
+    """Check the header of every file; raise one :class:`AesopError` naming the bad ones. Returns the count.
+
+    ``crop``: ``(folder option, size option, side)``, a random crop of ``side`` px that the dataset cuts from each
+    image of that folder: an image smaller than it is refused now, naming the first (basicsr: at the first batch that
+    drew one, hours in where few are)."""
+    return len(_scan(list(files), where=where, crop=crop))
+
+
+def _scan(
+    files: list[tuple[str, Path]], *, where: str, crop: tuple[str, str, int] | None
+) -> list[tuple[str, Path, tuple[int, int] | None]]:
+    """:func:`scan_images`: ``(folder option, file, (width, height) or None)`` of each file."""
     with ThreadPoolExecutor(max_workers=8) as pool:
-        problems = pool.map(header_problem, [path for _, path in files])
-        progress = tqdm(problems, total=len(files), desc=f'scanning {where}', unit='file', disable=len(files) < 5000)
-        bad = [(key, path, problem) for (key, path), problem in zip(files, progress, strict=True) if problem]
+        headers = pool.map(image_header, [path for _, path in files])
+        progress = tqdm(headers, total=len(files), desc=f'scanning {where}', unit='file', disable=len(files) < 5000)
+        headers = list(progress)
+    bad = [(key, path, problem) for (key, path), (problem, _) in zip(files, headers, strict=True) if problem]
     if bad:
         key, path, problem = bad[0]
         more = f' and {len(bad) - 1} more' if len(bad) > 1 else ''
         raise AesopError(f'{where}.{key}: {path}: {problem}{more} (scripts/check_dataset.py lists them all)')
-    return len(files)
+    scanned = [(key, path, size) for (key, path), (_, size) in zip(files, headers, strict=True)]
+    if crop is not None:
+        folder, option, side = crop
+        small = [(path, size) for key, path, size in scanned if key == folder and size is not None and min(size) < side]
+        if small:
+            (path, (width, height)), more = small[0], f' and {len(small) - 1} more' if len(small) > 1 else ''
+            raise AesopError(
+                f'{where}.{option} {side} is larger than {path} ({height}×{width}, option {where}.{folder}){more}: '
+                f'lower {option}, or leave the smaller images out'
+            )
+    return scanned
 
 
-def scan_dataset_folders(opt: dict) -> None:
-    """:func:`scan_images` on every disk dataset of ``opt`` (before anything is built)."""
+# the random crop a dataset cuts from every image of a folder: type → (folder option, size option, phases or None: any)
+CROPS = {
+    'AesopPairedImageDataset': ('dataroot_gt', 'gt_size', ('train',)),
+    'AesopLRPatchDataset': ('dataroot_lq', 'lq_size', None),
+}
+
+
+def scan_dataset_folders(opt: dict) -> dict[str, tuple[Path, tuple[int, int]]]:
+    """:func:`scan_images` on every disk dataset of ``opt`` (before anything is built), with the crop it cuts
+    (:data:`CROPS`). Returns each dataset's GT image with the smallest side, ``{phase: (file, (width, height))}``
+    (for the metrics' ``crop_border``: :func:`aesop.options.check_crop_borders`)."""
+    smallest = {}
     for phase, dataset in (opt.get('datasets') or {}).items():
-        scan_images(dataset_files(dataset), where=f'datasets.{phase}')
+        folder, option, phases = CROPS.get(dataset.get('type'), (None, None, ()))
+        cropped = option is not None and dataset.get(option) and (phases is None or phase.split('_')[0] in phases)
+        crop = (folder, option, dataset[option]) if cropped else None
+        scanned = _scan(list(dataset_files(dataset)), where=f'datasets.{phase}', crop=crop)
+        sizes = [(path, size) for key, path, size in scanned if key == 'dataroot_gt' and size is not None]
+        if sizes:
+            smallest[phase] = min(sizes, key=lambda item: min(item[1]))
+    return smallest
 
 
 class UndecodableImageError(Exception):

@@ -21,7 +21,7 @@ from torchvision.transforms.functional import gaussian_blur
 from aesop.archs.autoencoder_arch import load_frozen_autoencoder
 from aesop.data.resize import matlab_bicubic_downscale
 from aesop.errors import OptionValueError
-from aesop.schema import checked
+from aesop.schema import LossWeight, checked
 from aesop.weights import file_digest
 
 CRITERIA = {'l1': l1_loss, 'l2': mse_loss, 'mse': mse_loss, 'charbonnier': charbonnier_loss}
@@ -45,7 +45,9 @@ class TransformedFidelityLoss(nn.Module):
     target = 'hr'
 
     @checked
-    def __init__(self, *, criterion: Criterion = 'l1', loss_weight: float = 1.0, reduction: Reduction = 'mean') -> None:
+    def __init__(
+        self, *, criterion: Criterion = 'l1', loss_weight: LossWeight = 1.0, reduction: Reduction = 'mean'
+    ) -> None:
         super().__init__()
         self.criterion = CRITERIA[criterion]
         self.loss_weight = loss_weight
@@ -89,7 +91,7 @@ class AesopLoss(TransformedFidelityLoss):
         pretrained: str,
         param_key: str = 'params_ema',
         criterion: str = 'l1',
-        loss_weight: float = 1.0,
+        loss_weight: LossWeight = 1.0,
         reduction: str = 'mean',
     ) -> None:
         super().__init__(criterion=criterion, loss_weight=loss_weight, reduction=reduction)
@@ -152,7 +154,7 @@ class AesopLRConsistencyLoss(TransformedFidelityLoss):
         antialias: bool = True,
         criterion: Criterion = 'mse',
         crop_border: Annotated[int, Field(ge=0)] = 0,
-        loss_weight: float = 1.0,
+        loss_weight: LossWeight = 1.0,
         reduction: Reduction = 'mean',
     ) -> None:
         super().__init__(criterion=criterion, loss_weight=loss_weight, reduction=reduction)
@@ -216,7 +218,7 @@ class AesopLowPassLoss(TransformedFidelityLoss):
         sigma: Annotated[float, Field(gt=0)] | None = None,
         kernel_size: Annotated[int, Field(ge=1)] | None = None,
         criterion: Criterion = 'l1',
-        loss_weight: float = 1.0,
+        loss_weight: LossWeight = 1.0,
         reduction: Reduction = 'mean',
     ) -> None:
         super().__init__(criterion=criterion, loss_weight=loss_weight, reduction=reduction)

@@ -9,16 +9,15 @@ LWay), plus ``lpips_weight`` · LPIPS(X̂, X).
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import torch
 from basicsr.utils.registry import LOSS_REGISTRY
-from pydantic import Field
 from torch import nn
 from torch.nn import functional as F
 
 from aesop.errors import AesopError, OptionValueError
-from aesop.schema import checked
+from aesop.schema import LossWeight, checked
 
 __all__ = [
     'AesopFeatureAlignmentLoss',
@@ -44,7 +43,7 @@ class AesopFeatureAlignmentLoss(nn.Module):
     """L_far (Eq. 11): ‖T_a·S_avg(e_im) − S_avg(e_cl)‖_F + ‖T_m·S_max(e_im) − S_max(e_cl)‖_F, per image,
     averaged over the batch and times ``loss_weight`` (λ_pt or λ_ft of Eq. 5–6)."""
 
-    def __init__(self, *, loss_weight: float = 1.0) -> None:
+    def __init__(self, *, loss_weight: LossWeight = 1.0) -> None:
         super().__init__()
         self.loss_weight = loss_weight
 
@@ -115,9 +114,9 @@ class AesopLRReconstructionLoss(nn.Module):
     def __init__(
         self,
         *,
-        loss_weight: float = 1.0,
-        hf_weight: Annotated[float, Field(ge=0)] = 0.0,
-        lpips_weight: Annotated[float, Field(ge=0)] = 0.0,
+        loss_weight: LossWeight = 1.0,
+        hf_weight: LossWeight = 0.0,
+        lpips_weight: LossWeight = 0.0,
     ) -> None:
         super().__init__()
         self.loss_weight, self.hf_weight, self.lpips_weight = loss_weight, hf_weight, lpips_weight

@@ -307,11 +307,13 @@ class AesopModel(SRModel):
         super().save(epoch, current_iter)
 
     def extra_training_state(self) -> dict:
-        """What the training state stores beyond basicsr's: the frozen files' digests, ``val.save_best``'s record,
-        what the optimisers and schedulers were built from (:attr:`schedule_options`, for :meth:`resume_training`),
-        and where the run is (the batches of its epoch trained on, every rank's random streams), from which a
-        resumed run goes on as this one would have (:mod:`aesop.resume`)."""
+        """What the training state stores beyond basicsr's: the experiment's name (whose state it is:
+        :func:`aesop.pipeline.load_resume_state`), the frozen files' digests, ``val.save_best``'s record, what the
+        optimisers and schedulers were built from (:attr:`schedule_options`, for :meth:`resume_training`), and where
+        the run is (the batches of its epoch trained on, every rank's random streams), from which a resumed run goes
+        on as this one would have (:mod:`aesop.resume`)."""
         return {
+            'experiment': self.opt['name'],  # a state copied into another experiment is refused on resume
             'autoencoders': self.frozen_autoencoders(),
             'best_checkpoint': self.validator.best_checkpoint,
             'schedule_options': self.schedule_options,
@@ -424,11 +426,30 @@ class AesopModel(SRModel):
         return net
 
     def load_network(self, net: nn.Module, load_path: str, strict: bool = True, param_key: str = 'params') -> None:
-        """basicsr's, through :func:`aesop.weights.load_weights` (``weights_only=True``, clear mismatches)."""
+        """basicsr's, through :func:`aesop.weights.load_weights` (``weights_only=True``, clear mismatches).
+
+        A resumed run's network file that is missing names the training state that needs it (not the option
+        :func:`aesop.pipeline.check_resume` set). A non-strict load (``strict_load_g: false``) that leaves some of
+        G's tensors at their initialisation is a warning when training and refused when testing, unless
+        ``path.allow_partial_g``: a test would score a partly random network."""
         net = self.get_bare_model(net)
+        paths = self.opt['path']
+        resumed = paths.get('resume_state')
+        if resumed and not Path(load_path).exists() and Path(load_path).parent == Path(paths.get('models') or ''):
+            raise AesopError(
+                f'training state {resumed} needs {load_path}, which is missing (the state was copied from another '
+                'experiment, or the networks saved with it were removed): restore that file, or remove the state'
+            )
         get_root_logger().info(f'Loading {type(net).__name__} model from {load_path}, with param key: [{param_key}].')
-        option = next((f'path.{k}' for k, v in self.opt['path'].items() if v == load_path), None)
-        load_weights(net, load_path, param_key=param_key, strict=strict, fallback=True, option=option)
+        option = next((f'path.{k}' for k, v in paths.items() if v == load_path), None)
+        generator = getattr(self, 'net_g', None)
+        testing_g = not self.opt['is_train'] and generator is not None and net is self.get_bare_model(generator)
+        refuse = testing_g and not paths.get('allow_partial_g')
+        why = 'testing would score a partly random network (set path.allow_partial_g: true to do that on purpose)'
+        load_weights(
+            net, load_path, param_key=param_key, strict=strict, fallback=True, option=option,
+            refuse_partial=why if refuse else None,
+        )  # fmt: skip
 
     @master_only
     def save_network(self, net, net_label: str, current_iter, param_key='params') -> None:

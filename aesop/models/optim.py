@@ -18,10 +18,11 @@ import functools
 import inspect
 import warnings
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import torch
 from basicsr.models.lr_scheduler import CosineAnnealingRestartLR, MultiStepRestartLR
+from pydantic import Field
 from torch.optim import lr_scheduler
 
 from aesop.errors import AesopError, OptionValueError
@@ -61,14 +62,23 @@ _OPTIMIZER_SKIP = ('params',)  # filled by the model
 _SCHEDULER_SKIP = ('optimizer', 'last_epoch')  # filled by the model; a resumed run's position is its state's
 
 
+Positive = Annotated[Number, Field(gt=0, allow_inf_nan=False)]  # > 0: a negative gamma trains uphill
+NonNegative = Annotated[Number, Field(ge=0, allow_inf_nan=False)]
+
+
 def _multistep_restart(
-    milestones: list[int], gamma: Number = 0.1, restarts: list[int] = (0,), restart_weights: list[Number] = (1,)
+    milestones: list[int],
+    gamma: Positive = 0.1,
+    restarts: list[int] = (0,),
+    restart_weights: list[NonNegative] = (1,),
 ) -> None:
     """basicsr's ``MultiStepRestartLR`` options, annotated (basicsr's are not): the lr times ``gamma`` at each
     milestone, back to ``initial_lr × restart_weights[i]`` at ``restarts[i]``."""
 
 
-def _cosine_restart(periods: list[int], restart_weights: list[Number] = (1,), eta_min: Number = 0) -> None:
+def _cosine_restart(
+    periods: list[Annotated[int, Field(gt=0)]], restart_weights: list[NonNegative] = (1,), eta_min: NonNegative = 0
+) -> None:
     """basicsr's ``CosineAnnealingRestartLR`` options, annotated: a cosine from the lr to ``eta_min`` over each
     period, restarting at ``initial_lr × restart_weights[i]``."""
 
