@@ -15,19 +15,24 @@ The command line is ``aesop-export`` (:func:`main`)::
   ``AESOPLoss`` reads as ``pretrain_network_ae`` (:mod:`aesop.archs.trainner`: keys, both registrations of
   the encoder, the trunk's channel order for its one ×s unshuffle); its options are printed and kept in
   the metadata (``aesop.trainner``). This project reads such a file back as its own ψ.
-- **ONNX** (opset ≥ 17, through ``torch.onnx.export(dynamo=True)``): input ``input`` (N, 3, H, W)
+- **ONNX** (opset 17 to the newest the installed ``onnx`` knows, through ``torch.onnx.export(dynamo=True)``; the
+  opset printed is read back from the file): input ``input`` (N, 3, H, W)
   in [0, 1], output ``output`` (N, C, H·s, W·s); batch, height and width are dynamic. The mirror
   padding to the arch's multiple (SwinIR's window, ψ's scale) and the crop back are inside the
   graph, as :func:`aesop.archs.tiling.upscale` does them, so any size ≥ the multiple runs. The file
   is then run with onnxruntime on the CPU against the PyTorch network (max abs error printed;
   above ``--atol`` is an error). ``--half`` exports fp16 weights and inputs (for GPU runtimes;
   onnxruntime's CPU provider lacks fp16 kernels for some of these ops, and the check says so).
+
+Both are built in memory and written with :func:`aesop.weights.atomic_write` (a temporary file renamed over
+``-o``): a failed write (a full disk) is one line naming the file, and the earlier file stays.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -41,11 +46,14 @@ from aesop.cli import ArgumentParser, cli_main
 from aesop.commands import command_help
 from aesop.errors import AesopError
 from aesop.inference import Generator, add_network_arguments, load_from_args
+from aesop.utils import check_output_path
 from aesop.weights import atomic_write
 
 __all__ = ['OnnxGraph', 'export_onnx', 'export_safetensors', 'export_trainner', 'main']
 
 OPSET = 18
+MIN_OPSET = 17  # LayerNorm (SwinIR, DRCT)
+OTHER_SUFFIXES = {'onnx': ('.safetensors', '.pth', '.pt'), 'safetensors': ('.onnx', '.pth', '.pt')}
 FP32_ATOL = 1e-4  # onnxruntime vs PyTorch on the CPU (a tiny net is ~1e-7; a full RRDB ~1e-5)
 
 
@@ -106,28 +114,56 @@ def export_trainner(gen: Generator, out: Path, *, half: bool = False) -> dict:
     return options
 
 
-def export_onnx(gen: Generator, out: Path, *, half: bool = False, opset: int = OPSET) -> Path:
-    """Write ``gen`` as ONNX with dynamic batch, height and width (padding and crop in the graph)."""
+def onnx_opsets() -> range:
+    """The opsets ``--opset`` may name: 17 (LayerNorm, used by SwinIR/DRCT) to the newest the installed ``onnx``
+    knows (its version converter, which torch.onnx calls for any opset but 18, cannot write another: asked for one,
+    torch.onnx logs a traceback and writes opset 18)."""
     try:
+        import onnx
         import onnxscript  # noqa: F401  (torch.onnx's dynamo exporter needs it)
     except ImportError as err:
         raise AesopError("ONNX export needs onnx and onnxscript: pip install -e '.[export]'") from err
+    return range(MIN_OPSET, onnx.defs.onnx_opset_version() + 1)
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an ``--opset`` the exporter cannot write (:func:`onnx_opsets`), in one line naming the range."""
+    opsets = onnx_opsets()
+    if opset not in opsets:
+        why = 'LayerNorm, used by SwinIR/DRCT, needs 17' if opset < MIN_OPSET else 'the newest the installed onnx knows'
+        raise AesopError(f'--opset {opset} cannot be written: {opsets[0]} to {opsets[-1]} ({why})')
+
+
+def file_opset(path: str | Path) -> int | None:
+    """The default-domain opset of the ONNX file ``path``, read back from it (``None``: it names none)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return next((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), None)
+
+
+def export_onnx(gen: Generator, out: Path, *, half: bool = False, opset: int = OPSET) -> Path:
+    """Write ``gen`` as ONNX with dynamic batch, height and width (padding and crop in the graph), atomically: the
+    model is built in memory, its opset checked (one the converter did not reach is refused, nothing written), and
+    its bytes written to a temporary file renamed over ``out`` (:func:`aesop.weights.atomic_write`)."""
+    import logging
+
     from torch.export import Dim
 
-    if opset < 17:
-        raise AesopError(f'--opset must be at least 17 (LayerNorm, used by SwinIR/DRCT), got {opset}')
+    check_opset(opset)
     dtype = torch.float16 if half else torch.float32
     graph = OnnxGraph(gen.net, multiple=gen.window, scale=gen.scale).eval().to(dtype)
     size = _probe_size(gen)
     example = torch.rand(2, 3, size, size + 1, dtype=dtype, device=next(graph.parameters()).device)
     dims = {'x': {0: Dim.AUTO, 2: Dim.AUTO, 3: Dim.AUTO}}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f'.{out.name}.tmp')
+    converter = logging.getLogger('onnxscript.version_converter')  # a failed conversion: a traceback in the log
+    level = converter.level
+    converter.setLevel(logging.CRITICAL)
     try:
-        torch.onnx.export(
+        program = torch.onnx.export(
             graph,
             (example,),
-            str(tmp),
+            None,  # in memory: written below, whole or not at all
             dynamo=True,
             opset_version=opset,
             input_names=['input'],
@@ -135,15 +171,20 @@ def export_onnx(gen: Generator, out: Path, *, half: bool = False, opset: int = O
             dynamic_shapes=dims,
             external_data=False,
         )
-        tmp.replace(out)
+        proto = program.model_proto
+        data = proto.SerializeToString()
     except Exception as err:
-        tmp.unlink(missing_ok=True)
-        if isinstance(err, AesopError):
-            raise
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise AesopError(f'ONNX export of {gen.name} failed: {first}') from err
     finally:
+        converter.setLevel(level)
         graph.float()  # --half cast the generator's own weights for the trace
+    got = next((o.version for o in proto.opset_import if o.domain in ('', 'ai.onnx')), None)
+    if got != opset:
+        raise AesopError(
+            f'ONNX export of {gen.name}: torch.onnx made opset {got}, not --opset {opset}; {out} not written'
+        )
+    atomic_write(out, data)
     return out
 
 
@@ -209,7 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
         'pretrain_network_ae)',
     )
     parser.add_argument('--half', action='store_true', help='fp16 weights (and, for ONNX, inputs and outputs)')
-    parser.add_argument('--opset', type=int, default=OPSET, help=f'ONNX opset (default {OPSET}; at least 17)')
+    parser.add_argument(
+        '--opset', type=int, default=OPSET, help=f'ONNX opset (default {OPSET}; 17 to the newest that onnx knows)'
+    )
     parser.add_argument(
         '--atol', type=float, help=f'largest onnxruntime-vs-PyTorch error accepted (default {FP32_ATOL}; fp16: 1e-2)'
     )
@@ -227,13 +270,24 @@ def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.key:
         args.param_key = args.key
-    if args.output.is_dir():
-        raise AesopError(f'-o {args.output} is a folder: give the output file')
+    check_output_path(args.output, option='-o', folder=False, give='the output file')
     if args.layout == 'traiNNer' and args.format != 'safetensors':
         raise AesopError(
             '--layout traiNNer writes safetensors (what traiNNer-redux reads ψ from): --format safetensors'
         )
+    for option, source in (('--weights', args.weights), ('--opt', args.opt)):
+        if source is not None and os.path.realpath(args.output) == os.path.realpath(Path(source).expanduser()):
+            raise AesopError(f'-o {args.output} is the {option} file: write the export elsewhere')
+    suffix = args.output.suffix.lower()
+    if suffix in OTHER_SUFFIXES[args.format]:
+        raise AesopError(f'-o {args.output}: --format {args.format} writes a .{args.format} file, not a {suffix} one')
+    if args.format == 'onnx':
+        check_opset(args.opset)  # before the network is loaded
     gen = load_from_args(args, measure_scale=True)
+    try:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise AesopError(f'cannot create the folder of -o {args.output}: {err.strerror or err}') from err
     gen = replace(gen, net=gen.net.cpu())
     if args.layout == 'traiNNer':
         options = export_trainner(gen, args.output, half=args.half)
@@ -248,7 +302,8 @@ def _run(argv: Sequence[str] | None) -> int:
         print(f'wrote {args.output} ({gen.name} x{gen.scale}, {"fp16" if args.half else "fp32"})', file=sys.stderr)
         return 0
     export_onnx(gen, args.output, half=args.half, opset=args.opset)
-    print(f'wrote {args.output} ({gen.name} x{gen.scale}, opset {args.opset}, dynamic N/H/W)', file=sys.stderr)
+    opset = file_opset(args.output)  # what the file says, read back
+    print(f'wrote {args.output} ({gen.name} x{gen.scale}, opset {opset}, dynamic N/H/W)', file=sys.stderr)
     if args.no_check:
         return 0
     try:

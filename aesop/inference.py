@@ -17,6 +17,7 @@ reading and writing images of every kind, and the command line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from copy import deepcopy
@@ -36,8 +37,8 @@ from aesop.cli import ArgumentParser, cli_main
 from aesop.commands import command_help
 from aesop.errors import AesopError
 from aesop.options import OptionLoader, load_options
-from aesop.utils import IMAGE_EXTENSIONS, default_device, project_root
-from aesop.weights import freeze, load_weights, read_checkpoint, select_state_dict
+from aesop.utils import IMAGE_EXTENSIONS, check_output_path, default_device, not_a_file, project_root
+from aesop.weights import atomic_write, freeze, load_weights, read_checkpoint, select_state_dict
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma of R, G, B (as cv2's RGB2GRAY)
 
@@ -58,6 +59,9 @@ class Generator:
         name: the arch's ``type``, for messages.
         weights: the checkpoint it was loaded from, for messages.
         arch: the arch options it was built from (``None`` for a network spandrel built).
+        min_side: the shortest side, in px, the network takes once padded to ``window`` (measured by
+            :func:`_checked`): 1 for most; spandrel's SwinIR pads to its window inside by reflection, which needs
+            more px than it adds, so it takes nothing shorter than its window. Shorter inputs are padded up to it.
     """
 
     net: nn.Module
@@ -66,6 +70,7 @@ class Generator:
     name: str
     weights: str = ''
     arch: dict | None = None
+    min_side: int = 1
 
 
 def load_generator(
@@ -118,7 +123,7 @@ def load_generator(
 
 def _checked(gen: Generator) -> Generator:
     """``gen`` after one small forward (a wrong scale fails here, before any image is read); a ``None``
-    scale is measured."""
+    scale is measured, and so is the shortest side it takes (:attr:`Generator.min_side`)."""
     size = max(gen.window or 1, 8)
     probe = torch.zeros(1, 3, size, size)
     if gen.scale is None:
@@ -126,7 +131,21 @@ def _checked(gen: Generator) -> Generator:
             out = gen.net(probe.to(network_device(gen.net, probe.device)))
         gen = replace(gen, scale=max(out.shape[-1] // size, 1))
     run_padded(gen.net, probe, scale=gen.scale, window=gen.window, half=False)
-    return gen
+    return replace(gen, min_side=_min_side(gen, size))
+
+
+def _min_side(gen: Generator, works: int) -> int:
+    """The shortest side (1, 2, 4, …, else ``works``, a size known to run) on which ``gen`` runs once padded to its
+    window: a network that pads to a multiple by reflection inside (spandrel's SwinIR, HAT, …) fails on a side
+    under half its multiple, and a 1×1 image would end in a traceback."""
+    side = 1
+    while side < works:
+        try:
+            run_padded(gen.net, torch.zeros(1, 3, side, side), scale=gen.scale, window=gen.window, half=False)
+            return side
+        except Exception:  # e.g. "Padding size should be less than the corresponding input dimension", or an assert
+            side *= 2
+    return works
 
 
 def detect_generator(
@@ -171,13 +190,15 @@ def detect_generator(
         raise AesopError(f'{weights} is a {descriptor.architecture.name} network, not a 3-channel image model')
     multiple = descriptor.size_requirements.multiple_of
     name = descriptor.architecture.name
-    print(
-        f'detected {name} x{descriptor.scale} with spandrel (inputs padded to multiples of {multiple})',
-        file=sys.stderr,
-    )
     net = freeze(descriptor.model).to(device or default_device())
     gen = Generator(net=net, scale=descriptor.scale, window=multiple if multiple > 1 else None, name=name)
-    return _checked(replace(gen, weights=str(weights)))
+    gen = _checked(replace(gen, weights=str(weights)))
+    short = f', shorter sides padded to {gen.min_side} px' if gen.min_side > 1 else ''
+    print(
+        f'detected {name} x{descriptor.scale} with spandrel (inputs padded to multiples of {multiple}{short})',
+        file=sys.stderr,
+    )
+    return gen
 
 
 def generator_from_options(
@@ -203,6 +224,8 @@ def generator_from_options(
         device: where the network runs; default :func:`default_device`.
     """
     option_file = Path(option_file).expanduser()
+    if what := not_a_file(option_file):  # a named pipe would block the reader forever
+        raise AesopError(f'option file {option_file} is {what}, not a YAML file')
     opt = load_options(option_file, required=('network_g',))  # validated; the release's names too
     file_scale = opt.get('scale', 4)
     if scale is not None and scale != file_scale:
@@ -239,6 +262,8 @@ def read_image(path: str | Path) -> tuple[np.ndarray, int]:
         ImageReadError: the file cannot be read or decoded, or holds another pixel type.
     """
     path = Path(path)
+    if what := not_a_file(path):  # never opened: a named pipe would block forever
+        raise ImageReadError(what)
     try:
         data = np.fromfile(path, dtype=np.uint8)  # not cv2.imread: that fails silently on some paths
     except OSError as err:
@@ -267,10 +292,12 @@ def read_image(path: str | Path) -> tuple[np.ndarray, int]:
 
 
 def write_image(path: str | Path, image: np.ndarray, *, bit_depth: int) -> None:
-    """Write (H, W, C) in [0, 1] (C = 1, 3 RGB or 4 RGBA) as an 8- or 16-bit PNG.
+    """Write (H, W, C) in [0, 1] (C = 1, 3 RGB or 4 RGBA) as an 8- or 16-bit PNG, atomically: encoded first, then
+    written to a temporary file renamed over ``path`` (:func:`aesop.weights.atomic_write`), so that a full disk or
+    a kill leaves the previous ``path`` (or none), never a truncated image.
 
     Raises:
-        OSError: the file cannot be written.
+        AesopError: the image cannot be encoded or the file written (naming it; the previous one kept).
     """
     if bit_depth not in (8, 16):
         raise ValueError(f'bit_depth must be 8 or 16, got {bit_depth}')
@@ -282,8 +309,8 @@ def write_image(path: str | Path, image: np.ndarray, *, bit_depth: int) -> None:
         image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA)
     ok, buf = cv2.imencode('.png', np.round(image * peak).astype(dtype))
     if not ok:
-        raise OSError(f'cannot encode {path} as PNG')
-    Path(path).write_bytes(buf.tobytes())
+        raise AesopError(f'cannot encode {path} as PNG')
+    atomic_write(path, buf.tobytes())
 
 
 def upscale_image(
@@ -307,7 +334,9 @@ def upscale_image(
     h, w, channels = image.shape
     rgb = np.repeat(image, 3, axis=2) if channels == 1 else image[..., :3]
     x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
-    out = upscale(gen.net, x, scale=gen.scale, tile=tile, tile_pad=tile_pad, window=gen.window, half=half)
+    out = upscale(
+        gen.net, x, scale=gen.scale, tile=tile, tile_pad=tile_pad, window=gen.window, half=half, min_side=gen.min_side
+    )
     out = out[0].permute(1, 2, 0).numpy()
     if channels == 1:
         return (out[..., :3] @ np.asarray(GRAY_WEIGHTS, dtype=np.float32))[..., None]
@@ -319,13 +348,26 @@ def upscale_image(
 
 
 def list_images(path: str | Path) -> list[Path]:
-    """``path`` itself if it is a file, else the images (by extension) directly in the folder, sorted."""
+    """``path`` itself if it is a file, else the images (by extension) directly in the folder, sorted.
+
+    In a folder, an image name that is not a regular file (a broken or looping symlink, a named pipe, a socket, a
+    device; not a folder) is listed too: :func:`read_image` refuses it without opening it, and the command line
+    skips it by name with exit status 1, as a corrupt image (never silently, never blocking on a pipe).
+    """
     path = Path(path).expanduser()
     if path.is_file():
         return [path]
+    if (what := not_a_file(path)) not in (None, 'a folder'):
+        raise AesopError(f'-i {path} is {what}: give an image or a folder of images')
     if not path.is_dir():
         raise AesopError(f'input not found: {path}')
-    images = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    try:
+        entries = list(path.iterdir())
+    except OSError as err:
+        raise AesopError(f'cannot list {path} (-i): {err.strerror or err}') from err
+    images = sorted(
+        p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS and (p.is_file() or not_a_file(p) != 'a folder')
+    )
     if not images:
         raise AesopError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) in {path}')
     return images
@@ -339,8 +381,10 @@ def output_paths(inputs: Sequence[Path], out_dir: Path, suffix: str) -> list[Pat
         if dst in seen:
             raise AesopError(f'{seen[dst].name} and {src.name} would both be written to {dst}: use separate runs')
         seen[dst] = src
-        if dst.resolve() == src.resolve():
+        if os.path.realpath(dst) == os.path.realpath(src):  # not resolve(): a symlink loop raises there
             raise AesopError(f'{dst} would overwrite its input: choose another -o or a --suffix')
+        if (what := not_a_file(dst)) is not None and not os.path.islink(dst):  # a link is replaced by the image
+            raise AesopError(f'{dst} is {what}: it cannot be replaced by the output image of {src.name}')
     return outputs
 
 
@@ -353,7 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
             'OUT_DIR/<stem><suffix>.png (8-bit in: 8-bit PNG; 16-bit in: 16-bit PNG; grey stays grey; alpha is '
             'upscaled bicubically). The arch comes from --opt (an option file), --arch (inline YAML) or, with '
             "--weights alone, from the checkpoint (spandrel; this project's ψ and RRDBNet). Exit status 0: all "
-            'written; 1: unreadable inputs were skipped (listed at the end); 2: bad arguments, options or weights.',
+            'written; 1: unreadable inputs were skipped (corrupt images, broken or looping symlinks, named pipes: '
+            'listed at the end); 2: bad arguments, options or weights, or an output that cannot be written. Each '
+            'image is written whole or not at all (a temporary file renamed).',
             (
                 '{prog} -i photos/ -o out/ --opt options/test_rrdb.yml --tile 256 --tile-pad 16',
                 "{prog} -i img.png -o out/ --arch '{type: RRDBNet, num_in_ch: 3, num_out_ch: 3}' --weights G.pth",
@@ -423,9 +469,10 @@ def load_from_args(args: argparse.Namespace, *, measure_scale: bool = False) -> 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status.
 
-    0: every image written; 1: some inputs were skipped (unreadable, corrupt, out of memory),
-    listed at the end; 2: bad arguments, options or weights (one line ``aesop: error: …``;
-    ``AESOP_TRACEBACK=1`` raises instead).
+    0: every image written; 1: some inputs were skipped (unreadable, corrupt, a broken or looping symlink, a
+    named pipe or device under an image name, out of memory), listed by name at the end; 2: bad arguments,
+    options or weights, or an output that cannot be written (one line ``aesop: error: …``, after which the
+    images already written stay, each complete; ``AESOP_TRACEBACK=1`` raises instead).
     """
     return cli_main(_run, argv)
 
@@ -434,8 +481,7 @@ def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.tile < 0 or args.tile_pad < 0:
         raise AesopError(f'--tile and --tile-pad must be >= 0, got {args.tile} and {args.tile_pad}')
-    if args.output.exists() and not args.output.is_dir():
-        raise AesopError(f'-o {args.output} is a file: give a folder for the output images')
+    check_output_path(args.output, option='-o', folder=True, give='a folder for the output images')
     inputs = list_images(args.input)
     outputs = output_paths(inputs, args.output, args.suffix)
     gen = load_from_args(args)
@@ -443,23 +489,29 @@ def _run(argv: Sequence[str] | None) -> int:
     precision = f', {half_dtype(device)} autocast'.replace('torch.', '') if args.half else ''
     tiling = f'tiles of {args.tile} px (+{args.tile_pad})' if args.tile else 'whole images'
     print(f'{gen.name} x{gen.scale} on {device}, {tiling}{precision}: {len(inputs)} image(s)', file=sys.stderr)
-    args.output.mkdir(parents=True, exist_ok=True)
-    skipped = []
+    try:
+        args.output.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise AesopError(f'cannot create -o {args.output}: {err.strerror or err}') from err
+    skipped, written = [], 0
     for src, dst in zip(tqdm(inputs, unit='image', desc='infer'), outputs):
         try:
             image, depth = read_image(src)
             sr = upscale_image(gen, image, tile=args.tile, tile_pad=args.tile_pad, half=args.half)
             if not np.isfinite(sr).all():  # a black image written with exit 0 would hide broken weights
                 raise AesopError(f'{src}: the output of {gen.name} from {gen.weights} is not finite (NaN or inf)')
-            write_image(dst, sr, bit_depth=depth)
         except ImageReadError as err:
             skipped.append(f'{src} ({err})')
+            continue
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
             skipped.append(f'{src} (out of GPU memory: use --tile, e.g. --tile 256)')
-        except OSError as err:
-            skipped.append(f'{src} (cannot write {dst}: {err.strerror or err})')
-    written = len(inputs) - len(skipped)
+            continue
+        try:
+            write_image(dst, sr, bit_depth=depth)  # atomic: a full disk keeps the previous file, and stops here
+        except AesopError as err:
+            raise AesopError(f'{err}; {written} of {len(inputs)} image(s) written to {args.output} before') from err
+        written += 1
     print(f'wrote {written} image(s) to {args.output}', file=sys.stderr)
     if skipped:
         plural = 'file' if len(skipped) == 1 else 'files'

@@ -130,3 +130,62 @@ def warn(opt: dict, message: str) -> None:
     """One ``aesop: warning: …`` line on stderr, from rank 0 only (options are parsed on every rank)."""
     if not opt.get('rank'):
         print(f'aesop: warning: {message}', file=sys.stderr)
+
+
+def not_a_file(path: str | Path) -> str | None:
+    """What ``path`` is, in words, when something is there but not a regular file (symlinks followed): ``'a
+    folder'``, ``'a named pipe'``, ``'a socket'``, ``'a character device'``, ``'a block device'``, or a looping or
+    broken symlink (:func:`aesop.data.scan.link_problem`); ``None`` for a regular file or nothing at all.
+
+    Reading a named pipe or a device blocks or never ends: tools check this before they open a file.
+    """
+    import stat
+
+    from aesop.data.scan import link_problem
+
+    if problem := link_problem(path):
+        return problem
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    kinds = (
+        (stat.S_ISDIR, 'a folder'),
+        (stat.S_ISFIFO, 'a named pipe'),
+        (stat.S_ISSOCK, 'a socket'),
+        (stat.S_ISCHR, 'a character device'),
+        (stat.S_ISBLK, 'a block device'),
+    )
+    return next((name for test, name in kinds if test(mode)), None)
+
+
+def check_output_path(path: str | Path, *, option: str, folder: bool, give: str) -> None:
+    """Refuse an output path that cannot be what the tool writes, before any work: ``folder`` (a folder of
+    outputs) when something else is there, a file when a folder (or a pipe, a device, a broken link) is there,
+    and either under a path one of whose existing parents is not a folder (``-o notes.txt/out``).
+
+    Args:
+        path: the output (a file, or with ``folder`` a folder, created later with its parents).
+        option: the command-line option that named it (``-o``), quoted in the message.
+        folder: whether ``path`` is a folder of outputs.
+        give: what the message asks for instead (``'a folder for the output images'``, ``'the output file'``).
+
+    Raises:
+        AesopError: one line naming ``path`` and what is in the way.
+    """
+    path = Path(path).expanduser()
+    what = not_a_file(path)
+    if folder:
+        if what not in (None, 'a folder'):
+            raise AesopError(f'{option} {path} is {what}: give {give}')
+        if what is None and path.exists():
+            raise AesopError(f'{option} {path} is a file: give {give}')
+    elif what is not None:
+        raise AesopError(f'{option} {path} is {what}: give {give}')
+    for parent in path.parents:  # the nearest one that is there must be a folder
+        if not os.path.lexists(parent):
+            continue
+        if not parent.is_dir():
+            kind = not_a_file(parent) or 'a file'
+            raise AesopError(f'{option} {path}: {parent} is {kind}, not a folder')
+        break

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from aesop.errors import AesopError
+from aesop.utils import not_a_file
 
 logger = logging.getLogger('basicsr')
 
@@ -72,21 +73,110 @@ def read_checkpoint(path: str | Path, *, option: str | None = None) -> dict:
     where = f' (option {option})' if option else ''
     path = Path(path).expanduser()
     if not path.is_file():
+        if what := not_a_file(path):  # a folder, a named pipe (which would block), a broken or looping symlink
+            raise AesopError(f'checkpoint {path}{where} is {what}, not a checkpoint file')
         raise AesopError(f'checkpoint not found: {path}{where}')
     try:
         if path.suffix == '.safetensors':  # tensors only, nothing to unpickle (e.g. open_clip's weights)
             return _read_safetensors(path)
         return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as err:
+    except Exception as err:  # torch and safetensors raise many types for a truncated or garbage file
+        raise _unreadable(err, path, where) from err
+
+
+def _unreadable(err: Exception, path: Path, where: str) -> AesopError:
+    """The one-line error for a checkpoint ``path`` that ``torch.load`` / safetensors could not read (``err``)."""
+    if what := not_a_checkpoint(path):  # an ONNX model, an image, an option file: say so, not how to unpickle
+        return AesopError(f'{path}{where} is {what}')
+    if isinstance(err, pickle.UnpicklingError):
         found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
         what = f' (it references {found.group(1)})' if found else ''
-        raise AesopError(
+        return AesopError(
             f'refused to load {path}{where}: it needs arbitrary unpickling{what}, which weights_only=True forbids; '
             'if you trust the file, re-save its tensors with torch.save(state_dict)'
-        ) from err
-    except Exception as err:  # torch and safetensors raise many types for a truncated or garbage file
-        detail = ' '.join(str(err).split()) or type(err).__name__
-        raise AesopError(f'cannot read checkpoint {path}{where}: truncated or corrupt file ({detail})') from err
+        )
+    detail = ' '.join(str(err).split()) or type(err).__name__
+    return AesopError(f'cannot read checkpoint {path}{where}: truncated or corrupt file ({detail})')
+
+
+_IMAGE_MAGIC = (
+    (b'\x89PNG\r\n\x1a\n', 'PNG'),
+    (b'\xff\xd8\xff', 'JPEG'),
+    (b'GIF8', 'GIF'),
+    (b'BM', 'BMP'),
+    (b'II*\x00', 'TIFF'),
+    (b'MM\x00*', 'TIFF'),
+)
+
+
+def not_a_checkpoint(path: str | Path) -> str | None:
+    """What the file ``path``, which does not read as a checkpoint, is instead, as the end of a sentence
+    ``'<path> is …'`` that says what reads it: empty, an ONNX model, an image, a safetensors file under another
+    suffix, a YAML (option) file; ``None``: none of these (truncated or corrupt)."""
+    path = Path(path)
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if not head:
+        return 'an empty file (0 bytes), not a checkpoint'
+    image = next((name for magic, name in _IMAGE_MAGIC if head.startswith(magic)), None)
+    if image is None and head[:4] == b'RIFF' and head[8:12] == b'WEBP':
+        image = 'WebP'
+    if image:
+        return f"a {image} image, not a checkpoint: give the network's weights (.pth or .safetensors)"
+    if onnx := _onnx_summary(path, head):
+        return (
+            f'an ONNX model ({onnx}), not a PyTorch checkpoint: ONNX runtimes such as onnxruntime run it; '
+            'this project reads .pth and .safetensors weights'
+        )
+    if path.suffix != '.safetensors' and _is_safetensors(head):
+        return f'a safetensors file: name it {path.stem}.safetensors to read it'
+    try:
+        text = head.decode('utf-8') if b'\x00' not in head else None
+    except UnicodeDecodeError:
+        text = None
+    if text is not None:
+        import yaml
+
+        try:
+            content = yaml.safe_load(path.read_text(encoding='utf-8')) if len(head) < (1 << 16) else None
+        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+            content = None
+        if isinstance(content, dict) and 'network_g' in content:
+            return 'a YAML option file (it has network_g), not a checkpoint: option files go to --opt'
+        if isinstance(content, dict):
+            return 'a YAML file, not a checkpoint'
+        return 'a text file, not a checkpoint'
+    return None
+
+
+def _onnx_summary(path: Path, head: bytes) -> str | None:
+    """``'opset 18'`` when ``path`` is an ONNX model (a protobuf ModelProto whose first field is its ir_version, with
+    a graph of nodes), else ``None``."""
+    if head[:1] != b'\x08':  # field 1 (ir_version), a varint: how every ModelProto serializer starts
+        return None
+    try:
+        import onnx
+
+        model = onnx.load(str(path), load_external_data=False)
+    except ImportError:
+        return 'by its suffix' if path.suffix == '.onnx' else None
+    except Exception:  # not a protobuf ModelProto
+        return None
+    if not model.ir_version or not model.graph.node:
+        return None
+    opsets = [o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')]
+    return f'opset {opsets[0]}' if opsets else f'IR version {model.ir_version}'
+
+
+def _is_safetensors(head: bytes) -> bool:
+    """Whether ``head`` starts as a safetensors file: an 8-byte little-endian header length, then a JSON object."""
+    if len(head) < 10:
+        return False
+    size = int.from_bytes(head[:8], 'little')
+    return 2 <= size < (100 << 20) and head[8:9] == b'{'
 
 
 def _read_safetensors(path: Path) -> dict:
@@ -183,7 +273,10 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None]) -> 
         kept = ' (the previous one is kept)' if path.exists() else ''
         raise AesopError(f'cannot write {path}: {err}{kept}') from err
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # e.g. its folder is a file (NotADirectoryError): nothing was created to remove
+            pass
 
 
 def output_file_problem(path: str | Path, *, folder: bool = False) -> str | None:

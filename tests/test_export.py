@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 from basicsr.archs import build_network
 from conftest import TINY_AE, TINY_RRDB
-from test_infer import SWINIR, tiny_net
+from test_infer import DRCT, SWINIR_W8, disk_full, fifo, one_error_line, onnx_model, tiny_net
 
 from aesop.archs.autoencoder_arch import load_frozen_autoencoder
 from aesop.archs.detect import detect_arch
@@ -18,19 +19,6 @@ from aesop.errors import AesopError
 from aesop.export import main as export_main
 from aesop.inference import detect_generator, load_generator, upscale
 from aesop.weights import load_weights
-
-DRCT = {
-    'type': 'AesopDRCT',
-    'upscale': 4,
-    'img_size': 16,
-    'window_size': 8,
-    'embed_dim': 12,
-    'depths': [1],
-    'num_heads': [2],
-    'mlp_ratio': 2,
-    'gc': 4,
-}
-SWINIR_W8 = {**SWINIR, 'window_size': 8, 'img_size': 16, 'upsampler': 'pixelshuffle'}
 
 
 def _checkpoint(arch: dict, path: Path, key: str = 'params_ema') -> torch.nn.Module:
@@ -128,3 +116,118 @@ def test_detection_refuses_unknown_weights(tmp_path):
     torch.save({'params': {'foo.weight': torch.zeros(3, 3)}}, tmp_path / 'x.pth')
     with pytest.raises(AesopError, match='cannot tell the architecture'):
         detect_generator(tmp_path / 'x.pth', param_key='params')
+
+
+# --- hostile input (issue U): one line and status 2, never a traceback, a lie or a truncated result
+
+
+def export(*args: str | Path) -> int:
+    return export_main([str(a) for a in args])
+
+
+@pytest.fixture
+def rrdb_weights(tmp_path) -> Path:
+    _checkpoint(TINY_RRDB, tmp_path / 'g.pth')
+    return tmp_path / 'g.pth'
+
+
+@pytest.mark.parametrize('opset', ['1000', '29', '16'])
+def test_opsets_the_exporter_cannot_write_are_refused(rrdb_weights, tmp_path, capsys, opset):
+    """torch.onnx logs a converter traceback for an opset onnx does not know and writes opset 18: refused first."""
+    out = tmp_path / 'g.onnx'
+    out.write_bytes(b'earlier')
+    assert export('--weights', rrdb_weights, '--format', 'onnx', '--opset', opset, '-o', out) == 2
+    err = capsys.readouterr().err
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    why = 'LayerNorm, used by SwinIR/DRCT, needs 17' if opset == '16' else 'the newest the installed onnx knows'
+    assert err.count('\n') == 1 and one_error_line(err) == f'--opset {opset} cannot be written: 17 to {newest} ({why})'
+    assert out.read_bytes() == b'earlier'
+
+
+def test_onnx_says_the_opset_in_the_file_and_a_full_disk_keeps_the_earlier_one(
+    rrdb_weights, tmp_path, capsys, monkeypatch
+):
+    """The opset printed is read back from the file; a write that fails names the file and keeps the earlier one;
+    an opset the converter silently did not reach (its fallback: opset 18) is refused, nothing written."""
+    import onnx
+
+    out = tmp_path / 'g.onnx'
+    assert export('--weights', rrdb_weights, '--format', 'onnx', '--opset', '19', '--no-check', '-o', out) == 0
+    assert 'wrote ' + str(out) + ' (RRDBNet x4, opset 19, dynamic N/H/W)' in capsys.readouterr().err
+    assert [o.version for o in onnx.load(str(out)).opset_import if o.domain == ''] == [19]
+    earlier = out.read_bytes()
+
+    monkeypatch.setattr(os, 'fsync', disk_full)
+    assert export('--weights', rrdb_weights, '--format', 'onnx', '--no-check', '-o', out) == 2
+    err = capsys.readouterr().err
+    assert one_error_line(err) == f'cannot write {out}: No space left on device (the previous one is kept)'
+    monkeypatch.undo()
+    assert out.read_bytes() == earlier and sorted(p.name for p in tmp_path.iterdir()) == ['g.onnx', 'g.pth']
+
+    monkeypatch.setattr(onnx.defs, 'onnx_opset_version', lambda: 1000)  # the range check passed: the converter fails
+    assert export('--weights', rrdb_weights, '--format', 'onnx', '--opset', '29', '--no-check', '-o', out) == 2
+    err = capsys.readouterr().err
+    assert one_error_line(err) == f'ONNX export of RRDBNet: torch.onnx made opset 18, not --opset 29; {out} not written'
+    assert out.read_bytes() == earlier
+
+
+def test_safetensors_on_a_full_disk_keeps_the_earlier_file(rrdb_weights, tmp_path, capsys, monkeypatch):
+    out = tmp_path / 'g.safetensors'
+    out.write_bytes(b'earlier')
+    monkeypatch.setattr(os, 'fsync', disk_full)
+    assert export('--weights', rrdb_weights, '--format', 'safetensors', '-o', out) == 2
+    err = capsys.readouterr().err
+    assert one_error_line(err) == f'cannot write {out}: No space left on device (the previous one is kept)'
+    assert out.read_bytes() == b'earlier' and sorted(p.name for p in tmp_path.iterdir()) == ['g.pth', 'g.safetensors']
+
+
+@pytest.mark.parametrize('fmt', ['onnx', 'safetensors'])
+@pytest.mark.parametrize(
+    ('make', 'output', 'message'),
+    [
+        (
+            lambda d: (d / 'notes.txt').write_text('x'),
+            'notes.txt/g.{fmt}',
+            '-o {d}/notes.txt/g.{fmt}: {d}/notes.txt is a file, not a folder',
+        ),
+        (
+            lambda d: (d / 'x').symlink_to('gone'),
+            'x/g.{fmt}',
+            '-o {d}/x/g.{fmt}: {d}/x is a broken symlink (its target gone does not exist), not a folder',
+        ),
+        (lambda d: (d / 'out').mkdir(), 'out', '-o {d}/out is a folder: give the output file'),
+        (lambda d: fifo(d / 'out'), 'out', '-o {d}/out is a named pipe: give the output file'),
+        (lambda d: None, 'g.pth', '-o {d}/g.pth is the --weights file: write the export elsewhere'),
+        (lambda d: None, 'g.pt', '-o {d}/g.pt: --format {fmt} writes a .{fmt} file, not a .pt one'),
+    ],
+    ids=['under-a-file', 'under-a-broken-link', 'a-folder', 'a-named-pipe', 'the-weights', 'another-format'],
+)
+def test_output_paths_that_are_not_a_file_are_one_line(rrdb_weights, tmp_path, capsys, fmt, make, output, message):
+    make(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert export('--weights', rrdb_weights, '--format', fmt, '-o', tmp_path / output.format(fmt=fmt)) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and one_error_line(err) == message.format(d=tmp_path, fmt=fmt), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary file, nothing created
+
+
+def test_an_onnx_model_as_weights_says_what_reads_it(tmp_path, capsys):
+    model = onnx_model(tmp_path / 'g.onnx')
+    assert export('--weights', model, '--format', 'safetensors', '-o', tmp_path / 'g.safetensors') == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and one_error_line(err) == (
+        f'{model} (option --weights) is an ONNX model (opset 18), not a PyTorch checkpoint: ONNX runtimes such as '
+        'onnxruntime run it; this project reads .pth and .safetensors weights'
+    )
+
+
+def test_atomic_write_under_a_file_is_one_line_and_leaves_nothing(tmp_path):
+    """The temporary file's clean-up must not raise in its turn (NotADirectoryError) when the folder is a file."""
+    from aesop.weights import atomic_write
+
+    (tmp_path / 'notes.txt').write_text('x')
+    with pytest.raises(AesopError, match=r'^cannot write .*notes\.txt/g\.onnx: Not a directory$'):
+        atomic_write(tmp_path / 'notes.txt' / 'g.onnx', b'data')
+    assert [p.name for p in tmp_path.iterdir()] == ['notes.txt']

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 from pathlib import Path
 
 import cv2
@@ -26,6 +29,18 @@ SWINIR = {
     'num_heads': [2],
     'mlp_ratio': 2,
     'upsampler': 'pixelshuffledirect',
+}
+SWINIR_W8 = {**SWINIR, 'window_size': 8, 'img_size': 16, 'upsampler': 'pixelshuffle'}
+DRCT = {
+    'type': 'AesopDRCT',
+    'upscale': 4,
+    'img_size': 16,
+    'window_size': 8,
+    'embed_dim': 12,
+    'depths': [1],
+    'num_heads': [2],
+    'mlp_ratio': 2,
+    'gc': 4,
 }
 RECEPTIVE_RADIUS = 19  # LR px: conv_first + 15 RDB convs + conv_body, then 4 convs at ×2/×4 (< 1 LR px)
 
@@ -245,3 +260,223 @@ def test_cli_stops_on_a_non_finite_output(rrdb, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err == f'aesop: error: {img}: the output of RRDBNet from {tmp_path / "nan.pth"} is not finite (NaN or inf)'
     assert not list((tmp_path / 'out').glob('*.png'))
+
+
+# --- hostile input (issue U): one line and status 2, never a traceback, a silent skip or a truncated result
+
+
+def one_error_line(err: str) -> str:
+    """The one ``aesop: error:`` line of ``err`` (progress lines may precede it; no traceback)."""
+    assert 'Traceback' not in err, err
+    lines = [line for line in err.splitlines() if line.startswith('aesop: error: ')]
+    assert len(lines) == 1 and err.rstrip('\n').endswith(lines[0]), err
+    return lines[0].removeprefix('aesop: error: ')
+
+
+def disk_full(fd: int) -> None:
+    raise OSError(errno.ENOSPC, 'No space left on device')
+
+
+def test_a_full_disk_keeps_the_earlier_image_and_stops_with_one_line(weights, tmp_path, capsys, monkeypatch):
+    """Output images are written atomically: a failed write names the file, keeps the earlier one whole, leaves no
+    temporary file, and stops (status 2) with the count written before."""
+    src = tmp_path / 'in'
+    src.mkdir()
+    for name in ('a', 'b'):
+        write(src / f'{name}.png', np.random.default_rng(0).integers(0, 256, (5, 6, 3), dtype=np.uint8))
+    out = tmp_path / 'out'
+    assert cli('-i', src, '-o', out, *arch_args(weights)) == 0
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    write(src / 'a.png', np.zeros((5, 6, 3), np.uint8))  # another input: another result, if it were written
+    capsys.readouterr()
+    monkeypatch.setattr(os, 'fsync', disk_full)
+    assert cli('-i', src, '-o', out, *arch_args(weights)) == 2
+    assert one_error_line(capsys.readouterr().err) == (
+        f'cannot write {out / "a.png"}: No space left on device (the previous one is kept); '
+        f'0 of 2 image(s) written to {out} before'
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # whole, and no .a.png.tmp<pid> left
+
+
+def fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ('make', 'output', 'message'),
+    [
+        (lambda d: (d / 'notes.txt').write_text('x'), 'notes.txt/out', '-o {d}/notes.txt/out: {d}/notes.txt is a file'),
+        (lambda d: None, 'lr.png', '-o {d}/lr.png is a file: give a folder'),
+        (lambda d: (d / 'out').symlink_to('gone'), 'out', '-o {d}/out is a broken symlink (its target gone does not'),
+        (lambda d: fifo(d / 'out'), 'out', '-o {d}/out is a named pipe: give a folder for the output images'),
+        (lambda d: (d / 'out' / 'lr.png').mkdir(parents=True), 'out', '{d}/out/lr.png is a folder: it cannot be'),
+    ],
+    ids=['under-a-file', 'a-file', 'broken-link', 'named-pipe', 'image-name-is-a-folder'],
+)
+def test_output_paths_that_are_not_a_folder_are_one_line(weights, tmp_path, capsys, make, output, message):
+    write(tmp_path / 'lr.png', np.zeros((4, 4, 3), np.uint8))
+    make(tmp_path)
+    assert cli('-i', tmp_path / 'lr.png', '-o', tmp_path / output, *arch_args(weights)) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and one_error_line(err).startswith(message.format(d=tmp_path)), err
+
+
+def test_links_pipes_and_devices_in_the_input_folder_are_skipped_by_name(weights, tmp_path, capsys):
+    """Broken and looping symlinks, a named pipe (never opened: reading it would block) and a folder named like an
+    image: the first three are skipped by name with status 1, as a corrupt image; the folder is not an input."""
+    src, out = tmp_path / 'in', tmp_path / 'out'
+    src.mkdir()
+    write(src / 'good.png', np.zeros((4, 4, 3), np.uint8))
+    (src / 'broken.png').symlink_to('gone.png')
+    (src / 'loop1.png').symlink_to('loop2.png')
+    (src / 'loop2.png').symlink_to('loop1.png')
+    fifo(src / 'pipe.png')
+    (src / 'folder.png').mkdir()
+    assert cli('-i', src, '-o', out, *arch_args(weights)) == 1
+    err = capsys.readouterr().err
+    assert 'Traceback' not in err and err.splitlines()[-1] == (
+        f'aesop: skipped 4 files: {src / "broken.png"} (a broken symlink (its target gone.png does not exist)); '
+        f'{src / "loop1.png"} (a symlink loop (it leads back to itself through loop2.png)); '
+        f'{src / "loop2.png"} (a symlink loop (it leads back to itself through loop1.png)); '
+        f'{src / "pipe.png"} (a named pipe)'
+    )
+    assert [p.name for p in out.iterdir()] == ['good.png']
+
+
+@pytest.mark.parametrize(
+    ('make', 'message'),
+    [
+        (lambda p: fifo(p), '-i {p} is a named pipe: give an image or a folder of images'),
+        (lambda p: p.symlink_to(p), '-i {p} is a symlink loop (it leads back to itself through {p})'),
+        (lambda p: Path('/dev/null'), '-i /dev/null is a character device: give an image or a folder of images'),
+    ],
+    ids=['named-pipe', 'symlink-loop', 'device'],
+)
+def test_an_input_that_is_neither_an_image_nor_a_folder_is_one_line(weights, tmp_path, capsys, make, message):
+    path = make(tmp_path / 'lr.png') or tmp_path / 'lr.png'
+    assert cli('-i', path, '-o', tmp_path / 'out', *arch_args(weights)) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and one_error_line(err).startswith(message.format(p=path)), err
+    assert not (tmp_path / 'out').exists()
+
+
+def onnx_model(path: Path) -> Path:
+    """A one-node ONNX model (Identity), as ``aesop-export`` or any exporter writes one."""
+    onnx = pytest.importorskip('onnx')
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info('input', TensorProto.FLOAT, [1, 3, 'H', 'W'])
+    y = helper.make_tensor_value_info('output', TensorProto.FLOAT, [1, 3, 'H', 'W'])
+    graph = helper.make_graph([helper.make_node('Identity', ['input'], ['output'])], 'g', [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 18)]), str(path))
+    return path
+
+
+NOT_CHECKPOINTS = [
+    ('weights', lambda p: p.mkdir(), 'checkpoint {p} (option --weights) is a folder, not a checkpoint file'),
+    ('weights.pth', fifo, 'checkpoint {p} (option --weights) is a named pipe, not a checkpoint file'),
+    ('w.pth', lambda p: p.symlink_to('gone.pth'), 'checkpoint {p} (option --weights) is a broken symlink'),
+    ('g.onnx', onnx_model, '{p} (option --weights) is an ONNX model (opset 18), not a PyTorch checkpoint: ONNX '),
+    ('g.pth', onnx_model, '{p} (option --weights) is an ONNX model (opset 18), not a PyTorch checkpoint'),
+    ('g.safetensors', onnx_model, '{p} (option --weights) is an ONNX model (opset 18)'),
+    ('empty.pth', lambda p: p.write_bytes(b''), '{p} (option --weights) is an empty file (0 bytes), not a checkpoint'),
+    ('lr.png', lambda p: write(p, np.zeros((2, 2, 3), np.uint8)), '{p} (option --weights) is a PNG image, not a'),
+    ('opt.yml', lambda p: p.write_text(yaml.safe_dump({'network_g': ARCH})), '{p} (option --weights) is a YAML option'),
+]
+
+
+@pytest.mark.parametrize(
+    ('name', 'make', 'message'),
+    NOT_CHECKPOINTS,
+    ids=[
+        'folder',
+        'named-pipe',
+        'broken-link',
+        'onnx',
+        'onnx-as-pth',
+        'onnx-as-safetensors',
+        'empty',
+        'image',
+        'option-file',
+    ],
+)
+@pytest.mark.parametrize('detected', [False, True], ids=['arch', 'detected'])
+def test_weights_that_are_not_a_checkpoint_say_what_they_are(tmp_path, capsys, name, make, message, detected):
+    """Not "checkpoint not found" for a folder, nor advice about unpickling for an ONNX model or an image."""
+    img = write(tmp_path / 'in.png', np.zeros((4, 4, 3), np.uint8))
+    path = tmp_path / name
+    make(path)
+    arch = [] if detected else ['--arch', json.dumps(ARCH)]
+    assert cli('-i', img, '-o', tmp_path / 'out', '--weights', path, *arch) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and one_error_line(err).startswith(message.format(p=path)), err
+    assert 'unpickling' not in err and 'not found' not in err
+
+
+def padded_by_hand(x: torch.Tensor, side: int) -> torch.Tensor:
+    """(N, C, h, w) mirrored with the edge repeated (0 1 2 2 1 0 0 1 …) up to ``side`` on each shorter side."""
+    for dim in (2, 3):
+        size = x.shape[dim]
+        if size < side:
+            period = [*range(size), *reversed(range(size))]
+            x = x.index_select(dim, torch.tensor([period[i % len(period)] for i in range(side)]))
+    return x
+
+
+@pytest.mark.parametrize('arch', [SWINIR_W8, DRCT], ids=['swinir', 'drct'])
+@pytest.mark.parametrize('detected', [True, False], ids=['spandrel', 'own'])
+def test_tiny_images_through_window_padded_archs(arch, detected, tmp_path, capsys):
+    """1x1 and 3x5 images (and 2-px tiles) through SwinIR / DRCT, detected by spandrel or built from the options:
+    the output is scale x the input, finite, and what the network gives on the input padded by hand."""
+    from aesop.inference import detect_generator
+
+    net = build_network(dict(arch)).eval()
+    torch.save({'params_ema': net.state_dict()}, tmp_path / 'net.pth')
+    src = tmp_path / 'in'
+    src.mkdir()
+    rng = np.random.default_rng(0)
+    images = {(h, w): rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in ((1, 1), (3, 5), (9, 11))}
+    for (h, w), image in images.items():
+        write(src / f'{h}x{w}.png', image)
+    source = [] if detected else ['--arch', json.dumps(arch)]
+    for tile in ('0', '2'):
+        out = tmp_path / f'out{tile}'
+        assert (
+            cli('-i', src, '-o', out, '--weights', tmp_path / 'net.pth', *source, '--tile', tile, '--tile-pad', 0) == 0
+        )
+        for (h, w), _ in images.items():
+            sr = read(out / f'{h}x{w}.png')
+            assert sr.shape == (4 * h, 4 * w, 3), (tile, h, w)
+    if detected:
+        gen = detect_generator(tmp_path / 'net.pth', device=torch.device('cpu'))
+    else:
+        gen = load_generator(arch, tmp_path / 'net.pth', scale=4, param_key='params_ema')
+    # spandrel's SwinIR: no window outside but 8 px at least; spandrel's DRCT: multiples of 16; this project's
+    # SwinIR: multiples of its window; its DRCT pads inside itself (a 1-px side replicated): nothing outside
+    side = max(gen.min_side, gen.window or 1)
+    assert (gen.window, gen.min_side) == {
+        (True, 'SwinIR'): (None, 8),
+        (True, 'AesopDRCT'): (16, 1),
+        (False, 'SwinIR'): (8, 1),
+        (False, 'AesopDRCT'): (None, 1),
+    }[detected, arch['type']]
+    for h, w in ((1, 1), (3, 5)):
+        rgb = torch.from_numpy(images[h, w][..., ::-1].astype(np.float32) / 255).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            expected = gen.net(padded_by_hand(rgb, side))[0, :, : 4 * h, : 4 * w].clamp(0, 1)
+        expected = expected.permute(1, 2, 0).numpy()[..., ::-1] * 255
+        assert np.abs(read(tmp_path / 'out0' / f'{h}x{w}.png') - expected).max() <= 0.51
+
+
+@pytest.mark.parametrize('make', [lambda p: p.mkdir(), fifo], ids=['folder', 'named-pipe'])
+def test_an_option_file_that_is_not_a_file_is_one_line(tmp_path, capsys, make):
+    """``--opt`` naming a named pipe blocked the reader forever; a folder got errno's words."""
+    img = write(tmp_path / 'lr.png', np.zeros((4, 4, 3), np.uint8))
+    make(tmp_path / 'opt.yml')
+    kind = 'a folder' if (tmp_path / 'opt.yml').is_dir() else 'a named pipe'
+    assert cli('-i', img, '-o', tmp_path / 'out', '--opt', tmp_path / 'opt.yml') == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count('\n') == 1 and one_error_line(err) == f'option file {tmp_path / "opt.yml"} is {kind}, not a YAML file'
+    )

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from aesop.archs.sizes import pad_to_multiple
 from aesop.errors import AesopError
 
-__all__ = ['half_dtype', 'network_device', 'run_padded', 'tile_spans', 'upscale']
+__all__ = ['half_dtype', 'network_device', 'pad_to_least', 'run_padded', 'tile_spans', 'upscale']
 
 
 def network_device(net: nn.Module, default: torch.device) -> torch.device:
@@ -28,24 +28,38 @@ def tile_spans(size: int, tile: int) -> list[tuple[int, int]]:
     return list(zip(edges[:-1], edges[1:]))
 
 
-def _context(start: int, stop: int, size: int, pad: int, multiple: int) -> tuple[int, int]:
-    """``[start, stop)`` widened by ``pad`` each side and up to a multiple of ``multiple``, inside ``[0, size)``.
+def _context(start: int, stop: int, size: int, pad: int, multiple: int, least: int = 1) -> tuple[int, int]:
+    """``[start, stop)`` widened by ``pad`` each side, to at least ``least`` px and up to a multiple of ``multiple``,
+    inside ``[0, size)``.
 
     Growing into real neighbouring pixels is better than mirror-padding the tile: only a tile
-    that is the whole image dimension and still too small gets padded in :func:`_forward`.
+    that is the whole image dimension and still too small gets padded in :func:`run_padded`.
     """
     lo, hi = max(start - pad, 0), min(stop + pad, size)
-    need = -(hi - lo) % multiple
+    length = max(hi - lo, least)
+    need = length + (-length % multiple) - (hi - lo)
     grow = min(need, size - hi)
     hi, need = hi + grow, need - grow
     return lo - min(need, lo), hi
 
 
-def run_padded(net: nn.Module, img: Tensor, *, scale: int, window: int | None, half: bool) -> Tensor:
-    """Run ``net`` on (N, C, h, w) on its device; pad for ``window``; return (N, C', h*s, w*s) float32 in [0, 1]."""
+def pad_to_least(img: Tensor, least: int) -> Tensor:
+    """Pad the sides of (N, C, H, W) shorter than ``least`` px at the bottom / right up to ``least`` (mirrored with
+    the edge repeated, as :func:`~aesop.archs.sizes.pad_to_multiple`, as often as needed: a 1-px side is
+    replicated); longer sides are left as they are."""
+    for dim in (-2, -1):
+        while img.shape[dim] < least:
+            step = min(least - img.shape[dim], img.shape[dim])
+            img = torch.cat([img, img.flip(dim).narrow(dim, 0, step)], dim)
+    return img
+
+
+def run_padded(net: nn.Module, img: Tensor, *, scale: int, window: int | None, half: bool, min_side: int = 1) -> Tensor:
+    """Run ``net`` on (N, C, h, w) on its device; pad sides under ``min_side`` px up to it, then to multiples of
+    ``window``; return (N, C', h*s, w*s) float32 in [0, 1]."""
     device = network_device(net, img.device)
     h, w = img.shape[-2:]
-    x = img.to(device, torch.float32)
+    x = pad_to_least(img.to(device, torch.float32), min_side)
     while window and (x.shape[-2] % window or x.shape[-1] % window):  # a mirror doubles at most: repeat for tiny inputs
         x = pad_to_multiple(x, window)
     with torch.no_grad(), torch.autocast(device.type, dtype=half_dtype(device), enabled=half):
@@ -73,6 +87,7 @@ def upscale(
     tile_pad: int = 16,
     window: int | None = None,
     half: bool = False,
+    min_side: int = 1,
 ) -> Tensor:
     """Super-resolve ``img`` with ``net``, whole or tile by tile.
 
@@ -91,6 +106,9 @@ def upscale(
         window: pad each input so H and W are multiples of this (SwinIR's ``window_size``);
             ``None``: any size.
         half: autocast, fp16 on CUDA and bf16 on the CPU.
+        min_side: the smallest side the network takes (a network that pads inside itself by reflection, as
+            spandrel's SwinIR to its window, needs more px than it pads): a shorter image or tile is padded to
+            it (mirrored, :func:`pad_to_least`) and its output cropped back.
 
     Returns:
         (N, C', H * scale, W * scale) float32 in [0, 1], on ``img``'s device.
@@ -104,13 +122,14 @@ def upscale(
         raise ValueError(f'img must be (N, C, H, W), got shape {tuple(img.shape)}')
     n, _, h, w = img.shape
     if tile == 0 or (h <= tile and w <= tile):
-        return run_padded(net, img, scale=scale, window=window, half=half)
+        return run_padded(net, img, scale=scale, window=window, half=half, min_side=min_side)
     multiple, out = window or 1, None
     for y0, y1 in tile_spans(h, tile):
-        cy0, cy1 = _context(y0, y1, h, tile_pad, multiple)
+        cy0, cy1 = _context(y0, y1, h, tile_pad, multiple, min_side)
         for x0, x1 in tile_spans(w, tile):
-            cx0, cx1 = _context(x0, x1, w, tile_pad, multiple)
-            res = run_padded(net, img[..., cy0:cy1, cx0:cx1], scale=scale, window=window, half=half)
+            cx0, cx1 = _context(x0, x1, w, tile_pad, multiple, min_side)
+            tile_img = img[..., cy0:cy1, cx0:cx1]
+            res = run_padded(net, tile_img, scale=scale, window=window, half=half, min_side=min_side)
             if out is None:
                 out = img.new_empty((n, res.shape[1], h * scale, w * scale), dtype=torch.float32)
             ry, rx = (y0 - cy0) * scale, (x0 - cx0) * scale
