@@ -27,7 +27,7 @@ from tqdm import tqdm
 from aesop.archs.autoencoder_arch import autoencoder_arch
 from aesop.cli import ArgumentParser, add_autoencoder_arguments, cli_main
 from aesop.commands import command_help
-from aesop.data.scan import folder_images, skipped_entries
+from aesop.data.scan import folder_images, skipped_entries, skipped_names
 from aesop.errors import AesopError
 from aesop.metrics.fid import image_features, set_distance
 from aesop.metrics.scoring import cells, metric_labels, score, write_image_csv
@@ -124,7 +124,7 @@ def images(folder: Path, option: str, strip: str = '') -> tuple[dict[str, Path],
             )
         found[stem] = path
     if not found:
-        more = f' ({len(skipped)} entries are no files to read: {"; ".join(skipped)})' if skipped else ''
+        more = f' ({len(skipped)} entries are no files to read: {skipped_names(skipped)})' if skipped else ''
         raise AesopError(f'{option}: no images in {folder}{more}')
     return found, skipped
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import errno
 import os
+import stat
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -132,41 +134,53 @@ def warn(opt: dict, message: str) -> None:
         print(f'aesop: warning: {message}', file=sys.stderr)
 
 
+def link_problem(path: str | Path) -> str | None:
+    """Why the symlink ``path`` leads to no file (a loop, a missing target), or ``None``."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            return f'a symlink loop (it leads back to itself through {os.readlink(path)})'
+        if err.errno == errno.ENOENT:
+            return f'a broken symlink (its target {os.readlink(path)} does not exist)'
+    return None
+
+
+FILE_KINDS = (  # what something that is not a regular file is
+    (stat.S_ISDIR, 'a folder'),
+    (stat.S_ISFIFO, 'a named pipe'),  # reading one waits for a writer: forever
+    (stat.S_ISSOCK, 'a socket'),
+    (stat.S_ISCHR, 'a character device'),
+    (stat.S_ISBLK, 'a block device'),
+)
+
+
 def not_a_file(path: str | Path) -> str | None:
     """What ``path`` is, in words, when something is there but not a regular file (symlinks followed): ``'a
     folder'``, ``'a named pipe'``, ``'a socket'``, ``'a character device'``, ``'a block device'``, or a looping or
-    broken symlink (:func:`aesop.data.scan.link_problem`); ``None`` for a regular file or nothing at all.
+    broken symlink (:func:`link_problem`); ``None`` for a regular file or nothing at all. Opens nothing.
 
     Reading a named pipe or a device blocks or never ends: tools check this before they open a file.
     """
-    import stat
-
-    from aesop.data.scan import link_problem
-
     if problem := link_problem(path):
         return problem
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return None
-    kinds = (
-        (stat.S_ISDIR, 'a folder'),
-        (stat.S_ISFIFO, 'a named pipe'),
-        (stat.S_ISSOCK, 'a socket'),
-        (stat.S_ISCHR, 'a character device'),
-        (stat.S_ISBLK, 'a block device'),
-    )
-    return next((name for test, name in kinds if test(mode)), None)
+    return next((name for test, name in FILE_KINDS if test(mode)), None)
 
 
-def check_output_path(path: str | Path, *, option: str, folder: bool, give: str) -> None:
+def check_output_path(path: str | Path, *, option: str | None, folder: bool, give: str) -> Path:
     """Refuse an output path that cannot be what the tool writes, before any work: ``folder`` (a folder of
     outputs) when something else is there, a file when a folder (or a pipe, a device, a broken link) is there,
-    and either under a path one of whose existing parents is not a folder (``-o notes.txt/out``).
+    and either under a path one of whose existing parents is not a folder (``-o notes.txt/out``) or not writable.
 
     Args:
         path: the output (a file, or with ``folder`` a folder, created later with its parents).
-        option: the command-line option that named it (``-o``), quoted in the message.
+        option: the command-line option that named it (``-o``), quoted in the message (``None``: the path alone).
         folder: whether ``path`` is a folder of outputs.
         give: what the message asks for instead (``'a folder for the output images'``, ``'the output file'``).
 
@@ -174,18 +188,22 @@ def check_output_path(path: str | Path, *, option: str, folder: bool, give: str)
         AesopError: one line naming ``path`` and what is in the way.
     """
     path = Path(path).expanduser()
+    named = f'{option} {path}' if option else str(path)
     what = not_a_file(path)
     if folder:
         if what not in (None, 'a folder'):
-            raise AesopError(f'{option} {path} is {what}: give {give}')
+            raise AesopError(f'{named} is {what}: give {give}')
         if what is None and path.exists():
-            raise AesopError(f'{option} {path} is a file: give {give}')
+            raise AesopError(f'{named} is a file: give {give}')
     elif what is not None:
-        raise AesopError(f'{option} {path} is {what}: give {give}')
-    for parent in path.parents:  # the nearest one that is there must be a folder
+        raise AesopError(f'{named} is {what}: give {give}')
+    for parent in path.parents:  # the nearest one that is there must be a folder, and writable
         if not os.path.lexists(parent):
             continue
         if not parent.is_dir():
             kind = not_a_file(parent) or 'a file'
-            raise AesopError(f'{option} {path}: {parent} is {kind}, not a folder')
+            raise AesopError(f'{named}: {parent} is {kind}, not a folder')
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise AesopError(f'{named}: the folder {parent} is not writable')
         break
+    return path

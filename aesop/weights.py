@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from aesop.errors import AesopError
-from aesop.utils import not_a_file
+from aesop.utils import check_output_path, not_a_file
 
 logger = logging.getLogger('basicsr')
 
@@ -279,36 +279,11 @@ def atomic_write(path: str | Path, data: bytes | Callable[[BinaryIO], None]) -> 
             pass
 
 
-def output_file_problem(path: str | Path, *, folder: bool = False) -> str | None:
-    """Why no file (with ``folder``: no folder) can be written at ``path``, missing folders of its path being made:
-    a folder (a file) is there, or something that is not a folder stands where one of its folders should be, or
-    that folder is not writable; ``None`` otherwise. Opens nothing."""
-    path = Path(path)
-    if not folder and path.is_dir():
-        return f'{path} is a folder, not a file: give a file name in it'
-    if folder and (path.exists() or path.is_symlink()) and not path.is_dir():
-        return f'{path} is {_kind(path)}, not a folder'
-    for parent in path.parents:
-        if parent.is_dir():
-            if not os.access(parent, os.W_OK | os.X_OK):
-                return f'cannot write {path}: the folder {parent} is not writable'
-            return None
-        if parent.exists() or parent.is_symlink():
-            return f'cannot write {path}: {parent} is {_kind(parent)}, not a folder'
-    return None
-
-
-def _kind(path: Path) -> str:
-    return 'a file' if path.is_file() else 'a broken symlink' if not path.exists() else 'not a regular file'
-
-
 def check_output_file(path: str | Path, option: str | None = None, *, folder: bool = False) -> Path:
-    """``path`` if a file (``folder``: a folder) can be written there (:func:`output_file_problem`), else one line
-    naming ``option``: a tool checks its outputs before any work, not after an hour of it."""
-    problem = output_file_problem(path, folder=folder)
-    if problem:
-        raise AesopError(f'{option}: {problem}' if option else problem)
-    return Path(path)
+    """``path`` if a result file (``folder``: a folder of them) can be written there, else one line naming ``option``
+    (:func:`aesop.utils.check_output_path`): a tool checks its outputs before any work, not after an hour of it."""
+    give = 'a folder' if folder else 'a file name'
+    return check_output_path(path, option=option, folder=folder, give=give)
 
 
 def make_folder(path: str | Path, option: str | None = None) -> Path:

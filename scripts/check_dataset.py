@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a file from a clone
 from aesop.commands import command_help  # noqa: E402
-from aesop.data.scan import file_or_bad_link, link_problem  # noqa: E402
-from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
+from aesop.data.scan import file_or_bad_link  # noqa: E402
+from aesop.utils import IMAGE_EXTENSIONS, link_problem  # noqa: E402
 
 
 def decode_problem(path: Path) -> str | None:

@@ -36,7 +36,7 @@ import aesop  # noqa: E402,F401  (first: fixes basicsr before anything imports i
 from aesop.cli import ArgumentParser, cli_main  # noqa: E402
 from aesop.commands import command_help  # noqa: E402
 from aesop.data import bicubic_downscale  # noqa: E402
-from aesop.data.scan import not_a_file  # noqa: E402
+from aesop.data.scan import folder_images  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
 from aesop.weights import check_output_file, make_folder, write_result  # noqa: E402
@@ -145,13 +145,7 @@ def list_images(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     folder, no images or clashing stems."""
     if not folder.is_dir():
         raise AesopError(f'input folder not found: {folder}')
-    try:
-        entries = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-    except OSError as err:
-        raise AesopError(f'cannot list {folder}: {err.strerror or err}') from None
-    problems = {path: not_a_file(path) for path in entries}
-    images = [path for path in entries if not problems[path]]
-    not_files = [(path, problems[path]) for path in entries if problems[path]]
+    images, not_files = folder_images(folder)
     if not images:
         raise AesopError(f'no images in {folder} (looked for {", ".join(sorted(IMAGE_EXTENSIONS))})')
     seen: dict[str, Path] = {}
@@ -267,12 +261,10 @@ def realsr_pairs(folder: Path, scale: int) -> list[tuple[str, Path, Path]]:
         raise AesopError(f'input folder not found: {folder}')
     sides: dict[str, dict[str, Path]] = {}
     other_scales: set[int] = set()
-    for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            continue
-        if problem := not_a_file(path):  # a named pipe, a broken or looping symlink
-            print(f'aesop: warning: skipped {path}: it is {problem}', file=sys.stderr)
-            continue
+    images, skipped = folder_images(folder)
+    for path, problem in skipped:  # a named pipe, a broken or looping symlink
+        print(f'aesop: warning: skipped {path}: it is {problem}', file=sys.stderr)
+    for path in images:
         found = re.search(r'_LR(\d+)$', path.stem)
         if found and int(found[1]) != scale:
             other_scales.add(int(found[1]))

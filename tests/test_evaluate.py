@@ -232,10 +232,10 @@ def test_a_csv_path_that_is_not_a_file_path_is_refused_before_any_work(case, tmp
     (tmp_path / 'a.txt').write_text('kept')
     (tmp_path / 'results').mkdir()
     csv_path, expected = {
-        'under-a-file': (tmp_path / 'a.txt' / 'out.csv', f'--csv: cannot write {tmp_path}/a.txt/out.csv: '),
+        'under-a-file': (tmp_path / 'a.txt' / 'out.csv', f'--csv {tmp_path}/a.txt/out.csv: '),
         'a-folder': (
             tmp_path / 'results',
-            f'--csv: {tmp_path}/results is a folder, not a file: give a file name in it',
+            f'--csv {tmp_path}/results is a folder: give a file name',
         ),
         'an-input': (gt / 'a.png', f'--csv {gt}/a.png is one of the --gt images: give another path'),
     }[case]

@@ -251,16 +251,16 @@ def test_output_paths_that_are_not_file_paths_are_one_line_and_nothing_is_writte
     (tmp_path / 'a.txt').write_text('kept')
     (tmp_path / 'dir').mkdir()
     out, rest, expected = {
-        'out-a-folder': (tmp_path / 'dir', None, f'-o: {tmp_path}/dir is a folder, not a file: give a file name in it'),
+        'out-a-folder': (tmp_path / 'dir', None, f'-o {tmp_path}/dir is a folder: give a file name'),
         'out-under-a-file': (
             tmp_path / 'a.txt' / 'val.txt',
             None,
-            f'-o: cannot write {tmp_path}/a.txt/val.txt: {tmp_path}/a.txt is a file, not a folder',
+            f'-o {tmp_path}/a.txt/val.txt: {tmp_path}/a.txt is a file, not a folder',
         ),
         'rest-a-folder': (
             tmp_path / 'val.txt',
             tmp_path / 'dir',
-            f'--rest: {tmp_path}/dir is a folder, not a file: give a file name in it',
+            f'--rest {tmp_path}/dir is a folder: give a file name',
         ),
     }[case]
     proc = split(tmp_path, *args, '-o', str(out), *(['--rest', str(rest)] if rest else []), '--overwrite')

@@ -347,15 +347,15 @@ def test_prepare_dataset_outputs_in_the_way_are_one_line(case, tmp_path, capsys)
         (tmp_path / 'out').mkdir()
         (tmp_path / 'out' / 'LR_bicubic').write_text('kept')
     out, expected = {
-        'out-a-file': (tmp_path / 'f.txt', f'-o: {tmp_path}/f.txt is a file, not a folder'),
-        'realsr-out-a-file': (tmp_path / 'f.txt', f'-o: {tmp_path}/f.txt is a file, not a folder'),
+        'out-a-file': (tmp_path / 'f.txt', f'-o {tmp_path}/f.txt is a file: give a folder'),
+        'realsr-out-a-file': (tmp_path / 'f.txt', f'-o {tmp_path}/f.txt is a file: give a folder'),
         'out-under-a-file': (
             tmp_path / 'f.txt' / 'set',
-            f'-o: cannot write {tmp_path}/f.txt/set: {tmp_path}/f.txt is a file, not a folder',
+            f'-o {tmp_path}/f.txt/set: {tmp_path}/f.txt is a file, not a folder',
         ),
         'a-file-in-the-way': (
             tmp_path / 'out',
-            f'-o: cannot write {tmp_path}/out/LR_bicubic/X4: {tmp_path}/out/LR_bicubic is a file, not a folder',
+            f'-o {tmp_path}/out/LR_bicubic/X4: {tmp_path}/out/LR_bicubic is a file, not a folder',
         ),
     }[case]
     assert run_script('prepare_dataset', *args, '-o', out) == 2

@@ -10,10 +10,8 @@ real-world datasets); ``scripts/check_dataset.py`` decodes everything.
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import stat
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from aesop.errors import AesopError
-from aesop.utils import IMAGE_EXTENSIONS
+from aesop.utils import IMAGE_EXTENSIONS, link_problem, not_a_file
 
 logger = logging.getLogger('basicsr')
 
@@ -30,47 +28,10 @@ logger = logging.getLogger('basicsr')
 FOLDER_DATASETS = ('PairedImageDataset', 'AesopPairedImageDataset', 'SingleImageDataset')
 
 
-def link_problem(path: str | Path) -> str | None:
-    """Why the symlink ``path`` leads to no file (a loop, a missing target), or ``None``."""
-    if not os.path.islink(path):
-        return None
-    try:
-        os.stat(path)
-    except OSError as err:
-        if err.errno == errno.ELOOP:
-            return f'a symlink loop (it leads back to itself through {os.readlink(path)})'
-        if err.errno == errno.ENOENT:
-            return f'a broken symlink (its target {os.readlink(path)} does not exist)'
-    return None
-
-
-FILE_KINDS = (  # what a folder entry that is not a regular file is
-    (stat.S_ISDIR, 'a folder'),
-    (stat.S_ISFIFO, 'a named pipe'),  # reading one waits for a writer: forever
-    (stat.S_ISSOCK, 'a socket'),
-    (stat.S_ISCHR, 'a device'),
-    (stat.S_ISBLK, 'a device'),
-)
-
-
-def not_a_file(path: str | Path) -> str | None:
-    """Why the folder entry ``path`` is not a file to read: a looping or broken symlink (:func:`link_problem`), a
-    folder, a named pipe, a socket or a device; ``None`` for a regular file or a symlink to one. Opens nothing."""
-    if problem := link_problem(path):
-        return problem
-    try:
-        mode = os.stat(path).st_mode
-    except OSError as err:
-        return f'unreadable ({err.strerror or err})'
-    if stat.S_ISREG(mode):
-        return None
-    return next((f'{kind}, not a file' for test, kind in FILE_KINDS if test(mode)), 'not a regular file')
-
-
-def folder_images(folder: Path) -> tuple[list[Path], list[str]]:
+def folder_images(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     """The images (by extension) directly in ``folder``, sorted: regular files and symlinks to them only; and
-    ``'<name> is <why>'`` for each entry with an image extension that is none (:func:`not_a_file`: a named pipe
-    called ``rocket.png``, a broken or looping symlink), for the caller to name as skipped. Reads no file."""
+    ``(entry, why)`` for each entry with an image extension that is none (:func:`aesop.utils.not_a_file`: a named
+    pipe called ``rocket.png``, a broken or looping symlink), for the caller to name as skipped. Reads no file."""
     try:
         entries = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     except OSError as err:
@@ -78,19 +39,24 @@ def folder_images(folder: Path) -> tuple[list[Path], list[str]]:
     images, skipped = [], []
     for path in entries:
         problem = not_a_file(path)
-        if problem:
-            skipped.append(f'{path.name} is {problem}')
+        if problem:  # a bad link names itself; a pipe, a folder, a device called like an image is "not a file"
+            skipped.append((path, problem if link_problem(path) else f'{problem}, not a file'))
         else:
             images.append(path)
     return images, skipped
 
 
-def skipped_entries(option: str, folder: Path, skipped: list[str]) -> str:
+def skipped_names(skipped: list[tuple[Path, str]]) -> str:
+    """``'<name> is <why>; …'`` of :func:`folder_images`' skipped entries."""
+    return '; '.join(f'{path.name} is {why}' for path, why in skipped)
+
+
+def skipped_entries(option: str, folder: Path, skipped: list[tuple[Path, str]]) -> str:
     """The line naming the entries :func:`folder_images` skipped in ``folder`` (given by ``option``)."""
     one = len(skipped) == 1
     return (
         f'{option}: {folder} holds {len(skipped)} entr{"y" if one else "ies"} that {"is" if one else "are"} no image '
-        f'file to read: {"; ".join(skipped)}'
+        f'file to read: {skipped_names(skipped)}'
     )
 
 

@@ -129,35 +129,32 @@ def _refused(name: str, key: str, what: str, reason: str, usable: Iterable[str])
     return AesopError(f'option {key}.type: {what} {name} cannot be used: {reason}; use one of {", ".join(usable)}')
 
 
-def _optimizer_class(options: Mapping[str, Any], key: str) -> type[torch.optim.Optimizer]:
-    name = options.get('type', 'Adam')
-    classes = optimizer_classes()
-    usable = [n for n in classes if n not in REFUSED_OPTIMIZERS]
-    if name in REFUSED_OPTIMIZERS:
-        raise _refused(name, key, 'optimizer', REFUSED_OPTIMIZERS[name], usable)
+def _named_class(name: Any, classes: dict, refused: dict, *, key: str, what: str, source: str) -> type:
+    """``classes[name]``, or one line: a refused class with its reason, an unknown name with a hint and the list."""
+    usable = [n for n in classes if n not in refused]
+    if name in refused:
+        raise _refused(name, key, what, refused[name], usable)
     if name not in classes:
         raise AesopError(
-            f'unknown optimizer type {name!r} (option {key}.type): {_hint(name, usable)}torch.optim has '
-            f'{", ".join(usable)}'
+            f'unknown {what} type {name!r} (option {key}.type): {_hint(name, usable)}{source} {", ".join(usable)}'
         )
     return classes[name]
+
+
+def _optimizer_class(options: Mapping[str, Any], key: str) -> type[torch.optim.Optimizer]:
+    name = options.get('type', 'Adam')
+    return _named_class(
+        name, optimizer_classes(), REFUSED_OPTIMIZERS, key=key, what='optimizer', source='torch.optim has'
+    )
 
 
 def _scheduler_class(options: Mapping[str, Any], key: str) -> tuple[type, Any]:
     """The scheduler class ``options['type']`` names and the signature its options are checked against."""
     name = options.get('type')
-    classes = scheduler_classes()
-    usable = [n for n in classes if n not in REFUSED_SCHEDULERS]
-    if name in REFUSED_SCHEDULERS:
-        raise _refused(name, key, 'scheduler', REFUSED_SCHEDULERS[name], usable)
-    if name not in classes:
-        raise AesopError(
-            f'unknown scheduler type {name!r} (option {key}.type): {_hint(name, usable)}basicsr and '
-            f'torch.optim.lr_scheduler have {", ".join(usable)}'
-        )
+    source = 'basicsr and torch.optim.lr_scheduler have'
+    cls = _named_class(name, scheduler_classes(), REFUSED_SCHEDULERS, key=key, what='scheduler', source=source)
     if name in BASICSR_SCHEDULERS:
         return BASICSR_SCHEDULERS[name]
-    cls = classes[name]
     needs = [
         p.name
         for p in inspect.signature(cls).parameters.values()
@@ -165,6 +162,7 @@ def _scheduler_class(options: Mapping[str, Any], key: str) -> tuple[type, Any]:
         if any(word in str(p.annotation) for word in ('Callable', 'Scheduler', 'Optimizer'))
     ]
     if needs:  # a class newer than REFUSED_SCHEDULERS
+        usable = [n for n in scheduler_classes() if n not in REFUSED_SCHEDULERS]
         raise _refused(name, key, 'scheduler', f'it needs objects ({", ".join(needs)})', usable)
     return cls, cls
 
