@@ -261,7 +261,7 @@ def create_train_val_dataloader(opt: dict, logger: logging.Logger) -> tuple:
                 f'\n\tRequire iter number per epoch: {per_epoch}'
                 f'\n\tTotal epochs: {math.ceil(total_iters / per_epoch)}; iters: {total_iters}.'
             )
-        else:  # the schema allows train and val* only
+        elif phase.split('_')[0] == 'val':
             val_set = build_dataset(dataset_opt)
             val_loaders.append(
                 build_dataloader(
@@ -274,6 +274,8 @@ def create_train_val_dataloader(opt: dict, logger: logging.Logger) -> tuple:
                 )  # fmt: skip
             )
             logger.info(f'Number of val images/folders in {dataset_opt["name"]}: {len(val_set)}')
+        else:  # basicsr: "Dataset phase … is not recognized"
+            raise AesopError(f'datasets.{phase}: a training run reads datasets.train and datasets.val* only')
     return train_loader, train_sampler, val_loaders
 
 

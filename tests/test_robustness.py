@@ -224,6 +224,10 @@ def _train_typo(opt, root, data):
     opt['train']['ema_decy'] = 0.999
 
 
+def _test_set_in_training(opt, root, data):
+    opt['datasets']['test_1'] = dict(opt['datasets']['val'])  # basicsr refused it; it must not become a val set
+
+
 def _optimizer_typo(opt, root, data):
     opt['train']['optim_g']['betas_'] = [0.9, 0.99]
 
@@ -304,6 +308,10 @@ CASES = {
     'top-level typo': (_top_level_typo, r"unknown option 'manual_sead' at the top level: did you mean 'manual_seed'\?"),
     'dataset key typo': (_dataset_typo, r"unknown option 'gt_sise' in datasets\.train: did you mean 'gt_size'\?"),
     'train key typo': (_train_typo, r"unknown option 'ema_decy' in train: did you mean 'ema_decay'\?"),
+    'test set in a training file': (
+        _test_set_in_training,
+        r'^datasets\.test_1: a training run reads datasets\.train and datasets\.val\* only$',
+    ),
     'optimizer key typo': (
         _optimizer_typo,
         r"^unknown option 'betas_' for Adam \(option train\.optim_g\): did you mean 'betas'\? it takes lr, betas, eps,",
