@@ -24,6 +24,7 @@ from aesop.errors import AesopError
 from aesop.losses.fidelity_loss import AesopLowPassLoss
 from aesop.options import load_options
 from aesop.utils import default_device, project_root
+from aesop.weights import write_result
 
 Box = tuple[int, int, int, int]  # (top, left, height, width) in pixels
 
@@ -174,10 +175,10 @@ def new_figure(*, width: float, height: float) -> Figure:
 
 
 def save_figure(fig: Figure, path: str | Path, *, dpi: int) -> Path:
-    """Write ``fig`` as a PNG of exactly figsize × dpi pixels; creates the folder."""
+    """Write ``fig`` as a PNG of exactly figsize × dpi pixels, atomically (:func:`aesop.weights.write_result`: the
+    folder made, a path in the way or a full disk one line, an earlier figure kept whole)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, format='png')
+    write_result(path, lambda f: fig.savefig(f, dpi=dpi, format='png'))
     return path
 
 

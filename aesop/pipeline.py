@@ -56,7 +56,7 @@ from aesop.options import SAVED_NETWORKS, OptionDumper, load_options
 from aesop.resume import ResumableSampler, StopSignals, preserved_random_state, set_random_state
 from aesop.runlock import exit_with_parent, hold_experiment, release_experiment, remove_stale_temporaries
 from aesop.schema import Paths
-from aesop.weights import abbreviated, read_checkpoint, saved_network
+from aesop.weights import abbreviated, atomic_write, read_checkpoint, saved_network
 
 __all__ = [
     'StartUpLog',
@@ -417,7 +417,7 @@ def _keep_options(opt: dict, option_file: str, folder: str) -> None:
     copy_opt_file(option_file, folder)
     if opt['rank'] == 0:
         resolved = Path(folder) / f'{Path(option_file).stem}.resolved.yml'
-        resolved.write_text(yaml.dump(opt, Dumper=OptionDumper, sort_keys=False, allow_unicode=True))
+        atomic_write(resolved, yaml.dump(opt, Dumper=OptionDumper, sort_keys=False, allow_unicode=True).encode())
 
 
 def _hold_experiment(opt: dict) -> None:

@@ -402,3 +402,24 @@ def test_prepare_dataset_a_full_disk_is_one_line_and_leaves_no_truncated_image(t
 def test_prepare_dataset_bad_numbers_are_one_line(tmp_path, capsys):
     assert run_script('prepare_dataset', '-i', tmp_path, '-o', tmp_path / 'out', '--scales', 'x') == 2
     assert one_error_line(capsys) == "aesop: error: argument --scales: invalid int value: 'x'"
+
+
+def test_a_figure_is_written_atomically_and_a_full_disk_keeps_the_earlier_one(tmp_path, monkeypatch):
+    """The figure scripts (spectrum, loss maps, PD curve, docs figures) save through figures.save_figure."""
+    from aesop.errors import AesopError
+    from aesop.figures import new_figure, save_figure
+
+    fig = new_figure(width=1, height=1)
+    path = save_figure(fig, tmp_path / 'sub' / 'fig.png', dpi=50)
+    before = path.read_bytes()
+    assert before.startswith(b'\x89PNG') and len(before) > 100
+
+    def disk_full(*_):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(os, 'replace', disk_full)
+    fig.gca().plot([0, 1], [1, 0])
+    kept = r'^cannot write .*fig\.png: No space left on device \(the previous one is kept\)'
+    with pytest.raises(AesopError, match=kept):
+        save_figure(fig, path, dpi=50)
+    assert path.read_bytes() == before and sorted(p.name for p in path.parent.iterdir()) == ['fig.png']
