@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import atexit
+import logging
 import os
 import re
 import sys
@@ -31,13 +33,23 @@ def run(stage: str, argv: Sequence[str] | None = None) -> None:
     if stage not in pipelines:
         raise ValueError(f"stage must be 'train' or 'test', got {stage!r}")
     pipeline = pipelines[stage]
+    status = None
     try:
         status = cli_main(lambda args: pipeline(str(project_root()), args), argv)
     finally:
         import torch.distributed as dist
 
-        if dist.is_available() and dist.is_initialized():  # basicsr never ends its group; torch asks callers to
-            dist.destroy_process_group()  # (a group alive at interpreter exit can abort a rank, seen once here)
+        distributed = dist.is_available() and dist.is_initialized()
+        if distributed:  # basicsr never ends its group; torch asks callers to
+            if status is not None and status != ERROR_STATUS:  # every rank finished (or stopped) alike: no rank
+                dist.barrier()  # tears its connections down while another still saves
+            dist.destroy_process_group()
+    if distributed:  # a worker leaves without the interpreter's teardown, where a gloo rank aborted at times
+        atexit._run_exitfuncs()  # ("terminate called without an active exception", SIGABRT); Python's exit work
+        logging.shutdown()  # (the experiment's lock, the log files) is done first, everything flushed
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     sys.exit(status)
 
 

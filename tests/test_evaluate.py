@@ -416,6 +416,7 @@ def test_a_failed_table_write_of_a_test_run_keeps_the_tables_before_it(tiny_data
     )
     assert sorted(p.relative_to(results).as_posix() for p in written) == [
         'again.csv',  # the second set's own table, then metrics.csv failed
+        'bicubic.resolved.yml',  # the options as the run resolved them, written at start-up
         'demo_val.csv',
         'metrics.csv',
         'metrics.md',
