@@ -21,13 +21,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from aesop.archs.autoencoder_arch import autoencoder_arch
 from aesop.cli import ArgumentParser, add_autoencoder_arguments, cli_main
 from aesop.commands import command_help
-from aesop.data.scan import folder_images, skipped_entries, skipped_names
+from aesop.data.scan import folder_images, image_header, skipped_entries, skipped_names
 from aesop.errors import AesopError
 from aesop.metrics.fid import image_features, set_distance
 from aesop.metrics.scoring import cells, metric_labels, score, write_image_csv
@@ -129,17 +128,6 @@ def images(folder: Path, option: str, strip: str = '') -> tuple[dict[str, Path],
     return found, skipped
 
 
-def image_side(path: Path) -> tuple[int, int] | None:
-    """``(height, width)`` of an image from its header (Pillow; no decoding), or ``None`` where it has none
-    (reading the image says why later)."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except Exception:  # not an image Pillow knows, a corrupt header: cv2 reads it or says so
-        return None
-    return height, width
-
-
 def check_crop(args: argparse.Namespace, sr: dict[str, Path], names: list[str]) -> None:
     """The crop border leaves every SR image (its GT has the same size) enough pixels for each metric that crops
     it (:data:`CROPPED`): one line naming the smallest image, before any image is scored."""
@@ -148,10 +136,10 @@ def check_crop(args: argparse.Namespace, sr: dict[str, Path], names: list[str]) 
         return
     crop = crop_border(args)
     given = f'--crop-border {crop}' if args.crop_border is not None else f'--crop-border {crop} (the default: --scale)'
-    sides = {path: side for path in sr.values() if (side := image_side(path)) is not None}
-    if not sides:
+    sides = {path: size for path in sr.values() if (size := image_header(path)[1]) is not None}  # (w, h)
+    if not sides:  # no header Pillow knows: reading the images says why
         return
-    path, (h, w) = min(sides.items(), key=lambda item: min(item[1]))
+    path, (w, h) = min(sides.items(), key=lambda item: min(item[1]))
     for name in cropping:
         need = CROPPED[name]
         if min(h, w) - 2 * crop < need:

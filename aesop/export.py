@@ -77,40 +77,40 @@ def _probe_size(gen: Generator) -> int:
     return 2 * multiple + 3 if multiple > 1 else 21
 
 
-def export_safetensors(gen: Generator, out: Path, *, half: bool = False) -> Path:
-    """Write ``gen``'s state dict (fp16 with ``half``) and, as metadata, its arch options and scale."""
+def _write_safetensors(out: Path, state_dict: dict, metadata: dict[str, str], *, half: bool) -> None:
+    """``state_dict`` (fp16 with ``half``), each tensor a contiguous CPU copy (safetensors refuses shared memory),
+    with ``metadata``, written atomically to ``out``."""
     from safetensors.torch import save
 
     tensors = {
-        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous().clone()
-        for k, v in gen.net.state_dict().items()
+        k: (v.half() if half and v.is_floating_point() else v).detach().to('cpu', copy=True).contiguous()
+        for k, v in state_dict.items()
     }
-    metadata = {'format': 'pt', 'aesop.scale': str(gen.scale), 'aesop.source': Path(gen.weights).name}
+    atomic_write(out, save(tensors, metadata={'format': 'pt', **metadata}))
+
+
+def export_safetensors(gen: Generator, out: Path, *, half: bool = False) -> Path:
+    """Write ``gen``'s state dict (fp16 with ``half``) and, as metadata, its arch options and scale."""
+    metadata = {'aesop.scale': str(gen.scale), 'aesop.source': Path(gen.weights).name}
     if gen.arch is not None:
         metadata['aesop.arch'] = json.dumps(gen.arch)
-    atomic_write(out, save(tensors, metadata=metadata))
+    _write_safetensors(out, gen.net.state_dict(), metadata, half=half)
     return out
 
 
 def export_trainner(gen: Generator, out: Path, *, half: bool = False) -> dict:
     """Write ψ (an ``AesopAutoEncoder``) in traiNNer-redux's layout (:func:`aesop.archs.trainner.to_trainner`), as a
     safetensors file its ``AutoEncoder`` loads strictly; returns traiNNer's options for it (also in the metadata)."""
-    from safetensors.torch import save
-
     from aesop.archs.autoencoder_arch import AesopAutoEncoder
     from aesop.archs.trainner import to_trainner, trainner_options
 
     if not isinstance(gen.net, AesopAutoEncoder):
         raise AesopError(f'--layout traiNNer writes an auto-encoder ψ (AesopAutoEncoder), not {gen.name}')
     own = gen.net.state_dict()
-    tensors = {
-        k: (v.half() if half and v.is_floating_point() else v).detach().to('cpu', copy=True).contiguous()
-        for k, v in to_trainner(own).items()
-    }
     options = trainner_options(own)
-    metadata = {'format': 'pt', 'aesop.layout': 'traiNNer', 'aesop.source': Path(gen.weights).name}
+    metadata = {'aesop.layout': 'traiNNer', 'aesop.source': Path(gen.weights).name}
     metadata['aesop.trainner'] = json.dumps(options)
-    atomic_write(out, save(tensors, metadata=metadata))
+    _write_safetensors(out, to_trainner(own), metadata, half=half)
     return options
 
 

@@ -18,7 +18,7 @@ from basicsr.archs.swinir_arch import SwinIR
 from basicsr.utils.registry import ARCH_REGISTRY
 from torch.nn import functional as F
 
-__all__ = ['BASICSR_MULTIPLES', 'input_multiple', 'pad_to_multiple']
+__all__ = ['BASICSR_MULTIPLES', 'input_multiple', 'pad_side', 'pad_to_least', 'pad_to_multiple']
 
 #: basicsr's archs: RRDBNet at ×2 / ×1 pixel-unshuffles its input by 2 / 4; SwinIR needs multiples of its window.
 BASICSR_MULTIPLES: dict[type, Callable[[Mapping], int]] = {
@@ -54,19 +54,36 @@ def pad_to_multiple(
         missing = (size + multiple - 1) // multiple * multiple - size  # not -size % multiple: simpler when traced
         if isinstance(missing, int) and not missing:  # eager and already a multiple: no copy
             continue
-        while True:
-            size = img.shape[dim]
-            if mode == 'symmetric':  # the most one mirror adds
-                room = size
-            else:
-                room = size - 1 if size > 1 else missing  # a 1-pixel side: replicated at once
-            step = missing if missing <= room else room
-            if mode == 'symmetric':
-                img = torch.cat([img, img.flip(dim).narrow(dim, 0, step)], dim)
-            else:
-                pad = (0, 0, 0, step) if dim == -2 else (0, step, 0, 0)
-                img = F.pad(img, pad, mode='replicate' if size == 1 else 'reflect')
-            missing = missing - step
-            if missing <= 0:
-                break
+        img = pad_side(img, dim, missing, mode=mode)
     return img
+
+
+def pad_to_least(img: torch.Tensor, least: int) -> torch.Tensor:
+    """Pad the sides of (N, C, H, W) shorter than ``least`` px at the bottom / right up to ``least`` (mirrored with
+    the edge repeated, :func:`pad_side`); longer sides are left as they are."""
+    for dim in (-2, -1):
+        if img.shape[dim] < least:
+            img = pad_side(img, dim, least - img.shape[dim])
+    return img
+
+
+def pad_side(
+    img: torch.Tensor, dim: int, missing: int, *, mode: Literal['symmetric', 'reflect'] = 'symmetric'
+) -> torch.Tensor:
+    """``missing`` (> 0) px added at the end of ``dim`` (-2: bottom, -1: right), mirrored as :func:`pad_to_multiple`
+    says, as often as a side smaller than the padding needs."""
+    while True:
+        size = img.shape[dim]
+        if mode == 'symmetric':  # the most one mirror adds
+            room = size
+        else:
+            room = size - 1 if size > 1 else missing  # a 1-pixel side: replicated at once
+        step = missing if missing <= room else room
+        if mode == 'symmetric':
+            img = torch.cat([img, img.flip(dim).narrow(dim, 0, step)], dim)
+        else:
+            pad = (0, 0, 0, step) if dim == -2 else (0, step, 0, 0)
+            img = F.pad(img, pad, mode='replicate' if size == 1 else 'reflect')
+        missing = missing - step
+        if missing <= 0:
+            return img

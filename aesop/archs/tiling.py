@@ -10,10 +10,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from aesop.archs.sizes import pad_to_multiple
+from aesop.archs.sizes import pad_to_least, pad_to_multiple
 from aesop.errors import AesopError
 
-__all__ = ['half_dtype', 'network_device', 'pad_to_least', 'run_padded', 'tile_spans', 'upscale']
+__all__ = ['half_dtype', 'network_device', 'run_padded', 'tile_spans', 'upscale']
 
 
 def network_device(net: nn.Module, default: torch.device) -> torch.device:
@@ -41,17 +41,6 @@ def _context(start: int, stop: int, size: int, pad: int, multiple: int, least: i
     grow = min(need, size - hi)
     hi, need = hi + grow, need - grow
     return lo - min(need, lo), hi
-
-
-def pad_to_least(img: Tensor, least: int) -> Tensor:
-    """Pad the sides of (N, C, H, W) shorter than ``least`` px at the bottom / right up to ``least`` (mirrored with
-    the edge repeated, as :func:`~aesop.archs.sizes.pad_to_multiple`, as often as needed: a 1-px side is
-    replicated); longer sides are left as they are."""
-    for dim in (-2, -1):
-        while img.shape[dim] < least:
-            step = min(least - img.shape[dim], img.shape[dim])
-            img = torch.cat([img, img.flip(dim).narrow(dim, 0, step)], dim)
-    return img
 
 
 def run_padded(net: nn.Module, img: Tensor, *, scale: int, window: int | None, half: bool, min_side: int = 1) -> Tensor:
@@ -108,7 +97,7 @@ def upscale(
         half: autocast, fp16 on CUDA and bf16 on the CPU.
         min_side: the smallest side the network takes (a network that pads inside itself by reflection, as
             spandrel's SwinIR to its window, needs more px than it pads): a shorter image or tile is padded to
-            it (mirrored, :func:`pad_to_least`) and its output cropped back.
+            it (mirrored, :func:`~aesop.archs.sizes.pad_to_least`) and its output cropped back.
 
     Returns:
         (N, C', H * scale, W * scale) float32 in [0, 1], on ``img``'s device.
