@@ -24,7 +24,7 @@ figures: venv
 	$(PY) scripts/docs_figures.py --out docs
 
 test: venv lint
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 lint: venv
 	$(VENV)/bin/ruff check aesop scripts tests

@@ -494,10 +494,17 @@ def declare_options(section: str, reader: str, doc: str, fields: dict[str, tuple
         keywords = {'default': None, **(rest[0] if rest else {})}
         kind = annotation | None if keywords['default'] is None else annotation
         defined[key] = (kind, Field(description=text, **keywords))
-    part = create_model(reader, __base__=_Section, __doc__=doc, __module__=__name__, **defined)
+    part = create_model(reader, __base__=_Declared, __doc__=doc, __module__=__name__, **defined)
     _DECLARED.setdefault(section, {})[reader] = part
     option_file.cache_clear()
     return part
+
+
+class _Declared(_Section):
+    """A part declared with :func:`declare_options`: its descriptions are its fields' (no class source to read
+    attribute docstrings from, which pydantic would look for through every module of the call stack)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=False)
 
 
 def _base_section(section: str) -> type[_Section]:
@@ -671,7 +678,7 @@ _BOUNDS = {'greater_than': '>', 'greater_than_equal': '≥', 'less_than': '<', '
 class _Call(_Section):
     """The keyword options of a component's call (:func:`check_call`): unknown keys refused."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, use_attribute_docstrings=False)  # built from a signature
 
 
 class _OpenCall(_Call):

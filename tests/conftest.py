@@ -34,9 +34,34 @@ if os.environ.get('PYTEST_XDIST_WORKER_COUNT'):  # pytest -n N: share the cores 
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ['PYTEST_XDIST_WORKER_COUNT'])))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Heavy tests first: ``ddp`` (torchrun), then ``heavy`` (processes of their own, or seconds of work). ``make
+    test``'s ``pytest -n auto --dist loadgroup`` hands tests out in this order as the workers free up, so the light
+    tests fill in at the end and no worker is left running a long test alone."""
+    items.sort(key=lambda item: 0 if any(item.iter_markers('ddp')) else 1 if any(item.iter_markers('heavy')) else 2)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _basicsr_logger_given_back():
+    """basicsr's logger as before the test: a console handler basicsr made during it (once per process, on the
+    stderr of that moment: a ``capsys`` buffer closed after the test) is closed and dropped, and basicsr's record of
+    set-up loggers put back, so no later test logs into a closed buffer whatever the order the tests run in."""
+    from basicsr.utils import logger as basicsr_logger
+
+    logger = logging.getLogger('basicsr')
+    handlers, initialized = logger.handlers[:], dict(basicsr_logger.initialized_logger)
+    yield
+    for handler in logger.handlers:
+        if handler not in handlers:
+            handler.close()
+    logger.handlers[:] = handlers
+    basicsr_logger.initialized_logger.clear()
+    basicsr_logger.initialized_logger.update(initialized)
 
 
 @pytest.fixture(scope='session')

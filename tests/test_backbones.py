@@ -49,6 +49,7 @@ def odd_test_set(tmp_path_factory):
     return folder
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize('backbone', BACKBONES)
 def test_aesop_gan_trains_and_tests_with_each_backbone(backbone, tmp_path, odd_test_set):
     arch = BACKBONES[backbone]

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import REPO, run_python
 
 
 def benchmark(*argv: str) -> tuple[int, str, str]:
-    """``python scripts/benchmark.py ARGV`` in a process of its own, of this checkout: (status, stdout, stderr)."""
-    path = os.pathsep.join(p for p in (str(REPO), os.environ.get('PYTHONPATH')) if p)
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': path}
+    """``python scripts/benchmark.py ARGV`` as a process would run it (in this one: :func:`conftest.run_python`,
+    which gives back the thread count and environment the script sets): (status, stdout, stderr)."""
     cmd = [sys.executable, str(REPO / 'scripts' / 'benchmark.py'), *argv]
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    proc = run_python(cmd, cwd=REPO, env={**os.environ, 'OMP_NUM_THREADS': '1'})
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -29,6 +27,7 @@ def report(*argv: str) -> tuple[dict, list[str]]:
     return json.loads(lines[-1]), lines
 
 
+@pytest.mark.heavy
 def test_tiny_run_reports_every_row_flops_and_inference():
     result, out = report()
     rows = ['esrgan', 'ldl', 'aesop', 'aesop_srresnet']

@@ -17,6 +17,7 @@ from aesop.pipeline import load_resume_state
 from aesop.weights import read_checkpoint
 
 
+@pytest.mark.heavy
 def test_basicsr_imports_on_this_torchvision_in_a_fresh_interpreter():
     code = 'import aesop, basicsr.data.degradations as d; print(d.rgb_to_grayscale.__module__)'
     proc = run_subprocess([sys.executable, '-c', code])  # a fresh interpreter: the import order is the point
@@ -90,6 +91,7 @@ def test_offline_vgg_names_the_missing_file(monkeypatch, tmp_path):
         OfflineZoo().vgg19(pretrained=True)
 
 
+@pytest.mark.heavy
 def test_offline_vgg_loads_a_local_file_into_the_perceptual_loss(monkeypatch, tmp_path):
     from basicsr.losses.basic_loss import PerceptualLoss
 

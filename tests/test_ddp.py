@@ -130,11 +130,9 @@ def fid_opt(folder: str, *, dist: bool, rank: int = 0, world_size: int = 1) -> d
 
 def fid_worker(out: str) -> None:
     """This rank's validation results (``<out>.<rank>``); rank 0 writes ``net_g_best.json`` beside them."""
-    torch.distributed.init_process_group('gloo')
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     opt = fid_opt(os.path.dirname(out), dist=True, rank=rank, world_size=world)
     torch.save(validate(opt, FID_VAL, FidPairs()), f'{out}.{rank}')
-    torch.distributed.destroy_process_group()
 
 
 def batch() -> dict:
@@ -156,7 +154,6 @@ def one_step(opt: dict, data: dict) -> dict:
 
 
 def step_worker(out: str) -> None:
-    torch.distributed.init_process_group('gloo')
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     data = {k: v[rank : rank + 1] for k, v in batch().items()}
     opt = ae_opt(os.path.dirname(out), dist=True, rank=rank, world_size=world)
@@ -164,7 +161,6 @@ def step_worker(out: str) -> None:
     metrics = validate(opt)
     if rank == 0:
         torch.save({'weights': weights, 'metrics': metrics}, out)
-    torch.distributed.destroy_process_group()
 
 
 def sync_bn_worker(out: str) -> None:
@@ -172,7 +168,6 @@ def sync_bn_worker(out: str) -> None:
     pair and a backward; rank r writes ``<out>.<r>``, rank 0 also D's checkpoint (``net_d_1.pth``)."""
     from conftest import build_model
 
-    torch.distributed.init_process_group('gloo')
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     torch.manual_seed(0)
     model = build_model(gan_opt(os.path.dirname(out), dist=True, rank=rank, world_size=world))
@@ -186,23 +181,46 @@ def sync_bn_worker(out: str) -> None:
     grads = {k: p.grad for k, p in net.named_parameters()}
     result = {'kinds': kinds, 'initial': initial, 'state': net.state_dict(), 'score': score.detach()}
     torch.save({**result, 'input_grad': images.grad, 'grads': grads}, f'{out}.{rank}')
+
+
+WORKERS = {  # folder: (output, worker)
+    'step': ('ddp.pth', step_worker),
+    'fid': ('ddp/fid.pth', fid_worker),
+    'sync_bn': ('sync.pth', sync_bn_worker),
+}
+
+
+def run_workers(root: str) -> None:
+    """Every worker of :data:`WORKERS` in turn on one gloo process group, each in its folder under ``root``."""
+    torch.distributed.init_process_group('gloo')
+    for name, (out, worker) in WORKERS.items():
+        worker(os.path.join(root, name, out))
+        torch.distributed.barrier()
     torch.distributed.destroy_process_group()
 
 
-def run_two_processes(worker: str, out: Path) -> None:
-    """``worker`` of this file in 2 gloo processes (torchrun)."""
-    from conftest import run_subprocess  # here: torchrun's workers run this file, without pytest
-
-    torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
-    cmd = [torchrun, '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0', __file__, worker]
-    proc = run_subprocess([*cmd, str(out)], timeout=180)  # torchrun starts the two processes itself
-    assert proc.returncode == 0, proc.stderr[-3000:]
-
-
 @pytest.mark.ddp
-def test_two_processes_one_sample_each_equal_one_process_two_samples(tmp_path):
-    out = tmp_path / 'ddp.pth'
-    run_two_processes('step_worker', out)
+def test_two_gloo_processes_equal_one(tmp_path, subtests):
+    """One torchrun of 2 gloo processes (this file: :func:`run_workers`, a folder per worker), whose results each
+    ``check_*`` below compares with one process's, as a subtest of its own (one launch: each costs seconds)."""
+    from conftest import run_subprocess
+
+    root = tmp_path / 'ddp'
+    for name, (out, _) in WORKERS.items():
+        (root / name / out).parent.mkdir(parents=True)
+    torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
+    cmd = [torchrun, '--nproc_per_node=2', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0', __file__, str(root)]
+    proc = run_subprocess(cmd, timeout=240)  # torchrun starts the two processes itself
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for check in (check_one_sample_each_equals_one_process_two_samples, check_fid, check_sync_bn_d):
+        with subtests.test(check.__name__):
+            (tmp_path / check.__name__).mkdir()
+            check(root, tmp_path / check.__name__)
+
+
+def check_one_sample_each_equals_one_process_two_samples(root: Path, tmp_path: Path) -> None:
+    """One AE step, one sample per process, equals one process's step on both; the sharded validation its means."""
+    out = root / 'step' / 'ddp.pth'
     result = torch.load(out, weights_only=True)
     ddp = result['weights']
     single = one_step(ae_opt(str(tmp_path), dist=False), batch())
@@ -218,15 +236,12 @@ def test_two_processes_one_sample_each_equal_one_process_two_samples(tmp_path):
         assert torch.allclose(ddp[key], single[key], atol=1e-6), key
 
 
-@pytest.mark.ddp
-def test_two_processes_give_one_process_fid(tmp_path):
+def check_fid(root: Path, tmp_path: Path) -> None:
     """FID and patch-FID of a validation sharded over 2 gloo processes (3 images: 2 and 1; patches 1 + 1 and 2)
     equal one process's, on both ranks; ``val.save_best: {metric: fid}`` records it as lower-is-better."""
     import json
 
-    out = tmp_path / 'ddp' / 'fid.pth'
-    out.parent.mkdir()
-    run_two_processes('fid_worker', out)
+    out = root / 'fid' / 'ddp' / 'fid.pth'
     ranks = [torch.load(f'{out}.{rank}', weights_only=True) for rank in range(2)]
     single = validate(fid_opt(str(tmp_path), dist=False), FID_VAL, FidPairs())
     assert list(single) == ['psnr', 'fid', 'patch_fid'] and single['fid'] > 0 and single['patch_fid'] > 0
@@ -269,8 +284,7 @@ def test_accumulation_equals_the_whole_batch(tmp_path):
         one_step(opt, batch())
 
 
-@pytest.mark.ddp
-def test_sync_bn_d_normalises_d_with_both_processes_batches(tmp_path):
+def check_sync_bn_d(root: Path, tmp_path: Path) -> None:
     """``train.sync_bn_d`` under DDP (gloo, CPU: this package's all-reduce forward): each rank's D normalises with the
     statistics of both ranks' pairs. A plain D (BatchNorm2d, loading the synchronised D's initial state) on the 4
     images in one process is the reference: the same running statistics, scores and input gradients on both ranks
@@ -278,8 +292,7 @@ def test_sync_bn_d_normalises_d_with_both_processes_batches(tmp_path):
     rank 0 saved has the bare module's keys and loads into a plain D."""
     from basicsr.archs import build_network
 
-    out = tmp_path / 'sync.pth'
-    run_two_processes('sync_bn_worker', out)
+    out = root / 'sync_bn' / 'sync.pth'
     ranks = [torch.load(f'{out}.{rank}', weights_only=True) for rank in range(2)]
     whole = build_network(TINY_D)
     whole.load_state_dict(ranks[0]['initial'])
@@ -302,7 +315,7 @@ def test_sync_bn_d_normalises_d_with_both_processes_batches(tmp_path):
     per_rank.load_state_dict(ranks[0]['initial'])
     per_rank(d_batch()[:2])
     assert not torch.allclose(per_rank.bn0_1.running_mean, ranks[0]['state']['bn0_1.running_mean'], atol=1e-3)
-    saved = torch.load(tmp_path / 'net_d_1.pth', weights_only=True)['params']
+    saved = torch.load(out.parent / 'net_d_1.pth', weights_only=True)['params']
     assert list(saved) == list(whole.state_dict())
     build_network(TINY_D).load_state_dict(saved)  # strict
 
@@ -340,7 +353,5 @@ def test_a_synchronised_d_keeps_its_state_dict_keys(device):
         torch.testing.assert_close(synced.state_dict(), plain.state_dict())
 
 
-WORKERS = {'step_worker': step_worker, 'sync_bn_worker': sync_bn_worker, 'fid_worker': fid_worker}
-
 if __name__ == '__main__':
-    WORKERS[sys.argv[1]](sys.argv[2])
+    run_workers(sys.argv[1])

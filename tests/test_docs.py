@@ -417,6 +417,7 @@ def demo_clone(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.heavy
 def test_documented_demo_commands_run_as_copied(demo_clone: Path):
     """The commands on the demo's data and outputs run as written, in page order (the PD curve reads the CSVs
     the evaluator commands write), without the tests' AESOP_RANDOM_BACKBONES unless the command sets it; they
@@ -439,6 +440,7 @@ def test_documented_demo_commands_run_as_copied(demo_clone: Path):
     assert not failures, '\n'.join(failures)
 
 
+@pytest.mark.heavy
 def test_make_figures_remakes_every_picture_of_the_docs_from_the_demo(demo_clone: Path, tmp_path):
     """``scripts/docs_figures.py`` (``make figures``) writes each figure docs/ shows, from the demo's outputs."""
     cmd = [sys.executable, str(REPO / 'scripts' / 'docs_figures.py'), '--root', str(demo_clone), '--out', str(tmp_path)]

@@ -135,26 +135,6 @@ def test_test_writes_images_and_the_metric_tables(pipeline):
     assert re.search(r'# lpips \(random AlexNet\): [\d.]+\n', log) and re.search(r'# psnr: [\d.]+\n', log)
 
 
-@pytest.mark.ddp
-def test_torchrun_two_cpu_processes_only_rank0_writes(tiny_data, tmp_path):
-    """``torchrun --nproc_per_node=2 aesop/train.py … --launcher pytorch``: an AESOP GAN on gloo."""
-    torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
-    torch.save({'params_ema': build_network(deepcopy(TINY_AE)).state_dict()}, tmp_path / 'ae.pth')
-    opt = tiny(load_yaml(DEMO / 'train_aesop.yml'), 'e2e_ddp', tiny_data, 2)
-    opt['path']['pretrain_network_g'] = None
-    opt['train']['aesop_opt']['pretrained'] = str(tmp_path / 'ae.pth')
-    opt['num_gpu'] = 0  # gloo on CPU even where CUDA is visible
-    launcher = [torchrun, '--nproc_per_node=2', '--master_port=0', '--rdzv_backend=c10d', '--rdzv_endpoint=localhost:0']
-    run_entry('train', write_yaml(opt, tmp_path / 'ddp.yml'), tmp_path, '--launcher', 'pytorch', launcher=launcher)
-    exp = tmp_path / 'experiments' / 'e2e_ddp'
-    models = sorted(p.name for p in (exp / 'models').iterdir())
-    assert models == ['net_d_2.pth', 'net_d_latest.pth', 'net_g_2.pth', 'net_g_latest.pth']
-    assert sorted(p.name for p in (exp / 'training_states').iterdir()) == ['2.state']
-    logs = list(exp.glob('train_*.log'))
-    assert len(logs) == 1 and 'World size (gpu number): 2' in logs[0].read_text()
-    assert 'l_g_aesop' in logs[0].read_text()
-
-
 def free_port() -> int:
     """A port nothing listens on now (bound to port 0, then closed)."""
     with socket.socket() as sock:
@@ -181,21 +161,26 @@ def run_side_by_side(commands: list[tuple[list[str], dict[str, str]]], cwd: Path
     return [(proc.returncode, (cwd / f'process{i}.out').read_text()) for i, proc in enumerate(procs)]
 
 
-def two_process_run(tiny_data: Path, root: Path, name: str) -> tuple[Path, dict[str, str]]:
-    """A 2-iteration tiny SR training validated at its end, gloo (``num_gpu: 0``), and the environment of its
-    processes."""
-    opt = tiny(load_yaml(DEMO / 'train_psnr.yml'), name, tiny_data, 2)
+def two_process_run(tiny_data: Path, root: Path, name: str, *, aesop: bool = False) -> tuple[Path, dict[str, str]]:
+    """A 2-iteration tiny SR training (``aesop``: the AESOP GAN, ψ a random tiny auto-encoder) validated at its end,
+    gloo (``num_gpu: 0``), and the environment of its processes."""
+    opt = tiny(load_yaml(DEMO / ('train_aesop.yml' if aesop else 'train_psnr.yml')), name, tiny_data, 2)
+    if aesop:
+        torch.save({'params_ema': build_network(deepcopy(TINY_AE)).state_dict()}, root / 'ae.pth')
+        opt['path']['pretrain_network_g'] = None
+        opt['train']['aesop_opt']['pretrained'] = str(root / 'ae.pth')
     opt['num_gpu'] = 0  # gloo on CPU even where CUDA is visible
     env = {'AESOP_ROOT': str(root), 'OMP_NUM_THREADS': '1', 'PATH': '/usr/bin:/bin', 'AESOP_RANDOM_BACKBONES': '1'}
     return write_yaml(opt, root / f'{name}.yml'), env
 
 
-def assert_rank0_alone_wrote(root: Path, name: str) -> str:
+def assert_rank0_alone_wrote(root: Path, name: str, networks: tuple[str, ...] = ('net_g',)) -> str:
     """The run's folders hold rank 0's files alone: its checkpoints, one log (world size 2, validated at iteration
     2), one tensorboard file. Returns the log."""
     assert [p.name for p in (root / 'experiments').iterdir()] == [name]  # no other rank made or archived one
     exp = root / 'experiments' / name
-    assert sorted(p.name for p in (exp / 'models').iterdir()) == ['net_g_2.pth', 'net_g_latest.pth']
+    expected = sorted(f'{net}_{at}.pth' for net in networks for at in (2, 'latest'))
+    assert sorted(p.name for p in (exp / 'models').iterdir()) == expected
     assert sorted(p.name for p in (exp / 'training_states').iterdir()) == ['2.state']
     [log] = list(exp.glob('train_*.log'))
     assert len(list((root / 'tb_logger' / name).iterdir())) == 1
@@ -207,15 +192,18 @@ def assert_rank0_alone_wrote(root: Path, name: str) -> str:
 
 @pytest.mark.ddp
 def test_two_torchrun_agents_are_two_nodes_of_one_run(tiny_data, tmp_path):
-    """The documented multi-node command on one machine: two agents (``aesop-torchrun --nnodes=2 --nproc_per_node=1
-    --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT --rdzv_id=ID``), one worker each, gloo: one run of world size 2
-    whose node ranks (group ranks) are 0 and 1; rank 0 alone writes; the sharded validation ends in rank 0's line."""
-    opt_file, env = two_process_run(tiny_data, tmp_path, 'two_nodes')
+    """The documented multi-node command on one machine, an AESOP GAN: two agents (``aesop-torchrun --nnodes=2
+    --nproc_per_node=1 --rdzv_backend=c10d --rdzv_endpoint=HOST:PORT --rdzv_id=ID``; the second node runs plain
+    ``torchrun``, which this project's workers serve as well), one worker each, gloo: one run of world size 2 whose
+    node ranks (group ranks) are 0 and 1; rank 0 alone writes; the sharded validation ends in rank 0's line."""
+    opt_file, env = two_process_run(tiny_data, tmp_path, 'two_nodes', aesop=True)
     env['LOGLEVEL'] = 'INFO'  # the agents log their rendezvous: the node's rank and its workers' global ranks
-    agent = [sys.executable, '-m', 'aesop.launch', '--nnodes=2', '--nproc_per_node=1', '--rdzv_backend=c10d']
-    agent += [f'--rdzv_endpoint=localhost:{free_port()}', f'--rdzv_id=two_nodes_{os.getpid()}']
-    cmd = [*agent, str(REPO / 'aesop' / 'train.py'), '-opt', str(opt_file), '--launcher', 'pytorch']
-    agents = run_side_by_side([(cmd, env), (cmd, env)], tmp_path)
+    nodes = ['--nnodes=2', '--nproc_per_node=1', '--rdzv_backend=c10d', f'--rdzv_endpoint=localhost:{free_port()}']
+    nodes += [f'--rdzv_id=two_nodes_{os.getpid()}', str(REPO / 'aesop' / 'train.py'), '-opt', str(opt_file)]
+    nodes += ['--launcher', 'pytorch']
+    torchrun = shutil.which('torchrun', path=str(Path(sys.executable).parent))
+    agents = [([sys.executable, '-m', 'aesop.launch', *nodes], env), ([torchrun, *nodes], env)]
+    agents = run_side_by_side(agents, tmp_path)
     assert [status for status, _ in agents] == [0, 0], agents
     ranks = {}
     for _, out in agents:
@@ -224,7 +212,8 @@ def test_two_torchrun_agents_are_two_nodes_of_one_run(tiny_data, tmp_path):
         ranks[int(found['group_rank'])] = (found['global_ranks'], out)
     assert sorted(ranks) == [0, 1] and [ranks[0][0], ranks[1][0]] == ['[0]', '[1]']
     assert 'World size (gpu number): 2' in ranks[0][1] and 'World size' not in ranks[1][1]  # rank 0 logs
-    assert_rank0_alone_wrote(tmp_path, 'two_nodes')
+    log = assert_rank0_alone_wrote(tmp_path, 'two_nodes', ('net_d', 'net_g'))
+    assert 'l_g_aesop' in log
 
 
 @pytest.mark.ddp

@@ -70,6 +70,7 @@ def test_bad_input_is_one_line(folders, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f'aesop: error: --lq {lq}: not a folder (not found)'
 
 
+@pytest.mark.heavy
 def test_fid_and_patch_fid_fill_the_mean_row(folders, tmp_path):
     """Set-level: blank per image; 0 for a set against itself, > 0 against another set."""
     sr, all_gt, lq = folders

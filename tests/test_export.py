@@ -55,6 +55,7 @@ def test_safetensors_round_trip_infer_and_psi(tmp_path, capsys):
         assert torch.equal(a.half().float(), b), name
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize(
     'arch',
     [TINY_RRDB, SWINIR_W8, DRCT, TINY_AE],
@@ -146,6 +147,7 @@ def test_opsets_the_exporter_cannot_write_are_refused(rrdb_weights, tmp_path, ca
     assert out.read_bytes() == b'earlier'
 
 
+@pytest.mark.heavy
 def test_onnx_says_the_opset_in_the_file_and_a_full_disk_keeps_the_earlier_one(
     rrdb_weights, tmp_path, capsys, monkeypatch
 ):
@@ -154,13 +156,18 @@ def test_onnx_says_the_opset_in_the_file_and_a_full_disk_keeps_the_earlier_one(
     import onnx
 
     out = tmp_path / 'g.onnx'
+    programs = []
+    monkeypatch.setattr(
+        torch.onnx, 'export', lambda *a, export=torch.onnx.export, **k: programs.append(export(*a, **k)) or programs[-1]
+    )
     assert export('--weights', rrdb_weights, '--format', 'onnx', '--opset', '19', '--no-check', '-o', out) == 0
     assert 'wrote ' + str(out) + ' (RRDBNet x4, opset 19, dynamic N/H/W)' in capsys.readouterr().err
     assert [o.version for o in onnx.load(str(out)).opset_import if o.domain == ''] == [19]
     earlier = out.read_bytes()
 
+    monkeypatch.setattr(torch.onnx, 'export', lambda *a, **k: programs[0])  # the same graph again: the write is new
     monkeypatch.setattr(os, 'fsync', disk_full)
-    assert export('--weights', rrdb_weights, '--format', 'onnx', '--no-check', '-o', out) == 2
+    assert export('--weights', rrdb_weights, '--format', 'onnx', '--opset', '19', '--no-check', '-o', out) == 2
     err = capsys.readouterr().err
     assert one_error_line(err) == f'cannot write {out}: No space left on device (the previous one is kept)'
     monkeypatch.undo()

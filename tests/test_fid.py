@@ -166,6 +166,7 @@ def two_pairs(tmp_path_factory) -> Path:
     return make_demo_dataset(tmp_path_factory.mktemp('two'), train=(), val=('coffee', 'rocket'), val_crop=64)
 
 
+@pytest.mark.heavy
 def test_a_test_run_scores_fid_as_the_evaluator_and_by_hand(two_pairs, tmp_path):
     """aesop/test.py with fid and patch_fid: blank in the per-image rows, the value in the mean row and metrics.csv,
     equal to aesop-evaluate's on the saved SR images, and FID equal to its closed form for two samples per set:

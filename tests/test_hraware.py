@@ -188,6 +188,7 @@ def tiny_stage(name: str, data, tmp_path) -> dict:
     return opt
 
 
+@pytest.mark.heavy
 def test_both_stages_train_two_iterations_and_finetuning_reads_the_pretrained_network(tiny_data, tmp_path):
     from conftest import run_entry, write_yaml
 

@@ -52,6 +52,7 @@ def test_gan_accumulation_runs_in_micro_batches(tmp_path, ae_ckpt):  # noqa: F81
     assert {'l_g_aesop', 'l_g_artifacts', 'l_d_real'} <= set(model.get_current_log())
 
 
+@pytest.mark.heavy
 def test_compile_equals_eager(tmp_path):
     """``train.compile``: the compiled AE step's losses and gradients equal the eager ones, and the state
     dict keeps its keys."""

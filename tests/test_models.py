@@ -240,6 +240,7 @@ def test_swinir_inputs_are_padded_to_the_window(tmp_path):
         assert torch.allclose(model.output, model.net_g(padded)[..., :40, :28])
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize('amp', ['bf16', 'fp16'])
 def test_mixed_precision_and_channels_last_on_cpu(tmp_path, ae_ckpt, amp):
     aesop = {'type': 'AesopLoss', 'autoencoder': TINY_AE, 'pretrained': str(ae_ckpt)}

@@ -475,6 +475,7 @@ def assert_tensorboard_only(proc, root: Path, name: str) -> None:
     assert not (root / 'experiments' / name / 'wandb').exists()
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize('mode', ['offline', 'online'])
 def test_wandb_mode_set_is_left_to_wandb(tiny_data, tmp_path, no_wandb_login, monkeypatch, mode):
     """WANDB_MODE=offline: a local wandb run beside tensorboard, as before; WANDB_MODE=online without a
@@ -496,6 +497,7 @@ def test_wandb_mode_set_is_left_to_wandb(tiny_data, tmp_path, no_wandb_login, mo
     assert (tmp_path / 'experiments' / 'release_ae' / 'models' / 'net_g_1.pth').is_file()
 
 
+@pytest.mark.heavy
 def test_release_schema_files_train_and_test(tiny_data, tmp_path, no_wandb_login):
     """A new user's machine: wandb installed (the dev extra) and nobody logged in, as in CI. Every
     training file of the release sets logger.wandb: each trains, with tensorboard only."""
@@ -642,6 +644,7 @@ print('ok')
 """
 
 
+@pytest.mark.heavy
 def test_release_names_taken_by_another_plugin_neither_crash_nor_break_release_files():
     proc = run_subprocess([sys.executable, '-c', OTHER_PLUGIN_FIRST])  # a fresh interpreter: another plugin first
     assert proc.returncode == 0 and proc.stdout.strip() == 'ok', proc.stderr[-3000:]
