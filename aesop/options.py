@@ -11,25 +11,17 @@ with the option key that holds it, not an hour into training.
 
 from __future__ import annotations
 
-import ast
-import builtins
 import collections
 import copy
 import difflib
 import importlib.util
-import inspect
-import itertools
 import os
 import random
 import re
-import shutil
-import subprocess
-import textwrap
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 import yaml
 from basicsr.utils import set_random_seed
 from basicsr.utils.dist_util import get_dist_info
@@ -38,12 +30,13 @@ from basicsr.utils.registry import ARCH_REGISTRY, DATASET_REGISTRY, LOSS_REGISTR
 from aesop.archs.autoencoder_arch import AUTOENCODER_TYPES
 from aesop.archs.hraware_arch import CLIP_RN50
 from aesop.backbones import missing_imagenet_file
+from aesop.distributed import init_dist
 from aesop.errors import AesopError
 from aesop.metrics.fid import missing_fid_weights
 from aesop.metrics.iqa import IQA_EXTRA, niqe_implementation
 from aesop.metrics.metrics import metric_backbone
 from aesop.metrics.scoring import SCOPE_KEY, is_set_level
-from aesop.schema import admits, apply_schema, check_call
+from aesop.schema import admits, apply_schema, check_call, check_component
 from aesop.utils import clone_root, closest, did_you_mean, iter_keyed_mappings, warn
 from aesop.wandb_login import check_wandb
 from aesop.weights import PUBLISHED_WEIGHTS
@@ -282,150 +275,6 @@ def _set_up_run(opt: dict, *, root_path: Path, launcher: str, auto_resume: bool,
     else:
         root = paths['results_root'] = str(root_path / 'results' / opt['name'])
         paths.update(log=root, visualization=f'{root}/visualization')
-
-
-def init_dist(launcher: str, *, cpu: bool = False, backend: str | None = None, port: int | None = None) -> None:
-    """The process group: NCCL on GPUs, gloo on CPU (no CUDA, or ``cpu``: ``num_gpu: 0``); each rank's GPU chosen
-    by ``LOCAL_RANK`` (basicsr 1.4.2's used NCCL always and the global rank).
-
-    ``pytorch``: the rank, world size and address torchrun set. ``slurm``: the same read from the task's Slurm
-    environment (:func:`slurm_environment`; ``port``: ``dist_params.port``) and set in this process's, in place of
-    basicsr's ``_init_dist_slurm`` (which needed ``scontrol``, a GPU and NCCL)."""
-    if launcher == 'pytorch' and not {'RANK', 'WORLD_SIZE', 'MASTER_ADDR'} <= set(os.environ):
-        raise AesopError(
-            '--launcher pytorch needs the process group torchrun sets up: '
-            'torchrun --nproc_per_node=N aesop/train.py -opt … --launcher pytorch (or drop --launcher)'
-        )
-    if launcher == 'slurm':
-        os.environ.update(slurm_environment(os.environ, port=port))
-    cuda = torch.cuda.is_available() and not cpu
-    backend = backend if cuda and backend else ('nccl' if cuda else 'gloo')
-    if cuda:
-        local_rank = int(os.environ.get('LOCAL_RANK', os.environ.get('RANK', '0')))
-        torch.cuda.set_device(local_rank % torch.cuda.device_count())
-    dist.init_process_group(backend=backend)
-
-
-SLURM_TASK = ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID')  # what srun gives each task
-SLURM_NODELISTS = ('SLURM_STEP_NODELIST', 'SLURM_NODELIST', 'SLURM_JOB_NODELIST')  # the step's nodes first
-DEFAULT_MASTER_PORT = 29500  # torch.distributed's
-
-
-def slurm_environment(environ: Mapping[str, str], *, port: int | None = None) -> dict[str, str]:
-    """``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` of an ``srun`` task
-    (``--launcher slurm``: one task per GPU, or per process on the CPU), from its environment ``environ``:
-
-    - the ranks: ``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID`` (the GPU: ``LOCAL_RANK`` modulo the GPUs
-      the task sees);
-    - the address: ``MASTER_ADDR`` when set, else the first host of the step's node list (``SLURM_STEP_NODELIST``,
-      ``SLURM_NODELIST``, ``SLURM_JOB_NODELIST``: task 0 runs there) as ``scontrol show hostnames`` gives it, or,
-      without ``scontrol`` (a container, a compute image without Slurm's tools), as :func:`expand_nodelist` reads it;
-    - the port: ``port`` (``dist_params.port``), else ``MASTER_PORT``, else 29500.
-
-    A missing variable, or a node list that cannot be read, is one :class:`AesopError` line naming the fix."""
-    if missing := [name for name in SLURM_TASK if not environ.get(name)]:
-        raise AesopError(
-            f'--launcher slurm needs the environment srun gives each task ({", ".join(missing)} not set): '
-            'srun --ntasks-per-node=<GPUs> python aesop/train.py -opt … --launcher slurm '
-            '(or start it with aesop-torchrun and --launcher pytorch)'
-        )
-    try:
-        rank, world_size, local_rank = (int(environ[name]) for name in SLURM_TASK)
-    except ValueError:
-        values = ', '.join(f'{name}={environ[name]!r}' for name in SLURM_TASK)
-        raise AesopError(f'--launcher slurm: {values}: each must be a whole number') from None
-    address = environ.get('MASTER_ADDR') or _first_slurm_host(environ)
-    return {
-        'RANK': str(rank),
-        'WORLD_SIZE': str(world_size),
-        'LOCAL_RANK': str(local_rank),
-        'MASTER_ADDR': address,
-        'MASTER_PORT': str(port or environ.get('MASTER_PORT') or DEFAULT_MASTER_PORT),
-    }
-
-
-def _first_slurm_host(environ: Mapping[str, str]) -> str:
-    """The first host of the task's node list (:func:`slurm_environment`)."""
-    name = next((name for name in SLURM_NODELISTS if environ.get(name)), None)
-    if name is None:
-        raise AesopError(
-            f'--launcher slurm: neither MASTER_ADDR nor {", ".join(SLURM_NODELISTS)} is set: '
-            'set MASTER_ADDR to the address of the node of task 0'
-        )
-    nodelist = environ[name]
-    scontrol = 'there is no scontrol to expand it'
-    if program := shutil.which('scontrol', path=environ.get('PATH')):
-        try:
-            shown = subprocess.run(
-                [program, 'show', 'hostnames', nodelist], capture_output=True, text=True, timeout=60, check=True
-            ).stdout.split()
-        except (OSError, subprocess.SubprocessError) as err:  # no reachable controller: read the list here
-            said = (getattr(err, 'stderr', None) or str(err)).strip().splitlines()
-            scontrol = f'scontrol show hostnames failed: {said[0] if said else err}'
-        else:
-            if shown:
-                return shown[0]
-            scontrol = 'scontrol show hostnames listed no host'
-    try:
-        return expand_nodelist(nodelist)[0]
-    except ValueError as err:
-        raise AesopError(
-            f'--launcher slurm: cannot read {name}={nodelist!r} ({err}) and {scontrol}: '
-            'set MASTER_ADDR to the address of the node of task 0'
-        ) from None
-
-
-_HOST_PART = re.compile(r'[A-Za-z0-9._-]*')
-_RANGE = re.compile(r'(\d+)(?:-(\d+))?')
-
-
-def expand_nodelist(nodelist: str) -> list[str]:
-    """The hosts of a Slurm node list, in order, as ``scontrol show hostnames`` lists them: ``node01``,
-    ``node[01-04]`` (zero padding kept: the width of the range's first number), ``node[01,03,07-08]``, ``a,b``,
-    ``gpu[1-2],cpu07`` and brackets in several places (``rack[1-2]-n[1-2]``: every combination, the last bracket
-    varying fastest). Anything else (nested or unbalanced brackets, a step ``[1-8:2]``, a range that runs
-    backwards, a character a host name cannot hold) is a :class:`ValueError` saying what."""
-    if not nodelist:
-        raise ValueError('empty')
-    items, depth, start = [], False, 0
-    for i, char in enumerate(nodelist):
-        if char == '[':
-            if depth:
-                raise ValueError(f'nested "[" at character {i + 1}')
-            depth = True
-        elif char == ']':
-            if not depth:
-                raise ValueError(f'"]" without "[" at character {i + 1}')
-            depth = False
-        elif char == ',' and not depth:
-            items.append(nodelist[start:i])
-            start = i + 1
-    if depth:
-        raise ValueError('"[" without "]"')
-    items.append(nodelist[start:])
-    hosts = []
-    for item in items:
-        parts = re.split(r'\[([^\]]*)\]', item)  # name, ranges, name, ranges, …, name
-        names = parts[::2]
-        if not ''.join(names) or any(not _HOST_PART.fullmatch(part) for part in names):
-            raise ValueError(f'{item!r} is not a host name or a host range')
-        choices = [[part] if i % 2 == 0 else _expand_ranges(part) for i, part in enumerate(parts)]
-        hosts += [''.join(choice) for choice in itertools.product(*choices)]
-    return hosts
-
-
-def _expand_ranges(text: str) -> list[str]:
-    """The numbers of a bracket of a Slurm node list (``01-04,07``), each as wide as its range's first number."""
-    numbers = []
-    for part in text.split(','):
-        found = _RANGE.fullmatch(part)
-        if not found:
-            raise ValueError(f'[{text}]: {part!r} is not a number or a range a-b')
-        first, last = found.group(1), found.group(2) or found.group(1)
-        if int(last) < int(first):
-            raise ValueError(f'[{text}]: the range {part} runs backwards')
-        numbers += [str(n).zfill(len(first)) for n in range(int(first), int(last) + 1)]
-    return numbers
 
 
 def check_start_up(opt: dict, *, root_path: str | Path) -> dict:
@@ -715,7 +564,7 @@ def check_components(opt: dict) -> None:
                 f'it reads {", ".join(readable)}'
             )
         if key.endswith('_opt') and isinstance(value, dict) and 'type' in value:
-            _check_kwargs(_lookup(LOSS_REGISTRY, value['type'], f'train.{key}.type'), value, f'train.{key}')
+            check_component(_lookup(LOSS_REGISTRY, value['type'], f'train.{key}.type'), value, f'train.{key}')
             if isinstance(value.get('autoencoder'), dict):
                 _check_arch(value['autoencoder'], f'train.{key}.autoencoder', opt.get('scale'))
     for key, value in ((opt.get('val') or {}).get('metrics') or {}).items():
@@ -779,7 +628,7 @@ def _check_arch(arch: dict, key: str, scale: int | None) -> None:
     from aesop.official import rewrite_entry
 
     arch = rewrite_entry(arch)  # a release name (e.g. ``--arch '{type: DRCT, …}'``): checked as what it builds
-    _check_kwargs(_lookup(ARCH_REGISTRY, arch.get('type'), f'{key}.type'), arch, key)
+    check_component(_lookup(ARCH_REGISTRY, arch.get('type'), f'{key}.type'), arch, key)
     for name, value in arch.items():
         if isinstance(value, dict) and 'type' in value:
             _check_arch(value, f'{key}.{name}', None)
@@ -795,145 +644,3 @@ def _lookup(registry, name, key: str):
     close = difflib.get_close_matches(str(name), list(registry.keys()), n=3, cutoff=0.5)
     hint = f'; did you mean {", ".join(close)}?' if close else ''
     raise AesopError(f'unknown {registry._name} type {name!r} (option {key}){hint}')
-
-
-def _check_kwargs(component, options: dict, key: str) -> None:
-    """A network's or loss's options against its signature (:func:`aesop.schema.check_call`); what a ``**kwargs``
-    takes is read from its source (:func:`_keywords`)."""
-    accepted = _keywords(component)
-    extra = None if accepted is None else tuple(accepted)
-    check_call(component, options, key=key, what=f'{options["type"]} (option {key})', extra=extra)
-
-
-def _keywords(component: Callable, cls: type | None = None, seen: tuple[Callable, ...] = ()) -> list[str] | None:
-    """The keyword options ``component`` (a class: its ``__init__``) really reads; ``None``: anything, as far as
-    can be told.
-
-    Its named parameters; for a ``**kwargs`` (read with :mod:`ast`), also the keys its body reads
-    (``kwargs['x']``, ``kwargs.get('x')``, ``kwargs.pop('x')``, ``'x' in kwargs``) and, where it passes
-    ``**kwargs`` on, what the callee reads by the same rule (``super().__init__``, ``super(C, self).__init__``,
-    a class or function its module names), less the callee's parameters that call fills itself (its first
-    positional arguments, its explicit keywords). ``kwargs`` unused (basicsr's ``SwinIR``): the named parameters
-    only. Any other use (stored, iterated, ``locals()``), an unresolvable callee (a name the function binds itself,
-    e.g. ``Block = Other; Block(**kwargs)`` or a parameter), or no source: ``None``. ``cls`` is the class being
-    built (whose MRO ``super()`` follows); ``seen`` stops forwarding cycles.
-    """
-    if isinstance(component, type):
-        cls, function = component, component.__init__
-    else:
-        function = component
-    params = _parameters(component)
-    if params is None:
-        return None
-    accepted = [n for n, p in params.items() if p.kind is not p.VAR_KEYWORD and n != 'self']
-    var = next((n for n, p in params.items() if p.kind is p.VAR_KEYWORD), None)
-    if var is None or function in seen:
-        return accepted
-    try:
-        definition = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
-    except (OSError, TypeError, SyntaxError, IndexError):
-        return None
-    if not isinstance(definition, ast.FunctionDef) or getattr(definition.args.kwarg, 'arg', None) != var:
-        return None  # the source is not this signature's (a lambda, another constructor)
-    owner = next((k for k in (cls.__mro__ if cls else ()) if vars(k).get(function.__name__) is function), None)
-    namespace = {**vars(builtins), **getattr(function, '__globals__', {})}
-    parents = {child: node for node in ast.walk(definition) for child in ast.iter_child_nodes(node)}
-    local = _local_names(definition)
-    uses = [n for n in ast.walk(definition) if isinstance(n, ast.Name) and n.id in (var, 'locals')]
-    for name in sorted(uses, key=lambda n: (n.lineno, n.col_offset)):  # in source order, for the message
-        parent = parents[name]
-        call = parents.get(parent)
-        if name.id == 'locals':  # locals() hands kwargs on unseen
-            return None
-        if isinstance(parent, ast.keyword) and parent.arg is None and isinstance(call, ast.Call):  # f(**kwargs)
-            func, target, implicit = call.func, None, 0
-            if isinstance(func, ast.Attribute) and getattr(getattr(func.value, 'func', None), 'id', None) == 'super':
-                args = func.value.args  # super().f(**kwargs), super(C, self).f(**kwargs): the next class in cls's MRO
-                start = namespace.get(args[0].id) if args and isinstance(args[0], ast.Name) else owner
-                if isinstance(start, type) and cls is not None and issubclass(cls, start):
-                    target = getattr(super(start, cls), func.attr, None)
-                    later = cls.__mro__[cls.__mro__.index(start) + 1 :]
-                    raw = next((vars(k)[func.attr] for k in later if func.attr in vars(k)), None)
-                    implicit = 0 if isinstance(raw, (staticmethod, classmethod)) else 1  # super() passes self
-            else:  # Name(**kwargs), Name.f(**kwargs), module.Name(**kwargs)
-                path = []
-                while isinstance(func, ast.Attribute):
-                    path, func = [func.attr, *path], func.value
-                if isinstance(func, ast.Name) and func.id in local:
-                    return None  # bound in the function (Block = Other, a parameter): not the module's name
-                target = namespace.get(func.id) if isinstance(func, ast.Name) else None
-                for attr in path:
-                    target = getattr(target, attr, None)
-            forwarded = _keywords(target, cls, (*seen, function))
-            if forwarded is None:
-                return None
-            filled = _filled_by_call(target, call, implicit)
-            accepted += [n for n in forwarded if n not in filled]
-        elif (
-            isinstance(parent, ast.Attribute)
-            and parent.attr in ('get', 'pop')
-            and isinstance(call, ast.Call)
-            and call.func is parent
-            and call.args
-            and isinstance(call.args[0], ast.Constant)
-        ):  # kwargs.get('x'), kwargs.pop('x', default)
-            accepted.append(call.args[0].value)
-        elif (
-            isinstance(parent, ast.Subscript)
-            and parent.value is name
-            and isinstance(parent.ctx, ast.Load)
-            and isinstance(parent.slice, ast.Constant)
-        ):  # kwargs['x']
-            accepted.append(parent.slice.value)
-        elif (
-            isinstance(parent, ast.Compare)
-            and parent.comparators == [name]
-            and isinstance(parent.ops[0], (ast.In, ast.NotIn))
-            and isinstance(parent.left, ast.Constant)
-        ):  # 'x' in kwargs
-            accepted.append(parent.left.value)
-        else:
-            return None
-    return [n for n in dict.fromkeys(accepted) if isinstance(n, str)]
-
-
-def _local_names(definition: ast.FunctionDef) -> set[str]:
-    """The names ``definition`` binds itself (so a call through one is not the module's): its parameters and those
-    of the functions and lambdas inside it, and every name it assigns, deletes, imports or defines."""
-    names = set()
-    for node in ast.walk(definition):
-        if isinstance(node, ast.arg):
-            names.add(node.arg)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            names.add(node.id)
-        elif isinstance(node, ast.alias):
-            names.add((node.asname or node.name).split('.')[0])
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is not definition:
-            names.add(node.name)
-    return names
-
-
-def _filled_by_call(target: Callable, call: ast.Call, implicit: int) -> set[str]:
-    """The parameters of ``target`` that ``call`` fills itself, so its ``**kwargs`` cannot: the first positional
-    ones (after the ``implicit`` ones ``super()`` passes, i.e. ``self``) up to its first ``*args``, and those it
-    names as keywords."""
-    named = {k.arg for k in call.keywords if k.arg is not None}
-    count = next((i for i, a in enumerate(call.args) if isinstance(a, ast.Starred)), len(call.args))
-    try:
-        params = inspect.signature(target).parameters.values()
-    except (TypeError, ValueError):
-        return named
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    positional = [p.name for p in params if p.kind in kinds]
-    return named | set(positional[implicit : implicit + count])
-
-
-def _parameters(function) -> dict[str, inspect.Parameter] | None:
-    """The named (keyword-passable) parameters of ``function`` and its ``**kwargs`` if any; ``None``
-    when it has no inspectable signature."""
-    try:
-        params = inspect.signature(function).parameters
-    except (TypeError, ValueError):
-        return None
-    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD)
-    return {n: p for n, p in params.items() if p.kind in kinds}

@@ -18,12 +18,15 @@ int (``total_iter: 4e5``, ``!!float 5e3``, in a list too): that int; ``2.5`` for
 
 from __future__ import annotations
 
+import ast
+import builtins
 import collections.abc
 import copy
 import functools
 import inspect
 import math
 import re
+import textwrap
 import types
 import typing
 from collections.abc import Callable
@@ -810,6 +813,150 @@ _FAMILIES: dict[tuple[str, str], str] = {
     '`style_weight`, …: any `*_weight`, and each of `layer_weights`) is a finite number ≥ 0, whatever the loss '
     '(0 switches the term off).',
 }
+
+
+def check_component(component: Any, options: dict, key: str) -> None:
+    """A network's or loss's ``type:`` entry ``options`` (at option ``key``) against its signature
+    (:func:`check_call`); what a ``**kwargs`` takes is read from its source (:func:`_keywords`)."""
+    accepted = _keywords(component)
+    extra = None if accepted is None else tuple(accepted)
+    check_call(component, options, key=key, what=f'{options["type"]} (option {key})', extra=extra)
+
+
+def _keywords(component: Callable, cls: type | None = None, seen: tuple[Callable, ...] = ()) -> list[str] | None:
+    """The keyword options ``component`` (a class: its ``__init__``) really reads; ``None``: anything, as far as
+    can be told.
+
+    Its named parameters; for a ``**kwargs`` (read with :mod:`ast`), also the keys its body reads
+    (``kwargs['x']``, ``kwargs.get('x')``, ``kwargs.pop('x')``, ``'x' in kwargs``) and, where it passes
+    ``**kwargs`` on, what the callee reads by the same rule (``super().__init__``, ``super(C, self).__init__``,
+    a class or function its module names), less the callee's parameters that call fills itself (its first
+    positional arguments, its explicit keywords). ``kwargs`` unused (basicsr's ``SwinIR``): the named parameters
+    only. Any other use (stored, iterated, ``locals()``), an unresolvable callee (a name the function binds itself,
+    e.g. ``Block = Other; Block(**kwargs)`` or a parameter), or no source: ``None``. ``cls`` is the class being
+    built (whose MRO ``super()`` follows); ``seen`` stops forwarding cycles.
+    """
+    if isinstance(component, type):
+        cls, function = component, component.__init__
+    else:
+        function = component
+    params = _parameters(component)
+    if params is None:
+        return None
+    accepted = [n for n, p in params.items() if p.kind is not p.VAR_KEYWORD and n != 'self']
+    var = next((n for n, p in params.items() if p.kind is p.VAR_KEYWORD), None)
+    if var is None or function in seen:
+        return accepted
+    try:
+        definition = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0]
+    except (OSError, TypeError, SyntaxError, IndexError):
+        return None
+    if not isinstance(definition, ast.FunctionDef) or getattr(definition.args.kwarg, 'arg', None) != var:
+        return None  # the source is not this signature's (a lambda, another constructor)
+    owner = next((k for k in (cls.__mro__ if cls else ()) if vars(k).get(function.__name__) is function), None)
+    namespace = {**vars(builtins), **getattr(function, '__globals__', {})}
+    parents = {child: node for node in ast.walk(definition) for child in ast.iter_child_nodes(node)}
+    local = _local_names(definition)
+    uses = [n for n in ast.walk(definition) if isinstance(n, ast.Name) and n.id in (var, 'locals')]
+    for name in sorted(uses, key=lambda n: (n.lineno, n.col_offset)):  # in source order, for the message
+        parent = parents[name]
+        call = parents.get(parent)
+        if name.id == 'locals':  # locals() hands kwargs on unseen
+            return None
+        if isinstance(parent, ast.keyword) and parent.arg is None and isinstance(call, ast.Call):  # f(**kwargs)
+            func, target, implicit = call.func, None, 0
+            if isinstance(func, ast.Attribute) and getattr(getattr(func.value, 'func', None), 'id', None) == 'super':
+                args = func.value.args  # super().f(**kwargs), super(C, self).f(**kwargs): the next class in cls's MRO
+                start = namespace.get(args[0].id) if args and isinstance(args[0], ast.Name) else owner
+                if isinstance(start, type) and cls is not None and issubclass(cls, start):
+                    target = getattr(super(start, cls), func.attr, None)
+                    later = cls.__mro__[cls.__mro__.index(start) + 1 :]
+                    raw = next((vars(k)[func.attr] for k in later if func.attr in vars(k)), None)
+                    implicit = 0 if isinstance(raw, (staticmethod, classmethod)) else 1  # super() passes self
+            else:  # Name(**kwargs), Name.f(**kwargs), module.Name(**kwargs)
+                path = []
+                while isinstance(func, ast.Attribute):
+                    path, func = [func.attr, *path], func.value
+                if isinstance(func, ast.Name) and func.id in local:
+                    return None  # bound in the function (Block = Other, a parameter): not the module's name
+                target = namespace.get(func.id) if isinstance(func, ast.Name) else None
+                for attr in path:
+                    target = getattr(target, attr, None)
+            forwarded = _keywords(target, cls, (*seen, function))
+            if forwarded is None:
+                return None
+            filled = _filled_by_call(target, call, implicit)
+            accepted += [n for n in forwarded if n not in filled]
+        elif (
+            isinstance(parent, ast.Attribute)
+            and parent.attr in ('get', 'pop')
+            and isinstance(call, ast.Call)
+            and call.func is parent
+            and call.args
+            and isinstance(call.args[0], ast.Constant)
+        ):  # kwargs.get('x'), kwargs.pop('x', default)
+            accepted.append(call.args[0].value)
+        elif (
+            isinstance(parent, ast.Subscript)
+            and parent.value is name
+            and isinstance(parent.ctx, ast.Load)
+            and isinstance(parent.slice, ast.Constant)
+        ):  # kwargs['x']
+            accepted.append(parent.slice.value)
+        elif (
+            isinstance(parent, ast.Compare)
+            and parent.comparators == [name]
+            and isinstance(parent.ops[0], (ast.In, ast.NotIn))
+            and isinstance(parent.left, ast.Constant)
+        ):  # 'x' in kwargs
+            accepted.append(parent.left.value)
+        else:
+            return None
+    return [n for n in dict.fromkeys(accepted) if isinstance(n, str)]
+
+
+def _local_names(definition: ast.FunctionDef) -> set[str]:
+    """The names ``definition`` binds itself (so a call through one is not the module's): its parameters and those
+    of the functions and lambdas inside it, and every name it assigns, deletes, imports or defines."""
+    names = set()
+    for node in ast.walk(definition):
+        if isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, ast.alias):
+            names.add((node.asname or node.name).split('.')[0])
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is not definition:
+            names.add(node.name)
+    return names
+
+
+def _filled_by_call(target: Callable, call: ast.Call, implicit: int) -> set[str]:
+    """The parameters of ``target`` that ``call`` fills itself, so its ``**kwargs`` cannot: the first positional
+    ones (after the ``implicit`` ones ``super()`` passes, i.e. ``self``) up to its first ``*args``, and those it
+    names as keywords."""
+    named = {k.arg for k in call.keywords if k.arg is not None}
+    count = next((i for i, a in enumerate(call.args) if isinstance(a, ast.Starred)), len(call.args))
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return named
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    positional = [p.name for p in params if p.kind in kinds]
+    return named | set(positional[implicit : implicit + count])
+
+
+def _parameters(function) -> dict[str, inspect.Parameter] | None:
+    """The named (keyword-passable) parameters of ``function`` and its ``**kwargs`` if any; ``None``
+    when it has no inspectable signature."""
+    try:
+        params = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD)
+    return {n: p for n, p in params.items() if p.kind in kinds}
+
+
 _BOUND_SIGNS = {'gt': '>', 'ge': '≥', 'lt': '<', 'le': '≤'}
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / 'aesop'
 LAYERS = [
     ('errors', 'utils', 'wandb_login', 'commands'),  # no project imports beyond errors; command lines
-    ('schema', 'runlock', 'resume', 'weights', 'backbones', 'compat'),  # schema, lock, resume, checkpoints, patches
+    ('schema', 'runlock', 'resume', 'weights', 'backbones', 'compat', 'distributed'),  # + process groups
     ('archs', 'data'),  # components: networks, datasets and degradations
     ('losses', 'metrics'),  # components built on ψ and backbones
     ('models',),  # basicsr models
