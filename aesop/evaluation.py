@@ -29,7 +29,7 @@ from aesop.commands import command_help
 from aesop.data.scan import folder_images, image_header, skipped_entries, skipped_names
 from aesop.errors import AesopError
 from aesop.metrics.fid import image_features, set_distance
-from aesop.metrics.scoring import cells, metric_labels, score, write_image_csv
+from aesop.metrics.scoring import cells, least_side, metric_labels, score, write_image_csv
 from aesop.options import load_options
 from aesop.utils import markdown_table
 from aesop.weights import check_output_file
@@ -37,9 +37,7 @@ from aesop.weights import check_output_file
 SET_METRICS = ('fid', 'patch_fid')  # one value for the whole set (set_options)
 IMAGE_METRICS = ('psnr', 'ssim', 'lpips', 'dists', 'niqe', 'lr_psnr', 'ae_psnr')  # one value per image
 KNOWN_METRICS = (*IMAGE_METRICS, *SET_METRICS)
-# the metrics that crop --crop-border px from each side, and the least side (px) each needs of what is left:
-# SSIM's 11 × 11 Gaussian window, NIQE's 96 × 96 blocks (basicsr's and pyiqa's); a side below gives NaN or an error
-CROPPED = {'psnr': 1, 'ssim': 11, 'niqe': 96, 'ae_psnr': 1}
+CROPPED = ('psnr', 'ssim', 'niqe', 'ae_psnr')  # the metrics that crop --crop-border px from each side
 
 
 def requested(args: argparse.Namespace) -> tuple[list[str], list[str]]:
@@ -128,10 +126,11 @@ def images(folder: Path, option: str, strip: str = '') -> tuple[dict[str, Path],
     return found, skipped
 
 
-def check_crop(args: argparse.Namespace, sr: dict[str, Path], names: list[str]) -> None:
+def check_crop(args: argparse.Namespace, sr: dict[str, Path], metrics: dict[str, dict]) -> None:
     """The crop border leaves every SR image (its GT has the same size) enough pixels for each metric that crops
-    it (:data:`CROPPED`): one line naming the smallest image, before any image is scored."""
-    cropping = [name for name in names if name in CROPPED]
+    it (:data:`CROPPED`; the least side each needs: :func:`aesop.metrics.scoring.least_side`): one line naming the
+    smallest image, before any image is scored (``metrics``: :func:`metric_options`)."""
+    cropping = [name for name in metrics if name in CROPPED]
     if not cropping:
         return
     crop = crop_border(args)
@@ -141,7 +140,7 @@ def check_crop(args: argparse.Namespace, sr: dict[str, Path], names: list[str]) 
         return
     path, (w, h) = min(sides.items(), key=lambda item: min(item[1]))
     for name in cropping:
-        need = CROPPED[name]
+        need = least_side(metrics[name]['type'])
         if min(h, w) - 2 * crop < need:
             most = (min(h, w) - need) // 2
             fix = f'use --crop-border {most} or less' if most >= 0 else f'leave {name} out for images this small'
@@ -225,7 +224,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, dict[str, float]]:
             f'the means are over the {len(sr)} that do (--strict refuses)',
             file=sys.stderr,
         )
-    check_crop(args, sr, list(metrics))
+    check_crop(args, sr, metrics)
     rows = {}
     for stem in tqdm(sr, unit='image', desc='evaluate'):
         img, ref = read(sr[stem]), read(gt[stem])

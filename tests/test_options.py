@@ -516,3 +516,26 @@ def test_step_options_on_a_model_that_does_not_read_them_are_refused(tmp_path):
         with pytest.raises(AesopError, match=f'train.{key} is not supported by AesopSRModel'):
             check_components({**opt, 'train': {**opt['train'], key: value}})
     check_components({**opt, 'train': {**opt['train'], 'grad_clip': None}})  # ~ is unset
+
+
+def test_a_crop_border_leaves_each_metric_the_side_it_needs():
+    """The start-up check of val.metrics' crop_border has aesop-evaluate's rule (metrics.scoring.least_side): what
+    the crop leaves of the smallest GT image must hold SSIM's 11 px window, NIQE's 96 px blocks, one pixel else."""
+    from aesop.options import check_crop_borders
+
+    smallest = {'val': (Path('v/a.png'), (40, 30))}  # (width, height) of the smallest GT image of the set
+    opt = {'datasets': {'val': {'name': 'v'}}, 'val': {'metrics': {'ssim': {'type': 'calculate_ssim'}}}}
+    opt['val']['metrics']['ssim']['crop_border'] = 10  # 10×20 px left
+    message = (
+        'option val.metrics.ssim.crop_border 10 leaves 10×20 px of v/a.png (30×40, datasets.val.dataroot_gt) for '
+        'calculate_ssim, which needs 11 px a side: at most 9'
+    )
+    with pytest.raises(AesopError, match=f'^{re.escape(message)}$'):
+        check_crop_borders(opt, smallest)
+    opt['val']['metrics']['ssim']['crop_border'] = 9  # 12×22 px left
+    check_crop_borders(opt, smallest)
+    opt['val']['metrics'] = {'psnr': {'type': 'calculate_psnr', 'crop_border': 14}}  # 2×12 px: enough for PSNR
+    check_crop_borders(opt, smallest)
+    opt['val']['metrics'] = {'niqe': {'type': 'aesop_niqe', 'crop_border': 0}}
+    with pytest.raises(AesopError, match='for aesop_niqe, which needs 96 px a side: leave niqe out of this set'):
+        check_crop_borders(opt, smallest)

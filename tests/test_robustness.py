@@ -358,8 +358,8 @@ CASES = {
     ),
     'crop_border larger than the images': (
         _crop_border_larger_than_the_images,
-        r'^option val\.metrics\.psnr\.crop_border 32 leaves nothing of .*/val/HR/coffee\.png \(64×64, '
-        r'datasets\.val\.dataroot_gt\): it must be below half the smallest side, at most 31$',
+        r'^option val\.metrics\.psnr\.crop_border 32 leaves 0×0 px of .*/val/HR/coffee\.png \(64×64, '
+        r'datasets\.val\.dataroot_gt\) for calculate_psnr, which needs 1 px a side: at most 31$',
     ),
     'resume_state is a folder': (
         _resume_state_folder,

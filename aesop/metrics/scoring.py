@@ -70,6 +70,17 @@ def scores_on(metric_opt: Mapping, dataset_name: str) -> bool:
     return names is None or dataset_name in names
 
 
+# The least side (px) a metric needs of what its crop_border leaves: SSIM's 11 × 11 Gaussian window, NIQE's 96 × 96
+# blocks (basicsr's and pyiqa's); any other metric one pixel. Below it: NaN or an error, after the images were made.
+LEAST_SIDES = {'calculate_ssim': 11, 'calculate_ssim_pt': 11, 'calculate_niqe': 96, 'aesop_niqe': 96}
+
+
+def least_side(metric_type: str) -> int:
+    """The least side a ``val.metrics`` entry of ``metric_type`` needs of its cropped images (:data:`LEAST_SIDES`):
+    the one rule of the start-up check of ``crop_border`` and of ``aesop-evaluate --crop-border``."""
+    return LEAST_SIDES.get(metric_type, 1)
+
+
 def is_set_level(metric_type: str) -> bool:
     """Whether a metric compares whole sets (FID, patch-FID: :data:`aesop.metrics.fid.SET_METRICS`): the features
     of each image are kept and the value is computed once per set, not per image."""
