@@ -35,6 +35,7 @@ from aesop.archs.sizes import input_multiple
 from aesop.archs.tiling import half_dtype, network_device, run_padded, upscale
 from aesop.cli import ArgumentParser, cli_main
 from aesop.commands import command_help
+from aesop.data.scan import folder_images
 from aesop.errors import AesopError
 from aesop.options import OptionLoader, load_options
 from aesop.utils import IMAGE_EXTENSIONS, check_output_path, default_device, not_a_file, project_root
@@ -361,13 +362,8 @@ def list_images(path: str | Path) -> list[Path]:
         raise AesopError(f'-i {path} is {what}: give an image or a folder of images')
     if not path.is_dir():
         raise AesopError(f'input not found: {path}')
-    try:
-        entries = list(path.iterdir())
-    except OSError as err:
-        raise AesopError(f'cannot list {path} (-i): {err.strerror or err}') from err
-    images = sorted(
-        p for p in entries if p.suffix.lower() in IMAGE_EXTENSIONS and (p.is_file() or not_a_file(p) != 'a folder')
-    )
+    images, skipped = folder_images(path, '-i')  # what is no file is listed too (read_image names it): not folders
+    images = sorted([*images, *(entry for entry, _ in skipped if not entry.is_dir())])
     if not images:
         raise AesopError(f'no images ({", ".join(IMAGE_EXTENSIONS)}) in {path}')
     return images

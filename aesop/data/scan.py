@@ -28,14 +28,16 @@ logger = logging.getLogger('basicsr')
 FOLDER_DATASETS = ('PairedImageDataset', 'AesopPairedImageDataset', 'SingleImageDataset')
 
 
-def folder_images(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+def folder_images(folder: Path, option: str = '') -> tuple[list[Path], list[tuple[Path, str]]]:
     """The images (by extension) directly in ``folder``, sorted: regular files and symlinks to them only; and
     ``(entry, why)`` for each entry with an image extension that is none (:func:`aesop.utils.not_a_file`: a named
-    pipe called ``rocket.png``, a broken or looping symlink), for the caller to name as skipped. Reads no file."""
+    pipe called ``rocket.png``, a broken or looping symlink), for the caller to name as skipped. Reads no file.
+    ``option``: the command-line option that gave the folder, for the message of a folder that cannot be listed."""
     try:
         entries = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
     except OSError as err:
-        raise AesopError(f'cannot list {folder}: {err.strerror or err}') from None
+        given = f' ({option})' if option else ''
+        raise AesopError(f'cannot list {folder}{given}: {err.strerror or err}') from None
     images, skipped = [], []
     for path in entries:
         problem = not_a_file(path)
