@@ -29,7 +29,7 @@ from aesop.commands import command_help
 from aesop.data.scan import folder_images, image_header, skipped_entries, skipped_names
 from aesop.errors import AesopError
 from aesop.metrics.fid import image_features, set_distance
-from aesop.metrics.scoring import cells, least_side, metric_labels, score, write_image_csv
+from aesop.metrics.scoring import cells, crop_shortfall, metric_labels, score, write_image_csv
 from aesop.options import load_options
 from aesop.utils import markdown_table
 from aesop.weights import check_output_file
@@ -128,7 +128,7 @@ def images(folder: Path, option: str, strip: str = '') -> tuple[dict[str, Path],
 
 def check_crop(args: argparse.Namespace, sr: dict[str, Path], metrics: dict[str, dict]) -> None:
     """The crop border leaves every SR image (its GT has the same size) enough pixels for each metric that crops
-    it (:data:`CROPPED`; the least side each needs: :func:`aesop.metrics.scoring.least_side`): one line naming the
+    it (:data:`CROPPED`; the least side each needs: :func:`aesop.metrics.scoring.crop_shortfall`): one line naming the
     smallest image, before any image is scored (``metrics``: :func:`metric_options`)."""
     cropping = [name for name in metrics if name in CROPPED]
     if not cropping:
@@ -140,14 +140,11 @@ def check_crop(args: argparse.Namespace, sr: dict[str, Path], metrics: dict[str,
         return
     path, (w, h) = min(sides.items(), key=lambda item: min(item[1]))
     for name in cropping:
-        need = least_side(metrics[name]['type'])
-        if min(h, w) - 2 * crop < need:
-            most = (min(h, w) - need) // 2
+        if short := crop_shortfall((w, h), crop, metrics[name]['type']):
+            left, need, most = short
             fix = f'use --crop-border {most} or less' if most >= 0 else f'leave {name} out for images this small'
-            raise AesopError(
-                f'{given} leaves {max(h - 2 * crop, 0)}×{max(w - 2 * crop, 0)} px of {path} ({h}×{w}) for {name}, '
-                f'which needs {need} px a side: {fix}'
-            )
+            message = f'{given} leaves {left} of {path} ({h}×{w}) for {name}, which needs {need} px a side'
+            raise AesopError(f'{message}: {fix}')
 
 
 def read(path: Path) -> np.ndarray:

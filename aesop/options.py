@@ -35,7 +35,7 @@ from aesop.errors import AesopError
 from aesop.metrics.fid import missing_fid_weights
 from aesop.metrics.iqa import IQA_EXTRA, niqe_implementation
 from aesop.metrics.metrics import metric_backbone
-from aesop.metrics.scoring import SCOPE_KEY, is_set_level, least_side
+from aesop.metrics.scoring import SCOPE_KEY, crop_shortfall, is_set_level
 from aesop.schema import admits, apply_schema, check_call, check_component
 from aesop.utils import clone_root, closest, did_you_mean, iter_keyed_mappings, warn
 from aesop.wandb_login import check_wandb
@@ -338,22 +338,21 @@ def check_start_up(opt: dict, *, root_path: str | Path) -> dict:
 def check_crop_borders(opt: dict, smallest: Mapping[str, tuple[Path, tuple[int, int]]]) -> None:
     """Each ``val.metrics`` entry's ``crop_border`` leaves every GT image of the validation and test sets it scores
     (``smallest``: each one's GT image with the smallest side, from the start-up scan) the least side its metric
-    needs (:func:`aesop.metrics.scoring.least_side`: SSIM 11 px, NIQE 96, others 1); less scored NaN (basicsr's
+    needs (:func:`aesop.metrics.scoring.crop_shortfall`: SSIM 11 px, NIQE 96, others 1); less scored NaN (basicsr's
     PSNR of an empty crop, exit status 0) or failed after the images were made."""
     for key, entry in ((opt.get('val') or {}).get('metrics') or {}).items():
-        border, need = entry.get('crop_border') or 0, least_side(entry['type'])
+        border = entry.get('crop_border') or 0
         for phase, dataset in opt['datasets'].items():
             scored = entry.get(SCOPE_KEY) is None or dataset.get('name') in entry[SCOPE_KEY]
             if phase == 'train' or not scored or phase not in smallest:
                 continue
             path, (width, height) = smallest[phase]
-            if min(width, height) - 2 * border < need:
-                most = (min(width, height) - need) // 2
+            if short := crop_shortfall((width, height), border, entry['type']):
+                left, need, most = short
                 fix = f'at most {most}' if most >= 0 else f'leave {key} out of this set: its images are too small'
                 raise AesopError(
-                    f'option val.metrics.{key}.crop_border {border} leaves {max(height - 2 * border, 0)}×'
-                    f'{max(width - 2 * border, 0)} px of {path} ({height}×{width}, datasets.{phase}.dataroot_gt) '
-                    f'for {entry["type"]}, which needs {need} px a side: {fix}'
+                    f'option val.metrics.{key}.crop_border {border} leaves {left} of {path} ({height}×{width}, '
+                    f'datasets.{phase}.dataroot_gt) for {entry["type"]}, which needs {need} px a side: {fix}'
                 )
 
 

@@ -350,12 +350,19 @@ def assert_same_state_dicts(a, b) -> None:
         assert a == b
 
 
-@pytest.mark.parametrize('older', [False, True], ids=['state', 'older state'])
-def test_an_unchanged_resume_is_basicsrs_bit_for_bit(tmp_path, logged, older):
-    opt = sr_opt(tmp_path, scheduler={'type': 'MultiStepLR', 'milestones': [3, 5], 'gamma': 0.5})
+def saved_state(tmp_path, milestones: list[int], older: bool) -> tuple[dict, dict]:
+    """The options of a run with a halving MultiStepLR at ``milestones`` and its training state at iteration 4
+    (``older``: as a version before the recorded options wrote it)."""
+    opt = sr_opt(tmp_path, scheduler={'type': 'MultiStepLR', 'milestones': milestones, 'gamma': 0.5})
     state = trained_state(tmp_path, opt)
     if older:
         del state['schedule_options']  # written before this version
+    return opt, state
+
+
+@pytest.mark.parametrize('older', [False, True], ids=['state', 'older state'])
+def test_an_unchanged_resume_is_basicsrs_bit_for_bit(tmp_path, logged, older):
+    opt, state = saved_state(tmp_path, [3, 5], older)
     ours, theirs = resumed(opt, state), resumed(opt, state, BaseModel.resume_training)  # basicsr's own
     for a, b in zip([*ours.optimizers, *ours.schedulers], [*theirs.optimizers, *theirs.schedulers], strict=True):
         assert_same_state_dicts(a.state_dict(), b.state_dict())
@@ -367,10 +374,7 @@ def test_an_unchanged_resume_is_basicsrs_bit_for_bit(tmp_path, logged, older):
 
 @pytest.mark.parametrize('older', [False, True], ids=['state', 'older state'])
 def test_a_resume_with_another_schedule_and_lr_follows_the_file(tmp_path, logged, older):
-    opt = sr_opt(tmp_path, scheduler={'type': 'MultiStepLR', 'milestones': [100], 'gamma': 0.5})
-    state = trained_state(tmp_path, opt)
-    if older:
-        del state['schedule_options']
+    opt, state = saved_state(tmp_path, [100], older)
     new = {'type': 'CosineAnnealingLR', 'T_max': 10, 'eta_min': 1e-5}
     opt['train'].update(optim_g={'type': 'Adam', 'lr': 2e-3}, scheduler=new)
     model = resumed(opt, state)
@@ -396,10 +400,7 @@ def test_a_resume_with_another_schedule_and_lr_follows_the_file(tmp_path, logged
 
 @pytest.mark.parametrize('older', [False, True], ids=['state', 'older state'])
 def test_a_resume_with_another_optimizer_starts_its_moments_afresh(tmp_path, logged, older):
-    opt = sr_opt(tmp_path, scheduler={'type': 'MultiStepLR', 'milestones': [2], 'gamma': 0.5})
-    state = trained_state(tmp_path, opt)
-    if older:
-        del state['schedule_options']
+    opt, state = saved_state(tmp_path, [2], older)
     opt['train']['optim_g'] = {'type': 'SGD', 'lr': 1e-3, 'momentum': 0.9}
     model = resumed(opt, state)
     assert type(model.optimizer_g) is torch.optim.SGD and not model.optimizer_g.state

@@ -76,9 +76,20 @@ LEAST_SIDES = {'calculate_ssim': 11, 'calculate_ssim_pt': 11, 'calculate_niqe': 
 
 
 def least_side(metric_type: str) -> int:
-    """The least side a ``val.metrics`` entry of ``metric_type`` needs of its cropped images (:data:`LEAST_SIDES`):
-    the one rule of the start-up check of ``crop_border`` and of ``aesop-evaluate --crop-border``."""
+    """The least side a ``val.metrics`` entry of ``metric_type`` needs of its cropped images (:data:`LEAST_SIDES`)."""
     return LEAST_SIDES.get(metric_type, 1)
+
+
+def crop_shortfall(size: tuple[int, int], border: int, metric_type: str) -> tuple[str, int, int] | None:
+    """``None`` when cropping ``border`` px from each side of a ``size`` (width, height) image leaves the least side
+    ``metric_type`` needs (:func:`least_side`); else what it leaves (``'H×W px'``), that need, and the largest border
+    that would do (negative: none). The one rule of the start-up check of ``val.metrics.*.crop_border`` and of
+    ``aesop-evaluate --crop-border``."""
+    (width, height), need = size, least_side(metric_type)
+    if min(width, height) - 2 * border >= need:
+        return None
+    left = f'{max(height - 2 * border, 0)}×{max(width - 2 * border, 0)} px'
+    return left, need, (min(width, height) - need) // 2
 
 
 def is_set_level(metric_type: str) -> bool:
