@@ -47,7 +47,7 @@ from aesop.commands import command_help
 from aesop.errors import AesopError
 from aesop.inference import Generator, add_network_arguments, load_from_args
 from aesop.utils import check_output_path
-from aesop.weights import atomic_write
+from aesop.weights import atomic_write, make_folder, onnx_opset, safetensors_bytes
 
 __all__ = ['OnnxGraph', 'export_onnx', 'export_safetensors', 'export_trainner', 'main']
 
@@ -78,15 +78,9 @@ def _probe_size(gen: Generator) -> int:
 
 
 def _write_safetensors(out: Path, state_dict: dict, metadata: dict[str, str], *, half: bool) -> None:
-    """``state_dict`` (fp16 with ``half``), each tensor a contiguous CPU copy (safetensors refuses shared memory),
-    with ``metadata``, written atomically to ``out``."""
-    from safetensors.torch import save
-
-    tensors = {
-        k: (v.half() if half and v.is_floating_point() else v).detach().to('cpu', copy=True).contiguous()
-        for k, v in state_dict.items()
-    }
-    atomic_write(out, save(tensors, metadata={'format': 'pt', **metadata}))
+    """``state_dict`` (fp16 with ``half``) with ``metadata``, written atomically to ``out``."""
+    tensors = {k: v.half() if half and v.is_floating_point() else v for k, v in state_dict.items()}
+    atomic_write(out, safetensors_bytes(tensors, metadata))
 
 
 def export_safetensors(gen: Generator, out: Path, *, half: bool = False) -> Path:
@@ -134,14 +128,6 @@ def check_opset(opset: int) -> None:
         raise AesopError(f'--opset {opset} cannot be written: {opsets[0]} to {opsets[-1]} ({why})')
 
 
-def file_opset(path: str | Path) -> int | None:
-    """The default-domain opset of the ONNX file ``path``, read back from it (``None``: it names none)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    return next((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), None)
-
-
 def export_onnx(gen: Generator, out: Path, *, half: bool = False, opset: int = OPSET) -> Path:
     """Write ``gen`` as ONNX with dynamic batch, height and width (padding and crop in the graph), atomically: the
     model is built in memory, its opset checked (one the converter did not reach is refused, nothing written), and
@@ -179,7 +165,7 @@ def export_onnx(gen: Generator, out: Path, *, half: bool = False, opset: int = O
     finally:
         converter.setLevel(level)
         graph.float()  # --half cast the generator's own weights for the trace
-    got = next((o.version for o in proto.opset_import if o.domain in ('', 'ai.onnx')), None)
+    got = onnx_opset(proto)
     if got != opset:
         raise AesopError(
             f'ONNX export of {gen.name}: torch.onnx made opset {got}, not --opset {opset}; {out} not written'
@@ -284,10 +270,7 @@ def _run(argv: Sequence[str] | None) -> int:
     if args.format == 'onnx':
         check_opset(args.opset)  # before the network is loaded
     gen = load_from_args(args, measure_scale=True)
-    try:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise AesopError(f'cannot create the folder of -o {args.output}: {err.strerror or err}') from err
+    make_folder(args.output.parent)
     gen = replace(gen, net=gen.net.cpu())
     if args.layout == 'traiNNer':
         options = export_trainner(gen, args.output, half=args.half)
@@ -301,9 +284,8 @@ def _run(argv: Sequence[str] | None) -> int:
         export_safetensors(gen, args.output, half=args.half)
         print(f'wrote {args.output} ({gen.name} x{gen.scale}, {"fp16" if args.half else "fp32"})', file=sys.stderr)
         return 0
-    export_onnx(gen, args.output, half=args.half, opset=args.opset)
-    opset = file_opset(args.output)  # what the file says, read back
-    print(f'wrote {args.output} ({gen.name} x{gen.scale}, opset {opset}, dynamic N/H/W)', file=sys.stderr)
+    export_onnx(gen, args.output, half=args.half, opset=args.opset)  # the opset the model imports: checked there
+    print(f'wrote {args.output} ({gen.name} x{gen.scale}, opset {args.opset}, dynamic N/H/W)', file=sys.stderr)
     if args.no_check:
         return 0
     try:

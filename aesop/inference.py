@@ -39,7 +39,7 @@ from aesop.data.scan import folder_images
 from aesop.errors import AesopError
 from aesop.options import OptionLoader, load_options
 from aesop.utils import IMAGE_EXTENSIONS, check_output_path, default_device, not_a_file, project_root
-from aesop.weights import atomic_write, freeze, load_weights, read_checkpoint, select_state_dict
+from aesop.weights import atomic_write, freeze, load_weights, make_folder, read_checkpoint, select_state_dict
 
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma of R, G, B (as cv2's RGB2GRAY)
 
@@ -225,8 +225,6 @@ def generator_from_options(
         device: where the network runs; default :func:`default_device`.
     """
     option_file = Path(option_file).expanduser()
-    if what := not_a_file(option_file):  # a named pipe would block the reader forever
-        raise AesopError(f'option file {option_file} is {what}, not a YAML file')
     opt = load_options(option_file, required=('network_g',))  # validated; the release's names too
     file_scale = opt.get('scale', 4)
     if scale is not None and scale != file_scale:
@@ -485,10 +483,7 @@ def _run(argv: Sequence[str] | None) -> int:
     precision = f', {half_dtype(device)} autocast'.replace('torch.', '') if args.half else ''
     tiling = f'tiles of {args.tile} px (+{args.tile_pad})' if args.tile else 'whole images'
     print(f'{gen.name} x{gen.scale} on {device}, {tiling}{precision}: {len(inputs)} image(s)', file=sys.stderr)
-    try:
-        args.output.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise AesopError(f'cannot create -o {args.output}: {err.strerror or err}') from err
+    make_folder(args.output, '-o')
     skipped, written = [], 0
     for src, dst in zip(tqdm(inputs, unit='image', desc='infer'), outputs):
         try:

@@ -37,7 +37,7 @@ from aesop.metrics.iqa import IQA_EXTRA, niqe_implementation
 from aesop.metrics.metrics import metric_backbone
 from aesop.metrics.scoring import SCOPE_KEY, crop_shortfall, is_set_level
 from aesop.schema import admits, apply_schema, check_call, check_component
-from aesop.utils import clone_root, closest, did_you_mean, iter_keyed_mappings, warn
+from aesop.utils import clone_root, closest, did_you_mean, iter_keyed_mappings, not_a_file, warn
 from aesop.wandb_login import check_wandb
 from aesop.weights import PUBLISHED_WEIGHTS
 
@@ -92,10 +92,12 @@ def parse_yaml(text: str, *, source: str) -> object:
 def load_option_file(path: str | Path) -> dict:
     """The options of ``path`` as a mapping, as written (safely parsed, see :func:`parse_yaml`).
 
-    Refuses, in one line each: a missing or unreadable file, an empty one, and one whose top level is
-    not a mapping.
+    Refuses, in one line each: a missing or unreadable file, one that is no file (a named pipe would block the
+    reader forever; a folder, a broken link), an empty one, and one whose top level is not a mapping.
     """
     path = Path(path)
+    if what := not_a_file(path):
+        raise AesopError(f'option file {path} is {what}, not a YAML file')
     try:
         text = path.read_text()
     except FileNotFoundError:

@@ -141,7 +141,7 @@ def not_a_checkpoint(path: str | Path) -> str | None:
         import yaml
 
         try:
-            content = yaml.safe_load(path.read_text(encoding='utf-8')) if len(head) < (1 << 16) else None
+            content = yaml.safe_load(text) if len(head) < (1 << 16) else None  # head is the whole file
         except (yaml.YAMLError, OSError, UnicodeDecodeError):
             content = None
         if isinstance(content, dict) and 'network_g' in content:
@@ -167,8 +167,13 @@ def _onnx_summary(path: Path, head: bytes) -> str | None:
         return None
     if not model.ir_version or not model.graph.node:
         return None
-    opsets = [o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')]
-    return f'opset {opsets[0]}' if opsets else f'IR version {model.ir_version}'
+    opset = onnx_opset(model)
+    return f'opset {opset}' if opset is not None else f'IR version {model.ir_version}'
+
+
+def onnx_opset(model) -> int | None:
+    """The default-domain opset an ONNX ``ModelProto`` imports (``None``: none)."""
+    return next((o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')), None)
 
 
 def _is_safetensors(head: bytes) -> bool:
@@ -199,13 +204,9 @@ def _read_safetensors(path: Path) -> dict:
 
 def safetensors_checkpoint(checkpoint: Mapping[str, Mapping[str, torch.Tensor]]) -> bytes:
     """basicsr's ``{param_key: state dict}`` as the bytes of one ``.safetensors`` file (:func:`read_checkpoint`
-    reads it back): tensor ``<param_key>.<name>``, the param keys in order in the metadata (``aesop.param_keys``).
-
-    Each tensor is written from a contiguous CPU copy: safetensors refuses tensors that share memory (ψ registers
-    its encoder's modules twice) and copies none itself.
+    reads it back): tensor ``<param_key>.<name>``, the param keys in order in the metadata (``aesop.param_keys``)
+    (:func:`safetensors_bytes`).
     """
-    from safetensors.torch import save
-
     tensors = {}
     for key, state_dict in checkpoint.items():
         if not key or '.' in key:
@@ -213,8 +214,18 @@ def safetensors_checkpoint(checkpoint: Mapping[str, Mapping[str, torch.Tensor]])
         for name, value in state_dict.items():
             if not torch.is_tensor(value):
                 raise AesopError(f'cannot save {key}.{name} as safetensors: a {type(value).__name__}, not a tensor')
-            tensors[f'{key}.{name}'] = value.detach().to('cpu', copy=True, memory_format=torch.contiguous_format)
-    return save(tensors, metadata={'format': 'pt', PARAM_KEYS: json.dumps(list(checkpoint))})
+            tensors[f'{key}.{name}'] = value
+    return safetensors_bytes(tensors, {PARAM_KEYS: json.dumps(list(checkpoint))})
+
+
+def safetensors_bytes(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> bytes:
+    """The bytes of a ``.safetensors`` file of ``tensors`` and ``metadata``, each tensor written from a contiguous
+    CPU copy: safetensors refuses tensors that share memory (ψ registers its encoder's modules twice) and copies
+    none itself."""
+    from safetensors.torch import save
+
+    copies = {k: v.detach().to('cpu', copy=True, memory_format=torch.contiguous_format) for k, v in tensors.items()}
+    return save(copies, metadata={'format': 'pt', **metadata})
 
 
 def save_checkpoint(checkpoint: Mapping[str, Mapping[str, torch.Tensor]], path: str | Path) -> None:

@@ -65,18 +65,13 @@ def skipped_entries(option: str, folder: Path, skipped: list[tuple[Path, str]]) 
 def file_or_bad_link(path: Path) -> bool:
     """A file, or a symlink that leads to nothing (:func:`link_problem`): basicsr lists a looping link and
     fails on it at start-up with a traceback, and skips a broken one without a word; both are refused by
-    :func:`header_problem` instead."""
+    :func:`image_header` instead."""
     return path.is_file() or (path.is_symlink() and not path.exists())
 
 
-def header_problem(path: str | Path) -> str | None:
-    """Why ``path`` is not a readable image (``'empty file'``, ``'not an image: …'``, a looping or broken
-    symlink), or ``None``."""
-    return image_header(path)[0]
-
-
 def image_header(path: str | Path) -> tuple[str | None, tuple[int, int] | None]:
-    """:func:`header_problem` and the image's ``(width, height)`` from its header (``None`` when unknown)."""
+    """Why ``path`` is not a readable image (``'empty file'``, ``'not an image: …'``, a looping or broken symlink) or
+    ``None``, and the image's ``(width, height)`` from its header (``None`` when unknown)."""
     if problem := link_problem(path):
         return problem, None
     try:
@@ -118,19 +113,18 @@ def _walk(root: Path) -> Iterator[Path]:
         yield from (Path(folder) / name for name in names)
 
 
-def scan_images(files: Iterable[tuple[str, Path]], *, where: str, crop: tuple[str, str, int] | None = None) -> int:
-    """Check the header of every file; raise one :class:`AesopError` naming the bad ones. Returns the count.
-
-    ``crop``: ``(folder option, size option, side)``, a random crop of ``side`` px that the dataset cuts from each
-    image of that folder: an image smaller than it is refused now, naming the first (basicsr: at the first batch that
-    drew one, hours in where few are)."""
-    return len(_scan(list(files), where=where, crop=crop))
+def scan_images(files: Iterable[tuple[str, Path]], *, where: str) -> int:
+    """Check the header of every file; raise one :class:`AesopError` naming the bad ones. Returns the count."""
+    return len(_scan(list(files), where=where, crop=None))
 
 
 def _scan(
     files: list[tuple[str, Path]], *, where: str, crop: tuple[str, str, int] | None
 ) -> list[tuple[str, Path, tuple[int, int] | None]]:
-    """:func:`scan_images`: ``(folder option, file, (width, height) or None)`` of each file."""
+    """:func:`scan_images`: ``(folder option, file, (width, height) or None)`` of each file. ``crop``: ``(folder
+    option, size option, side)``, a random crop of ``side`` px that the dataset cuts from each image of that folder:
+    an image smaller than it is refused now, naming the first (basicsr: at the first batch that drew one, hours in
+    where few are)."""
     with ThreadPoolExecutor(max_workers=8) as pool:
         headers = pool.map(image_header, [path for _, path in files])
         progress = tqdm(headers, total=len(files), desc=f'scanning {where}', unit='file', disable=len(files) < 5000)
