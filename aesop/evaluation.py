@@ -86,10 +86,7 @@ def metric_options(args: argparse.Namespace) -> dict[str, dict]:
         'lr_psnr': {'type': 'calculate_lr_psnr', 'scale': args.scale},
         'ae_psnr': {'type': 'calculate_ae_psnr', 'crop_border': crop},
     }
-    names = requested(args)[0]
-    unknown = [m for m in names if m not in known]
-    if unknown:
-        raise AesopError(f'--metrics: unknown metric {unknown[0]!r}; choose from {", ".join(KNOWN_METRICS)}')
+    names = requested(args)[0]  # known: check_arguments
     if 'lr_psnr' in names and not args.lq:
         raise AesopError('lr_psnr needs --lq (the LR images)')
     if 'ae_psnr' in names:

@@ -329,7 +329,13 @@ def train(
     validated_at = None
     batch_size = opt['datasets']['train']['batch_size_per_gpu']
     batch = resume_state.get('batch_in_epoch', 0)  # batches of `epoch` the stopped run trained on
-    streams = (resume_state.get('random') or [None] * (opt['rank'] + 1))[opt['rank']]
+    saved = resume_state.get('random') or []  # every rank's random streams, by rank
+    streams = saved[opt['rank']] if len(saved) == opt['world_size'] else None
+    if saved and streams is None:
+        logger.warning(
+            f'the training state holds the random streams of {len(saved)} process(es), this run has '
+            f"{opt['world_size']}: they start afresh (the data order and crops differ from an uninterrupted run's)"
+        )
     with StopSignals() as signals:
         while current_iter < total_iters:
             sampler.set_epoch(epoch)

@@ -33,7 +33,6 @@ __all__ = [
     'STOP_SIGNALS',
     'ResumableSampler',
     'StopSignals',
-    'gather_random_states',
     'preserved_random_state',
     'random_state',
     'set_random_state',
@@ -103,16 +102,6 @@ def set_random_state(state: dict) -> None:
     torch.set_rng_state(state['torch'])
     if 'cuda' in state and torch.cuda.is_available() and torch.cuda.is_initialized():
         torch.cuda.set_rng_state_all(state['cuda'])
-
-
-def gather_random_states() -> list[dict]:
-    """Every rank's :func:`random_state`, by rank (a collective under DDP); one process: a list of one."""
-    mine = random_state()
-    if not (dist.is_available() and dist.is_initialized()):
-        return [mine]
-    everyone = [None] * dist.get_world_size()
-    dist.all_gather_object(everyone, mine)
-    return everyone
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from aesop.models.checkpoint import check_frozen_files, first_nonfinite, where_t
 from aesop.models.optim import build_optimizer, build_scheduler, optimizer_record, plain, replay, scheduler_record
 from aesop.models.train_step import TrainStep, mean_of
 from aesop.models.validation import Validator
-from aesop.resume import gather_random_states
+from aesop.resume import random_state
 from aesop.schema import declare_options
 from aesop.weights import atomic_save, load_weights, save_checkpoint
 
@@ -217,9 +217,8 @@ class AesopModel(SRModel):
         and a run without a scheduler kept that lr. Without a warm-up nothing changes. Also remembers the iteration
         for :meth:`reduce_loss_dict` (called once per iteration)."""
         self.current_iter = current_iter
-        scheduled = {id(scheduler.optimizer) for scheduler in self.schedulers}
-        for optimizer in self.optimizers:
-            if id(optimizer) not in scheduled:
+        if not self.schedulers:  # one per optimiser (setup_schedulers), or none
+            for optimizer in self.optimizers:
                 for group in optimizer.param_groups:
                     group['lr'] = group['initial_lr']
         if current_iter > 1:
@@ -292,18 +291,20 @@ class AesopModel(SRModel):
         """basicsr's ``save`` (networks, then the training state), only if everything is finite."""
         nets = {name: self.get_bare_model(net) for name, net in self.networks().items()}
         bad = first_nonfinite(nets, self.optimizers, self.probe_input())
-        if self.opt['dist'] and dist.is_initialized():  # each rank checked its own batch: all agree
+        streams = random_state() if current_iter != -1 else None  # a training state keeps every rank's streams
+        everyone = [(bad, streams)]
+        if self.opt['dist'] and dist.is_initialized():  # each rank checked its own batch: one collective, all agree
             everyone = [None] * dist.get_world_size()
-            dist.all_gather_object(everyone, bad)
-            bad = next((b for b in everyone if b is not None), None)
+            dist.all_gather_object(everyone, (bad, streams))
+        bad = next((b for b, _ in everyone if b is not None), None)
         if bad is not None:
             label = 'latest' if current_iter == -1 else current_iter
             raise AesopError(
                 f'{bad} is not finite at iteration {label}: training stopped and nothing was saved; '
                 f'{where_to_resume(self.opt)}'
             )
-        if current_iter != -1:  # a training state: every rank's random streams go into it (a collective)
-            self.random_states = gather_random_states()
+        if current_iter != -1:
+            self.random_states = [rank_streams for _, rank_streams in everyone]
         super().save(epoch, current_iter)
 
     def extra_training_state(self) -> dict:
