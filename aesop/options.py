@@ -35,7 +35,7 @@ from aesop.errors import AesopError
 from aesop.metrics.fid import missing_fid_weights
 from aesop.metrics.iqa import IQA_EXTRA, niqe_implementation
 from aesop.metrics.metrics import metric_backbone
-from aesop.metrics.scoring import SCOPE_KEY, crop_shortfall, is_set_level
+from aesop.metrics.scoring import SCOPE_KEY, crop_shortfall, is_set_level, scores_on
 from aesop.schema import admits, apply_schema, check_call, check_component
 from aesop.utils import clone_root, closest, did_you_mean, iter_keyed_mappings, not_a_file, warn
 from aesop.wandb_login import check_wandb
@@ -345,8 +345,7 @@ def check_crop_borders(opt: dict, smallest: Mapping[str, tuple[Path, tuple[int, 
     for key, entry in ((opt.get('val') or {}).get('metrics') or {}).items():
         border = entry.get('crop_border') or 0
         for phase, dataset in opt['datasets'].items():
-            scored = entry.get(SCOPE_KEY) is None or dataset.get('name') in entry[SCOPE_KEY]
-            if phase == 'train' or not scored or phase not in smallest:
+            if phase == 'train' or not scores_on(entry, dataset.get('name')) or phase not in smallest:
                 continue
             path, (width, height) = smallest[phase]
             if short := crop_shortfall((width, height), border, entry['type']):

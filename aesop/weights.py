@@ -308,6 +308,18 @@ def make_folder(path: str | Path, option: str | None = None) -> Path:
     return path
 
 
+def write_image(path: str | Path, img, params: tuple[int, ...] = ()) -> None:
+    """An 8-bit or 16-bit BGR image (basicsr's layout) encoded in the format of ``path``'s suffix (cv2, with
+    ``params``) and written atomically (:func:`write_result`): a full disk leaves no truncated image, and the failure
+    is one line naming the file (``cv2.imwrite`` returns False without a word)."""
+    import cv2
+
+    ok, encoded = cv2.imencode(Path(path).suffix, img, list(params))
+    if not ok:
+        raise AesopError(f'cannot encode the image {path} ({img.shape}, {img.dtype})')
+    write_result(path, encoded.tobytes())
+
+
 def write_result(path: str | Path, data: bytes | Callable[[BinaryIO], None], *, option: str | None = None) -> None:
     """Write a result file (a table, a record, an image) in place: its missing folders made, then
     :func:`atomic_write` (a failed write is one line naming the file; the previous file is kept). A folder or a

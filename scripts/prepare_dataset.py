@@ -39,7 +39,7 @@ from aesop.data import bicubic_downscale  # noqa: E402
 from aesop.data.scan import folder_images  # noqa: E402
 from aesop.errors import AesopError  # noqa: E402
 from aesop.utils import IMAGE_EXTENSIONS  # noqa: E402
-from aesop.weights import check_output_file, make_folder, write_result  # noqa: E402
+from aesop.weights import check_output_file, make_folder, write_image, write_result  # noqa: E402
 
 
 def crop_positions(size: int, *, crop_size: int, step: int, thresh_size: int) -> list[int]:
@@ -98,19 +98,10 @@ def process_image(
     params = [cv2.IMWRITE_PNG_COMPRESSION, compression]
     for hr, name in crops:
         hr = np.ascontiguousarray(hr[: hr.shape[0] - hr.shape[0] % multiple, : hr.shape[1] - hr.shape[1] % multiple])
-        write_png(hr_dir / name, hr, params)
+        write_image(hr_dir / name, hr, params)
         for scale in scales:
-            write_png(lr_dirs[scale] / name, bicubic_downscale(hr, scale), params)
+            write_image(lr_dirs[scale] / name, bicubic_downscale(hr, scale), params)
     return path, len(crops), None
-
-
-def write_png(path: Path, img: np.ndarray, params: list[int]) -> None:
-    """``cv2.imwrite`` made atomic (:func:`aesop.weights.write_result`): a full disk leaves no truncated image,
-    and stops the run with one line naming the file (cv2.imwrite would return False without a word)."""
-    ok, encoded = cv2.imencode('.png', img, params)
-    if not ok:
-        raise AesopError(f'cannot encode {path} ({img.shape}, {img.dtype})')
-    write_result(path, encoded.tobytes())
 
 
 def _init_worker() -> None:

@@ -154,12 +154,12 @@ def _fid_of_sets(images: Sequence[np.ndarray], references: Sequence[np.ndarray],
     return set_distance(features, [image_features(img, metric_opt) for img in references], kind)
 
 
-NonNegative = Annotated[int, Field(ge=0)]
+CropBorder = Annotated[int, Field(ge=0)]
 
 
 @METRIC_REGISTRY.register()
 def calculate_fid(
-    img: Sequence[np.ndarray], img2: Sequence[np.ndarray], crop_border: NonNegative = 0, **kwargs
+    img: Sequence[np.ndarray], img2: Sequence[np.ndarray], crop_border: CropBorder = 0, **kwargs
 ) -> float:
     """FID (Sec. 5) between the set of SR images ``img`` and the set of GT images ``img2`` (lists of 8-bit BGR
     images), whole images, after ``crop_border``; lower is better (``better: lower`` is its default). Set-level: in
@@ -171,7 +171,7 @@ def calculate_fid(
 def calculate_patch_fid(
     img: Sequence[np.ndarray],
     img2: Sequence[np.ndarray],
-    crop_border: NonNegative = 0,
+    crop_border: CropBorder = 0,
     remainder: Literal['drop', 'pad'] = 'drop',
     **kwargs,
 ) -> float:

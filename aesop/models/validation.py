@@ -6,7 +6,6 @@ import json
 from os import path as osp
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.distributed as dist
@@ -29,7 +28,7 @@ from aesop.metrics.scoring import (
     write_image_csv,
 )
 from aesop.utils import markdown_table
-from aesop.weights import write_result
+from aesop.weights import write_image, write_result
 
 BEST = 'net_g_best'  # val.save_best's checkpoint (models/net_g_best.pth or .safetensors) and its record (.json)
 
@@ -223,7 +222,7 @@ class Validator:
                 row = rows.setdefault(img_name, {})
                 for tag, img, ref, lq in model.validation_pairs():
                     if save_img:
-                        write_image(img, self.image_path(img_name, dataset_name, current_iter, tag))
+                        write_image(self.image_path(img_name, dataset_name, current_iter, tag), img)
                     for name, metric_opt in metrics.items():
                         if not scores_on(metric_opt, dataset_name):  # an entry with datasets: [<names>]
                             continue
@@ -296,12 +295,3 @@ def write_tables(folder: Path, method: str, dataset: str, rows: dict, means: dic
     table = markdown_table(header, lines)
     write_result(folder / 'metrics.md', (table + '\n').encode())
     get_root_logger().info(f'Metric table: {folder / "metrics.md"}\n{table}')
-
-
-def write_image(img, path: Path) -> None:
-    """basicsr's ``imwrite`` of a validation image (8-bit BGR; the format of ``path``'s suffix), written
-    atomically: a full disk leaves no truncated image, and the failure is one line naming the file."""
-    ok, encoded = cv2.imencode(path.suffix, img)
-    if not ok:
-        raise AesopError(f'cannot encode the image {path} ({img.shape}, {img.dtype})')
-    write_result(path, encoded.tobytes())
