@@ -40,7 +40,7 @@ from collections.abc import Mapping
 import torch
 from torch.nn import functional as F
 
-from aesop.archs.rrdbnet_arch import AesopRRDBNet
+from aesop.archs.rrdbnet_arch import _SEQUENTIAL_TAIL, AesopRRDBNet
 from aesop.errors import AesopError
 
 __all__ = [
@@ -57,7 +57,14 @@ _THEIR_RDB = re.compile(r'body\.(?P<i>\d+)\.RDB(?P<k>\d)\.conv(?P<j>\d)\.0\.(?P<
 _OUR_RDB = re.compile(r'body\.(?P<i>\d+)\.rdb(?P<k>\d)\.conv(?P<j>\d)\.(?P<what>weight|bias)')
 _ENCODER = {'0': 'conv_first.', '2': 'body.', '3': 'conv_last.'}  # encoder.<index>: the attribute (1: the unshuffle)
 _GROWTH = 32  # traiNNer's RRDB(nf=nf) and spandrel's ESRGAN keep spandrel's default growth
-_ESRGAN_2018 = {'0': 'conv_first.', '3': 'conv_up1.', '6': 'conv_up2.', '8': 'conv_hr.', '10': 'conv_last.'}
+_ESRGAN_2018 = {k.removeprefix('model.').rstrip('.'): v for k, v in _SEQUENTIAL_TAIL.items()}  # '0': 'conv_first.', …
+
+
+def _encoder_twins(trunk: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The encoder's trunk tensors again under ``encoder.<index>.`` (its ``nn.Sequential`` registers the same
+    modules a second time: :data:`_ENCODER`)."""
+    twins = ((i, p, k, v) for i, p in _ENCODER.items() for k, v in trunk.items() if k.startswith(p))
+    return {f'encoder.{i}.{k.removeprefix(p)}': v for i, p, k, v in twins}
 
 
 def unshuffle_order(scale: int, channels: int = 1) -> torch.Tensor:
@@ -165,10 +172,7 @@ def from_trainner(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Ten
                 "RRDBNet (ψ's decoder here) cannot be"
             )
         decoder = AesopRRDBNet.canonical_state_dict(decoder)
-    encoder = {
-        f'encoder.{i}.{k.removeprefix(p)}': v for i, p in _ENCODER.items() for k, v in ours.items() if k.startswith(p)
-    }
-    return {**ours, **encoder, **{f'decoder.{k}': v for k, v in decoder.items()}}
+    return {**ours, **_encoder_twins(ours), **{f'decoder.{k}': v for k, v in decoder.items()}}
 
 
 def to_trainner(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -203,9 +207,7 @@ def to_trainner(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     for key, value in ours.items():
         found = _OUR_RDB.fullmatch(key)
         theirs[f'body.{found["i"]}.RDB{found["k"]}.conv{found["j"]}.0.{found["what"]}' if found else key] = value
-    encoder = {
-        f'encoder.{i}.{k.removeprefix(p)}': v for i, p in _ENCODER.items() for k, v in theirs.items() if k.startswith(p)
-    }
+    encoder = _encoder_twins(theirs)
     num_block = len({m['i'] for k in decoder if (m := _OUR_RDB.fullmatch(k))})
     names = {v: k for k, v in _ESRGAN_2018.items()}
     esrgan = {}
