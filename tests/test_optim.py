@@ -430,3 +430,24 @@ def test_a_resumed_run_with_another_schedule_logs_it_and_follows_it(tiny_data, t
     lr = opt['train']['optim_g']['lr']
     for it in (3, 4):
         assert f'iter:{it:8,d}, lr:({lr * (1 + math.cos(math.pi * (it - 1) / 4)) / 2:.3e},)' in out
+
+
+def test_an_fp16_resume_keeps_the_gradient_scalers(tmp_path):
+    """``train.amp: fp16``: each optimiser's GradScaler (its scale and growth tracker) is in the training state, and
+    a resumed run scales its losses as the stopped one would have; a state without them (bf16, fp32, an older
+    version) resumes with a fresh scaler, as before."""
+
+    def ae_opt(amp):  # the AE model reads train.amp (basicsr's SR model does not)
+        opt = sr_opt(tmp_path, pixel_at_LR_opt=L1, amp=amp)
+        return {**opt, 'model_type': 'AesopAEModel', 'network_g': TINY_AE}
+
+    opt = ae_opt('fp16')
+    state = trained_state(tmp_path, opt)
+    [saved] = state['grad_scalers']
+    assert set(saved) >= {'scale', '_growth_tracker'} and saved['_growth_tracker'] > 0  # 4 steps moved it
+    model = resumed(opt, state)
+    assert model.train_step.scaler_states(model.optimizers) == [saved]
+    del state['grad_scalers']
+    fresh = resumed(opt, state)
+    assert fresh.train_step.scaler_states(fresh.optimizers) == [None]
+    assert trained_state(tmp_path, ae_opt('none'))['grad_scalers'] == [None]  # fp32: no scaler

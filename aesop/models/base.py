@@ -311,8 +311,8 @@ class AesopModel(SRModel):
         """What the training state stores beyond basicsr's: the experiment's name (whose state it is:
         :func:`aesop.pipeline.load_resume_state`), the frozen files' digests, ``val.save_best``'s record, what the
         optimisers and schedulers were built from (:attr:`schedule_options`, for :meth:`resume_training`), and where
-        the run is (the batches of its epoch trained on, every rank's random streams), from which a resumed run goes
-        on as this one would have (:mod:`aesop.resume`)."""
+        the run is (the batches of its epoch trained on, every rank's random streams, fp16's gradient scalers), from
+        which a resumed run goes on as this one would have (:mod:`aesop.resume`)."""
         return {
             'experiment': self.opt['name'],  # a state copied into another experiment is refused on resume
             'autoencoders': self.frozen_autoencoders(),
@@ -320,6 +320,7 @@ class AesopModel(SRModel):
             'schedule_options': self.schedule_options,
             'batch_in_epoch': self.batch_in_epoch,
             'random': self.random_states,
+            'grad_scalers': self.train_step.scaler_states(self.optimizers),
         }
 
     def resume_training(self, resume_state):
@@ -337,6 +338,7 @@ class AesopModel(SRModel):
                 f'the training state has {len(resume_state["optimizers"])} optimizers but {type(self).__name__} '
                 f'builds {len(self.optimizers)}: it is a state of another model'
             )
+        self.train_step.load_scaler_states(self.optimizers, resume_state.get('grad_scalers') or [])
         changes, older = self.schedule_changes(resume_state)
         if not changes:
             super().resume_training(resume_state)

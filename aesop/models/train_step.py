@@ -59,6 +59,18 @@ class TrainStep:
         self.grad_scalers: dict[int, torch.amp.GradScaler] = {}
         self.log: OrderedDict[str, torch.Tensor] = OrderedDict()
 
+    def scaler_states(self, optimizers: Iterable[torch.optim.Optimizer]) -> list[dict | None]:
+        """Each optimiser's fp16 gradient scaler state (its scale and growth tracker; ``None``: no scaler yet), for
+        the training state: a resumed fp16 run scales its losses as the stopped one would have."""
+        return [None if (scaler := self.grad_scalers.get(id(o))) is None else scaler.state_dict() for o in optimizers]
+
+    def load_scaler_states(self, optimizers: Iterable[torch.optim.Optimizer], states: Iterable[dict | None]) -> None:
+        """Put back :meth:`scaler_states` (a state without them, or of a run without fp16: nothing to do)."""
+        for optimizer, state in zip(optimizers, states, strict=False):
+            if state:
+                scaler = self.grad_scalers.setdefault(id(optimizer), torch.amp.GradScaler(self.device_type))
+                scaler.load_state_dict(state)
+
     def setup(self, device: torch.device, modules: Iterable[nn.Module], compiled: Iterable[nn.Module]) -> None:
         """Take the model's ``device``, move ``modules`` (networks and loss modules) to channels_last and compile
         ``compiled`` (the bare G and D)."""
