@@ -330,7 +330,7 @@ def train(
     batch_size = opt['datasets']['train']['batch_size_per_gpu']
     batch = resume_state.get('batch_in_epoch', 0)  # batches of `epoch` the stopped run trained on
     saved = resume_state.get('random') or []  # every rank's random streams, by rank
-    streams = saved[opt['rank']] if len(saved) == opt['world_size'] else None
+    streams = saved[opt['rank']] if saved and len(saved) == opt['world_size'] else None
     if saved and streams is None:
         logger.warning(
             f'the training state holds the random streams of {len(saved)} process(es), this run has '
