@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import re
 import signal
@@ -416,3 +417,28 @@ def test_a_non_strict_load_reports_what_it_left_out(tmp_path, monkeypatch):
     warned.clear()
     torch.save({'params': build_network(deepcopy(TINY_RRDB)).state_dict()}, tmp_path / 'same.pth')
     assert weights.load_weights(net, tmp_path / 'same.pth', strict=False) is None and not warned
+
+
+def test_a_state_of_another_number_of_processes_says_its_random_streams_start_afresh():
+    """A training state holds one set of random streams per process: resumed on another number of processes there
+    is none to give each, and one warning says the run is not the stopped one's continued exactly."""
+    opt = {
+        'name': 'x', 'rank': 0, 'world_size': 1, 'logger': {'print_freq': 1, 'use_tb_logger': False},
+        'train': {'total_iter': 2}, 'datasets': {'train': {'batch_size_per_gpu': 1}},
+    }  # fmt: skip
+    empty = SimpleNamespace(reset=lambda: None, next=lambda: None)
+    sampler = SimpleNamespace(set_epoch=lambda epoch: None, start_at=lambda samples: None)
+    state = {'epoch': 0, 'iter': 1, 'random': [{}, {}]}  # 2 processes' streams
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append  # basicsr's logger does not propagate: caplog sees nothing
+    logging.getLogger('basicsr').addHandler(handler)
+    try:
+        with pytest.raises(AesopError, match='gave no batch'):
+            pipeline.train(
+                opt, None, prefetcher=empty, sampler=sampler, val_loaders=[], tb_logger=None, resume_state=state
+            )
+    finally:
+        logging.getLogger('basicsr').removeHandler(handler)
+    expected = 'the training state holds the random streams of 2 process(es), this run has 1: they start afresh'
+    assert any(r.getMessage().startswith(expected) for r in records)
